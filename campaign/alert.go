@@ -1,0 +1,195 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"outreach/internal/apperr"
+	"outreach/subscriber"
+	"outreach/tenant"
+)
+
+// MaxAlertContacts bounds one alert's contact list (a health authority names
+// thousands; the JSON body limit usually binds first).
+const MaxAlertContacts = 200_000
+
+// contactChunk is how many numbers go to the store in one call.
+const contactChunk = 1000
+
+// AlertInput is an exposure alert to create and start at once.
+type AlertInput struct {
+	Name      string             `json:"name"`
+	Channels  []Channel          `json:"channels"`
+	Templates map[Channel]string `json:"templates"`
+	Contacts  []string           `json:"contacts"`
+	// PushFallbackSMS sends the SMS template to a contact with no device.
+	PushFallbackSMS bool `json:"push_fallback_sms"`
+}
+
+// InvalidContact is a contact that is not a valid number; Index is its
+// 0-based position in the request's contacts.
+type InvalidContact struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+}
+
+// AlertResult is what creating an alert did.
+type AlertResult struct {
+	ID    string `json:"id"`
+	State State  `json:"state"`
+	// Contacts is how many distinct valid numbers the alert goes to.
+	Contacts        int              `json:"contacts"`
+	Duplicates      int              `json:"duplicates"`
+	InvalidContacts []InvalidContact `json:"invalid_contacts"`
+}
+
+// AlertView is an alert with its report.
+type AlertView struct {
+	Campaign
+	Stats Stats `json:"stats"`
+}
+
+// CreateAlert validates an exposure alert, makes subscribers of contacts not
+// yet known, stores the alert with its contact list and starts it. Invalid
+// contacts are reported by position and left out; if none is valid, nothing
+// is created (422). The audit entry records who, how many and which
+// templates, never the numbers.
+func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertInput) (AlertResult, error) {
+	fe := apperr.FieldErrors{}
+	name := strings.TrimSpace(in.Name)
+	checkName(fe, "name", name)
+	if err := s.checkChannels(ctx, p, fe, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
+		return AlertResult{}, err
+	}
+	res := AlertResult{InvalidContacts: []InvalidContact{}}
+	var numbers []string
+	switch {
+	case len(in.Contacts) == 0:
+		fe.Add("contacts", "at least one phone number")
+	case len(in.Contacts) > MaxAlertContacts:
+		fe.Add("contacts", "at most %d numbers in one alert", MaxAlertContacts)
+	default:
+		seen := make(map[string]bool, len(in.Contacts))
+		for i, raw := range in.Contacts {
+			num, err := subscriber.NormalizeMSISDN(raw)
+			if err != nil {
+				res.InvalidContacts = append(res.InvalidContacts, InvalidContact{Index: i, Reason: contactReason(raw)})
+				continue
+			}
+			if seen[num] {
+				res.Duplicates++
+				continue
+			}
+			seen[num] = true
+			numbers = append(numbers, num)
+		}
+		if len(numbers) == 0 {
+			fe.Add("contacts", "none of the %d contacts is a valid phone number%s",
+				len(in.Contacts), firstInvalid(res.InvalidContacts))
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return AlertResult{}, err
+	}
+
+	ids := make([]int64, 0, len(numbers))
+	for start := 0; start < len(numbers); start += contactChunk {
+		chunk := numbers[start:min(start+contactChunk, len(numbers))]
+		got, err := s.Subscribers.EnsureSubscribers(ctx, p.TenantID, chunk)
+		if err != nil {
+			return AlertResult{}, fmt.Errorf("ensure subscribers: %w", err)
+		}
+		for _, num := range chunk {
+			id, ok := got[num]
+			if !ok {
+				return AlertResult{}, fmt.Errorf("ensure subscribers: no id for %s", subscriber.Mask(num))
+			}
+			ids = append(ids, id)
+		}
+	}
+
+	// The alert is stored as a draft, given its contacts, and only then
+	// moved to running: a worker scanning active campaigns must never see
+	// a running alert with a contact list still being written.
+	now := s.now().UTC()
+	c := Campaign{
+		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: KindExposureAlert,
+		Channels: in.Channels, Templates: in.Templates, PushFallbackSMS: in.PushFallbackSMS,
+		State: StateDraft, CreatedBy: p.KeyID, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.Store.CreateCampaign(ctx, &c); err != nil {
+		return AlertResult{}, fmt.Errorf("create alert: %w", err)
+	}
+	for start := 0; start < len(ids); start += contactChunk {
+		if err := s.Store.AddContacts(ctx, c.ID, ids[start:min(start+contactChunk, len(ids))]); err != nil {
+			return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
+		}
+	}
+	from, to, err := Transition(ActionStart)
+	if err != nil {
+		return AlertResult{}, err
+	}
+	started, err := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now)
+	if err != nil {
+		return AlertResult{}, fmt.Errorf("start alert: %w", err)
+	}
+	s.Audit(ctx, p, "alert.create", "campaign", c.ID, map[string]any{
+		"name": name, "channels": c.Channels, "templates": c.Templates,
+		"contacts": len(numbers), "invalid_contacts": len(res.InvalidContacts), "duplicates": res.Duplicates,
+	})
+	s.kick(ctx, started)
+	res.ID, res.State, res.Contacts = started.ID, started.State, len(numbers)
+	return res, nil
+}
+
+// contactReason says why a contact is refused without repeating the number.
+func contactReason(raw string) string {
+	s := strings.TrimSpace(raw)
+	switch {
+	case s == "":
+		return "empty"
+	case len(s) > 32:
+		return "too long to be a phone number"
+	}
+	return "not a valid phone number"
+}
+
+func firstInvalid(inv []InvalidContact) string {
+	if len(inv) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" (")
+	for i, c := range inv {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(inv)-5)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "index %d: %s", c.Index, c.Reason)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// GetAlert reads an exposure alert with its report. An install promotion's
+// id is not an alert: apperr.ErrNotFound.
+func (s *Service) GetAlert(ctx context.Context, p tenant.Principal, id string) (AlertView, error) {
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err != nil {
+		return AlertView{}, err
+	}
+	if c.Kind != KindExposureAlert {
+		return AlertView{}, apperr.NotFound("alert")
+	}
+	st, err := s.stats(ctx, c)
+	if err != nil {
+		return AlertView{}, err
+	}
+	return AlertView{Campaign: c, Stats: st}, nil
+}

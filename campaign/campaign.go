@@ -1,0 +1,92 @@
+// Package campaign holds campaigns (install promotions and exposure alerts),
+// their audiences, the state machine and deliveries.
+package campaign
+
+import (
+	"time"
+)
+
+// Kind of campaign.
+type Kind string
+
+const (
+	KindInstallPromotion Kind = "install_promotion"
+	KindExposureAlert    Kind = "exposure_alert"
+)
+
+// Marketing reports whether the marketing policy (window, cap, label, opt-out)
+// applies to this kind.
+func (k Kind) Marketing() bool { return k != KindExposureAlert }
+
+// Channel a message goes out on.
+type Channel string
+
+const (
+	ChannelSMS  Channel = "sms"
+	ChannelPush Channel = "push"
+)
+
+// State of a campaign.
+type State string
+
+const (
+	StateDraft     State = "draft"
+	StateScheduled State = "scheduled"
+	StateRunning   State = "running"
+	StatePaused    State = "paused"
+	StateCompleted State = "completed"
+	StateCancelled State = "cancelled"
+)
+
+// Audience is a filter over the tenant's subscribers, evaluated in the store.
+// For an exposure alert the audience is the campaign's contact list instead.
+type Audience struct {
+	Regions    []string          `json:"regions,omitempty"`
+	Installed  *bool             `json:"installed,omitempty"`
+	List       string            `json:"list,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Reward is the data bonus an install earns.
+type Reward struct {
+	DataMB          int64 `json:"data_mb"`
+	BudgetMB        int64 `json:"budget_mb"`
+	AttributionDays int   `json:"attribution_days"`
+}
+
+// Campaign is one install promotion or exposure alert.
+type Campaign struct {
+	ID        string             `json:"id"`
+	TenantID  string             `json:"-"`
+	Name      string             `json:"name"`
+	Kind      Kind               `json:"kind"`
+	Channels  []Channel          `json:"channels"`
+	Templates map[Channel]string `json:"templates"`
+	Audience  Audience           `json:"audience"`
+	// PushFallbackSMS sends the SMS template to a subscriber with no device.
+	PushFallbackSMS bool       `json:"push_fallback_sms"`
+	RatePerSecond   int        `json:"rate_per_second"`
+	StartAt         *time.Time `json:"start_at,omitempty"`
+	EndBy           *time.Time `json:"end_by,omitempty"`
+	Reward          *Reward    `json:"reward,omitempty"`
+	State           State      `json:"state"`
+	// FanoutCursor is the last subscriber id fanned out; fan-out resumes
+	// after it.
+	FanoutCursor int64      `json:"-"`
+	FanoutDone   bool       `json:"-"`
+	CreatedBy    string     `json:"created_by,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+}
+
+// HasChannel reports whether the campaign sends on ch.
+func (c Campaign) HasChannel(ch Channel) bool {
+	for _, x := range c.Channels {
+		if x == ch {
+			return true
+		}
+	}
+	return false
+}

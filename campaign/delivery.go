@@ -1,0 +1,115 @@
+package campaign
+
+import (
+	"time"
+
+	"outreach/subscriber"
+)
+
+// Status of a delivery.
+type Status string
+
+const (
+	StatusPending     Status = "pending"
+	StatusSending     Status = "sending"
+	StatusSent        Status = "sent"
+	StatusDelivered   Status = "delivered"
+	StatusFailed      Status = "failed"
+	StatusUndelivered Status = "undelivered"
+	StatusUnknown     Status = "unknown"
+	StatusSkipped     Status = "skipped"
+)
+
+// AllStatuses in report order.
+var AllStatuses = []Status{StatusPending, StatusSending, StatusSent, StatusDelivered,
+	StatusFailed, StatusUndelivered, StatusUnknown, StatusSkipped}
+
+// Final reports whether the engine will do nothing more for this delivery
+// (a receipt may still move sent to delivered).
+func (s Status) Final() bool {
+	return s != StatusPending && s != StatusSending
+}
+
+// rank orders statuses so a receipt only moves a delivery forward.
+var rank = map[Status]int{
+	StatusPending: 0, StatusSending: 1, StatusUnknown: 2, StatusSent: 3,
+	StatusDelivered: 4, StatusUndelivered: 4, StatusFailed: 4, StatusSkipped: 4,
+}
+
+// Advances reports whether moving from s to next is forward.
+func (s Status) Advances(next Status) bool { return rank[next] > rank[s] }
+
+// SkipReason says why a delivery was not sent.
+type SkipReason string
+
+const (
+	SkipOptedOut          SkipReason = "opted_out"
+	SkipFrequencyCap      SkipReason = "frequency_cap"
+	SkipQuietHoursExpired SkipReason = "quiet_hours_expired"
+	SkipNoDevice          SkipReason = "no_device"
+	SkipInvalidNumber     SkipReason = "invalid_number"
+	SkipDuplicate         SkipReason = "duplicate"
+	SkipCampaignCancelled SkipReason = "cancelled"
+)
+
+// Delivery is one message to one recipient on one channel. It is unique per
+// (campaign, subscriber, channel).
+type Delivery struct {
+	ID                int64      `json:"id"`
+	TenantID          string     `json:"-"`
+	CampaignID        string     `json:"campaign_id"`
+	SubscriberID      int64      `json:"-"`
+	MSISDN            string     `json:"msisdn"`
+	Channel           Channel    `json:"channel"`
+	Status            Status     `json:"status"`
+	SkipReason        SkipReason `json:"skip_reason,omitempty"`
+	Provider          string     `json:"provider,omitempty"`
+	ProviderMessageID string     `json:"provider_message_id,omitempty"`
+	ErrorCode         string     `json:"error_code,omitempty"`
+	Attempts          int        `json:"attempts"`
+	Segments          int        `json:"segments"`
+	ReferralCode      string     `json:"referral_code,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+	SentAt            *time.Time `json:"sent_at,omitempty"`
+}
+
+// NewDelivery is a delivery fan-out is about to write.
+type NewDelivery struct {
+	SubscriberID int64
+	ReferralCode string
+}
+
+// Recipient is a claimed delivery with what sending needs of its subscriber.
+type Recipient struct {
+	Delivery
+	Region     string
+	Locale     string
+	Attributes map[string]string
+	OptedOut   bool
+	Devices    []subscriber.Device
+}
+
+// Outcome is the result of one send attempt, written back in batches.
+type Outcome struct {
+	CampaignID        string
+	SubscriberID      int64
+	Channel           Channel
+	Status            Status // sent, failed, unknown, skipped, or pending (retry later)
+	SkipReason        SkipReason
+	Provider          string
+	ProviderMessageID string
+	ErrorCode         string
+	Segments          int
+	At                time.Time
+}
+
+// Counts summarises a campaign's deliveries.
+type Counts struct {
+	// Audience is the number of distinct subscribers with a delivery.
+	Audience  int64
+	ByStatus  map[Status]int64
+	BySkip    map[SkipReason]int64
+	Segments  int64
+	ByChannel map[Channel]int64
+}

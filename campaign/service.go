@@ -1,0 +1,867 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"outreach/internal/apperr"
+	"outreach/subscriber"
+	"outreach/templates"
+	"outreach/tenant"
+)
+
+// Limits on what a request may ask for.
+const (
+	MaxNameLength      = 200
+	MaxTitleBytes      = 512
+	MaxDataEntries     = 32
+	MaxDataKeyLength   = 64
+	MaxListNameLength  = 100
+	MaxRegionCodeLen   = 32
+	MaxAudienceRegions = 1000
+	MaxAttributionDays = 90
+	DefaultPageSize    = 100
+	MaxPageSize        = 1000
+)
+
+// RewardStats reports a campaign's installs and rewards. The install and
+// reward packages implement it; until they are wired, Stats shows zeros.
+type RewardStats interface {
+	CampaignRewardStats(ctx context.Context, tenantID, campaignID string) (installs, granted, mb int64, err error)
+}
+
+// Service is what the API does with templates, campaigns and alerts: it
+// validates input, enforces the state machine, writes the audit trail and
+// hands running campaigns to the Dispatcher.
+type Service struct {
+	Store       Store
+	Subscribers subscriber.Store
+	Dispatcher  Dispatcher
+	Now         func() time.Time
+	// Rewards, when set, fills installs, conversion and rewards in Stats.
+	Rewards RewardStats
+	// Policy, when set, makes SMS previews of marketing messages show the
+	// label and opt-out text the workers add, so the count is what is paid.
+	Policy *Policy
+	// SampleVars fill the variables a preview request leaves out (say an
+	// InstallLink of the real base URL and code length), so that segment
+	// counts are realistic.
+	SampleVars templates.Vars
+	Logger     *slog.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// Audit appends to the audit trail on behalf of p. A failure is logged, not
+// returned: by then the change it records has happened and cannot be undone.
+// details must never hold a whole phone number, a token or a secret.
+func (s *Service) Audit(ctx context.Context, p tenant.Principal, action, objectType, objectID string, details any) {
+	var raw json.RawMessage
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err == nil {
+			raw = b
+		}
+	}
+	actor := p.KeyID
+	if actor == "" {
+		actor = "system"
+	}
+	e := AuditEntry{TenantID: p.TenantID, Actor: actor, Action: action, ObjectType: objectType,
+		ObjectID: objectID, Details: raw, At: s.now().UTC()}
+	if err := s.Store.Audit(ctx, e); err != nil {
+		s.logger().ErrorContext(ctx, "audit write failed", "action", action, "object_type", objectType,
+			"object_id", objectID, "err", err)
+	}
+}
+
+// ---- templates ----
+
+// TemplateInput is a template to create.
+type TemplateInput struct {
+	Name          string            `json:"name"`
+	Channel       Channel           `json:"channel"`
+	Locale        string            `json:"locale"`
+	Body          string            `json:"body"`
+	Title         string            `json:"title"`
+	Data          map[string]string `json:"data"`
+	Transliterate bool              `json:"transliterate"`
+}
+
+// CreateTemplate validates and stores a template. Every invalid field is
+// named in one apperr.FieldErrors. An empty locale means vi.
+func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in TemplateInput) (MessageTemplate, error) {
+	fe := apperr.FieldErrors{}
+	name := strings.TrimSpace(in.Name)
+	checkName(fe, "name", name)
+	switch in.Channel {
+	case ChannelSMS, ChannelPush:
+	case "":
+		fe.Add("channel", "required: sms or push")
+	default:
+		fe.Add("channel", "must be sms or push, not %q", in.Channel)
+	}
+	locale := in.Locale
+	if locale == "" {
+		locale = "vi"
+	}
+	if locale != "vi" && locale != "en" {
+		fe.Add("locale", "must be vi or en, not %q", in.Locale)
+	}
+	if strings.TrimSpace(in.Body) == "" {
+		fe.Add("body", "required")
+	} else if _, err := templates.Parse(name, in.Body); err != nil {
+		fe.Add("body", "%s", templateReason(err))
+	}
+	switch in.Channel {
+	case ChannelPush:
+		if strings.TrimSpace(in.Title) == "" {
+			fe.Add("title", "required for a push template")
+		} else if len(in.Title) > MaxTitleBytes {
+			fe.Add("title", "over %d bytes", MaxTitleBytes)
+		} else if _, err := templates.Parse(name+".title", in.Title); err != nil {
+			fe.Add("title", "%s", templateReason(err))
+		}
+		if len(in.Data) > MaxDataEntries {
+			fe.Add("data", "at most %d entries", MaxDataEntries)
+		}
+		for k, v := range in.Data {
+			if k == "" || len(k) > MaxDataKeyLength {
+				fe.Add("data", "keys must be 1 to %d bytes", MaxDataKeyLength)
+				continue
+			}
+			if _, err := templates.Parse(name+".data."+k, v); err != nil {
+				fe.Add("data."+k, "%s", templateReason(err))
+			}
+		}
+	case ChannelSMS:
+		if in.Title != "" {
+			fe.Add("title", "only push templates have a title")
+		}
+		if len(in.Data) > 0 {
+			fe.Add("data", "only push templates carry data")
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return MessageTemplate{}, err
+	}
+	t := MessageTemplate{
+		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Channel: in.Channel, Locale: locale,
+		Body: in.Body, Title: in.Title, Data: in.Data, Transliterate: in.Transliterate,
+		CreatedAt: s.now().UTC(),
+	}
+	if err := s.Store.CreateTemplate(ctx, &t); err != nil {
+		return MessageTemplate{}, fmt.Errorf("create template: %w", err)
+	}
+	s.Audit(ctx, p, "template.create", "template", t.ID, map[string]any{
+		"name": t.Name, "channel": t.Channel, "locale": t.Locale})
+	return t, nil
+}
+
+// GetTemplate reads one of the tenant's templates.
+func (s *Service) GetTemplate(ctx context.Context, p tenant.Principal, id string) (MessageTemplate, error) {
+	return s.Store.GetTemplate(ctx, p.TenantID, id)
+}
+
+// PreviewInput asks for one rendering of a template. Vars holds Name,
+// InstallLink, Region (strings), RewardMB (a whole number) and any other key
+// as a custom attribute ({{.Attr "key"}}); "Attributes" may also hold an
+// object of them. Kind says which policy the SMS text gets: empty means
+// exposure_alert for a health key and install_promotion for any other.
+type PreviewInput struct {
+	Vars map[string]any `json:"vars"`
+	Kind Kind           `json:"kind"`
+}
+
+// Preview is one rendered template. For SMS it carries the encoding,
+// characters and segments; for push the title, body text and data.
+type Preview struct {
+	Channel    Channel            `json:"channel"`
+	Title      string             `json:"title,omitempty"`
+	Text       string             `json:"text"`
+	Data       map[string]string  `json:"data,omitempty"`
+	Encoding   templates.Encoding `json:"encoding,omitempty"`
+	Characters int                `json:"characters"`
+	Segments   int                `json:"segments"`
+}
+
+// MarshalJSON leaves the SMS counts out of a push preview.
+func (p Preview) MarshalJSON() ([]byte, error) {
+	type plain Preview
+	if p.Channel == ChannelSMS {
+		return json.Marshal(plain(p))
+	}
+	return json.Marshal(struct {
+		Channel Channel           `json:"channel"`
+		Title   string            `json:"title"`
+		Text    string            `json:"text"`
+		Data    map[string]string `json:"data,omitempty"`
+	}{p.Channel, p.Title, p.Text, p.Data})
+}
+
+// PreviewTemplate renders a template with the given variables and, for SMS,
+// measures it: the text is what would be sent (transliterated if the
+// template asks, with the marketing label and opt-out text when Policy is
+// set and the kind is marketing).
+func (s *Service) PreviewTemplate(ctx context.Context, p tenant.Principal, id string, in PreviewInput) (Preview, error) {
+	t, err := s.Store.GetTemplate(ctx, p.TenantID, id)
+	if err != nil {
+		return Preview{}, err
+	}
+	vars, err := s.previewVars(in.Vars)
+	if err != nil {
+		return Preview{}, err
+	}
+	kind := in.Kind
+	switch kind {
+	case "":
+		kind = KindInstallPromotion
+		if p.Role == tenant.RoleHealth {
+			kind = KindExposureAlert
+		}
+	case KindInstallPromotion, KindExposureAlert:
+	default:
+		return Preview{}, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
+	}
+	render := func(field, name, body string) (string, error) {
+		tm, err := templates.Parse(name, body)
+		if err != nil {
+			return "", apperr.FieldErrors{field: "stored template no longer parses: " + templateReason(err)}
+		}
+		out, err := tm.Render(vars)
+		if err != nil {
+			return "", apperr.FieldErrors{"vars": templateReason(err)}
+		}
+		return out, nil
+	}
+	body, err := render("body", t.Name, t.Body)
+	if err != nil {
+		return Preview{}, err
+	}
+	if t.Channel == ChannelSMS {
+		text := body
+		if s.Policy != nil {
+			text = s.Policy.DecorateSMS(kind, text, t.Transliterate)
+		}
+		text, count := templates.Preview(text, t.Transliterate)
+		return Preview{Channel: ChannelSMS, Text: text, Encoding: count.Encoding,
+			Characters: count.Characters, Segments: count.Segments}, nil
+	}
+	title, err := render("title", t.Name+".title", t.Title)
+	if err != nil {
+		return Preview{}, err
+	}
+	var data map[string]string
+	if len(t.Data) > 0 {
+		data = make(map[string]string, len(t.Data))
+		for k, v := range t.Data {
+			if data[k], err = render("data."+k, t.Name+".data."+k, v); err != nil {
+				return Preview{}, err
+			}
+		}
+	}
+	return Preview{Channel: t.Channel, Title: title, Text: body, Data: data}, nil
+}
+
+func (s *Service) previewVars(in map[string]any) (templates.Vars, error) {
+	v := s.SampleVars
+	attrs := make(map[string]string, len(v.Attributes)+len(in))
+	for k, x := range v.Attributes {
+		attrs[k] = x
+	}
+	fe := apperr.FieldErrors{}
+	str := func(key string, x any) (string, bool) {
+		switch x := x.(type) {
+		case string:
+			return x, true
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64), true
+		case json.Number:
+			return x.String(), true
+		case bool:
+			return strconv.FormatBool(x), true
+		}
+		fe.Add("vars."+key, "must be a string or a number")
+		return "", false
+	}
+	for key, x := range in {
+		switch key {
+		case "Name", "InstallLink", "Region":
+			sv, ok := x.(string)
+			if !ok {
+				fe.Add("vars."+key, "must be a string")
+				continue
+			}
+			switch key {
+			case "Name":
+				v.Name = sv
+			case "InstallLink":
+				v.InstallLink = sv
+			case "Region":
+				v.Region = sv
+			}
+		case "RewardMB":
+			n, ok := wholeNumber(x)
+			if !ok {
+				fe.Add("vars.RewardMB", "must be a whole number")
+				continue
+			}
+			v.RewardMB = n
+		case "Attributes":
+			m, ok := x.(map[string]any)
+			if !ok {
+				fe.Add("vars.Attributes", "must be an object of strings")
+				continue
+			}
+			for k, y := range m {
+				if sv, ok := str("Attributes."+k, y); ok {
+					attrs[k] = sv
+				}
+			}
+		default:
+			if sv, ok := str(key, x); ok {
+				attrs[key] = sv
+			}
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return templates.Vars{}, err
+	}
+	v.Attributes = attrs
+	return v, nil
+}
+
+func wholeNumber(x any) (int64, bool) {
+	switch x := x.(type) {
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return 0, false
+		}
+		return int64(x), true
+	case json.Number:
+		n, err := x.Int64()
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// templateReason is what a templates error says, without the "template
+// NAME:" prefix the field name already gives.
+func templateReason(err error) string {
+	var te *templates.Error
+	if errors.As(err, &te) {
+		return te.Reason
+	}
+	return err.Error()
+}
+
+// ---- campaigns ----
+
+// CampaignInput is an install promotion to create. Exposure alerts are
+// created with CreateAlert.
+type CampaignInput struct {
+	Name            string             `json:"name"`
+	Kind            Kind               `json:"kind"`
+	Channels        []Channel          `json:"channels"`
+	Templates       map[Channel]string `json:"templates"`
+	Audience        Audience           `json:"audience"`
+	PushFallbackSMS bool               `json:"push_fallback_sms"`
+	RatePerSecond   int                `json:"rate_per_second"`
+	StartAt         *time.Time         `json:"start_at"`
+	EndBy           *time.Time         `json:"end_by"`
+	Reward          *Reward            `json:"reward"`
+}
+
+// CreateCampaign validates and stores an install promotion in state draft.
+// An empty kind means install_promotion; the reward is optional.
+func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in CampaignInput) (Campaign, error) {
+	fe := apperr.FieldErrors{}
+	name := strings.TrimSpace(in.Name)
+	checkName(fe, "name", name)
+	kind := in.Kind
+	switch kind {
+	case "", KindInstallPromotion:
+		kind = KindInstallPromotion
+	case KindExposureAlert:
+		fe.Add("kind", "exposure alerts are created with POST /v1/alerts")
+	default:
+		fe.Add("kind", "must be install_promotion, not %q", in.Kind)
+	}
+	if err := s.checkChannels(ctx, p, fe, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
+		return Campaign{}, err
+	}
+	if in.RatePerSecond < 0 {
+		fe.Add("rate_per_second", "must be 0 (no campaign limit) or more")
+	}
+	now := s.now()
+	if in.StartAt != nil && in.StartAt.IsZero() {
+		fe.Add("start_at", "must be a time")
+	}
+	if in.EndBy != nil {
+		switch {
+		case !in.EndBy.After(now):
+			fe.Add("end_by", "must be in the future")
+		case in.StartAt != nil && !in.EndBy.After(*in.StartAt):
+			fe.Add("end_by", "must be after start_at")
+		}
+	}
+	regions, err := s.checkAudience(ctx, p, fe, in.Audience)
+	if err != nil {
+		return Campaign{}, err
+	}
+	if r := in.Reward; r != nil {
+		if r.DataMB <= 0 {
+			fe.Add("reward.data_mb", "must be more than 0")
+		}
+		if r.BudgetMB < r.DataMB || r.BudgetMB <= 0 {
+			fe.Add("reward.budget_mb", "must be at least data_mb")
+		}
+		if r.AttributionDays < 1 || r.AttributionDays > MaxAttributionDays {
+			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return Campaign{}, err
+	}
+	aud := in.Audience
+	aud.Regions = regions
+	aud.List = strings.TrimSpace(aud.List)
+	c := Campaign{
+		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: kind,
+		Channels: in.Channels, Templates: in.Templates, Audience: aud,
+		PushFallbackSMS: in.PushFallbackSMS, RatePerSecond: in.RatePerSecond,
+		StartAt: utcPtr(in.StartAt), EndBy: utcPtr(in.EndBy), Reward: in.Reward,
+		State: StateDraft, CreatedBy: p.KeyID, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+	}
+	if err := s.Store.CreateCampaign(ctx, &c); err != nil {
+		return Campaign{}, fmt.Errorf("create campaign: %w", err)
+	}
+	s.Audit(ctx, p, "campaign.create", "campaign", c.ID, map[string]any{
+		"name": c.Name, "kind": c.Kind, "channels": c.Channels, "templates": c.Templates})
+	return c, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func checkName(fe apperr.FieldErrors, field, name string) {
+	switch {
+	case name == "":
+		fe.Add(field, "required")
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		fe.Add(field, "at most %d characters", MaxNameLength)
+	case !utf8.ValidString(name):
+		fe.Add(field, "must be UTF-8")
+	}
+}
+
+// checkChannels validates channels and their templates, which must exist in
+// this tenant and be for the channel they are given for. It returns an
+// error only for a store failure; field problems go into fe.
+func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors,
+	channels []Channel, tmpls map[Channel]string, fallback bool) error {
+	if len(channels) == 0 {
+		fe.Add("channels", "at least one of sms, push")
+	}
+	seen := map[Channel]bool{}
+	for _, ch := range channels {
+		switch ch {
+		case ChannelSMS, ChannelPush:
+		default:
+			fe.Add("channels", "must be sms or push, not %q", ch)
+			continue
+		}
+		if seen[ch] {
+			fe.Add("channels", "%s is listed twice", ch)
+		}
+		seen[ch] = true
+	}
+	need := map[Channel]bool{}
+	for ch := range seen {
+		need[ch] = true
+	}
+	if fallback {
+		if !seen[ChannelPush] {
+			fe.Add("push_fallback_sms", "only applies with the push channel")
+		}
+		need[ChannelSMS] = true
+	}
+	for ch := range tmpls {
+		if !need[ch] {
+			fe.Add("templates."+string(ch), "no channel %q in channels", ch)
+		}
+	}
+	for _, ch := range []Channel{ChannelSMS, ChannelPush} {
+		if !need[ch] {
+			continue
+		}
+		field := "templates." + string(ch)
+		id := tmpls[ch]
+		if id == "" {
+			fe.Add(field, "required for channel %s", ch)
+			continue
+		}
+		t, err := s.Store.GetTemplate(ctx, p.TenantID, id)
+		if errors.Is(err, apperr.ErrNotFound) {
+			fe.Add(field, "no template %q", id)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read template: %w", err)
+		}
+		if t.Channel != ch {
+			fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
+		}
+	}
+	return nil
+}
+
+// checkAudience validates the filter; it returns the region codes trimmed.
+// Region codes must be known when the tenant has loaded its regions.
+func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, a Audience) ([]string, error) {
+	if len(a.Regions) > MaxAudienceRegions {
+		fe.Add("audience.regions", "at most %d regions", MaxAudienceRegions)
+		return nil, nil
+	}
+	var regions []string
+	if len(a.Regions) > 0 {
+		known := map[string]bool{}
+		if s.Subscribers != nil {
+			rs, err := s.Subscribers.ListRegions(ctx, p.TenantID)
+			if err != nil {
+				return nil, fmt.Errorf("list regions: %w", err)
+			}
+			for _, r := range rs {
+				known[r.Code] = true
+			}
+		}
+		var unknown []string
+		for _, code := range a.Regions {
+			code = strings.TrimSpace(code)
+			switch {
+			case code == "" || len(code) > MaxRegionCodeLen:
+				fe.Add("audience.regions", "codes must be 1 to %d characters", MaxRegionCodeLen)
+				continue
+			case len(known) > 0 && !known[code]:
+				unknown = append(unknown, code)
+			}
+			regions = append(regions, code)
+		}
+		if len(unknown) > 0 {
+			fe.Add("audience.regions", "unknown region codes: %s", strings.Join(unknown, ", "))
+		}
+	}
+	if len(a.List) > MaxListNameLength {
+		fe.Add("audience.list", "at most %d characters", MaxListNameLength)
+	}
+	for k := range a.Attributes {
+		if strings.TrimSpace(k) == "" {
+			fe.Add("audience.attributes", "names must not be empty")
+		}
+	}
+	return regions, nil
+}
+
+// List lists the tenant's campaigns, newest first; kind "" means all.
+func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, limit int) ([]Campaign, error) {
+	switch kind {
+	case "", KindInstallPromotion, KindExposureAlert:
+	default:
+		return nil, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
+	}
+	limit, err := pageSize(limit)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.Store.ListCampaigns(ctx, p.TenantID, kind, limit)
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		cs = []Campaign{}
+	}
+	return cs, nil
+}
+
+// Get reads one of the tenant's campaigns.
+func (s *Service) Get(ctx context.Context, p tenant.Principal, id string) (Campaign, error) {
+	return s.Store.GetCampaign(ctx, p.TenantID, id)
+}
+
+// mayChange refuses a change to an exposure alert by a key that may not
+// send alerts: a marketer can read alerts but not pause or cancel them.
+func mayChange(p tenant.Principal, c Campaign) error {
+	if c.Kind == KindExposureAlert && !p.Role.Allows(tenant.RoleHealth) {
+		return fmt.Errorf("%w: only a health or admin key may change an exposure alert", apperr.ErrForbidden)
+	}
+	return nil
+}
+
+// Act applies a user's state change. start moves a draft to scheduled when
+// its start_at is in the future, else to running; starting a campaign that
+// is already scheduled for the future is a conflict (a retried request must
+// not turn a schedule into an immediate send). start and resume kick the
+// workers. An illegal move is apperr.ErrConflict.
+func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action Action) (Campaign, error) {
+	switch action {
+	case ActionStart, ActionPause, ActionResume, ActionCancel:
+	default:
+		return Campaign{}, apperr.Conflict("unknown action %q", action)
+	}
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err != nil {
+		return Campaign{}, err
+	}
+	if err := mayChange(p, c); err != nil {
+		return Campaign{}, err
+	}
+	now := s.now()
+	effective := action
+	if action == ActionStart && c.StartAt != nil && c.StartAt.After(now) {
+		if c.State == StateScheduled {
+			return Campaign{}, apperr.Conflict("campaign is already scheduled to start at %s",
+				c.StartAt.UTC().Format(time.RFC3339))
+		}
+		effective = ActionSchedule
+	}
+	from, to, err := Transition(effective)
+	if err != nil {
+		return Campaign{}, err
+	}
+	if !stateIn(c.State, from) {
+		return Campaign{}, apperr.Conflict("cannot %s a campaign that is %s", action, c.State)
+	}
+	updated, err := s.Store.TransitionCampaign(ctx, p.TenantID, id, from, to, now.UTC())
+	if err != nil {
+		if errors.Is(err, apperr.ErrConflict) {
+			return Campaign{}, apperr.Conflict("cannot %s the campaign: its state changed meanwhile", action)
+		}
+		return Campaign{}, err
+	}
+	s.Audit(ctx, p, "campaign."+string(action), "campaign", id, map[string]any{
+		"from": c.State, "to": updated.State})
+	if updated.State == StateRunning {
+		s.kick(ctx, updated)
+	}
+	return updated, nil
+}
+
+// kick hands a running campaign to the workers. A failure is logged, not
+// returned: the campaign is running in the store, which is the truth, and
+// the workers' reconciler picks up every active campaign from there.
+func (s *Service) kick(ctx context.Context, c Campaign) {
+	if s.Dispatcher == nil {
+		return
+	}
+	if err := s.Dispatcher.Kick(ctx, c); err != nil {
+		s.logger().ErrorContext(ctx, "kick campaign failed; the reconciler will pick it up",
+			"campaign_id", c.ID, "err", err)
+	}
+}
+
+func stateIn(s State, in []State) bool {
+	for _, x := range in {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SendTest renders the campaign's messages for one MSISDN (any accepted
+// form) and sends them at once, outside the campaign's ledger.
+func (s *Service) SendTest(ctx context.Context, p tenant.Principal, id, msisdn string) ([]TestResult, error) {
+	num, err := subscriber.NormalizeMSISDN(msisdn)
+	if err != nil {
+		return nil, apperr.FieldErrors{"msisdn": "not a valid phone number"}
+	}
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := mayChange(p, c); err != nil {
+		return nil, err
+	}
+	if s.Dispatcher == nil {
+		return nil, errors.New("send test: no dispatcher configured")
+	}
+	res, err := s.Dispatcher.SendTest(ctx, c, num)
+	if err != nil {
+		return nil, err
+	}
+	s.Audit(ctx, p, "campaign.test", "campaign", id, map[string]any{"msisdn": subscriber.Mask(num)})
+	if res == nil {
+		res = []TestResult{}
+	}
+	return res, nil
+}
+
+// ---- stats and deliveries ----
+
+// Stats is the campaign report.
+type Stats struct {
+	ID             string               `json:"id"`
+	Name           string               `json:"name"`
+	Kind           Kind                 `json:"kind"`
+	State          State                `json:"state"`
+	Audience       int64                `json:"audience"`
+	Deliveries     map[Status]int64     `json:"deliveries"`
+	Skipped        map[SkipReason]int64 `json:"skipped"`
+	Channels       map[Channel]int64    `json:"channels"`
+	Segments       int64                `json:"segments"`
+	Installs       int64                `json:"installs"`
+	ConversionRate float64              `json:"conversion_rate"`
+	Rewards        RewardTotals         `json:"rewards"`
+}
+
+// RewardTotals are the rewards a campaign has granted.
+type RewardTotals struct {
+	Granted int64 `json:"granted"`
+	MB      int64 `json:"mb"`
+}
+
+// Stats reports a campaign's deliveries and, when Rewards is set, its
+// installs and rewards. Every status appears, with 0 when none.
+func (s *Service) Stats(ctx context.Context, p tenant.Principal, id string) (Stats, error) {
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err != nil {
+		return Stats{}, err
+	}
+	return s.stats(ctx, c)
+}
+
+func (s *Service) stats(ctx context.Context, c Campaign) (Stats, error) {
+	counts, err := s.Store.DeliveryCounts(ctx, c.TenantID, c.ID)
+	if err != nil {
+		return Stats{}, fmt.Errorf("delivery counts: %w", err)
+	}
+	st := Stats{ID: c.ID, Name: c.Name, Kind: c.Kind, State: c.State, Audience: counts.Audience,
+		Deliveries: make(map[Status]int64, len(AllStatuses)), Skipped: map[SkipReason]int64{},
+		Channels: map[Channel]int64{}, Segments: counts.Segments}
+	for _, status := range AllStatuses {
+		st.Deliveries[status] = counts.ByStatus[status]
+	}
+	for r, n := range counts.BySkip {
+		st.Skipped[r] = n
+	}
+	for _, ch := range c.Channels {
+		st.Channels[ch] = counts.ByChannel[ch]
+	}
+	for ch, n := range counts.ByChannel {
+		st.Channels[ch] = n
+	}
+	if s.Rewards != nil {
+		installs, granted, mb, err := s.Rewards.CampaignRewardStats(ctx, c.TenantID, c.ID)
+		if err != nil {
+			return Stats{}, fmt.Errorf("reward stats: %w", err)
+		}
+		st.Installs, st.Rewards = installs, RewardTotals{Granted: granted, MB: mb}
+		if st.Audience > 0 {
+			st.ConversionRate = float64(installs) / float64(st.Audience)
+		}
+	}
+	return st, nil
+}
+
+// DeliveryQuery pages a campaign's deliveries by id.
+type DeliveryQuery struct {
+	Status Status
+	After  int64
+	Limit  int
+}
+
+// DeliveryPage is one page; NextAfter, when not 0, is the After of the next.
+type DeliveryPage struct {
+	Deliveries []Delivery `json:"deliveries"`
+	NextAfter  int64      `json:"next_after,omitempty"`
+}
+
+// Deliveries pages a campaign's deliveries, filtered by status. The numbers
+// an exposure alert went to are masked unless the key may send alerts.
+func (s *Service) Deliveries(ctx context.Context, p tenant.Principal, id string, q DeliveryQuery) (DeliveryPage, error) {
+	fe := apperr.FieldErrors{}
+	if q.Status != "" && !statusKnown(q.Status) {
+		fe.Add("status", "unknown status %q", q.Status)
+	}
+	if q.After < 0 {
+		fe.Add("after", "must be 0 or more")
+	}
+	limit, err := pageSize(q.Limit)
+	if err != nil {
+		return DeliveryPage{}, err
+	}
+	if err := fe.Err(); err != nil {
+		return DeliveryPage{}, err
+	}
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err != nil {
+		return DeliveryPage{}, err
+	}
+	ds, err := s.Store.ListDeliveries(ctx, p.TenantID, id, q.Status, q.After, limit)
+	if err != nil {
+		return DeliveryPage{}, err
+	}
+	if ds == nil {
+		ds = []Delivery{}
+	}
+	if c.Kind == KindExposureAlert && !p.Role.Allows(tenant.RoleHealth) {
+		for i := range ds {
+			ds[i].MSISDN = subscriber.Mask(ds[i].MSISDN)
+		}
+	}
+	page := DeliveryPage{Deliveries: ds}
+	if len(ds) == limit {
+		page.NextAfter = ds[len(ds)-1].ID
+	}
+	return page, nil
+}
+
+func statusKnown(s Status) bool {
+	for _, x := range AllStatuses {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// pageSize applies the default page size to 0 and refuses sizes out of range.
+func pageSize(n int) (int, error) {
+	switch {
+	case n == 0:
+		return DefaultPageSize, nil
+	case n < 0 || n > MaxPageSize:
+		return 0, apperr.FieldErrors{"limit": fmt.Sprintf("must be 1 to %d", MaxPageSize)}
+	}
+	return n, nil
+}

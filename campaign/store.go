@@ -1,0 +1,85 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Store is what campaigns, fan-out and sending need from persistence.
+// Methods taking a tenantID scope every read and write to that tenant and
+// answer apperr.ErrNotFound for another tenant's object; the ones without
+// are for the workers, which act on ids they got from the store itself.
+type Store interface {
+	CreateTemplate(ctx context.Context, t *MessageTemplate) error
+	// GetTemplate reads a template of this tenant.
+	GetTemplate(ctx context.Context, tenantID, id string) (MessageTemplate, error)
+
+	CreateCampaign(ctx context.Context, c *Campaign) error
+	GetCampaign(ctx context.Context, tenantID, id string) (Campaign, error)
+	// CampaignByID reads a campaign of any tenant (workers).
+	CampaignByID(ctx context.Context, id string) (Campaign, error)
+	// ListCampaigns lists newest first; kind "" means all kinds.
+	ListCampaigns(ctx context.Context, tenantID string, kind Kind, limit int) ([]Campaign, error)
+	// TransitionCampaign moves the campaign to `to` if its state is one of
+	// `from`, else apperr.ErrConflict. Entering running sets started_at (if
+	// unset); entering a final state sets finished_at.
+	TransitionCampaign(ctx context.Context, tenantID, id string, from []State, to State, at time.Time) (Campaign, error)
+	// DueScheduled returns scheduled campaigns whose start_at <= now.
+	DueScheduled(ctx context.Context, now time.Time) ([]Campaign, error)
+	// ActiveCampaigns returns running and paused campaigns of every tenant.
+	ActiveCampaigns(ctx context.Context) ([]Campaign, error)
+
+	// AddContacts sets the audience of an exposure alert (subscriber ids).
+	AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error
+	// AudiencePage returns up to limit subscriber ids of the campaign's
+	// audience greater than afterID, ascending: the filter for a promotion,
+	// the contact list for an alert. Evaluated in the store, never loaded
+	// whole.
+	AudiencePage(ctx context.Context, c Campaign, afterID int64, limit int) ([]int64, error)
+	// InsertDeliveries writes pending deliveries for one channel in bulk,
+	// ignoring any that already exist; returns how many were new.
+	InsertDeliveries(ctx context.Context, c Campaign, ch Channel, ds []NewDelivery) (int, error)
+	// SetFanoutProgress records the cursor (and whether fan-out is done).
+	SetFanoutProgress(ctx context.Context, campaignID string, cursor int64, done bool) error
+
+	// ClaimDeliveries moves the given pending deliveries to sending
+	// (attempts+1) and returns them with their subscribers; deliveries not
+	// pending are left alone and not returned.
+	ClaimDeliveries(ctx context.Context, campaignID string, ch Channel, subscriberIDs []int64) ([]Recipient, error)
+	// RecordOutcomes writes send results in one batch. Status pending puts a
+	// delivery back for a retry.
+	RecordOutcomes(ctx context.Context, outs []Outcome) error
+	// MarketingSent counts, per subscriber, marketing deliveries sent since
+	// `since` across all the tenant's campaigns (the frequency cap).
+	MarketingSent(ctx context.Context, tenantID string, subscriberIDs []int64, since time.Time) (map[int64]int, error)
+	// UnfinishedPage returns up to limit subscriber ids after afterID whose
+	// delivery on ch is pending or sending (older than olderThan), for the
+	// reconciler and for completion checks.
+	UnfinishedPage(ctx context.Context, campaignID string, ch Channel, afterID int64, olderThan time.Time, limit int) ([]int64, error)
+	// CountUnfinished counts deliveries pending or sending.
+	CountUnfinished(ctx context.Context, campaignID string) (int64, error)
+	// ApplyReceipt moves the delivery with this provider message id forward
+	// to status (never backward); reports whether anything changed.
+	ApplyReceipt(ctx context.Context, provider, messageID string, status Status, errorCode string, at time.Time) (bool, error)
+	// DeliveryCounts summarises a campaign's deliveries.
+	DeliveryCounts(ctx context.Context, tenantID, campaignID string) (Counts, error)
+	// ListDeliveries pages deliveries by id; status "" means all.
+	ListDeliveries(ctx context.Context, tenantID, campaignID string, status Status, afterID int64, limit int) ([]Delivery, error)
+
+	// Audit appends to the audit trail.
+	Audit(ctx context.Context, e AuditEntry) error
+	ListAudit(ctx context.Context, tenantID string, limit int) ([]AuditEntry, error)
+}
+
+// AuditEntry records who did what.
+type AuditEntry struct {
+	ID         int64           `json:"id"`
+	TenantID   string          `json:"-"`
+	Actor      string          `json:"actor"` // API key id, or "system"
+	Action     string          `json:"action"`
+	ObjectType string          `json:"object_type"`
+	ObjectID   string          `json:"object_id"`
+	Details    json.RawMessage `json:"details,omitempty"`
+	At         time.Time       `json:"at"`
+}

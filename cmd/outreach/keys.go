@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"outreach/config"
+	"outreach/tenant"
+)
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
+	fs := newFlags("migrate", "Applies every store migration not applied yet.", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "Usage:\n  outreach keys create --tenant NAME --role admin|marketer|health|viewer\n  outreach keys install-secret --tenant NAME\n")
+		return errors.New("keys: want create or install-secret")
+	}
+	sub, rest := args[0], args[1:]
+	var fs = newFlags("keys "+sub, "", stderr)
+	name := fs.String("tenant", "", "tenant name (created if it does not exist)")
+	var role *string
+	switch sub {
+	case "create":
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: outreach keys create --tenant NAME --role ROLE\n\nCreates the tenant if needed and prints a new API key, once, alone on the last line.\n")
+			fs.PrintDefaults()
+		}
+		role = fs.String("role", "", "admin, marketer, health or viewer")
+	case "install-secret":
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: outreach keys install-secret --tenant NAME\n\nSets a new install-callback secret for the tenant and prints it once.\n")
+			fs.PrintDefaults()
+		}
+	default:
+		return fmt.Errorf("keys: unknown command %q (want create or install-secret)", sub)
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("keys: --tenant is required")
+	}
+	var r tenant.Role
+	if role != nil {
+		var err error
+		if r, err = tenant.ParseRole(*role); err != nil {
+			return fmt.Errorf("keys: --role: %w", err)
+		}
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, cfg.MigrateOnStart)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t, err := st.EnsureTenant(ctx, *name)
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", *name, err)
+	}
+	if sub == "install-secret" {
+		secret := tenant.NewSecret()
+		if err := st.SetInstallSecret(ctx, t.ID, secret); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "install-callback secret for tenant %s (shown once):\n", t.Name)
+		fmt.Fprintln(stdout, secret)
+		return nil
+	}
+	plain, hash := tenant.NewKey()
+	k := tenant.APIKey{ID: uuid.NewString(), TenantID: t.ID, Role: r, Hash: hash, CreatedAt: time.Now().UTC()}
+	if err := st.CreateAPIKey(ctx, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "API key %s for tenant %s, role %s (shown once):\n", k.ID, t.Name, r)
+	fmt.Fprintln(stdout, plain)
+	return nil
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"outreach/api"
+	"outreach/campaign"
+	"outreach/config"
+	"outreach/internal/queue"
+	"outreach/subscriber"
+	"outreach/worker"
+)
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// app is one process's wiring.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    store
+	queue    *queue.Conn
+	prov     *providers
+	engine   *worker.Engine
+	service  *campaign.Service
+	registry *prometheus.Registry
+	handler  http.Handler
+}
+
+func policyFrom(cfg *config.Config) campaign.Policy {
+	return campaign.Policy{Zone: cfg.Timezone, Window: cfg.SendWindow, Cap: cfg.FrequencyCap,
+		Label: cfg.MarketingLabel, OptOutText: cfg.OptOutText}
+}
+
+// newApp opens the store and the queue and wires every part; close it with
+// app.Close.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.store, err = openStore(ctx, cfg, cfg.MigrateOnStart); err != nil {
+		return nil, err
+	}
+	if a.queue, err = queue.Connect(cfg.RedisURL); err != nil {
+		return nil, fmt.Errorf("connect redis: %w", err)
+	}
+	if err = a.queue.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("connect redis: %w", err)
+	}
+	if a.prov, err = buildProviders(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	a.engine = worker.New(worker.Deps{
+		Store: a.store, Subscribers: a.store, Queue: a.queue, SMS: a.prov.SMS, Push: a.prov.Push,
+		Policy: policyFrom(cfg), Metrics: worker.NewMetrics(a.registry), Logger: log,
+		Settings: worker.Settings{
+			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
+			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency,
+			StatusCallback: statusCallback(cfg),
+		},
+	})
+	a.registry.MustRegister(worker.NewQueueCollector(a.queue))
+	a.service = &campaign.Service{Store: a.store, Subscribers: a.store, Dispatcher: a.engine, Logger: log}
+	a.handler = api.New(api.Deps{
+		Service: a.service, Tenants: a.store, Subscribers: a.store,
+		Importer: &subscriber.Importer{Store: a.store},
+		Ready:    a.ready, Registry: a.registry, Logger: log,
+	})
+	return a, nil
+}
+
+func statusCallback(cfg *config.Config) string {
+	if cfg.SMSProvider != "twilio" {
+		return ""
+	}
+	return cfg.PublicURL + "/webhooks/twilio/status"
+}
+
+func (a *app) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := a.queue.Ping(ctx); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Close releases everything newApp opened.
+func (a *app) Close() {
+	if a.engine != nil {
+		a.engine.Close()
+	}
+	if a.queue != nil {
+		a.queue.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// warnEmbedded says loudly what the embedded default means.
+func warnEmbedded(cfg *config.Config, log *slog.Logger) {
+	if cfg.RedisURL == "" {
+		log.Warn("EMBEDDED MODE: no OUTREACH_REDIS_URL, using an in-process Redis: queued work does NOT survive a restart " +
+			"(the store re-drives unfinished deliveries, but set OUTREACH_REDIS_URL in production)")
+	}
+	if strings.HasPrefix(cfg.DatabaseURL, "sqlite://") {
+		log.Warn("EMBEDDED MODE: using the SQLite store " + strings.TrimPrefix(cfg.DatabaseURL, "sqlite://") +
+			"; set OUTREACH_DATABASE_URL=postgres://... in production")
+	}
+	if cfg.SMSProvider == "log" || cfg.PushProvider == "log" {
+		log.Warn("EMBEDDED MODE: log providers in use: messages are written to the log and the outbox, not sent",
+			"sms_provider", cfg.SMSProvider, "push_provider", cfg.PushProvider)
+	}
+}
+
+func runServer(ctx context.Context, mode string, args []string, stdout, stderr io.Writer, getenv env) error {
+	summary := map[string]string{
+		"serve":  "Runs the admin API and the workers in one process.",
+		"api":    "Runs the admin API only (scale it apart from the workers).",
+		"worker": "Runs the workers only: fan-out, sending, the campaign monitor.",
+	}[mode]
+	fs := newFlags(mode, summary+"\nConfiguration comes from OUTREACH_* environment variables (README.md).", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+	warnEmbedded(cfg, log)
+	if mode != "serve" && cfg.RedisURL == "" {
+		return errors.New("OUTREACH_REDIS_URL: required for split api/worker processes (the in-process Redis is private to one process); use serve for the embedded default")
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	log.Info("starting", "mode", mode, "config", cfg.Redacted())
+
+	errc := make(chan error, 2)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if mode != "api" {
+		go func() { errc <- a.engine.Run(runCtx) }()
+	}
+	if mode != "worker" {
+		go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
+	} else {
+		// A worker still answers health checks and metrics.
+		go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	log.Info("shutting down")
+	return err
+}
+
+// serveHTTP serves h on addr until ctx ends; ready, when set, receives the
+// bound address (tests listen on port 0).
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready chan<- string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("OUTREACH_HTTP_ADDR: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"outreach/campaign"
+	"outreach/config"
+	"outreach/store/postgres"
+	"outreach/store/sqlite"
+	"outreach/subscriber"
+	"outreach/tenant"
+)
+
+// store is everything the binary needs of a store implementation.
+type store interface {
+	tenant.Store
+	subscriber.Store
+	campaign.Store
+	Ping(ctx context.Context) error
+	Migrate(ctx context.Context) error
+	Close() error
+}
+
+var (
+	_ store = (*sqlite.Store)(nil)
+	_ store = (*postgres.Store)(nil)
+)
+
+// openStore opens the configured store and, unless disabled, migrates it.
+func openStore(ctx context.Context, cfg *config.Config, migrate bool) (store, error) {
+	driver, dsn, err := cfg.Database()
+	if err != nil {
+		return nil, fmt.Errorf("OUTREACH_DATABASE_URL: %w", err)
+	}
+	var st store
+	switch driver {
+	case "postgres":
+		st, err = postgres.Open(ctx, dsn)
+	default:
+		st, err = sqlite.Open(ctx, dsn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if migrate {
+		if err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("migrate store: %w", err)
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,88 @@
+// Package testenv finds the real services tests run against. A suite that
+// needs PostgreSQL or Redis skips, naming the variable that enables it,
+// unless OUTREACH_TEST_REQUIRE_SERVICES=1 (set by CI), which turns a missing
+// service into a failure so that no suite is left out silently.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	// PostgresVar enables the PostgreSQL suites.
+	PostgresVar = "OUTREACH_TEST_DATABASE_URL"
+	// RedisVar enables the real-Redis suites.
+	RedisVar = "OUTREACH_TEST_REDIS_URL"
+	// RequireVar turns a missing service into a failure.
+	RequireVar = "OUTREACH_TEST_REQUIRE_SERVICES"
+)
+
+func need(t testing.TB, name, variable string) string {
+	t.Helper()
+	v := os.Getenv(variable)
+	if v != "" {
+		return v
+	}
+	if os.Getenv(RequireVar) == "1" {
+		t.Fatalf("%s is required (%s=1) but %s is not set", name, RequireVar, variable)
+	}
+	t.Skipf("real-service suite left out: set %s to run it against %s", variable, name)
+	return ""
+}
+
+// RedisURL returns the real Redis to test against, or skips.
+func RedisURL(t testing.TB) string { return need(t, "Redis", RedisVar) }
+
+// PostgresURL returns a URL to a fresh, empty schema of the test database
+// (dropped at the end of the test), or skips.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := need(t, "PostgreSQL", PostgresVar)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect %s: %v", PostgresVar, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresVar, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Describe names the real-service suites this environment leaves out.
+func Describe() string {
+	var out string
+	for _, v := range []string{PostgresVar, RedisVar} {
+		if os.Getenv(v) == "" {
+			out += fmt.Sprintf("left out: suites needing %s (set it to enable them)\n", v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+// Package provider is the contract between the engine and the systems that
+// carry its messages (SMS gateways, push services) and grant rewards (the
+// carrier's provisioning API). Concrete backends live in sub-packages; each
+// classifies its errors into the classes below at the boundary.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SMS is one text message to send.
+type SMS struct {
+	To   string // E.164
+	Body string
+	// ValidityPeriod bounds how long the provider may queue the message.
+	ValidityPeriod time.Duration
+	// StatusCallback is where the provider posts delivery receipts.
+	StatusCallback string
+}
+
+// Push is one notification to one device.
+type Push struct {
+	Platform string // "fcm" or "apns"
+	Token    string
+	Title    string
+	Body     string
+	Data     map[string]string
+	// Urgent asks for immediate delivery (exposure alerts).
+	Urgent bool
+	TTL    time.Duration
+}
+
+// Result is what a provider answered for an accepted message.
+type Result struct {
+	MessageID string
+	// Segments the provider billed (SMS); 0 when unknown.
+	Segments int
+}
+
+// SMSSender sends text messages.
+type SMSSender interface {
+	Name() string
+	SendSMS(ctx context.Context, m SMS) (Result, error)
+}
+
+// PushSender sends push notifications.
+type PushSender interface {
+	Name() string
+	SendPush(ctx context.Context, m Push) (Result, error)
+}
+
+// Grant is one data-bonus provisioning request.
+type Grant struct {
+	RewardID   string `json:"reward_id"`
+	CampaignID string `json:"campaign_id"`
+	MSISDN     string `json:"msisdn"`
+	DataMB     int64  `json:"data_mb"`
+}
+
+// Provisioner credits data bonuses on subscribers' lines. Granting the same
+// reward id twice must be harmless (the id is the idempotency key).
+type Provisioner interface {
+	Grant(ctx context.Context, g Grant) error
+}
+
+// Class says what the engine should do about a failed call.
+type Class int
+
+const (
+	// Transient: retry later with backoff (timeouts, 5xx, 429).
+	Transient Class = iota
+	// Permanent: fail now, never retry (invalid number, bad request).
+	Permanent
+	// OptedOut: permanent, and the recipient opted out at the provider
+	// (Twilio 21610): the subscriber's marketing opt-out is set.
+	OptedOut
+	// TokenInvalid: permanent, and the push token is dead: remove the device.
+	TokenInvalid
+	// Ambiguous: the request may have been accepted (the answer was lost);
+	// do not resend blindly.
+	Ambiguous
+)
+
+func (c Class) String() string {
+	switch c {
+	case Transient:
+		return "transient"
+	case Permanent:
+		return "permanent"
+	case OptedOut:
+		return "opted_out"
+	case TokenInvalid:
+		return "token_invalid"
+	case Ambiguous:
+		return "ambiguous"
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// Error is a classified provider failure.
+type Error struct {
+	Provider string
+	Class    Class
+	// Code is the provider's own error code ("21610", "UNREGISTERED").
+	Code    string
+	Message string
+	// RetryAfter is the provider's hint, zero when none.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	msg := e.Provider + ": " + e.Class.String()
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Err != nil && e.Message == "" {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err; an unclassified error is transient.
+func ClassOf(err error) Class {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	return Transient
+}
+
+// CodeOf returns the provider error code of err, or "".
+func CodeOf(err error) string {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// RetryAfterOf returns the provider's retry hint, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.RetryAfter
+	}
+	return 0
+}

@@ -1,0 +1,388 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"outreach/internal/apperr"
+	"outreach/subscriber"
+)
+
+var _ subscriber.Store = (*Store)(nil)
+
+// subscriberStage is the per-connection temporary table a bulk upsert
+// COPYs into before one INSERT … SELECT … ON CONFLICT moves it into
+// subscribers. ON COMMIT DELETE ROWS empties it at the end of each
+// transaction, so the table is created once per connection, not per batch.
+const subscriberStage = "subscriber_upsert_stage"
+
+const createSubscriberStage = `CREATE TEMP TABLE IF NOT EXISTS ` + subscriberStage + ` (
+	msisdn     text NOT NULL,
+	region     text NOT NULL,
+	locale     text NOT NULL,
+	attributes jsonb NOT NULL
+) ON COMMIT DELETE ROWS`
+
+// upsertFromStage moves staged rows into subscribers and answers how many
+// were new (xmax = 0 only for a freshly inserted tuple). An empty region or
+// locale keeps the stored one; attributes merge; opt-out and install state
+// are never touched. A row whose values would not change is not rewritten
+// (no dead tuple, no WAL), which makes re-importing a base cheap. Rows go
+// in MSISDN order so that concurrent imports lock rows in the same order.
+// %s: the locale filter of this pass, the locale to insert, the locale to
+// set on conflict.
+const upsertFromStage = `WITH up AS (
+	INSERT INTO subscribers AS s (tenant_id, msisdn, region, locale, attributes)
+	SELECT $1, u.msisdn, u.region, %[2]s, u.attributes
+	FROM ` + subscriberStage + ` u WHERE %[1]s ORDER BY u.msisdn
+	ON CONFLICT (tenant_id, msisdn) DO UPDATE SET
+		region = COALESCE(NULLIF(EXCLUDED.region, ''), s.region),
+		locale = %[3]s,
+		attributes = s.attributes || EXCLUDED.attributes,
+		updated_at = now()
+	WHERE (s.region, s.locale, s.attributes) IS DISTINCT FROM
+		(COALESCE(NULLIF(EXCLUDED.region, ''), s.region), %[3]s, s.attributes || EXCLUDED.attributes)
+	RETURNING xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM up`
+
+var (
+	upsertWithLocale    = fmt.Sprintf(upsertFromStage, `u.locale <> ''`, `u.locale`, `EXCLUDED.locale`)
+	upsertKeepingLocale = fmt.Sprintf(upsertFromStage, `u.locale = ''`, `'vi'`, `s.locale`)
+)
+
+// UpsertSubscribers writes one batch: COPY into a staging table, then one
+// set-based upsert. Updated counts every row that did not create a
+// subscriber (including a number repeated within the batch), so that
+// Inserted+Updated = len(rows).
+func (s *Store) UpsertSubscribers(ctx context.Context, tenantID string, rows []subscriber.Row, list string) (subscriber.UpsertResult, error) {
+	if len(rows) == 0 && list == "" {
+		return subscriber.UpsertResult{}, nil
+	}
+	merged := subscriber.MergeRows(rows)
+	slices.SortFunc(merged, func(a, b subscriber.Row) int { return strings.Compare(a.MSISDN, b.MSISDN) })
+	withLocale := 0
+	attrs := make([][]byte, len(merged))
+	for i, r := range merged {
+		if r.Locale != "" {
+			withLocale++
+		}
+		attrs[i] = subEncodeAttributes(r.Attributes)
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := subTenantExists(ctx, tx, tenantID); err != nil {
+		return subscriber.UpsertResult{}, err
+	}
+	if _, err := tx.Exec(ctx, createSubscriberStage); err != nil {
+		return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: stage: %w", err)
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{subscriberStage},
+		[]string{"msisdn", "region", "locale", "attributes"},
+		pgx.CopyFromSlice(len(merged), func(i int) ([]any, error) {
+			r := &merged[i]
+			return []any{r.MSISDN, r.Region, r.Locale, attrs[i]}, nil
+		}))
+	if err != nil {
+		return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: copy: %w", err)
+	}
+	inserted := 0
+	for _, pass := range []struct {
+		sql string
+		n   int
+	}{{upsertWithLocale, withLocale}, {upsertKeepingLocale, len(merged) - withLocale}} {
+		if pass.n == 0 {
+			continue
+		}
+		var n int
+		if err := tx.QueryRow(ctx, pass.sql, tenantID).Scan(&n); err != nil {
+			return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: %w", err)
+		}
+		inserted += n
+	}
+	if list != "" {
+		listID, err := subEnsureList(ctx, tx, tenantID, list)
+		if err != nil {
+			return subscriber.UpsertResult{}, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO list_members (list_id, subscriber_id)
+			SELECT $2, s.id FROM `+subscriberStage+` u
+			JOIN subscribers s ON s.tenant_id = $1 AND s.msisdn = u.msisdn
+			ORDER BY s.id
+			ON CONFLICT DO NOTHING`, tenantID, listID); err != nil {
+			return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: list members: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: commit: %w", err)
+	}
+	return subscriber.UpsertResult{Inserted: inserted, Updated: len(rows) - inserted}, nil
+}
+
+// subEnsureList returns the id of the tenant's list, creating it if needed.
+func subEnsureList(ctx context.Context, tx pgx.Tx, tenantID, name string) (int64, error) {
+	// The second try covers a list created by a concurrent import after
+	// this statement's snapshot was taken.
+	for range 2 {
+		var id int64
+		err := tx.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO lists (tenant_id, name) VALUES ($1, $2)
+				ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id)
+			SELECT id FROM ins UNION ALL
+			SELECT id FROM lists WHERE tenant_id = $1 AND name = $2
+			LIMIT 1`, tenantID, name).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("postgres: ensure list: %w", err)
+		}
+		return id, nil
+	}
+	return 0, fmt.Errorf("postgres: ensure list %q: not visible after insert", name)
+}
+
+// subTenantExists answers apperr.ErrNotFound for an unknown tenant. The
+// subscriber tables carry no foreign key to tenants (see 0001_core.sql).
+func subTenantExists(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, tenantID string) error {
+	var ok bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)`, tenantID).Scan(&ok); err != nil {
+		return fmt.Errorf("postgres: tenant: %w", err)
+	}
+	if !ok {
+		return apperr.NotFound("tenant")
+	}
+	return nil
+}
+
+func subEncodeAttributes(m map[string]string) []byte {
+	if len(m) == 0 {
+		return []byte("{}")
+	}
+	b, err := json.Marshal(m)
+	if err != nil { // a map[string]string always marshals
+		panic(err)
+	}
+	return b
+}
+
+// EnsureSubscribers creates bare subscribers for unknown numbers and returns
+// the id of every number.
+func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns []string) (map[string]int64, error) {
+	uniq := slices.Clone(msisdns)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
+	if err := subTenantExists(ctx, s.pool, tenantID); err != nil {
+		return nil, err
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO subscribers (tenant_id, msisdn)
+		SELECT $1, m FROM unnest($2::text[]) AS m ORDER BY m
+		ON CONFLICT (tenant_id, msisdn) DO NOTHING`, tenantID, uniq); err != nil {
+		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT msisdn, id FROM subscribers
+		WHERE tenant_id = $1 AND msisdn = ANY($2::text[])`, tenantID, uniq)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+	}
+	defer rows.Close()
+	ids := make(map[string]int64, len(uniq))
+	for rows.Next() {
+		var m string
+		var id int64
+		if err := rows.Scan(&m, &id); err != nil {
+			return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+		}
+		ids[m] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+	}
+	return ids, nil
+}
+
+// GetSubscriber returns one subscriber with devices and lists.
+func (s *Store) GetSubscriber(ctx context.Context, tenantID, msisdn string) (subscriber.Subscriber, error) {
+	var sub subscriber.Subscriber
+	var attrs []byte
+	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, msisdn, region, locale, attributes,
+			opted_out, installed, installed_at, created_at, updated_at
+		FROM subscribers WHERE tenant_id = $1 AND msisdn = $2`, tenantID, msisdn).
+		Scan(&sub.ID, &sub.TenantID, &sub.MSISDN, &sub.Region, &sub.Locale, &attrs,
+			&sub.OptedOut, &sub.Installed, &sub.InstalledAt, &sub.CreatedAt, &sub.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return subscriber.Subscriber{}, apperr.NotFound("subscriber")
+	}
+	if err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: %w", err)
+	}
+	sub.Attributes = map[string]string{}
+	if err := json.Unmarshal(attrs, &sub.Attributes); err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: attributes: %w", err)
+	}
+
+	rows, err := s.pool.Query(ctx, `SELECT platform, token, created_at FROM devices
+		WHERE subscriber_id = $1 ORDER BY created_at, platform, token`, sub.ID)
+	if err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: devices: %w", err)
+	}
+	sub.Devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (subscriber.Device, error) {
+		var d subscriber.Device
+		var p string
+		err := r.Scan(&p, &d.Token, &d.CreatedAt)
+		d.Platform = subscriber.Platform(p)
+		return d, err
+	})
+	if err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: devices: %w", err)
+	}
+
+	rows, err = s.pool.Query(ctx, `SELECT l.name FROM list_members m JOIN lists l ON l.id = m.list_id
+		WHERE m.subscriber_id = $1 ORDER BY l.name`, sub.ID)
+	if err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: lists: %w", err)
+	}
+	sub.Lists, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return subscriber.Subscriber{}, fmt.Errorf("postgres: get subscriber: lists: %w", err)
+	}
+	return sub, nil
+}
+
+// PutDevice registers a push token for a known subscriber; idempotent.
+func (s *Store) PutDevice(ctx context.Context, tenantID, msisdn string, d subscriber.Device) error {
+	if err := subValidateDevice(d); err != nil {
+		return err
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT id FROM subscribers WHERE tenant_id = $1 AND msisdn = $2`, tenantID, msisdn).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apperr.NotFound("subscriber")
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: put device: %w", err)
+	}
+	if d.CreatedAt.IsZero() {
+		_, err = s.pool.Exec(ctx, `INSERT INTO devices (subscriber_id, platform, token) VALUES ($1, $2, $3)
+			ON CONFLICT (subscriber_id, platform, token) DO NOTHING`, id, string(d.Platform), d.Token)
+	} else {
+		_, err = s.pool.Exec(ctx, `INSERT INTO devices (subscriber_id, platform, token, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (subscriber_id, platform, token) DO NOTHING`, id, string(d.Platform), d.Token, d.CreatedAt)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: put device: %w", err)
+	}
+	return nil
+}
+
+func subValidateDevice(d subscriber.Device) error {
+	fe := apperr.FieldErrors{}
+	if d.Platform != subscriber.PlatformFCM && d.Platform != subscriber.PlatformAPNs {
+		fe.Add("platform", "must be fcm or apns")
+	}
+	if strings.TrimSpace(d.Token) == "" {
+		fe.Add("token", "is required")
+	}
+	return fe.Err()
+}
+
+// RemoveDevice deletes a push token from every subscriber of the tenant
+// that registered it; removing an unknown token is not an error.
+func (s *Store) RemoveDevice(ctx context.Context, tenantID string, platform subscriber.Platform, token string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM devices d USING subscribers s
+		WHERE d.platform = $2 AND d.token = $3 AND s.id = d.subscriber_id AND s.tenant_id = $1`,
+		tenantID, string(platform), token); err != nil {
+		return fmt.Errorf("postgres: remove device: %w", err)
+	}
+	return nil
+}
+
+// SetOptOut sets or clears the marketing opt-out; opted_out_at keeps the
+// time of the first opt-out until the subscriber opts back in.
+func (s *Store) SetOptOut(ctx context.Context, tenantID, msisdn string, optedOut bool) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE subscribers SET
+			opted_out = $3,
+			opted_out_at = CASE WHEN NOT $3 THEN NULL WHEN opted_out THEN opted_out_at ELSE now() END,
+			updated_at = now()
+		WHERE tenant_id = $1 AND msisdn = $2`, tenantID, msisdn, optedOut)
+	if err != nil {
+		return fmt.Errorf("postgres: set opt-out: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.NotFound("subscriber")
+	}
+	return nil
+}
+
+// ReplaceRegions replaces the tenant's region table in one transaction; a
+// code given twice keeps its last row.
+func (s *Store) ReplaceRegions(ctx context.Context, tenantID string, regions []subscriber.Region) error {
+	at := make(map[string]int, len(regions))
+	var codes, names []string
+	var pops []int64
+	for i, r := range regions {
+		if r.Code == "" {
+			return apperr.FieldErrors{fmt.Sprintf("regions[%d].code", i): "is required"}
+		}
+		if j, ok := at[r.Code]; ok {
+			names[j], pops[j] = r.Name, r.Population
+			continue
+		}
+		at[r.Code] = len(codes)
+		codes, names, pops = append(codes, r.Code), append(names, r.Name), append(pops, r.Population)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: replace regions: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := subTenantExists(ctx, tx, tenantID); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM regions WHERE tenant_id = $1`, tenantID); err != nil {
+		return fmt.Errorf("postgres: replace regions: %w", err)
+	}
+	if len(codes) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO regions (tenant_id, code, name, population)
+			SELECT $1, c, n, p FROM unnest($2::text[], $3::text[], $4::bigint[]) AS r (c, n, p)`,
+			tenantID, codes, names, pops); err != nil {
+			return fmt.Errorf("postgres: replace regions: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: replace regions: %w", err)
+	}
+	return nil
+}
+
+// ListRegions returns the tenant's regions ordered by code.
+func (s *Store) ListRegions(ctx context.Context, tenantID string) ([]subscriber.Region, error) {
+	rows, err := s.pool.Query(ctx, `SELECT code, name, population FROM regions WHERE tenant_id = $1 ORDER BY code`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list regions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (subscriber.Region, error) {
+		var g subscriber.Region
+		err := r.Scan(&g.Code, &g.Name, &g.Population)
+		return g, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list regions: %w", err)
+	}
+	if out == nil {
+		out = []subscriber.Region{}
+	}
+	return out, nil
+}

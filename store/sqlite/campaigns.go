@@ -1,0 +1,425 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"outreach/campaign"
+	"outreach/internal/apperr"
+)
+
+var _ campaign.Store = (*Store)(nil)
+
+// stampLayout is the one form of every time in the database: fixed width,
+// UTC, so that times compare as text.
+const stampLayout = "2006-01-02T15:04:05.000000Z"
+
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+// stampOrNull is NULL for a nil or zero time.
+func stampOrNull(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return stamp(*t)
+}
+
+// unstamp parses a stored time; it also takes RFC 3339, which a row written
+// by hand may carry.
+func unstamp(s string) (time.Time, error) {
+	t, err := time.Parse(stampLayout, s)
+	if err != nil {
+		if t2, err2 := time.Parse(time.RFC3339Nano, s); err2 == nil {
+			return t2.UTC(), nil
+		}
+		return time.Time{}, fmt.Errorf("sqlite: bad time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+func unstampNull(ns sql.NullString) (*time.Time, error) {
+	if !ns.Valid || ns.String == "" {
+		return nil, nil
+	}
+	t, err := unstamp(ns.String)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// nowMicro is the current time at the precision the database keeps.
+func nowMicro() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// int64sJSON renders ids as a JSON array for json_each(?).
+func int64sJSON(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+func stringsJSON[S ~string](xs []S) string {
+	b, _ := json.Marshal(xs)
+	return string(b)
+}
+
+// campaignKey normalises a campaign id; ok is false when it is no uuid, which
+// can then name no campaign.
+func campaignKey(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+const campaignColumns = `id, tenant_id, name, kind, channels, templates, audience,
+	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCampaign(r scanner) (campaign.Campaign, error) {
+	var (
+		c                                     campaign.Campaign
+		channels, templates, audience         string
+		reward                                sql.NullString
+		startAt, endBy, startedAt, finishedAt sql.NullString
+		createdAt, updatedAt                  string
+	)
+	if err := r.Scan(&c.ID, &c.TenantID, &c.Name, &c.Kind, &channels, &templates, &audience,
+		&c.PushFallbackSMS, &c.RatePerSecond, &startAt, &endBy, &reward, &c.State, &c.FanoutCursor,
+		&c.FanoutDone, &c.CreatedBy, &createdAt, &updatedAt, &startedAt, &finishedAt); err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(channels), &c.Channels); err != nil {
+		return c, fmt.Errorf("sqlite: campaign %s channels: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(templates), &c.Templates); err != nil {
+		return c, fmt.Errorf("sqlite: campaign %s templates: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(audience), &c.Audience); err != nil {
+		return c, fmt.Errorf("sqlite: campaign %s audience: %w", c.ID, err)
+	}
+	if reward.Valid && reward.String != "" && reward.String != "null" {
+		c.Reward = new(campaign.Reward)
+		if err := json.Unmarshal([]byte(reward.String), c.Reward); err != nil {
+			return c, fmt.Errorf("sqlite: campaign %s reward: %w", c.ID, err)
+		}
+	}
+	var err error
+	if c.CreatedAt, err = unstamp(createdAt); err != nil {
+		return c, err
+	}
+	if c.UpdatedAt, err = unstamp(updatedAt); err != nil {
+		return c, err
+	}
+	for _, p := range []struct {
+		dst **time.Time
+		src sql.NullString
+	}{{&c.StartAt, startAt}, {&c.EndBy, endBy}, {&c.StartedAt, startedAt}, {&c.FinishedAt, finishedAt}} {
+		if *p.dst, err = unstampNull(p.src); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (s *Store) queryCampaigns(ctx context.Context, query string, args ...any) ([]campaign.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Campaign
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: campaigns: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: campaigns: %w", err)
+	}
+	return out, nil
+}
+
+// CreateCampaign stores a new campaign. An empty id gets a new uuid; a
+// given one must be a uuid. An empty state is draft.
+func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error {
+	if c.ID == "" {
+		c.ID = uuid.NewString()
+	} else if id, ok := campaignKey(c.ID); ok {
+		c.ID = id
+	} else {
+		return apperr.FieldErrors{"id": "must be a UUID"}
+	}
+	if c.State == "" {
+		c.State = campaign.StateDraft
+	}
+	now := nowMicro()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = c.CreatedAt
+	channels := c.Channels
+	if channels == nil {
+		channels = []campaign.Channel{}
+	}
+	templates, err := json.Marshal(c.Templates)
+	if err != nil {
+		return fmt.Errorf("sqlite: create campaign: %w", err)
+	}
+	audience, err := json.Marshal(c.Audience)
+	if err != nil {
+		return fmt.Errorf("sqlite: create campaign: %w", err)
+	}
+	var reward any
+	if c.Reward != nil {
+		b, err := json.Marshal(c.Reward)
+		if err != nil {
+			return fmt.Errorf("sqlite: create campaign: %w", err)
+		}
+		reward = string(b)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO campaigns (`+campaignColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.TenantID, c.Name, string(c.Kind), stringsJSON(channels), string(templates), string(audience),
+		c.PushFallbackSMS, c.RatePerSecond, stampOrNull(c.StartAt), stampOrNull(c.EndBy), reward,
+		string(c.State), c.FanoutCursor, c.FanoutDone, c.CreatedBy, stamp(c.CreatedAt), stamp(c.UpdatedAt),
+		stampOrNull(c.StartedAt), stampOrNull(c.FinishedAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: create campaign: %w", err)
+	}
+	return nil
+}
+
+// GetCampaign reads a campaign of this tenant.
+func (s *Store) GetCampaign(ctx context.Context, tenantID, id string) (campaign.Campaign, error) {
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	c, err := scanCampaign(s.db.QueryRowContext(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns WHERE id = ? AND tenant_id = ?`, key, tenantID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return c, fmt.Errorf("sqlite: get campaign: %w", err)
+	}
+	return c, nil
+}
+
+// CampaignByID reads a campaign of any tenant.
+func (s *Store) CampaignByID(ctx context.Context, id string) (campaign.Campaign, error) {
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	c, err := scanCampaign(s.db.QueryRowContext(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns WHERE id = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return c, fmt.Errorf("sqlite: campaign by id: %w", err)
+	}
+	return c, nil
+}
+
+// ListCampaigns lists the tenant's campaigns newest first; a limit of 0 or
+// less means 100.
+func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, limit int) ([]campaign.Campaign, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if kind == "" {
+		return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+			WHERE tenant_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, tenantID, limit)
+	}
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE tenant_id = ? AND kind = ? ORDER BY created_at DESC, id DESC LIMIT ?`, tenantID, string(kind), limit)
+}
+
+// TransitionCampaign changes the state in one conditional update, so two
+// racing requests cannot both succeed.
+func (s *Store) TransitionCampaign(ctx context.Context, tenantID, id string, from []campaign.State, to campaign.State, at time.Time) (campaign.Campaign, error) {
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	if at.IsZero() {
+		at = nowMicro()
+	}
+	var started, finished any
+	if to == campaign.StateRunning {
+		started = stamp(at)
+	}
+	if to.Final() {
+		finished = stamp(at)
+	}
+	c, err := scanCampaign(s.db.QueryRowContext(ctx, `UPDATE campaigns SET state = ?, updated_at = ?,
+			started_at = COALESCE(started_at, ?), finished_at = COALESCE(?, finished_at)
+		WHERE id = ? AND tenant_id = ? AND state IN (SELECT value FROM json_each(?))
+		RETURNING `+campaignColumns,
+		string(to), stamp(at), started, finished, key, tenantID, stringsJSON(from)))
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("sqlite: transition campaign: %w", err)
+	}
+	var state string
+	err = s.db.QueryRowContext(ctx, `SELECT state FROM campaigns WHERE id = ? AND tenant_id = ?`,
+		key, tenantID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("sqlite: transition campaign: %w", err)
+	}
+	return campaign.Campaign{}, apperr.Conflict("campaign is %s, cannot become %s", state, to)
+}
+
+// DueScheduled returns scheduled campaigns whose start is due, oldest first.
+// A scheduled campaign with no start time is due at once.
+func (s *Store) DueScheduled(ctx context.Context, now time.Time) ([]campaign.Campaign, error) {
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE state = 'scheduled' AND (start_at IS NULL OR start_at <= ?)
+		ORDER BY start_at, id`, stamp(now))
+}
+
+// ActiveCampaigns returns running and paused campaigns of every tenant.
+func (s *Store) ActiveCampaigns(ctx context.Context) ([]campaign.Campaign, error) {
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE state IN ('running', 'paused') ORDER BY created_at, id`)
+}
+
+// AddContacts adds subscribers to an alert's contact list; repeats are
+// ignored.
+func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error {
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	if len(subscriberIDs) == 0 {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO campaign_contacts (campaign_id, subscriber_id)
+		SELECT ?, value FROM json_each(?) WHERE true
+		ON CONFLICT (campaign_id, subscriber_id) DO NOTHING`, key, int64sJSON(subscriberIDs))
+	if err != nil {
+		if strings.Contains(err.Error(), "FOREIGN KEY") {
+			return apperr.NotFound("campaign")
+		}
+		return fmt.Errorf("sqlite: add contacts: %w", err)
+	}
+	return nil
+}
+
+// AudiencePage walks the audience by keyset on the subscriber id.
+func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var (
+		q    strings.Builder
+		args []any
+	)
+	if c.Kind == campaign.KindExposureAlert {
+		key, _ := campaignKey(c.ID)
+		q.WriteString(`SELECT subscriber_id FROM campaign_contacts
+			WHERE campaign_id = ? AND subscriber_id > ? ORDER BY subscriber_id LIMIT ?`)
+		args = append(args, key, afterID, limit)
+	} else {
+		a := c.Audience
+		order := "s.id"
+		if a.List != "" {
+			order = "m.subscriber_id"
+			// Walk the list's members in order and join their subscribers.
+			q.WriteString(`SELECT s.id FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ? AND name = ?)
+				AND m.subscriber_id > ? AND s.tenant_id = ?`)
+			args = append(args, c.TenantID, a.List, afterID, c.TenantID)
+		} else {
+			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ? AND s.id > ?`)
+			args = append(args, c.TenantID, afterID)
+		}
+		if len(a.Regions) > 0 {
+			q.WriteString(` AND s.region IN (SELECT value FROM json_each(?))`)
+			args = append(args, stringsJSON(a.Regions))
+		}
+		if a.Installed != nil {
+			q.WriteString(` AND s.installed = ?`)
+			args = append(args, *a.Installed)
+		}
+		keys := make([]string, 0, len(a.Attributes))
+		for k := range a.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if strings.ContainsAny(k, `"\`) {
+				return nil, apperr.FieldErrors{"audience.attributes": fmt.Sprintf("attribute name %q may not contain quotes or backslashes", k)}
+			}
+			q.WriteString(` AND json_extract(s.attributes, ?) = ?`)
+			args = append(args, `$."`+k+`"`, a.Attributes[k])
+		}
+		q.WriteString(` ORDER BY ` + order + ` LIMIT ?`)
+		args = append(args, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audience page: %w", err)
+	}
+	defer rows.Close()
+	ids := make([]int64, 0, limit)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: audience page: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: audience page: %w", err)
+	}
+	return ids, nil
+}
+
+// SetFanoutProgress records how far fan-out got. The cursor only moves
+// forward and done stays done, so a late or repeated fan-out task cannot
+// rewind a newer one.
+func (s *Store) SetFanoutProgress(ctx context.Context, campaignID string, cursor int64, done bool) error {
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE campaigns
+		SET fanout_cursor = max(fanout_cursor, ?), fanout_done = (fanout_done OR ?)
+		WHERE id = ?`, cursor, done, key)
+	if err != nil {
+		return fmt.Errorf("sqlite: set fanout progress: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.NotFound("campaign")
+	}
+	return nil
+}

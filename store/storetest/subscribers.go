@@ -1,0 +1,468 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"outreach/internal/apperr"
+	"outreach/subscriber"
+	"outreach/tenant"
+)
+
+// RunSubscribers is the tenant and subscriber contract. newStore returns a
+// fresh, migrated, empty store that lives until the test ends.
+func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
+	ctx := context.Background()
+
+	// One store serves every subtest: each works in tenants of its own,
+	// named after it, which the isolation tests show is enough.
+	store := newStore(t)
+	setup := func(t *testing.T) (SubscriberStore, tenant.Tenant) {
+		t.Helper()
+		t.Parallel()
+		tn, err := store.EnsureTenant(ctx, t.Name())
+		if err != nil {
+			t.Fatalf("EnsureTenant: %v", err)
+		}
+		return store, tn
+	}
+	get := func(t *testing.T, s SubscriberStore, tenantID, msisdn string) subscriber.Subscriber {
+		t.Helper()
+		sub, err := s.GetSubscriber(ctx, tenantID, msisdn)
+		if err != nil {
+			t.Fatalf("GetSubscriber(%s): %v", msisdn, err)
+		}
+		return sub
+	}
+	upsert := func(t *testing.T, s SubscriberStore, tenantID string, rows []subscriber.Row, list string) subscriber.UpsertResult {
+		t.Helper()
+		res, err := s.UpsertSubscribers(ctx, tenantID, rows, list)
+		if err != nil {
+			t.Fatalf("UpsertSubscribers: %v", err)
+		}
+		return res
+	}
+	wantNotFound := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, apperr.ErrNotFound) {
+			t.Fatalf("%s: got %v, want apperr.ErrNotFound", what, err)
+		}
+	}
+
+	t.Run("EnsureTenant creates a tenant once and returns the same one after", func(t *testing.T) {
+		s, first := setup(t)
+		if first.ID == "" || first.Name != t.Name() || first.CreatedAt.IsZero() {
+			t.Fatalf("tenant = %+v, want an id, the name and a creation time", first)
+		}
+		again, err := s.EnsureTenant(ctx, t.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.ID != first.ID {
+			t.Fatalf("second EnsureTenant gave id %s, want %s", again.ID, first.ID)
+		}
+		other, err := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.ID == first.ID {
+			t.Fatal("two tenant names share one id")
+		}
+		byName, err := s.TenantByName(ctx, t.Name())
+		if err != nil || byName.ID != first.ID {
+			t.Fatalf("TenantByName = %+v, %v; want id %s", byName, err, first.ID)
+		}
+	})
+
+	t.Run("an unknown tenant name is not found", func(t *testing.T) {
+		s, _ := setup(t)
+		_, err := s.TenantByName(ctx, "nobody")
+		wantNotFound(t, "TenantByName", err)
+	})
+
+	t.Run("an API key resolves to its tenant and role by hash", func(t *testing.T) {
+		s, tn := setup(t)
+		plain, hash := tenant.NewKey()
+		if err := s.CreateAPIKey(ctx, tenant.APIKey{ID: "key-1", TenantID: tn.ID, Role: tenant.RoleMarketer, Hash: hash}); err != nil {
+			t.Fatalf("CreateAPIKey: %v", err)
+		}
+		p, err := s.PrincipalByKeyHash(ctx, tenant.HashKey(plain))
+		if err != nil {
+			t.Fatalf("PrincipalByKeyHash: %v", err)
+		}
+		want := tenant.Principal{KeyID: "key-1", TenantID: tn.ID, TenantName: t.Name(), Role: tenant.RoleMarketer}
+		if p != want {
+			t.Fatalf("principal = %+v, want %+v", p, want)
+		}
+	})
+
+	t.Run("an unknown key hash is not found", func(t *testing.T) {
+		s, _ := setup(t)
+		_, err := s.PrincipalByKeyHash(ctx, tenant.HashKey("ok_nope"))
+		wantNotFound(t, "PrincipalByKeyHash", err)
+	})
+
+	t.Run("a key for an unknown tenant is not found and a reused hash conflicts", func(t *testing.T) {
+		s, tn := setup(t)
+		_, hash := tenant.NewKey()
+		err := s.CreateAPIKey(ctx, tenant.APIKey{TenantID: "no-such-tenant", Role: tenant.RoleAdmin, Hash: hash})
+		wantNotFound(t, "CreateAPIKey for unknown tenant", err)
+		if err := s.CreateAPIKey(ctx, tenant.APIKey{TenantID: tn.ID, Role: tenant.RoleAdmin, Hash: hash}); err != nil {
+			t.Fatalf("CreateAPIKey without id: %v", err)
+		}
+		err = s.CreateAPIKey(ctx, tenant.APIKey{TenantID: tn.ID, Role: tenant.RoleViewer, Hash: hash})
+		if !errors.Is(err, apperr.ErrConflict) {
+			t.Fatalf("CreateAPIKey with a reused hash: got %v, want apperr.ErrConflict", err)
+		}
+	})
+
+	t.Run("the install secret starts empty and is kept once set", func(t *testing.T) {
+		s, tn := setup(t)
+		if tn.InstallSecret != "" {
+			t.Fatalf("new tenant has install secret %q", tn.InstallSecret)
+		}
+		if err := s.SetInstallSecret(ctx, tn.ID, "s3cret"); err != nil {
+			t.Fatalf("SetInstallSecret: %v", err)
+		}
+		got, err := s.TenantByName(ctx, t.Name())
+		if err != nil || got.InstallSecret != "s3cret" {
+			t.Fatalf("TenantByName = %+v, %v; want install secret kept", got, err)
+		}
+		again, err := s.EnsureTenant(ctx, t.Name())
+		if err != nil || again.InstallSecret != "s3cret" {
+			t.Fatalf("EnsureTenant = %+v, %v; want install secret kept", again, err)
+		}
+		wantNotFound(t, "SetInstallSecret for unknown tenant", s.SetInstallSecret(ctx, "no-such-tenant", "x"))
+	})
+
+	t.Run("ReplaceRegions replaces the whole region table of one tenant", func(t *testing.T) {
+		s, tn := setup(t)
+		other, _ := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		if err := s.ReplaceRegions(ctx, other.ID, []subscriber.Region{{Code: "HN", Name: "Hà Nội", Population: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReplaceRegions(ctx, tn.ID, []subscriber.Region{
+			{Code: "HN", Name: "Hà Nội", Population: 8053663},
+			{Code: "DN", Name: "Đà Nẵng", Population: 1128713},
+		}); err != nil {
+			t.Fatalf("ReplaceRegions: %v", err)
+		}
+		if err := s.ReplaceRegions(ctx, tn.ID, []subscriber.Region{
+			{Code: "HG", Name: "Hà Giang", Population: 854679},
+			{Code: "DN", Name: "Đà Nẵng", Population: 1128714},
+		}); err != nil {
+			t.Fatalf("ReplaceRegions again: %v", err)
+		}
+		got, err := s.ListRegions(ctx, tn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []subscriber.Region{{Code: "DN", Name: "Đà Nẵng", Population: 1128714}, {Code: "HG", Name: "Hà Giang", Population: 854679}}
+		if !slices.Equal(got, want) {
+			t.Fatalf("regions = %+v, want %+v", got, want)
+		}
+		got, _ = s.ListRegions(ctx, other.ID)
+		if len(got) != 1 || got[0].Population != 1 {
+			t.Fatalf("other tenant's regions = %+v, want its own one row untouched", got)
+		}
+		wantNotFound(t, "ReplaceRegions for unknown tenant", s.ReplaceRegions(ctx, "no-such-tenant", nil))
+	})
+
+	t.Run("an upsert counts inserted and updated rows", func(t *testing.T) {
+		s, tn := setup(t)
+		res := upsert(t, s, tn.ID, []subscriber.Row{
+			{MSISDN: "+84912345678", Region: "HN", Locale: "vi", Attributes: map[string]string{"name": "An"}},
+			{MSISDN: "+84987654321", Region: "DN", Locale: "en"},
+		}, "")
+		if res != (subscriber.UpsertResult{Inserted: 2}) {
+			t.Fatalf("first upsert = %+v, want 2 inserted", res)
+		}
+		res = upsert(t, s, tn.ID, []subscriber.Row{
+			{MSISDN: "+84912345678", Region: "HG", Locale: "vi"},
+			{MSISDN: "+84987654321", Region: "DN", Locale: "en"}, // unchanged
+			{MSISDN: "+84901234567", Region: "DB"},
+		}, "")
+		if res != (subscriber.UpsertResult{Inserted: 1, Updated: 2}) {
+			t.Fatalf("second upsert = %+v, want 1 inserted, 2 updated", res)
+		}
+		sub := get(t, s, tn.ID, "+84901234567")
+		if sub.Locale != "vi" || sub.Region != "DB" || sub.OptedOut || sub.Installed || sub.ID == 0 || sub.TenantID != tn.ID {
+			t.Fatalf("new subscriber = %+v, want locale vi by default, region DB", sub)
+		}
+		if sub.Attributes == nil || sub.Devices == nil || sub.Lists == nil {
+			t.Fatalf("new subscriber = %+v, want empty (not nil) attributes, devices and lists", sub)
+		}
+		if sub.CreatedAt.IsZero() || sub.UpdatedAt.IsZero() {
+			t.Fatalf("new subscriber = %+v, want creation and update times", sub)
+		}
+	})
+
+	t.Run("a number repeated in one batch is one subscriber with the later values", func(t *testing.T) {
+		s, tn := setup(t)
+		res := upsert(t, s, tn.ID, []subscriber.Row{
+			{MSISDN: "+84912345678", Region: "HN", Locale: "vi", Attributes: map[string]string{"name": "An", "plan": "prepaid"}},
+			{MSISDN: "+84912345678", Region: "DN", Locale: "en", Attributes: map[string]string{"plan": "postpaid"}},
+		}, "")
+		if res != (subscriber.UpsertResult{Inserted: 1, Updated: 1}) {
+			t.Fatalf("upsert = %+v, want 1 inserted, 1 updated", res)
+		}
+		sub := get(t, s, tn.ID, "+84912345678")
+		if sub.Region != "DN" || sub.Locale != "en" || !maps.Equal(sub.Attributes, map[string]string{"name": "An", "plan": "postpaid"}) {
+			t.Fatalf("subscriber = %+v, want the later row folded over the first", sub)
+		}
+	})
+
+	t.Run("an update replaces region and locale and merges attributes", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN", Locale: "vi",
+			Attributes: map[string]string{"name": "Nguyễn Văn An", "plan": "prepaid"}}}, "")
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "DN", Locale: "en",
+			Attributes: map[string]string{"plan": "postpaid", "segment": "youth"}}}, "")
+		sub := get(t, s, tn.ID, "+84912345678")
+		want := map[string]string{"name": "Nguyễn Văn An", "plan": "postpaid", "segment": "youth"}
+		if sub.Region != "DN" || sub.Locale != "en" || !maps.Equal(sub.Attributes, want) {
+			t.Fatalf("subscriber = %+v, want region DN, locale en, attributes %v", sub, want)
+		}
+	})
+
+	t.Run("an update with an empty region and locale keeps the stored ones", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN", Locale: "en",
+			Attributes: map[string]string{"name": "An"}}}, "")
+		res := upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}}, "vip")
+		if res != (subscriber.UpsertResult{Updated: 1}) {
+			t.Fatalf("upsert = %+v, want 1 updated", res)
+		}
+		sub := get(t, s, tn.ID, "+84912345678")
+		if sub.Region != "HN" || sub.Locale != "en" || sub.Attributes["name"] != "An" {
+			t.Fatalf("subscriber = %+v, want region, locale and attributes kept", sub)
+		}
+		if !slices.Equal(sub.Lists, []string{"vip"}) {
+			t.Fatalf("lists = %v, want [vip]", sub.Lists)
+		}
+	})
+
+	t.Run("an update keeps the opt-out and install state", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN"}}, "")
+		if err := s.SetOptOut(ctx, tn.ID, "+84912345678", true); err != nil {
+			t.Fatal(err)
+		}
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "DN", Locale: "vi"}}, "")
+		sub := get(t, s, tn.ID, "+84912345678")
+		if !sub.OptedOut || sub.Installed || sub.Region != "DN" {
+			t.Fatalf("subscriber = %+v, want still opted out, not installed, region updated", sub)
+		}
+	})
+
+	t.Run("rows upserted with a list name join that list once", func(t *testing.T) {
+		s, tn := setup(t)
+		rows := []subscriber.Row{{MSISDN: "+84912345678"}, {MSISDN: "+84987654321"}}
+		upsert(t, s, tn.ID, rows, "f1-contacts")
+		upsert(t, s, tn.ID, rows, "f1-contacts")
+		upsert(t, s, tn.ID, rows[:1], "vip")
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84901234567"}}, "")
+		if l := get(t, s, tn.ID, "+84912345678").Lists; !slices.Equal(l, []string{"f1-contacts", "vip"}) {
+			t.Fatalf("lists = %v, want [f1-contacts vip]", l)
+		}
+		if l := get(t, s, tn.ID, "+84987654321").Lists; !slices.Equal(l, []string{"f1-contacts"}) {
+			t.Fatalf("lists = %v, want [f1-contacts]", l)
+		}
+		if l := get(t, s, tn.ID, "+84901234567").Lists; len(l) != 0 {
+			t.Fatalf("lists = %v, want none", l)
+		}
+		other, _ := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		upsert(t, s, other.ID, rows[:1], "f1-contacts")
+		if l := get(t, s, other.ID, "+84912345678").Lists; !slices.Equal(l, []string{"f1-contacts"}) {
+			t.Fatalf("other tenant's lists = %v, want only its own [f1-contacts]", l)
+		}
+	})
+
+	t.Run("an upsert for an unknown tenant is not found", func(t *testing.T) {
+		s, _ := setup(t)
+		_, err := s.UpsertSubscribers(ctx, "no-such-tenant", []subscriber.Row{{MSISDN: "+84912345678"}}, "")
+		wantNotFound(t, "UpsertSubscribers", err)
+		_, err = s.EnsureSubscribers(ctx, "no-such-tenant", []string{"+84912345678"})
+		wantNotFound(t, "EnsureSubscribers", err)
+	})
+
+	t.Run("a batch of thousands of rows lands in one call", func(t *testing.T) {
+		s, tn := setup(t)
+		rows := make([]subscriber.Row, 5000)
+		for i := range rows {
+			rows[i] = subscriber.Row{MSISDN: fmt.Sprintf("+8491%07d", i), Region: "HN",
+				Attributes: map[string]string{"n": fmt.Sprint(i)}}
+		}
+		if res := upsert(t, s, tn.ID, rows, "big"); res != (subscriber.UpsertResult{Inserted: 5000}) {
+			t.Fatalf("upsert = %+v, want 5000 inserted", res)
+		}
+		for i := range rows {
+			rows[i].Region = "DN"
+		}
+		if res := upsert(t, s, tn.ID, rows, "big"); res != (subscriber.UpsertResult{Updated: 5000}) {
+			t.Fatalf("upsert again = %+v, want 5000 updated", res)
+		}
+		sub := get(t, s, tn.ID, "+84910004999")
+		if sub.Region != "DN" || sub.Attributes["n"] != "4999" || !slices.Equal(sub.Lists, []string{"big"}) {
+			t.Fatalf("subscriber = %+v", sub)
+		}
+	})
+
+	t.Run("the same MSISDN in two tenants is two subscribers", func(t *testing.T) {
+		s, a := setup(t)
+		b, _ := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		upsert(t, s, a.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN"}}, "")
+		if res := upsert(t, s, b.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "DN"}}, ""); res.Inserted != 1 {
+			t.Fatalf("upsert in the second tenant = %+v, want a new subscriber", res)
+		}
+		sa, sb := get(t, s, a.ID, "+84912345678"), get(t, s, b.ID, "+84912345678")
+		if sa.ID == sb.ID || sa.Region != "HN" || sb.Region != "DN" {
+			t.Fatalf("subscribers = %+v and %+v, want two distinct ones", sa, sb)
+		}
+	})
+
+	t.Run("one tenant never sees or changes the other's subscribers", func(t *testing.T) {
+		s, a := setup(t)
+		b, _ := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		upsert(t, s, a.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN"}}, "")
+		if err := s.PutDevice(ctx, a.ID, "+84912345678", subscriber.Device{Platform: subscriber.PlatformFCM, Token: "tok"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.GetSubscriber(ctx, b.ID, "+84912345678")
+		wantNotFound(t, "GetSubscriber from the other tenant", err)
+		wantNotFound(t, "SetOptOut from the other tenant", s.SetOptOut(ctx, b.ID, "+84912345678", true))
+		wantNotFound(t, "PutDevice from the other tenant",
+			s.PutDevice(ctx, b.ID, "+84912345678", subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "x"}))
+		if err := s.RemoveDevice(ctx, b.ID, subscriber.PlatformFCM, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		sub := get(t, s, a.ID, "+84912345678")
+		if sub.OptedOut || len(sub.Devices) != 1 {
+			t.Fatalf("subscriber = %+v, want untouched by the other tenant", sub)
+		}
+		ids, err := s.EnsureSubscribers(ctx, b.ID, []string{"+84912345678"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids["+84912345678"] == sub.ID {
+			t.Fatal("EnsureSubscribers in another tenant returned this tenant's subscriber")
+		}
+	})
+
+	t.Run("putting a device twice registers it once and removing it deletes it", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}, {MSISDN: "+84987654321"}}, "")
+		fcm := subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-token"}
+		apns := subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "apns-token"}
+		for _, d := range []subscriber.Device{fcm, fcm, apns} {
+			if err := s.PutDevice(ctx, tn.ID, "+84912345678", d); err != nil {
+				t.Fatalf("PutDevice: %v", err)
+			}
+		}
+		if err := s.PutDevice(ctx, tn.ID, "+84987654321", fcm); err != nil {
+			t.Fatal(err)
+		}
+		devs := get(t, s, tn.ID, "+84912345678").Devices
+		if len(devs) != 2 {
+			t.Fatalf("devices = %+v, want 2", devs)
+		}
+		for _, d := range devs {
+			if d.CreatedAt.IsZero() {
+				t.Fatalf("device %+v has no creation time", d)
+			}
+		}
+		if err := s.RemoveDevice(ctx, tn.ID, subscriber.PlatformFCM, "fcm-token"); err != nil {
+			t.Fatalf("RemoveDevice: %v", err)
+		}
+		devs = get(t, s, tn.ID, "+84912345678").Devices
+		if len(devs) != 1 || devs[0].Platform != subscriber.PlatformAPNs || devs[0].Token != "apns-token" {
+			t.Fatalf("devices after remove = %+v, want only the apns one", devs)
+		}
+		if devs := get(t, s, tn.ID, "+84987654321").Devices; len(devs) != 0 {
+			t.Fatalf("a dead token stays on another subscriber: %+v", devs)
+		}
+		if err := s.RemoveDevice(ctx, tn.ID, subscriber.PlatformFCM, "fcm-token"); err != nil {
+			t.Fatalf("removing an unknown token: %v", err)
+		}
+	})
+
+	t.Run("a device for an unknown subscriber is not found and a bad one is refused", func(t *testing.T) {
+		s, tn := setup(t)
+		wantNotFound(t, "PutDevice", s.PutDevice(ctx, tn.ID, "+84912345678",
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "t"}))
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}}, "")
+		var fe apperr.FieldErrors
+		err := s.PutDevice(ctx, tn.ID, "+84912345678", subscriber.Device{Platform: "sms", Token: ""})
+		if !errors.As(err, &fe) || fe["platform"] == "" || fe["token"] == "" {
+			t.Fatalf("PutDevice with a bad platform and no token: got %v, want field errors for both", err)
+		}
+	})
+
+	t.Run("a subscriber opts out and back in", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}}, "")
+		before := get(t, s, tn.ID, "+84912345678")
+		for _, opt := range []bool{true, true, false, true} {
+			if err := s.SetOptOut(ctx, tn.ID, "+84912345678", opt); err != nil {
+				t.Fatal(err)
+			}
+			if got := get(t, s, tn.ID, "+84912345678").OptedOut; got != opt {
+				t.Fatalf("opted out = %v after SetOptOut(%v)", got, opt)
+			}
+		}
+		after := get(t, s, tn.ID, "+84912345678")
+		if after.UpdatedAt.Before(before.UpdatedAt) {
+			t.Fatalf("updated_at went back: %v → %v", before.UpdatedAt, after.UpdatedAt)
+		}
+		wantNotFound(t, "SetOptOut of an unknown number", s.SetOptOut(ctx, tn.ID, "+84987654321", true))
+	})
+
+	t.Run("EnsureSubscribers creates unknown numbers bare and returns every id", func(t *testing.T) {
+		s, tn := setup(t)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN", Locale: "en"}}, "")
+		known := get(t, s, tn.ID, "+84912345678")
+		ids, err := s.EnsureSubscribers(ctx, tn.ID, []string{"+84912345678", "+84987654321", "+84987654321"})
+		if err != nil {
+			t.Fatalf("EnsureSubscribers: %v", err)
+		}
+		if len(ids) != 2 || ids["+84912345678"] != known.ID || ids["+84987654321"] == 0 {
+			t.Fatalf("ids = %v, want the known id %d and a new one", ids, known.ID)
+		}
+		bare := get(t, s, tn.ID, "+84987654321")
+		if bare.ID != ids["+84987654321"] || bare.Region != "" || bare.Locale != "vi" {
+			t.Fatalf("new subscriber = %+v, want bare with locale vi", bare)
+		}
+		if k := get(t, s, tn.ID, "+84912345678"); k.Region != "HN" || k.Locale != "en" {
+			t.Fatalf("known subscriber = %+v, want untouched", k)
+		}
+		again, err := s.EnsureSubscribers(ctx, tn.ID, []string{"+84987654321"})
+		if err != nil || again["+84987654321"] != ids["+84987654321"] {
+			t.Fatalf("EnsureSubscribers again = %v, %v; want the same id", again, err)
+		}
+		none, err := s.EnsureSubscribers(ctx, tn.ID, nil)
+		if err != nil || len(none) != 0 {
+			t.Fatalf("EnsureSubscribers(nil) = %v, %v", none, err)
+		}
+	})
+
+	t.Run("an unknown subscriber is not found", func(t *testing.T) {
+		s, tn := setup(t)
+		_, err := s.GetSubscriber(ctx, tn.ID, "+84912345678")
+		wantNotFound(t, "GetSubscriber", err)
+	})
+
+	t.Run("device and subscriber times come back in UTC-comparable form", func(t *testing.T) {
+		s, tn := setup(t)
+		start := time.Now().Add(-time.Minute)
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}}, "")
+		sub := get(t, s, tn.ID, "+84912345678")
+		if sub.CreatedAt.Before(start) || sub.CreatedAt.After(time.Now().Add(time.Minute)) {
+			t.Fatalf("created_at = %v, want about now", sub.CreatedAt)
+		}
+	})
+}

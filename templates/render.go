@@ -1,0 +1,156 @@
+package templates
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"text/template"
+	"unicode/utf8"
+)
+
+// Limits on what a template may be and produce. They are in bytes, not
+// characters, because they guard memory; segments are CountSMS's business.
+const (
+	MaxBodyBytes   = 4096
+	MaxOutputBytes = 8192
+)
+
+var (
+	// ErrInvalid: Parse refused the body. The error is an *Error saying why.
+	ErrInvalid = errors.New("invalid template")
+	// ErrOutputTooLarge: rendering would exceed MaxOutputBytes.
+	ErrOutputTooLarge = fmt.Errorf("rendered text over %d bytes", MaxOutputBytes)
+)
+
+// Error names the template and what is wrong with it, so that an API answer
+// can point the author at the line.
+type Error struct {
+	Template string
+	Reason   string
+	Err      error // ErrInvalid from Parse; the cause from Render
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("template %q: %s", e.Template, e.Reason) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Vars are the values one message is rendered with.
+type Vars struct {
+	Name        string
+	InstallLink string
+	Region      string
+	RewardMB    int64
+	Attributes  map[string]string
+}
+
+// view is all a template sees: {{.Name}}, {{.InstallLink}}, {{.RewardMB}},
+// {{.Region}}, and custom attributes as {{.Attr "key"}}. Vars is not passed
+// itself so that attributes have that one spelling, and a missing one is
+// simply empty.
+type view struct {
+	Name        string
+	InstallLink string
+	RewardMB    int64
+	Region      string
+	attrs       map[string]string
+	missing     string // what Attr answers for an absent key: "" except in the sample
+}
+
+// Attr returns the subscriber's attribute key, or "" if it has none.
+func (v view) Attr(key string) string {
+	if s, ok := v.attrs[key]; ok {
+		return s
+	}
+	return v.missing
+}
+
+// sample is what Parse renders once to catch mistakes that only show when
+// running, such as {{with .Name}}{{.Region}}{{end}} or a misused builtin.
+// Attr answers for every key so that {{with .Attr "k"}} bodies run too.
+var sample = view{Name: "An", InstallLink: "https://example.invalid/i", RewardMB: 5120,
+	Region: "HN", missing: "sample"}
+
+// Template is a parsed, checked template; safe for concurrent Render.
+type Template struct {
+	name string
+	tmpl *template.Template
+}
+
+// Name is the name the template was parsed with.
+func (t *Template) Name() string { return t.name }
+
+// Parse checks body and prepares it for Render. It refuses bodies over
+// MaxBodyBytes or not UTF-8, syntax errors, unknown fields, range, define,
+// block and template (the only ways to loop or recurse), and bodies that
+// fail on sample values. Errors are *Error and match ErrInvalid.
+func Parse(name, body string) (*Template, error) {
+	refuse := func(format string, args ...any) error {
+		return &Error{Template: name, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, refuse("body is %d bytes, over the %d-byte limit", len(body), MaxBodyBytes)
+	}
+	if !utf8.ValidString(body) {
+		return nil, refuse("body is not valid UTF-8")
+	}
+	tmpl, err := template.New(name).Funcs(funcs()).Parse(body)
+	if err != nil {
+		return nil, refuse("%s", tidy(name, err))
+	}
+	if err := validate(tmpl); err != nil {
+		return nil, refuse("%s", err)
+	}
+	t := &Template{name: name, tmpl: tmpl}
+	if _, err := t.execute(sample); err != nil {
+		return nil, refuse("with sample values: %s", tidy(name, err))
+	}
+	return t, nil
+}
+
+// Render fills the template in. It fails only when the text would exceed
+// MaxOutputBytes or a builtin fails on these values (say, slice out of
+// range); the error is an *Error.
+func (t *Template) Render(v Vars) (string, error) {
+	out, err := t.execute(view{Name: v.Name, InstallLink: v.InstallLink,
+		RewardMB: v.RewardMB, Region: v.Region, attrs: v.Attributes})
+	if err != nil {
+		return "", &Error{Template: t.name, Reason: tidy(t.name, err), Err: err}
+	}
+	return out, nil
+}
+
+func (t *Template) execute(v view) (string, error) {
+	var w cappedWriter
+	if err := t.tmpl.Execute(&w, v); err != nil {
+		return "", err
+	}
+	return w.b.String(), nil
+}
+
+// cappedWriter stops execution at the first write past MaxOutputBytes.
+type cappedWriter struct{ b strings.Builder }
+
+func (w *cappedWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > MaxOutputBytes {
+		return 0, ErrOutputTooLarge
+	}
+	return w.b.Write(p)
+}
+
+// maxReason keeps an error readable: text/template quotes the failing
+// action, which may be most of a 4 KB body.
+const maxReason = 400
+
+// tidy turns `template: NAME:1:7: executing "NAME" at <.X>: msg` into
+// `line 1:7: <.X>: msg`, since Error already names the template. Columns
+// are byte offsets from 0, as text/template counts them.
+func tidy(name string, err error) string {
+	s := strings.TrimPrefix(err.Error(), "template: ")
+	if rest, ok := strings.CutPrefix(s, name+":"); ok {
+		s = "line " + rest
+	}
+	s = strings.Replace(s, fmt.Sprintf("executing %q at ", name), "", 1)
+	if len(s) > maxReason { // keep the location and the cause, which is last
+		s = strings.ToValidUTF8(s[:maxReason/2]+"…"+s[len(s)-maxReason/2:], "")
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"outreach/campaign"
+	"outreach/internal/queue"
+	"outreach/provider"
+	"outreach/subscriber"
+	"outreach/templates"
+)
+
+// Settings tune the engine; zero values take the defaults.
+type Settings struct {
+	// SMSSender names the sender whose rate limit SMS share (the Twilio
+	// number or messaging service).
+	SMSSender string
+	SMSRate   int // segments per second per sender, all workers together
+	PushRate  int // pushes per second, all workers together
+	// InstallBaseURL prefixes referral codes in {{.InstallLink}}.
+	InstallBaseURL string
+	// StatusCallback is where SMS providers post receipts ("" for none).
+	StatusCallback string
+	Concurrency    int // marketing tasks in flight per process
+	AlertConcurrency int
+	BatchSize      int // deliveries per send task
+	FanoutChunk    int // subscribers read per fan-out round
+	// BacklogSeconds bounds the deliveries queued ahead of sending, in
+	// seconds of the campaign's rate.
+	BacklogSeconds int
+	// MaxBacklog bounds it for campaigns with no rate of their own.
+	MaxBacklog  int
+	MaxAttempts int
+	// SendConcurrency is the provider calls in flight per send task.
+	SendConcurrency int
+	// MonitorEvery is how often scheduled starts, completion and lost
+	// fan-outs are checked.
+	MonitorEvery time.Duration
+	// StaleAfter is how long a pending delivery may wait with no progress
+	// before the reconciler re-drives it.
+	StaleAfter time.Duration
+}
+
+func (s *Settings) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&s.SMSRate, 100)
+	def(&s.PushRate, 1000)
+	def(&s.Concurrency, 50)
+	def(&s.AlertConcurrency, 20)
+	def(&s.BatchSize, 100)
+	def(&s.FanoutChunk, 2000)
+	def(&s.BacklogSeconds, 5)
+	def(&s.MaxBacklog, 20000)
+	def(&s.MaxAttempts, 8)
+	def(&s.SendConcurrency, 32)
+	if s.MonitorEvery <= 0 {
+		s.MonitorEvery = time.Second
+	}
+	if s.StaleAfter <= 0 {
+		s.StaleAfter = 2 * time.Minute
+	}
+	if s.SMSSender == "" {
+		s.SMSSender = "default"
+	}
+}
+
+// Deps are what the engine works with.
+type Deps struct {
+	Store       campaign.Store
+	Subscribers subscriber.Store
+	Queue       *queue.Conn
+	SMS         provider.SMSSender
+	Push        map[subscriber.Platform]provider.PushSender
+	Policy      campaign.Policy
+	Settings    Settings
+	Metrics     *Metrics
+	Logger      *slog.Logger
+	// Now is the clock (tests inject one); time.Now when nil.
+	Now func() time.Time
+}
+
+// Engine implements campaign.Dispatcher and runs the task handlers.
+type Engine struct {
+	Deps
+	set      Settings
+	client   *asynq.Client
+	limiter  *Limiter
+	breakers *breakers
+
+	mu        sync.Mutex
+	tmplCache map[string]*compiled
+	campCache map[string]cachedCampaign
+}
+
+var _ campaign.Dispatcher = (*Engine)(nil)
+
+type cachedCampaign struct {
+	c  campaign.Campaign
+	at time.Time
+}
+
+type compiled struct {
+	t    campaign.MessageTemplate
+	body *templates.Template
+	title *templates.Template
+}
+
+// New returns an engine; Run starts its workers.
+func New(d Deps) *Engine {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	set := d.Settings
+	set.defaults()
+	return &Engine{
+		Deps: d, set: set,
+		client:    asynq.NewClient(d.Queue.Opt),
+		limiter:   NewLimiter(d.Queue.Redis),
+		breakers:  newBreakers(d.Now),
+		tmplCache: map[string]*compiled{},
+		campCache: map[string]cachedCampaign{},
+	}
+}
+
+// Close releases the queue client.
+func (e *Engine) Close() error { return e.client.Close() }
+
+// Run serves tasks until ctx ends: alerts on a pool of their own so that
+// they never wait behind marketing, fan-out and marketing on another, and
+// the campaign monitor.
+func (e *Engine) Run(ctx context.Context) error {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeFanout, e.handleFanout)
+	mux.HandleFunc(TypeSend, e.handleSend)
+
+	common := asynq.Config{
+		Logger:                   asynqLogger{e.Logger},
+		LogLevel:                 asynq.WarnLevel,
+		TaskCheckInterval:        20 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          10 * time.Second,
+		IsFailure:                func(err error) bool { return !errors.Is(err, errRescheduled) },
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			return backoff(n, time.Second, time.Minute)
+		},
+	}
+	alertCfg := common
+	alertCfg.Concurrency = e.set.AlertConcurrency
+	alertCfg.Queues = map[string]int{queue.QueueAlerts: 1}
+	mainCfg := common
+	mainCfg.Concurrency = e.set.Concurrency
+	// Strict priority: fan-out keeps the pipeline fed; alerts appear here
+	// too so that a process whose alert pool is busy still prefers them.
+	mainCfg.Queues = map[string]int{queue.QueueAlerts: 10, queue.QueueDefault: 5, queue.QueueMarketing: 1}
+	mainCfg.StrictPriority = true
+
+	alerts := asynq.NewServer(e.Queue.Opt, alertCfg)
+	main := asynq.NewServer(e.Queue.Opt, mainCfg)
+	if err := alerts.Start(mux); err != nil {
+		return fmt.Errorf("start alert workers: %w", err)
+	}
+	if err := main.Start(mux); err != nil {
+		alerts.Shutdown()
+		return fmt.Errorf("start workers: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); e.monitor(ctx) }()
+	<-ctx.Done()
+	main.Shutdown()
+	alerts.Shutdown()
+	<-done
+	return nil
+}
+
+// campaign returns the campaign, cached for a moment: pause and cancel
+// still take effect well within a second.
+func (e *Engine) campaign(ctx context.Context, id string) (campaign.Campaign, error) {
+	now := time.Now()
+	e.mu.Lock()
+	cc, ok := e.campCache[id]
+	e.mu.Unlock()
+	if ok && now.Sub(cc.at) < 250*time.Millisecond {
+		return cc.c, nil
+	}
+	c, err := e.Store.CampaignByID(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	e.mu.Lock()
+	if len(e.campCache) > 10000 {
+		e.campCache = map[string]cachedCampaign{}
+	}
+	e.campCache[id] = cachedCampaign{c: c, at: now}
+	e.mu.Unlock()
+	return c, nil
+}
+
+// template returns a compiled template; templates are immutable once
+// created, so the cache never goes stale.
+func (e *Engine) template(ctx context.Context, tenantID, id string) (*compiled, error) {
+	e.mu.Lock()
+	ct, ok := e.tmplCache[id]
+	e.mu.Unlock()
+	if ok {
+		return ct, nil
+	}
+	t, err := e.Store.GetTemplate(ctx, tenantID, id)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", id, err)
+	}
+	ct = &compiled{t: t}
+	if ct.body, err = templates.Parse(t.Name, t.Body); err != nil {
+		return nil, err
+	}
+	if t.Title != "" {
+		if ct.title, err = templates.Parse(t.Name+" title", t.Title); err != nil {
+			return nil, err
+		}
+	}
+	e.mu.Lock()
+	e.tmplCache[id] = ct
+	e.mu.Unlock()
+	return ct, nil
+}
+
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }

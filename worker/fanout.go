@@ -1,0 +1,280 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"outreach/campaign"
+)
+
+// errRescheduled marks a task that handed its work to a later task: not a
+// failure.
+var errRescheduled = errors.New("rescheduled")
+
+const (
+	// fanoutStep bounds one fan-out task; the chain continues in a new task
+	// so that no task runs for long and a crash loses at most one step.
+	fanoutStep = 10 * time.Second
+	// leaseTTL is how long a fan-out chain owns its campaign without
+	// renewing; a dead chain is replaced by the monitor after that.
+	leaseTTL = 30 * time.Second
+)
+
+func backlogKey(campaignID string) string { return "outreach:backlog:" + campaignID }
+func leaseKey(campaignID string) string   { return "outreach:fanout:" + campaignID }
+
+// Kick starts (or continues) a campaign's fan-out chain. A resume or a
+// reconciliation first re-drives deliveries still pending in the store.
+func (e *Engine) Kick(ctx context.Context, c campaign.Campaign) error {
+	return e.startChain(ctx, c, c.FanoutCursor > 0 || c.FanoutDone, "kick")
+}
+
+func (e *Engine) startChain(ctx context.Context, c campaign.Campaign, redrive bool, why string) error {
+	chain := newChainID()
+	task, err := newFanoutTask(fanoutPayload{CampaignID: c.ID, Chain: chain, Redrive: redrive, Reason: why}, c.Kind)
+	if err != nil {
+		return err
+	}
+	// Taking the lease here means a new chain replaces an old one that is
+	// still alive only if that one had given the campaign up.
+	ok, err := e.Queue.Redis.SetNX(ctx, leaseKey(c.ID), chain, leaseTTL).Result()
+	if err != nil {
+		return fmt.Errorf("fan-out lease: %w", err)
+	}
+	if !ok {
+		return nil // a live chain owns the fan-out already
+	}
+	if _, err := e.client.EnqueueContext(ctx, task); err != nil {
+		e.Queue.Redis.Del(context.WithoutCancel(ctx), leaseKey(c.ID))
+		return fmt.Errorf("enqueue fan-out: %w", err)
+	}
+	return nil
+}
+
+func newChainID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+// renewLease extends the chain's lease; false when another chain owns it.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1
+end
+return 0`)
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+func (e *Engine) renew(ctx context.Context, p fanoutPayload) (bool, error) {
+	n, err := renewScript.Run(ctx, e.Queue.Redis, []string{leaseKey(p.CampaignID)}, p.Chain, leaseTTL.Milliseconds()).Int()
+	return n == 1, err
+}
+
+func (e *Engine) release(ctx context.Context, p fanoutPayload) {
+	releaseScript.Run(context.WithoutCancel(ctx), e.Queue.Redis, []string{leaseKey(p.CampaignID)}, p.Chain)
+}
+
+// backlogBound is how many deliveries may wait in Redis for this campaign.
+func (e *Engine) backlogBound(c campaign.Campaign) int64 {
+	if c.RatePerSecond > 0 {
+		return int64(max(c.RatePerSecond*e.set.BacklogSeconds, 2*e.set.BatchSize))
+	}
+	return int64(e.set.MaxBacklog)
+}
+
+func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
+	var p fanoutPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: bad fan-out payload: %v", asynq.SkipRetry, err)
+	}
+	owned, err := e.renew(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !owned {
+		return nil // superseded by another chain
+	}
+	deadline := time.Now().Add(fanoutStep)
+	for time.Now().Before(deadline) {
+		c, err := e.Store.CampaignByID(ctx, p.CampaignID)
+		if err != nil {
+			return err
+		}
+		if c.State != campaign.StateRunning {
+			e.release(ctx, p) // paused or over: a resume starts a new chain
+			return nil
+		}
+		backlog, err := e.Queue.Redis.Get(ctx, backlogKey(c.ID)).Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		room := e.backlogBound(c) - backlog
+		if room < int64(e.set.BatchSize) {
+			time.Sleep(50 * time.Millisecond)
+			if ok, err := e.renew(ctx, p); err != nil || !ok {
+				return err
+			}
+			continue
+		}
+		limit := int(min(room, int64(e.set.FanoutChunk)))
+		var more bool
+		if p.Redrive {
+			more, err = e.redriveRound(ctx, c, &p, limit)
+		} else {
+			if c.FanoutDone {
+				e.release(ctx, p)
+				return nil
+			}
+			more, err = e.audienceRound(ctx, c, limit)
+		}
+		if err != nil {
+			return err
+		}
+		if !more {
+			if p.Redrive {
+				p.Redrive = false // on to the audience
+				continue
+			}
+			e.release(ctx, p)
+			return nil
+		}
+		if ok, err := e.renew(ctx, p); err != nil || !ok {
+			return err
+		}
+	}
+	// Continue in a fresh task; the lease stays with this chain.
+	next, err := newFanoutTask(p, mustKind(ctx, e, p.CampaignID))
+	if err != nil {
+		return err
+	}
+	if _, err := e.client.EnqueueContext(ctx, next); err != nil {
+		return fmt.Errorf("continue fan-out: %w", err)
+	}
+	return nil
+}
+
+func mustKind(ctx context.Context, e *Engine, id string) campaign.Kind {
+	c, err := e.campaign(ctx, id)
+	if err != nil {
+		return campaign.KindInstallPromotion
+	}
+	return c.Kind
+}
+
+// audienceRound writes the deliveries of the next page of the audience and
+// enqueues their send tasks; more is false when the audience is exhausted.
+func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, limit int) (more bool, err error) {
+	ids, err := e.Store.AudiencePage(ctx, c, c.FanoutCursor, limit)
+	if err != nil {
+		return false, fmt.Errorf("audience page: %w", err)
+	}
+	if len(ids) > 0 {
+		for _, ch := range c.Channels {
+			nd := make([]campaign.NewDelivery, len(ids))
+			for i, id := range ids {
+				nd[i] = campaign.NewDelivery{SubscriberID: id}
+				if c.Kind == campaign.KindInstallPromotion {
+					nd[i].ReferralCode = NewReferralCode()
+				}
+			}
+			n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
+			if err != nil {
+				return false, fmt.Errorf("insert deliveries: %w", err)
+			}
+			e.Metrics.Fanout.Add(float64(n))
+			// Every id of the page is enqueued, new or not: after a crash
+			// between insert and enqueue the rows exist but have no task;
+			// claiming is idempotent, so a repeat costs one task at most.
+			if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
+				return false, err
+			}
+		}
+	}
+	done := len(ids) < limit
+	cursor := c.FanoutCursor
+	if len(ids) > 0 {
+		cursor = ids[len(ids)-1]
+	}
+	if err := e.Store.SetFanoutProgress(ctx, c.ID, cursor, done); err != nil {
+		return false, fmt.Errorf("fan-out progress: %w", err)
+	}
+	return !done, nil
+}
+
+// redriveRound re-enqueues deliveries the store still has pending, channel
+// by channel; more is false when every channel is through.
+func (e *Engine) redriveRound(ctx context.Context, c campaign.Campaign, p *fanoutPayload, limit int) (more bool, err error) {
+	for p.RedriveChan < len(c.Channels) {
+		ch := c.Channels[p.RedriveChan]
+		ids, err := e.Store.UnfinishedPage(ctx, c.ID, ch, p.RedriveAfter, e.Now(), limit)
+		if err != nil {
+			return false, fmt.Errorf("redrive page: %w", err)
+		}
+		if len(ids) > 0 {
+			if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
+				return false, err
+			}
+			p.RedriveAfter = ids[len(ids)-1]
+		}
+		if len(ids) == limit {
+			return true, nil
+		}
+		p.RedriveChan++
+		p.RedriveAfter = 0
+	}
+	return false, nil
+}
+
+// enqueueBatches splits ids into send tasks and enqueues them in one
+// pipelined round trip; counted batches add to the campaign's backlog.
+func (e *Engine) enqueueBatches(ctx context.Context, c campaign.Campaign, ch campaign.Channel, ids []int64, counted bool) error {
+	q := queueFor(c.Kind)
+	urgent := c.Kind == campaign.KindExposureAlert
+	for start := 0; start < len(ids); start += e.set.BatchSize {
+		batch := ids[start:min(start+e.set.BatchSize, len(ids))]
+		task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: ch, SubscriberIDs: batch, Counted: counted}, urgent)
+		if err != nil {
+			return err
+		}
+		if counted {
+			if err := e.Queue.Redis.IncrBy(ctx, backlogKey(c.ID), int64(len(batch))).Err(); err != nil {
+				return fmt.Errorf("backlog: %w", err)
+			}
+		}
+		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(q)); err != nil {
+			if counted {
+				e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(c.ID), int64(len(batch)))
+			}
+			return fmt.Errorf("enqueue send: %w", err)
+		}
+	}
+	return nil
+}
+
+const referralAlphabet = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+
+// NewReferralCode returns a 9-character code from a 55-symbol alphabet:
+// about 52 bits of randomness, short enough for an SMS link.
+func NewReferralCode() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	// Rejection-free: 256 % 55 skews by under 2%, which costs well under a
+	// bit of the 52.
+	for i := range b {
+		b[i] = referralAlphabet[int(b[i])%len(referralAlphabet)]
+	}
+	return string(b)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,35 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the engine's Prometheus series.
+type Metrics struct {
+	Messages   *prometheus.CounterVec // by channel, provider, outcome
+	Skips      *prometheus.CounterVec // by channel, reason
+	Fanout     prometheus.Counter
+	Breaker    *prometheus.GaugeVec
+	SendTime   *prometheus.HistogramVec
+}
+
+// NewMetrics registers the series on reg (nil: a private registry).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_messages_total",
+			Help: "Send attempts by channel, provider and outcome."}, []string{"channel", "provider", "outcome"}),
+		Skips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_skips_total",
+			Help: "Deliveries skipped, by channel and reason."}, []string{"channel", "reason"}),
+		Fanout: prometheus.NewCounter(prometheus.CounterOpts{Name: "outreach_fanout_deliveries_total",
+			Help: "Deliveries written by fan-out."}),
+		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "outreach_breaker_open",
+			Help: "1 while a provider's circuit breaker is open."}, []string{"provider"}),
+		SendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "outreach_provider_call_seconds",
+			Help: "Provider call latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"provider"}),
+	}
+	reg.MustRegister(m.Messages, m.Skips, m.Fanout, m.Breaker, m.SendTime)
+	return m
+}

@@ -1,0 +1,116 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"outreach/campaign"
+)
+
+// monitor runs in every worker process. Each pass is idempotent, so several
+// processes may run it at once: it starts scheduled campaigns that are due,
+// re-kicks running campaigns whose fan-out chain died (its lease expired),
+// re-drives deliveries left pending with no progress (a lost task, an
+// emptied Redis), and completes campaigns with nothing left to send.
+func (e *Engine) monitor(ctx context.Context) {
+	tick := time.NewTicker(e.set.MonitorEvery)
+	defer tick.Stop()
+	lastRedrive := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		redrive := time.Since(lastRedrive) >= e.set.StaleAfter/2
+		if redrive {
+			lastRedrive = time.Now()
+		}
+		if err := e.monitorPass(ctx, redrive); err != nil && ctx.Err() == nil {
+			e.Logger.Warn("campaign monitor", "err", err)
+		}
+	}
+}
+
+// MonitorPass runs one pass now (tests and the reconciler command).
+func (e *Engine) MonitorPass(ctx context.Context, redrive bool) error { return e.monitorPass(ctx, redrive) }
+
+func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
+	now := e.Now()
+	due, err := e.Store.DueScheduled(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, c := range due {
+		from, to, _ := campaign.Transition(campaign.ActionStart)
+		c, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now)
+		if err != nil {
+			continue // another process started it
+		}
+		if err := e.Kick(ctx, c); err != nil {
+			return err
+		}
+	}
+	active, err := e.Store.ActiveCampaigns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range active {
+		if c.State != campaign.StateRunning {
+			continue
+		}
+		if !c.FanoutDone {
+			// startChain does nothing while a live chain holds the lease.
+			if err := e.startChain(ctx, c, false, "monitor"); err != nil {
+				return err
+			}
+			continue
+		}
+		left, err := e.Store.CountUnfinished(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if left == 0 {
+			from, to, _ := campaign.Transition(campaign.ActionComplete)
+			if _, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now); err == nil {
+				e.Store.Audit(ctx, campaign.AuditEntry{TenantID: c.TenantID, Actor: "system", Action: "campaign.complete",
+					ObjectType: "campaign", ObjectID: c.ID, At: now})
+				e.Queue.Redis.Del(ctx, backlogKey(c.ID))
+			}
+			continue
+		}
+		if redrive {
+			if err := e.redriveStale(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// redriveStale re-enqueues deliveries that have made no progress for
+// StaleAfter: their task was lost. Claiming is idempotent, so one that was
+// only slow costs an extra task, never an extra message.
+func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
+	older := e.Now().Add(-e.set.StaleAfter)
+	for _, ch := range c.Channels {
+		var after int64
+		for {
+			ids, err := e.Store.UnfinishedPage(ctx, c.ID, ch, after, older, 5000)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			if err := e.enqueueBatches(ctx, c, ch, ids, false); err != nil {
+				return err
+			}
+			after = ids[len(ids)-1]
+			if len(ids) < 5000 {
+				break
+			}
+		}
+	}
+	return nil
+}

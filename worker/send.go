@@ -1,0 +1,448 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"outreach/campaign"
+	"outreach/provider"
+	"outreach/subscriber"
+	"outreach/templates"
+)
+
+// job is one message about to go out for one claimed delivery.
+type job struct {
+	r        campaign.Recipient
+	channel  campaign.Channel // the channel actually used (push may fall back to SMS)
+	sms      provider.SMS
+	pushes   []provider.Push
+	segments int
+	out      campaign.Outcome
+	retry    bool
+	retryIn  time.Duration
+}
+
+func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
+	var p sendPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("%w: bad send payload: %v", asynq.SkipRetry, err)
+	}
+	if p.Counted {
+		defer e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(p.CampaignID), int64(len(p.SubscriberIDs)))
+	}
+	c, err := e.campaign(ctx, p.CampaignID)
+	if err != nil {
+		return err
+	}
+	if c.State != campaign.StateRunning {
+		// Paused: the deliveries stay pending in the store and a resume
+		// re-drives them. Cancelled or completed: nothing more goes out.
+		return nil
+	}
+	now := e.Now()
+	if hold := e.Policy.HoldUntil(c.Kind, now); !hold.IsZero() {
+		if c.EndBy != nil && hold.After(*c.EndBy) {
+			return e.expire(ctx, c, p)
+		}
+		// Outside the send window: the whole batch waits for it to open,
+		// unclaimed, without counting as a failure.
+		task, err := newSendTask(sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs}, false)
+		if err != nil {
+			return err
+		}
+		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessAt(hold)); err != nil {
+			return fmt.Errorf("hold for send window: %w", err)
+		}
+		return nil
+	}
+	recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, p.SubscriberIDs)
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	if len(recips) == 0 {
+		return nil
+	}
+	jobs, err := e.prepare(ctx, c, recips)
+	if err != nil {
+		// Put the claim back so that a retry or the reconciler finds them.
+		e.putBack(ctx, recips)
+		return err
+	}
+	e.sendAll(ctx, c, jobs)
+	return e.finish(ctx, c, jobs)
+}
+
+// expire skips deliveries whose campaign ends before the window reopens.
+func (e *Engine) expire(ctx context.Context, c campaign.Campaign, p sendPayload) error {
+	recips, err := e.Store.ClaimDeliveries(ctx, c.ID, p.Channel, p.SubscriberIDs)
+	if err != nil {
+		return err
+	}
+	outs := make([]campaign.Outcome, len(recips))
+	for i, r := range recips {
+		outs[i] = e.skip(r, p.Channel, campaign.SkipQuietHoursExpired)
+	}
+	return e.Store.RecordOutcomes(ctx, outs)
+}
+
+func (e *Engine) putBack(ctx context.Context, recips []campaign.Recipient) {
+	outs := make([]campaign.Outcome, len(recips))
+	for i, r := range recips {
+		outs[i] = campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,
+			Status: campaign.StatusPending, At: e.Now()}
+	}
+	if err := e.Store.RecordOutcomes(context.WithoutCancel(ctx), outs); err != nil {
+		e.Logger.Error("put back claimed deliveries", "campaign", recips[0].CampaignID, "err", err)
+	}
+}
+
+func (e *Engine) skip(r campaign.Recipient, ch campaign.Channel, why campaign.SkipReason) campaign.Outcome {
+	e.Metrics.Skips.WithLabelValues(string(ch), string(why)).Inc()
+	return campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,
+		Status: campaign.StatusSkipped, SkipReason: why, At: e.Now()}
+}
+
+// prepare applies the policy and renders every message of a batch.
+func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
+	var capped map[int64]int
+	if e.Policy.Capped(c.Kind) {
+		ids := make([]int64, len(recips))
+		for i, r := range recips {
+			ids[i] = r.SubscriberID
+		}
+		var err error
+		capped, err = e.Store.MarketingSent(ctx, c.TenantID, ids, e.Now().Add(-e.Policy.Cap.Period))
+		if err != nil {
+			return nil, fmt.Errorf("frequency cap: %w", err)
+		}
+	}
+	jobs := make([]*job, 0, len(recips))
+	for _, r := range recips {
+		j := &job{r: r, channel: r.Channel}
+		jobs = append(jobs, j)
+		switch {
+		case r.OptedOut && e.Policy.SkipsOptedOut(c.Kind):
+			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
+			continue
+		case capped != nil && capped[r.SubscriberID] >= e.Policy.Cap.Count:
+			j.out = e.skip(r, r.Channel, campaign.SkipFrequencyCap)
+			continue
+		}
+		if err := e.render(ctx, c, j); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, nil
+}
+
+// render builds the provider messages of one job, or marks it skipped.
+func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error {
+	r := j.r
+	vars := templates.Vars{Name: r.Attributes["name"], Region: r.Region, Attributes: r.Attributes}
+	if r.ReferralCode != "" {
+		vars.InstallLink = e.set.InstallBaseURL + r.ReferralCode
+	}
+	if c.Reward != nil {
+		vars.RewardMB = c.Reward.DataMB
+	}
+	if r.Channel == campaign.ChannelPush {
+		if len(r.Devices) == 0 {
+			if !c.PushFallbackSMS || c.HasChannel(campaign.ChannelSMS) || c.Templates[campaign.ChannelSMS] == "" {
+				j.out = e.skip(r, r.Channel, campaign.SkipNoDevice)
+				return nil
+			}
+			j.channel = campaign.ChannelSMS // fallback, recorded on the push delivery
+		} else {
+			ct, err := e.template(ctx, c.TenantID, c.Templates[campaign.ChannelPush])
+			if err != nil {
+				return err
+			}
+			body, err := ct.body.Render(vars)
+			if err != nil {
+				return err
+			}
+			title := ""
+			if ct.title != nil {
+				if title, err = ct.title.Render(vars); err != nil {
+					return err
+				}
+			}
+			for _, d := range r.Devices {
+				j.pushes = append(j.pushes, provider.Push{Platform: string(d.Platform), Token: d.Token, Title: title,
+					Body: body, Data: ct.t.Data, Urgent: !c.Kind.Marketing(), TTL: time.Hour})
+			}
+			return nil
+		}
+	}
+	ct, err := e.template(ctx, c.TenantID, c.Templates[campaign.ChannelSMS])
+	if err != nil {
+		return err
+	}
+	body, err := ct.body.Render(vars)
+	if err != nil {
+		return err
+	}
+	text := e.Policy.DecorateSMS(c.Kind, body, ct.t.Transliterate)
+	j.segments = templates.CountSMS(text).Segments
+	j.sms = provider.SMS{To: r.MSISDN, Body: text, StatusCallback: e.set.StatusCallback, ValidityPeriod: time.Hour}
+	return nil
+}
+
+// sendAll sends the prepared jobs within the shared rate limits, with
+// bounded concurrency.
+func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) {
+	urgent := !c.Kind.Marketing()
+	sem := make(chan struct{}, e.set.SendConcurrency)
+	var wg sync.WaitGroup
+	// Reserve in chunks: one Redis round trip paces many messages.
+	const chunk = 20
+	pending := make([]*job, 0, len(jobs))
+	for _, j := range jobs {
+		if j.out.Status == "" {
+			pending = append(pending, j)
+		}
+	}
+	for start := 0; start < len(pending); start += chunk {
+		part := pending[start:min(start+chunk, len(pending))]
+		due, interval, ok := e.reserve(ctx, c, part, urgent)
+		if !ok {
+			// Paused, cancelled or shutting down: what was not sent goes
+			// back to pending for a resume to re-drive.
+			for _, j := range pending[start:] {
+				j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
+					Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
+			}
+			break
+		}
+		for i, j := range part {
+			at := due.Add(time.Duration(i) * interval)
+			if d := time.Until(at); d > time.Millisecond {
+				time.Sleep(d)
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(j *job) {
+				defer func() { <-sem; wg.Done() }()
+				e.sendOne(ctx, c, j)
+			}(j)
+		}
+	}
+	wg.Wait()
+}
+
+// reserve waits for room in the sender's and the campaign's rate for part;
+// it answers when the first message is due and the spacing after it. It
+// gives up (ok false) if the campaign stops running while it waits.
+func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, urgent bool) (due time.Time, interval time.Duration, ok bool) {
+	key, rate, units := "push", e.set.PushRate, 0
+	for _, j := range part {
+		if j.channel == campaign.ChannelSMS {
+			key, rate = "sms:"+e.set.SMSSender, e.set.SMSRate
+			units += max(j.segments, 1)
+		} else {
+			units += len(j.pushes)
+		}
+	}
+	// Marketing may queue half a second ahead of the provider; an alert
+	// reserves ahead of it regardless.
+	const maxAhead = 500 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return time.Time{}, 0, false
+		}
+		if !urgent {
+			cur, err := e.campaign(ctx, c.ID)
+			if err == nil && cur.State != campaign.StateRunning {
+				return time.Time{}, 0, false
+			}
+		}
+		now := time.Now()
+		var campDelay time.Duration
+		if c.RatePerSecond > 0 && !urgent {
+			r, ok, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, len(part), maxAhead, false)
+			if err != nil || !ok {
+				sleepCtx(ctx, clampWait(wait, err))
+				continue
+			}
+			campDelay = r.Delay
+		}
+		r, ok, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, urgent)
+		if err != nil || !ok {
+			sleepCtx(ctx, clampWait(wait, err))
+			continue
+		}
+		interval = r.Interval * time.Duration(units) / time.Duration(len(part))
+		delay := max(r.Delay, campDelay)
+		if c.RatePerSecond > 0 && !urgent {
+			interval = max(interval, time.Second/time.Duration(c.RatePerSecond))
+		}
+		return now.Add(delay), interval, true
+	}
+}
+
+func clampWait(wait time.Duration, err error) time.Duration {
+	if err != nil {
+		return 200 * time.Millisecond
+	}
+	return min(max(wait-500*time.Millisecond, 10*time.Millisecond), 200*time.Millisecond)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// sendOne makes the provider call(s) of one job and classifies the result.
+func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
+	now := e.Now()
+	j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID, Channel: j.r.Channel, At: now}
+	var (
+		res  provider.Result
+		err  error
+		name string
+	)
+	if j.channel == campaign.ChannelSMS {
+		name = e.SMS.Name()
+		if ok, wait := e.breakers.allow(name); !ok {
+			e.retryLater(j, wait, "breaker_open")
+			return
+		}
+		start := time.Now()
+		res, err = e.SMS.SendSMS(ctx, j.sms)
+		e.Metrics.SendTime.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		if res.Segments == 0 {
+			res.Segments = j.segments
+		}
+	} else {
+		res, name, err = e.sendPushes(ctx, j)
+	}
+	j.out.Provider = name
+	class := provider.ClassOf(err)
+	if err == nil {
+		e.breakers.record(name, false)
+		j.out.Status, j.out.ProviderMessageID, j.out.Segments = campaign.StatusSent, res.MessageID, res.Segments
+		e.Metrics.Messages.WithLabelValues(string(j.channel), name, "sent").Inc()
+		return
+	}
+	e.breakers.record(name, class == provider.Transient)
+	j.out.ErrorCode = provider.CodeOf(err)
+	e.Metrics.Messages.WithLabelValues(string(j.channel), name, class.String()).Inc()
+	switch class {
+	case provider.Transient:
+		e.retryLater(j, provider.RetryAfterOf(err), j.out.ErrorCode)
+	case provider.Ambiguous:
+		j.out.Status = campaign.StatusUnknown
+	case provider.OptedOut:
+		j.out.Status = campaign.StatusFailed
+		if err := e.Subscribers.SetOptOut(context.WithoutCancel(ctx), c.TenantID, j.r.MSISDN, true); err != nil {
+			e.Logger.Error("opt out after provider refusal", "subscriber", subscriber.Mask(j.r.MSISDN), "err", err)
+		}
+	default:
+		j.out.Status = campaign.StatusFailed
+	}
+	if class != provider.Transient {
+		e.Logger.Debug("send failed", "campaign", c.ID, "channel", j.channel, "subscriber",
+			subscriber.Mask(j.r.MSISDN), "class", class.String(), "code", j.out.ErrorCode)
+	}
+}
+
+// sendPushes sends to every device of the subscriber; the delivery is sent
+// if any device took it. Dead tokens are removed.
+func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, string, error) {
+	var (
+		best    provider.Result
+		lastErr error
+		name    string
+		sent    bool
+	)
+	for _, m := range j.pushes {
+		p := e.Push[subscriber.Platform(m.Platform)]
+		if p == nil {
+			lastErr = &provider.Error{Provider: "push", Class: provider.Permanent, Code: "no_provider",
+				Message: "no push provider for platform " + m.Platform}
+			continue
+		}
+		name = p.Name()
+		if ok, wait := e.breakers.allow(name); !ok {
+			lastErr = &provider.Error{Provider: name, Class: provider.Transient, Code: "breaker_open", RetryAfter: wait}
+			continue
+		}
+		start := time.Now()
+		res, err := p.SendPush(ctx, m)
+		e.Metrics.SendTime.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		if err == nil {
+			e.breakers.record(name, false)
+			if !sent {
+				best, sent = res, true
+			}
+			continue
+		}
+		e.breakers.record(name, provider.ClassOf(err) == provider.Transient)
+		if provider.ClassOf(err) == provider.TokenInvalid {
+			if derr := e.Subscribers.RemoveDevice(context.WithoutCancel(ctx), j.r.TenantID,
+				subscriber.Platform(m.Platform), m.Token); derr != nil {
+				e.Logger.Error("remove dead push token", "err", derr)
+			}
+		}
+		lastErr = err
+	}
+	if sent {
+		return best, name, nil
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no device")
+	}
+	return provider.Result{}, name, lastErr
+}
+
+func (e *Engine) retryLater(j *job, after time.Duration, code string) {
+	if j.r.Attempts >= e.set.MaxAttempts {
+		j.out.Status, j.out.ErrorCode = campaign.StatusFailed, code
+		return
+	}
+	j.out.Status = campaign.StatusPending
+	j.out.ErrorCode = code
+	j.retry = true
+	j.retryIn = max(after, backoff(j.r.Attempts, time.Second, 5*time.Minute))
+}
+
+// finish writes every outcome in one batch and schedules the retries.
+func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) error {
+	outs := make([]campaign.Outcome, 0, len(jobs))
+	var retry []int64
+	var retryIn time.Duration
+	for _, j := range jobs {
+		outs = append(outs, j.out)
+		if j.retry {
+			retry = append(retry, j.r.SubscriberID)
+			retryIn = max(retryIn, j.retryIn)
+		}
+	}
+	if err := e.Store.RecordOutcomes(context.WithoutCancel(ctx), outs); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	if len(retry) == 0 {
+		return nil
+	}
+	task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: jobs[0].r.Channel, SubscriberIDs: retry}, false)
+	if err != nil {
+		return err
+	}
+	if _, err := e.client.EnqueueContext(context.WithoutCancel(ctx), task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessIn(retryIn)); err != nil {
+		// The deliveries are pending in the store: the reconciler will
+		// re-drive them.
+		e.Logger.Warn("enqueue retry", "campaign", c.ID, "n", len(retry), "err", err)
+	}
+	return nil
+}
+

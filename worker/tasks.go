@@ -1,0 +1,77 @@
+// Package worker runs the engine's background work on asynq: fan-out of
+// campaigns into deliveries, paced sending through the providers, the
+// campaign monitor (scheduled starts, completion) and the reconciler.
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"outreach/campaign"
+	"outreach/internal/queue"
+)
+
+// Task types.
+const (
+	TypeFanout = "campaign:fanout"
+	TypeSend   = "delivery:send"
+)
+
+// fanoutPayload is one step of a campaign's fan-out chain.
+type fanoutPayload struct {
+	CampaignID string `json:"c"`
+	// Chain identifies one fan-out chain; only the chain that owns the
+	// campaign's fan-out lease proceeds.
+	Chain string `json:"ch"`
+	// Redrive first re-enqueues pending deliveries (after a resume or a
+	// lost task), channel by channel, from RedriveAfter.
+	Redrive      bool   `json:"r,omitempty"`
+	RedriveChan  int    `json:"rc,omitempty"`
+	RedriveAfter int64  `json:"ra,omitempty"`
+	Reason       string `json:"why,omitempty"`
+}
+
+// sendPayload is a batch of deliveries of one campaign on one channel,
+// named by subscriber id (deliveries are unique per campaign, subscriber and
+// channel).
+type sendPayload struct {
+	CampaignID    string          `json:"c"`
+	Channel       campaign.Channel `json:"ch"`
+	SubscriberIDs []int64         `json:"s"`
+	// Counted batches were counted into the campaign's backlog by fan-out.
+	Counted bool `json:"n,omitempty"`
+}
+
+func queueFor(k campaign.Kind) string {
+	if k == campaign.KindExposureAlert {
+		return queue.QueueAlerts
+	}
+	return queue.QueueMarketing
+}
+
+func fanoutQueue(k campaign.Kind) string {
+	if k == campaign.KindExposureAlert {
+		return queue.QueueAlerts
+	}
+	return queue.QueueDefault
+}
+
+func newSendTask(p sendPayload, urgent bool) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode send task: %w", err)
+	}
+	// The store is the ledger: a lost send task is re-driven from it, so
+	// asynq keeps no retries of its own beyond a few for handler crashes.
+	return asynq.NewTask(TypeSend, b, asynq.MaxRetry(3)), nil
+}
+
+func newFanoutTask(p fanoutPayload, k campaign.Kind) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode fanout task: %w", err)
+	}
+	return asynq.NewTask(TypeFanout, b, asynq.MaxRetry(25), asynq.Queue(fanoutQueue(k))), nil
+}
