@@ -12,8 +12,10 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 )
 
 const (
@@ -38,8 +40,58 @@ func need(t testing.TB, name, variable string) string {
 	return ""
 }
 
-// RedisURL returns the real Redis to test against, or skips.
-func RedisURL(t testing.TB) string { return need(t, "Redis", RedisVar) }
+// RedisURL returns a URL to a database of the real Redis that this test
+// has to itself (emptied before and after), or skips. Test packages run in
+// parallel and asynq's queue names are fixed, so each test borrows one of
+// databases 1-15, leased through database 0.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	base := need(t, "Redis", RedisVar)
+	opt, err := redis.ParseURL(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", RedisVar, err)
+	}
+	ctx := context.Background()
+	opt.DB = 0
+	lease := redis.NewClient(opt)
+	defer lease.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for db := 1; db <= 15; db++ {
+			key := fmt.Sprintf("outreach:test-db-lease:%d", db)
+			ok, err := lease.SetNX(ctx, key, "1", 10*time.Minute).Result()
+			if err != nil {
+				t.Fatalf("lease a test database on %s: %v", RedisVar, err)
+			}
+			if !ok {
+				continue
+			}
+			o := *opt
+			o.DB = db
+			c := redis.NewClient(&o)
+			c.FlushDB(ctx)
+			c.Close()
+			t.Cleanup(func() {
+				o := *opt
+				o.DB = db
+				c := redis.NewClient(&o)
+				c.FlushDB(context.Background())
+				c.Close()
+				o.DB = 0
+				l := redis.NewClient(&o)
+				l.Del(context.Background(), key)
+				l.Close()
+			})
+			u, _ := url.Parse(base)
+			u.Path = fmt.Sprintf("/%d", db)
+			return u.String()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no free test database on %s", RedisVar)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // PostgresURL returns a URL to a fresh, empty schema of the test database
 // (dropped at the end of the test), or skips.

@@ -180,6 +180,9 @@ func (c *Client) validitySeconds(d time.Duration) int {
 	return min(max(s, 1), 36000)
 }
 
+// noRedirect keeps twilio-go's behaviour: a 3xx is returned, not followed.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // SendSMS sends m and returns Twilio's message SID and billed segments. Its
 // error is always a *provider.Error (see the package doc for the classes).
 // It gives up when ctx ends or after the configured Timeout.
@@ -219,7 +222,7 @@ func (c *Client) SendSMS(ctx context.Context, m provider.SMS) (provider.Result, 
 		Credentials: c.creds,
 		HTTPClient: &http.Client{
 			Transport:     call,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: noRedirect,
 		},
 	}
 	tc.SetAccountSid(c.sid)

@@ -294,11 +294,11 @@ var errorMessages = map[int]string{
 }
 
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	s.attempts.Add(1)
 	if s.down.Load() {
 		writeDown(w)
 		return
 	}
-	s.attempts.Add(1)
 	if !s.authorized(r) {
 		writeError(w, http.StatusUnauthorized, 20003, "")
 		return

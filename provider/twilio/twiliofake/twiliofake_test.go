@@ -371,7 +371,8 @@ func TestSegments(t *testing.T) {
 		{"135 need three", strings.Repeat("ư", 135), "UCS-2", 3},
 		{"an emoji costs two UTF-16 units", strings.Repeat("ư", 69) + "😀", "UCS-2", 2},
 		{"a backtick is not GSM-7", "`", "UCS-2", 1},
-		{"an ESC pair is not split across parts", strings.Repeat("a", 152) + "€" + strings.Repeat("a", 10), "GSM-7", 2},
+		{"an ESC pair is not split across parts", strings.Repeat("a", 152) + "€" + strings.Repeat("a", 152), "GSM-7", 3},
+		{"a surrogate pair is not split across parts", strings.Repeat("ư", 66) + "😀" + strings.Repeat("ư", 66), "UCS-2", 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/internal/apperr"
+)
+
+// Local error kinds with no domain sentinel.
+var (
+	errNoRoute   = errors.New("no such route")
+	errMethod    = errors.New("method not allowed")
+	errUnsupport = errors.New("unsupported media type")
+	// errInvalid is a 422 whose details are not a FieldErrors map (say,
+	// CSV rows by line).
+	errInvalid = errors.New("invalid input")
+)
+
+// statusTable is the one place an error becomes an HTTP status and code.
+// Anything not matched here is a 500 "internal error", its detail logged.
+var statusTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{apperr.ErrMalformed, http.StatusBadRequest, "malformed"},
+	{apperr.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{apperr.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{apperr.ErrNotFound, http.StatusNotFound, "not_found"},
+	{errNoRoute, http.StatusNotFound, "not_found"},
+	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{apperr.ErrConflict, http.StatusConflict, "conflict"},
+	{apperr.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{errUnsupport, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+	{errInvalid, http.StatusUnprocessableEntity, "invalid_fields"},
+	{apperr.ErrLimited, http.StatusTooManyRequests, "limited"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
+	// The client went away; nobody reads this answer, but the log and the
+	// metrics should not count it as a server failure.
+	{context.Canceled, 499, "canceled"},
+}
+
+// Error is an error with a chosen message and details for the client. Err
+// decides the status through statusTable; Code, when set, replaces the
+// table's code.
+type Error struct {
+	Err     error
+	Code    string
+	Message string
+	Details any
+}
+
+func (e *Error) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Details   any    `json:"details,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// classify returns the status and the body for err. Field errors carry their
+// own details; everything else goes through statusTable.
+func classify(err error) (int, errorDetail) {
+	var fe apperr.FieldErrors
+	if errors.As(err, &fe) {
+		return http.StatusUnprocessableEntity, errorDetail{Code: "invalid_fields", Message: fe.Error(), Details: fe}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) && !errors.Is(err, apperr.ErrTooLarge) {
+		err = &Error{Err: apperr.ErrTooLarge, Message: "request body over the " + byteSize(mbe.Limit) + " limit"}
+	}
+	for _, row := range statusTable {
+		if !errors.Is(err, row.err) {
+			continue
+		}
+		d := errorDetail{Code: row.code, Message: err.Error()}
+		var ae *Error
+		if errors.As(err, &ae) {
+			if ae.Code != "" {
+				d.Code = ae.Code
+			}
+			d.Details = ae.Details
+		}
+		return row.status, d
+	}
+	return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
+}
+
+// WriteError answers with err in the API's error shape and status, and
+// aborts the handler chain. Unmapped errors answer 500 "internal error" and
+// are logged with the request id.
+func WriteError(c *gin.Context, err error) { writeError(c, err) }
+
+func writeError(c *gin.Context, err error) {
+	status, d := classify(err)
+	d.RequestID = requestIDOf(c)
+	if status >= 500 {
+		loggerOf(c).ErrorContext(c.Request.Context(), "request failed",
+			"request_id", d.RequestID, "route", routeOf(c), "err", err)
+	}
+	_ = c.Error(err)
+	c.AbortWithStatusJSON(status, errorBody{Error: d})
+}

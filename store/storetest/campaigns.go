@@ -1,0 +1,1129 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/internal/apperr"
+	"outreach/subscriber"
+)
+
+// InstallMarker is implemented by a store wrapper of the calling test that
+// can mark subscribers installed (installs belong to another store); without
+// it the audience cases that need an installed subscriber are skipped.
+type InstallMarker interface {
+	MarkInstalled(ctx context.Context, subscriberIDs []int64) error
+}
+
+// RunCampaigns is the contract of campaign.Store. newStore returns a fresh,
+// migrated, empty store.
+func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
+	t.Run("a template is read back whole by its tenant and is unknown to others", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		tpl := &campaign.MessageTemplate{TenantID: f.tenant, Name: "promo-push", Channel: campaign.ChannelPush,
+			Locale: "vi", Title: "Bluezone", Body: "Cai dat {{.InstallLink}}",
+			Data: map[string]string{"screen": "install"}, Transliterate: true}
+		if err := f.st.CreateTemplate(f.ctx, tpl); err != nil {
+			t.Fatal(err)
+		}
+		if tpl.ID == "" || tpl.CreatedAt.IsZero() {
+			t.Fatalf("create left id %q and created_at %v unset", tpl.ID, tpl.CreatedAt)
+		}
+		got, err := f.st.GetTemplate(f.ctx, f.tenant, tpl.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.CreatedAt.Equal(tpl.CreatedAt) {
+			t.Errorf("created_at = %v, want %v", got.CreatedAt, tpl.CreatedAt)
+		}
+		got.CreatedAt = tpl.CreatedAt
+		if !reflect.DeepEqual(got, *tpl) {
+			t.Errorf("read back %+v\nwant %+v", got, *tpl)
+		}
+		sms := &campaign.MessageTemplate{TenantID: f.tenant, Name: "promo-sms", Channel: campaign.ChannelSMS,
+			Locale: "en", Body: "Install {{.InstallLink}}"}
+		if err := f.st.CreateTemplate(f.ctx, sms); err != nil {
+			t.Fatal(err)
+		}
+		if sms.ID == tpl.ID {
+			t.Fatal("two templates got one id")
+		}
+		if got, err := f.st.GetTemplate(f.ctx, f.tenant, sms.ID); err != nil || got.Data != nil || got.Title != "" {
+			t.Errorf("sms template = %+v, %v", got, err)
+		}
+		wantNotFound(t, "another tenant's template", func() error {
+			_, err := f.st.GetTemplate(f.ctx, f.other, tpl.ID)
+			return err
+		})
+		wantNotFound(t, "an unknown template", func() error {
+			_, err := f.st.GetTemplate(f.ctx, f.tenant, "no-such-template")
+			return err
+		})
+	})
+
+	t.Run("a campaign is read back whole by its tenant and is unknown to others", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		start := time.Date(2026, 11, 25, 1, 0, 0, 123456000, time.UTC)
+		end := start.Add(72 * time.Hour)
+		no := false
+		c := &campaign.Campaign{TenantID: f.tenant, Name: "Bluezone Q3", Kind: campaign.KindInstallPromotion,
+			Channels:  []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: "t1", campaign.ChannelPush: "t2"},
+			Audience: campaign.Audience{Regions: []string{"HG", "DB"}, Installed: &no, List: "vip",
+				Attributes: map[string]string{"plan": "prepaid"}},
+			PushFallbackSMS: true, RatePerSecond: 500, StartAt: &start, EndBy: &end,
+			Reward:    &campaign.Reward{DataMB: 5120, BudgetMB: 51200000, AttributionDays: 14},
+			CreatedBy: "key-1"}
+		if err := f.st.CreateCampaign(f.ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if c.ID == "" || c.State != campaign.StateDraft || c.CreatedAt.IsZero() || c.UpdatedAt.IsZero() {
+			t.Fatalf("create left id %q, state %q, times %v %v", c.ID, c.State, c.CreatedAt, c.UpdatedAt)
+		}
+		got, err := f.st.GetCampaign(f.ctx, f.tenant, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameCampaign(t, got, *c)
+		byID, err := f.st.CampaignByID(f.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameCampaign(t, byID, *c)
+
+		wantNotFound(t, "another tenant's campaign", func() error {
+			_, err := f.st.GetCampaign(f.ctx, f.other, c.ID)
+			return err
+		})
+		wantNotFound(t, "an unknown campaign", func() error {
+			_, err := f.st.GetCampaign(f.ctx, f.tenant, "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+			return err
+		})
+		wantNotFound(t, "a campaign id that is no uuid", func() error {
+			_, err := f.st.GetCampaign(f.ctx, f.tenant, "nope")
+			return err
+		})
+		wantNotFound(t, "an unknown campaign by id", func() error {
+			_, err := f.st.CampaignByID(f.ctx, "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+			return err
+		})
+
+		bare := &campaign.Campaign{TenantID: f.tenant, Name: "bare", Kind: campaign.KindExposureAlert,
+			Channels: []campaign.Channel{campaign.ChannelSMS}}
+		if err := f.st.CreateCampaign(f.ctx, bare); err != nil {
+			t.Fatal(err)
+		}
+		got, err = f.st.GetCampaign(f.ctx, f.tenant, bare.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Reward != nil || got.StartAt != nil || got.EndBy != nil || got.StartedAt != nil || got.FinishedAt != nil {
+			t.Errorf("bare campaign read back with optional fields set: %+v", got)
+		}
+	})
+
+	t.Run("campaigns are listed newest first, by kind, within the tenant", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		var ids []string
+		for i := range 5 {
+			kind := campaign.KindInstallPromotion
+			if i%2 == 1 {
+				kind = campaign.KindExposureAlert
+			}
+			c := &campaign.Campaign{TenantID: f.tenant, Name: fmt.Sprint("c", i), Kind: kind,
+				Channels: []campaign.Channel{campaign.ChannelSMS}, CreatedAt: base.Add(time.Duration(i) * time.Minute)}
+			if err := f.st.CreateCampaign(f.ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.ID)
+		}
+		foreign := &campaign.Campaign{TenantID: f.other, Name: "theirs", Kind: campaign.KindInstallPromotion,
+			Channels: []campaign.Channel{campaign.ChannelSMS}}
+		if err := f.st.CreateCampaign(f.ctx, foreign); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			kind  campaign.Kind
+			limit int
+			want  []string
+		}{
+			{"", 10, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+			{"", 2, []string{ids[4], ids[3]}},
+			{campaign.KindInstallPromotion, 10, []string{ids[4], ids[2], ids[0]}},
+			{campaign.KindExposureAlert, 10, []string{ids[3], ids[1]}},
+		} {
+			list, err := f.st.ListCampaigns(f.ctx, f.tenant, tc.kind, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range list {
+				got = append(got, c.ID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("kind %q limit %d: got %v, want %v", tc.kind, tc.limit, got, tc.want)
+			}
+		}
+	})
+
+	t.Run("every legal transition succeeds and every illegal one conflicts", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		states := []campaign.State{campaign.StateDraft, campaign.StateScheduled, campaign.StateRunning,
+			campaign.StatePaused, campaign.StateCompleted, campaign.StateCancelled}
+		actions := []campaign.Action{campaign.ActionStart, campaign.ActionSchedule, campaign.ActionPause,
+			campaign.ActionResume, campaign.ActionCancel, campaign.ActionComplete}
+		for _, a := range actions {
+			from, to, err := campaign.Transition(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range states {
+				c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, s)
+				at := time.Now().UTC().Add(time.Minute).Truncate(time.Microsecond)
+				got, err := f.st.TransitionCampaign(f.ctx, f.tenant, c.ID, from, to, at)
+				if !slices.Contains(from, s) {
+					if !errors.Is(err, apperr.ErrConflict) {
+						t.Errorf("%s from %s: err = %v, want a conflict", a, s, err)
+					} else if !strings.Contains(err.Error(), string(s)) {
+						t.Errorf("%s from %s: conflict %q does not name the current state", a, s, err)
+					}
+					if now, _ := f.st.GetCampaign(f.ctx, f.tenant, c.ID); now.State != s {
+						t.Errorf("%s from %s: a refused transition left state %s", a, s, now.State)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("%s from %s: %v", a, s, err)
+					continue
+				}
+				if got.State != to || !got.UpdatedAt.Equal(at) {
+					t.Errorf("%s from %s: state %s updated %v, want %s at %v", a, s, got.State, got.UpdatedAt, to, at)
+				}
+				if to == campaign.StateRunning && (got.StartedAt == nil || !got.StartedAt.Equal(at)) {
+					t.Errorf("%s from %s: started_at = %v, want %v", a, s, got.StartedAt, at)
+				}
+				if to.Final() && (got.FinishedAt == nil || !got.FinishedAt.Equal(at)) {
+					t.Errorf("%s from %s: finished_at = %v, want %v", a, s, got.FinishedAt, at)
+				}
+				if !to.Final() && got.FinishedAt != nil {
+					t.Errorf("%s from %s: finished_at set to %v", a, s, got.FinishedAt)
+				}
+				if read, _ := f.st.GetCampaign(f.ctx, f.tenant, c.ID); read.State != to {
+					t.Errorf("%s from %s: stored state %s, want %s", a, s, read.State, to)
+				}
+			}
+		}
+	})
+
+	t.Run("resuming keeps the first start time and other tenants cannot transition", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateDraft)
+		t0 := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
+		steps := []struct {
+			a  campaign.Action
+			at time.Time
+		}{{campaign.ActionStart, t0}, {campaign.ActionPause, t0.Add(time.Hour)}, {campaign.ActionResume, t0.Add(2 * time.Hour)}}
+		var got campaign.Campaign
+		for _, s := range steps {
+			from, to, _ := campaign.Transition(s.a)
+			var err error
+			if got, err = f.st.TransitionCampaign(f.ctx, f.tenant, c.ID, from, to, s.at); err != nil {
+				t.Fatalf("%s: %v", s.a, err)
+			}
+		}
+		if got.StartedAt == nil || !got.StartedAt.Equal(t0) {
+			t.Errorf("started_at after resume = %v, want %v", got.StartedAt, t0)
+		}
+		from, to, _ := campaign.Transition(campaign.ActionPause)
+		wantNotFound(t, "another tenant's transition", func() error {
+			_, err := f.st.TransitionCampaign(f.ctx, f.other, c.ID, from, to, time.Now())
+			return err
+		})
+		wantNotFound(t, "an unknown campaign's transition", func() error {
+			_, err := f.st.TransitionCampaign(f.ctx, f.tenant, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", from, to, time.Now())
+			return err
+		})
+		if read, _ := f.st.GetCampaign(f.ctx, f.tenant, c.ID); read.State != campaign.StateRunning {
+			t.Errorf("state after another tenant's pause = %s", read.State)
+		}
+	})
+
+	t.Run("scheduled campaigns are due once their start has passed and active ones are running or paused", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		now := time.Now().UTC()
+		past, future := now.Add(-time.Minute), now.Add(time.Hour)
+		mk := func(state campaign.State, start *time.Time, tenant string) string {
+			c := &campaign.Campaign{TenantID: tenant, Name: string(state), Kind: campaign.KindInstallPromotion,
+				Channels: []campaign.Channel{campaign.ChannelSMS}, State: state, StartAt: start}
+			if err := f.st.CreateCampaign(f.ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		due := mk(campaign.StateScheduled, &past, f.tenant)
+		dueOther := mk(campaign.StateScheduled, &past, f.other)
+		mk(campaign.StateScheduled, &future, f.tenant)
+		mk(campaign.StateDraft, &past, f.tenant)
+		running := mk(campaign.StateRunning, &past, f.tenant)
+		paused := mk(campaign.StatePaused, nil, f.other)
+		mk(campaign.StateCompleted, &past, f.tenant)
+		mk(campaign.StateCancelled, &past, f.tenant)
+
+		list, err := f.st.DueScheduled(f.ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := campaignIDs(list), sorted(due, dueOther); !slices.Equal(got, want) {
+			t.Errorf("due = %v, want %v", got, want)
+		}
+		list, err = f.st.ActiveCampaigns(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := campaignIDs(list), sorted(running, paused); !slices.Equal(got, want) {
+			t.Errorf("active = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("audience filters page through exactly the matching subscribers in id order", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		yes, no := true, false
+		marker, canInstall := f.st.(InstallMarker)
+		if canInstall {
+			if err := marker.MarkInstalled(f.ctx, []int64{f.ids["+84900000002"], f.ids["+84900000005"], f.ids["+84900000009"]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The seed: 1-4 HG, 5-8 DB, 9-12 HN; odd numbers prepaid; vip holds
+		// 2, 3, 6, 9, 10; installed (when the marker exists): 2, 5, 9.
+		for _, tc := range []struct {
+			name       string
+			a          campaign.Audience
+			installed  bool
+			want       []int
+		}{
+			{"no filter takes the whole tenant", campaign.Audience{}, false, seq(1, 12)},
+			{"one region", campaign.Audience{Regions: []string{"HG"}}, false, []int{1, 2, 3, 4}},
+			{"two regions", campaign.Audience{Regions: []string{"HN", "HG"}}, false, []int{1, 2, 3, 4, 9, 10, 11, 12}},
+			{"an unknown region takes no one", campaign.Audience{Regions: []string{"XX"}}, false, nil},
+			{"not installed", campaign.Audience{Installed: &no}, true, []int{1, 3, 4, 6, 7, 8, 10, 11, 12}},
+			{"installed", campaign.Audience{Installed: &yes}, true, []int{2, 5, 9}},
+			{"a list", campaign.Audience{List: "vip"}, false, []int{2, 3, 6, 9, 10}},
+			{"an unknown list takes no one", campaign.Audience{List: "nope"}, false, nil},
+			{"another tenant's list takes no one", campaign.Audience{List: "theirs"}, false, nil},
+			{"an attribute", campaign.Audience{Attributes: map[string]string{"plan": "prepaid"}}, false, []int{1, 3, 5, 7, 9, 11}},
+			{"two attributes", campaign.Audience{Attributes: map[string]string{"plan": "prepaid", "tier": "gold"}}, false, []int{3, 9}},
+			{"regions and not installed", campaign.Audience{Regions: []string{"HG", "DB"}, Installed: &no}, true, []int{1, 3, 4, 6, 7, 8}},
+			{"a list and a region", campaign.Audience{List: "vip", Regions: []string{"HN"}}, false, []int{9, 10}},
+			{"a list, an attribute and not installed", campaign.Audience{List: "vip", Installed: &no,
+				Attributes: map[string]string{"plan": "prepaid"}}, true, []int{3}},
+			{"an attribute and a region", campaign.Audience{Regions: []string{"DB"}, Attributes: map[string]string{"plan": "postpaid"}}, false, []int{6, 8}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.installed && !canInstall {
+					t.Skip("the store under test cannot mark subscribers installed")
+				}
+				c := campaign.Campaign{ID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", TenantID: f.tenant,
+					Kind: campaign.KindInstallPromotion, Audience: tc.a}
+				var want []int64
+				for _, n := range tc.want {
+					want = append(want, f.ids[msisdn(n)])
+				}
+				if got := f.pageAll(t, c, 2); !slices.Equal(got, want) {
+					t.Errorf("audience = %v, want %v", got, want)
+				}
+			})
+		}
+	})
+
+	t.Run("an alert's audience is its contact list, paged in id order", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateDraft)
+		ids := []int64{f.ids[msisdn(7)], f.ids[msisdn(2)], f.ids[msisdn(11)], f.ids[msisdn(4)], f.ids[msisdn(9)]}
+		if err := f.st.AddContacts(f.ctx, c.ID, ids[:3]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.AddContacts(f.ctx, c.ID, ids[1:]); err != nil {
+			t.Fatalf("adding contacts again: %v", err)
+		}
+		other := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateDraft)
+		if err := f.st.AddContacts(f.ctx, other.ID, []int64{f.ids[msisdn(1)]}); err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(ids)
+		slices.Sort(want)
+		if got := f.pageAll(t, c, 2); !slices.Equal(got, want) {
+			t.Errorf("contacts = %v, want %v", got, want)
+		}
+		// A filter on an alert is ignored: the contacts are the audience.
+		c.Audience = campaign.Audience{Regions: []string{"HG"}}
+		if got := f.pageAll(t, c, 3); !slices.Equal(got, want) {
+			t.Errorf("contacts with a filter = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("fan-out progress only moves forward", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		for _, step := range []struct {
+			cursor     int64
+			done       bool
+			wantCursor int64
+			wantDone   bool
+		}{{100, false, 100, false}, {50, false, 100, false}, {200, true, 200, true}, {300, false, 300, true}} {
+			if err := f.st.SetFanoutProgress(f.ctx, c.ID, step.cursor, step.done); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.st.CampaignByID(f.ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.FanoutCursor != step.wantCursor || got.FanoutDone != step.wantDone {
+				t.Errorf("after (%d, %v): cursor %d done %v, want %d %v", step.cursor, step.done,
+					got.FanoutCursor, got.FanoutDone, step.wantCursor, step.wantDone)
+			}
+		}
+		wantNotFound(t, "progress of an unknown campaign", func() error {
+			return f.st.SetFanoutProgress(f.ctx, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", 1, false)
+		})
+	})
+
+	t.Run("inserting deliveries twice adds nothing the second time", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		first := f.newDeliveries(1, 2, 3, 4, 5)
+		n, err := f.st.InsertDeliveries(f.ctx, c, campaign.ChannelSMS, first)
+		if err != nil || n != 5 {
+			t.Fatalf("first insert = %d, %v; want 5", n, err)
+		}
+		n, err = f.st.InsertDeliveries(f.ctx, c, campaign.ChannelSMS, first)
+		if err != nil || n != 0 {
+			t.Fatalf("second insert = %d, %v; want 0", n, err)
+		}
+		n, err = f.st.InsertDeliveries(f.ctx, c, campaign.ChannelSMS, f.newDeliveries(4, 5, 6, 7))
+		if err != nil || n != 2 {
+			t.Fatalf("overlapping insert = %d, %v; want 2", n, err)
+		}
+		n, err = f.st.InsertDeliveries(f.ctx, c, campaign.ChannelPush, f.newDeliveries(1, 2))
+		if err != nil || n != 2 {
+			t.Fatalf("insert on another channel = %d, %v; want 2", n, err)
+		}
+		if n, err := f.st.InsertDeliveries(f.ctx, c, campaign.ChannelPush, nil); err != nil || n != 0 {
+			t.Fatalf("empty insert = %d, %v", n, err)
+		}
+		ds := f.deliveries(t, c)
+		if len(ds) != 9 {
+			t.Fatalf("%d deliveries stored, want 9", len(ds))
+		}
+		for _, d := range ds {
+			if d.Status != campaign.StatusPending || d.Attempts != 0 || d.CampaignID != c.ID ||
+				d.CreatedAt.IsZero() || d.SentAt != nil {
+				t.Errorf("new delivery %+v", d)
+			}
+			if want := fmt.Sprintf("r%d", d.SubscriberID); d.ReferralCode != want {
+				t.Errorf("referral code %q, want %q", d.ReferralCode, want)
+			}
+		}
+		if n, err := f.st.CountUnfinished(f.ctx, c.ID); err != nil || n != 9 {
+			t.Errorf("unfinished = %d, %v; want 9", n, err)
+		}
+	})
+
+	t.Run("claiming takes only pending deliveries, once", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelPush, 1, 2, 3)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2, 3)
+		d1 := subscriber.Device{Platform: subscriber.PlatformFCM, Token: "tok-1a"}
+		d2 := subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "tok-1b"}
+		for _, d := range []subscriber.Device{d1, d2} {
+			if err := f.st.PutDevice(f.ctx, f.tenant, msisdn(1), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.st.SetOptOut(f.ctx, f.tenant, msisdn(2), true); err != nil {
+			t.Fatal(err)
+		}
+		ids := []int64{f.ids[msisdn(2)], f.ids[msisdn(1)], 999999999}
+		rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelPush, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 2 {
+			t.Fatalf("claimed %d, want 2: %+v", len(rs), rs)
+		}
+		byID := map[int64]campaign.Recipient{}
+		for _, r := range rs {
+			byID[r.SubscriberID] = r
+			if r.Status != campaign.StatusSending || r.Attempts != 1 || r.Channel != campaign.ChannelPush ||
+				r.CampaignID != c.ID || r.ID == 0 {
+				t.Errorf("claimed delivery %+v", r.Delivery)
+			}
+		}
+		r1, r2 := byID[f.ids[msisdn(1)]], byID[f.ids[msisdn(2)]]
+		if r1.MSISDN != msisdn(1) || r1.Region != "HG" || r1.Locale != "vi" || r1.OptedOut ||
+			r1.Attributes["plan"] != "prepaid" || r1.ReferralCode == "" {
+			t.Errorf("recipient 1 = %+v", r1)
+		}
+		if len(r1.Devices) != 2 {
+			t.Errorf("recipient 1 devices = %+v, want 2", r1.Devices)
+		} else {
+			tokens := []string{r1.Devices[0].Token, r1.Devices[1].Token}
+			slices.Sort(tokens)
+			if !slices.Equal(tokens, []string{"tok-1a", "tok-1b"}) {
+				t.Errorf("recipient 1 devices = %+v", r1.Devices)
+			}
+		}
+		if r2.MSISDN != msisdn(2) || !r2.OptedOut || r2.Locale != "en" || len(r2.Devices) != 0 {
+			t.Errorf("recipient 2 = %+v", r2)
+		}
+		again, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelPush, ids)
+		if err != nil || len(again) != 0 {
+			t.Errorf("second claim = %+v, %v; want nothing", again, err)
+		}
+		sms, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelSMS, ids[:1])
+		if err != nil || len(sms) != 1 {
+			t.Errorf("claim on the other channel = %d, %v; want 1", len(sms), err)
+		}
+		if rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelSMS, nil); err != nil || len(rs) != 0 {
+			t.Errorf("empty claim = %+v, %v", rs, err)
+		}
+		if n, err := f.st.CountUnfinished(f.ctx, c.ID); err != nil || n != 6 {
+			t.Errorf("unfinished = %d, %v; want 6 (claimed ones are still unfinished)", n, err)
+		}
+	})
+
+	t.Run("outcomes record sends, failures, skips and retries and never overwrite a final status", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2, 3, 4, 5)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2, 3, 4)
+		at := time.Date(2026, 11, 25, 3, 4, 5, 678901000, time.UTC)
+		outs := []campaign.Outcome{
+			{SubscriberID: f.ids[msisdn(1)], Status: campaign.StatusSent, Provider: "twilio", ProviderMessageID: "SM1", Segments: 2},
+			{SubscriberID: f.ids[msisdn(2)], Status: campaign.StatusFailed, Provider: "twilio", ErrorCode: "21211"},
+			{SubscriberID: f.ids[msisdn(3)], Status: campaign.StatusSkipped, SkipReason: campaign.SkipOptedOut},
+			{SubscriberID: f.ids[msisdn(4)], Status: campaign.StatusPending, ErrorCode: "timeout"},
+			// never claimed: a skip may still land on a pending delivery
+			{SubscriberID: f.ids[msisdn(5)], Status: campaign.StatusSkipped, SkipReason: campaign.SkipFrequencyCap},
+		}
+		for i := range outs {
+			outs[i].CampaignID, outs[i].Channel, outs[i].At = c.ID, campaign.ChannelSMS, at
+		}
+		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+		ds := f.bySubscriber(t, c)
+		d1 := ds[f.ids[msisdn(1)]]
+		if d1.Status != campaign.StatusSent || d1.Provider != "twilio" || d1.ProviderMessageID != "SM1" ||
+			d1.Segments != 2 || d1.SentAt == nil || !d1.SentAt.Equal(at) || !d1.UpdatedAt.Equal(at) {
+			t.Errorf("sent = %+v", d1)
+		}
+		if d := ds[f.ids[msisdn(2)]]; d.Status != campaign.StatusFailed || d.ErrorCode != "21211" || d.SentAt != nil {
+			t.Errorf("failed = %+v", d)
+		}
+		if d := ds[f.ids[msisdn(3)]]; d.Status != campaign.StatusSkipped || d.SkipReason != campaign.SkipOptedOut {
+			t.Errorf("skipped = %+v", d)
+		}
+		if d := ds[f.ids[msisdn(5)]]; d.Status != campaign.StatusSkipped || d.SkipReason != campaign.SkipFrequencyCap {
+			t.Errorf("skipped while pending = %+v", d)
+		}
+		if d := ds[f.ids[msisdn(4)]]; d.Status != campaign.StatusPending || d.Attempts != 1 || d.ErrorCode != "timeout" {
+			t.Errorf("retry = %+v", d)
+		}
+		rs := f.claim(t, c, campaign.ChannelSMS, 1, 2, 3, 4)
+		if len(rs) != 1 || rs[0].SubscriberID != f.ids[msisdn(4)] || rs[0].Attempts != 2 {
+			t.Errorf("claim after outcomes = %+v, want only the retry, attempt 2", rs)
+		}
+		late := []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusFailed, ErrorCode: "late"},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(3)], Channel: campaign.ChannelSMS, Status: campaign.StatusPending},
+		}
+		if err := f.st.RecordOutcomes(f.ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		ds = f.bySubscriber(t, c)
+		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusSent || d.ErrorCode != "" {
+			t.Errorf("a late outcome overwrote a sent delivery: %+v", d)
+		}
+		if d := ds[f.ids[msisdn(3)]]; d.Status != campaign.StatusSkipped {
+			t.Errorf("a late outcome overwrote a skipped delivery: %+v", d)
+		}
+		if err := f.st.RecordOutcomes(f.ctx, nil); err != nil {
+			t.Errorf("empty outcomes: %v", err)
+		}
+	})
+
+	t.Run("the frequency cap counts marketing sends across the tenant's campaigns only", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		a := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		b := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		alert := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
+		foreign := f.campaign(t, f.other, campaign.KindInstallPromotion, campaign.StateRunning)
+		s1, s2, s3 := f.ids[msisdn(1)], f.ids[msisdn(2)], f.ids[msisdn(3)]
+		send := func(c campaign.Campaign, ch campaign.Channel, status campaign.Status, at time.Time, ns ...int) {
+			t.Helper()
+			f.insert(t, c, ch, ns...)
+			f.claim(t, c, ch, ns...)
+			var outs []campaign.Outcome
+			for _, n := range ns {
+				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: f.ids[msisdn(n)], Channel: ch,
+					Status: status, Provider: "p", ProviderMessageID: fmt.Sprint(c.ID, ch, n), At: at})
+			}
+			if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(a, campaign.ChannelSMS, campaign.StatusSent, now.Add(-time.Hour), 1, 2)
+		send(a, campaign.ChannelPush, campaign.StatusUnknown, now.Add(-time.Hour), 1)
+		send(b, campaign.ChannelSMS, campaign.StatusSent, now.Add(-2*time.Hour), 1)
+		send(b, campaign.ChannelPush, campaign.StatusFailed, now.Add(-time.Hour), 2)
+		send(b, campaign.ChannelSMS, campaign.StatusSent, now.Add(-30*time.Hour), 3)
+		send(alert, campaign.ChannelSMS, campaign.StatusSent, now.Add(-time.Hour), 1, 2, 3)
+		send(foreign, campaign.ChannelSMS, campaign.StatusSent, now.Add(-time.Hour), 1, 2, 3)
+		if ok, err := f.st.ApplyReceipt(f.ctx, "p", fmt.Sprint(a.ID, campaign.ChannelSMS, 2), campaign.StatusDelivered, "", now); !ok || err != nil {
+			t.Fatalf("receipt = %v, %v", ok, err)
+		}
+		got, err := f.st.MarketingSent(f.ctx, f.tenant, []int64{s1, s2, s3}, now.Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int64]int{s1: 3, s2: 1}
+		if !maps(got, want) {
+			t.Errorf("within 24h = %v, want %v", got, want)
+		}
+		got, err = f.st.MarketingSent(f.ctx, f.tenant, []int64{s1, s2, s3}, now.Add(-90*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int64]int{s1: 2, s2: 1}; !maps(got, want) {
+			t.Errorf("within 90 min = %v, want %v", got, want)
+		}
+		if got, err := f.st.MarketingSent(f.ctx, f.tenant, nil, now); err != nil || len(got) != 0 {
+			t.Errorf("no subscribers = %v, %v", got, err)
+		}
+	})
+
+	t.Run("receipts only move a delivery forward and a repeat changes nothing", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2)
+		sentAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+				Provider: "twilio", ProviderMessageID: "SM1", Segments: 1, At: sentAt},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+				Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		for _, step := range []struct {
+			provider, id string
+			status       campaign.Status
+			code         string
+			changed      bool
+		}{
+			{"twilio", "SM1", campaign.StatusSending, "", false},
+			{"twilio", "SM1", campaign.StatusSent, "", false},
+			{"twilio", "SM1", campaign.StatusDelivered, "", true},
+			{"twilio", "SM1", campaign.StatusDelivered, "", false},
+			{"twilio", "SM1", campaign.StatusUndelivered, "30003", false},
+			{"twilio", "SM1", campaign.StatusSent, "", false},
+			{"twilio", "SM2", campaign.StatusUndelivered, "30003", true},
+			{"twilio", "SM2", campaign.StatusDelivered, "", false},
+			{"other", "SM2", campaign.StatusFailed, "", false},
+			{"twilio", "SM404", campaign.StatusDelivered, "", false},
+		} {
+			changed, err := f.st.ApplyReceipt(f.ctx, step.provider, step.id, step.status, step.code, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != step.changed {
+				t.Errorf("receipt %s/%s %s: changed = %v, want %v", step.provider, step.id, step.status, changed, step.changed)
+			}
+		}
+		ds := f.bySubscriber(t, c)
+		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusDelivered || d.ErrorCode != "" ||
+			d.SentAt == nil || !d.SentAt.Equal(sentAt) || !d.UpdatedAt.Equal(now) {
+			t.Errorf("delivered = %+v", d)
+		}
+		if d := ds[f.ids[msisdn(2)]]; d.Status != campaign.StatusUndelivered || d.ErrorCode != "30003" {
+			t.Errorf("undelivered = %+v", d)
+		}
+	})
+
+	t.Run("counts summarise a campaign by status, skip reason, channel and segments", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2, 3, 4, 5, 6)
+		f.insert(t, c, campaign.ChannelPush, 1, 2, 7)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2, 3, 4, 5)
+		f.claim(t, c, campaign.ChannelPush, 1, 2)
+		outs := []campaign.Outcome{
+			{SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent, ProviderMessageID: "a", Provider: "p", Segments: 2},
+			{SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent, ProviderMessageID: "b", Provider: "p", Segments: 3},
+			{SubscriberID: f.ids[msisdn(3)], Channel: campaign.ChannelSMS, Status: campaign.StatusFailed, Segments: 1},
+			{SubscriberID: f.ids[msisdn(4)], Channel: campaign.ChannelSMS, Status: campaign.StatusSkipped, SkipReason: campaign.SkipOptedOut},
+			{SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelPush, Status: campaign.StatusSkipped, SkipReason: campaign.SkipNoDevice},
+			{SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelPush, Status: campaign.StatusSkipped, SkipReason: campaign.SkipNoDevice},
+		}
+		for i := range outs {
+			outs[i].CampaignID = c.ID
+		}
+		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := f.st.ApplyReceipt(f.ctx, "p", "a", campaign.StatusDelivered, "", time.Now()); !ok || err != nil {
+			t.Fatalf("receipt = %v, %v", ok, err)
+		}
+		got, err := f.st.DeliveryCounts(f.ctx, f.tenant, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := campaign.Counts{
+			Audience: 7,
+			ByStatus: map[campaign.Status]int64{campaign.StatusPending: 2, campaign.StatusSending: 1,
+				campaign.StatusSent: 1, campaign.StatusDelivered: 1, campaign.StatusFailed: 1,
+				campaign.StatusUndelivered: 0, campaign.StatusUnknown: 0, campaign.StatusSkipped: 3},
+			BySkip:    map[campaign.SkipReason]int64{campaign.SkipOptedOut: 1, campaign.SkipNoDevice: 2},
+			Segments:  6,
+			ByChannel: map[campaign.Channel]int64{campaign.ChannelSMS: 6, campaign.ChannelPush: 3},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("counts = %+v\nwant %+v", got, want)
+		}
+		single := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, single, campaign.ChannelSMS, 1, 2, 3)
+		if got, err := f.st.DeliveryCounts(f.ctx, f.tenant, single.ID); err != nil || got.Audience != 3 ||
+			got.ByStatus[campaign.StatusPending] != 3 || len(got.BySkip) != 0 {
+			t.Errorf("single-channel counts = %+v, %v", got, err)
+		}
+		empty := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateDraft)
+		if got, err := f.st.DeliveryCounts(f.ctx, f.tenant, empty.ID); err != nil || got.Audience != 0 ||
+			len(got.ByStatus) != len(campaign.AllStatuses) {
+			t.Errorf("empty counts = %+v, %v", got, err)
+		}
+		wantNotFound(t, "another tenant's counts", func() error {
+			_, err := f.st.DeliveryCounts(f.ctx, f.other, c.ID)
+			return err
+		})
+	})
+
+	t.Run("deliveries are listed by id in pages, filtered by status, with their numbers", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, seq(1, 7)...)
+		f.insert(t, c, campaign.ChannelPush, 2, 4)
+		other := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, other, campaign.ChannelSMS, 1, 2)
+		f.claim(t, c, campaign.ChannelSMS, 2, 5, 6)
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: f.ids[msisdn(5)],
+			Channel: campaign.ChannelSMS, Status: campaign.StatusFailed}}); err != nil {
+			t.Fatal(err)
+		}
+		page := func(status campaign.Status, limit int) []campaign.Delivery {
+			t.Helper()
+			var all []campaign.Delivery
+			after := int64(0)
+			for i := 0; ; i++ {
+				ds, err := f.st.ListDeliveries(f.ctx, f.tenant, c.ID, status, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ds) > limit {
+					t.Fatalf("page of %d, limit %d", len(ds), limit)
+				}
+				if len(ds) == 0 || i > 100 {
+					return all
+				}
+				all = append(all, ds...)
+				after = ds[len(ds)-1].ID
+			}
+		}
+		all := page("", 2)
+		if len(all) != 9 {
+			t.Fatalf("listed %d deliveries, want 9", len(all))
+		}
+		statuses := map[campaign.Status]int{}
+		for i, d := range all {
+			if i > 0 && d.ID <= all[i-1].ID {
+				t.Errorf("ids not ascending: %d after %d", d.ID, all[i-1].ID)
+			}
+			if d.CampaignID != c.ID || d.MSISDN == "" || f.ids[d.MSISDN] != d.SubscriberID {
+				t.Errorf("listed %+v", d)
+			}
+			statuses[d.Status]++
+		}
+		if want := map[campaign.Status]int{campaign.StatusPending: 6, campaign.StatusSending: 2, campaign.StatusFailed: 1}; !reflect.DeepEqual(statuses, want) {
+			t.Errorf("statuses = %v, want %v", statuses, want)
+		}
+		sending := page(campaign.StatusSending, 1)
+		if len(sending) != 2 || sending[0].SubscriberID != f.ids[msisdn(2)] || sending[1].SubscriberID != f.ids[msisdn(6)] {
+			t.Errorf("sending = %+v", sending)
+		}
+		if got := page(campaign.StatusDelivered, 5); len(got) != 0 {
+			t.Errorf("delivered = %+v, want none", got)
+		}
+		wantNotFound(t, "another tenant's deliveries", func() error {
+			_, err := f.st.ListDeliveries(f.ctx, f.other, c.ID, "", 0, 10)
+			return err
+		})
+	})
+
+	t.Run("unfinished deliveries are paged per channel and filtered by age", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, seq(1, 7)...)
+		f.insert(t, c, campaign.ChannelPush, 3)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2, 3)
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(4)], Channel: campaign.ChannelSMS, Status: campaign.StatusSkipped, SkipReason: campaign.SkipOptedOut},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		later := time.Now().Add(time.Hour)
+		var got []int64
+		after := int64(0)
+		for range 10 {
+			ids, err := f.st.UnfinishedPage(f.ctx, c.ID, campaign.ChannelSMS, after, later, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) == 0 {
+				break
+			}
+			got = append(got, ids...)
+			after = ids[len(ids)-1]
+		}
+		var want []int64
+		for _, n := range []int{2, 3, 5, 6, 7} {
+			want = append(want, f.ids[msisdn(n)])
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("unfinished = %v, want %v", got, want)
+		}
+		if ids, err := f.st.UnfinishedPage(f.ctx, c.ID, campaign.ChannelSMS, 0, time.Now().Add(-time.Hour), 10); err != nil || len(ids) != 0 {
+			t.Errorf("unfinished older than an hour = %v, %v; want none", ids, err)
+		}
+		if ids, err := f.st.UnfinishedPage(f.ctx, c.ID, campaign.ChannelSMS, 0, time.Time{}, 10); err != nil || !slices.Equal(ids, want) {
+			t.Errorf("unfinished of any age = %v, %v; want %v", ids, err, want)
+		}
+		if ids, err := f.st.UnfinishedPage(f.ctx, c.ID, campaign.ChannelPush, 0, later, 10); err != nil || !slices.Equal(ids, []int64{f.ids[msisdn(3)]}) {
+			t.Errorf("unfinished push = %v, %v", ids, err)
+		}
+		if n, err := f.st.CountUnfinished(f.ctx, c.ID); err != nil || n != 6 {
+			t.Errorf("count unfinished = %d, %v; want 6", n, err)
+		}
+	})
+
+	t.Run("the audit trail lists the tenant's entries newest first", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		base := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+		for i, e := range []campaign.AuditEntry{
+			{TenantID: f.tenant, Actor: "key-1", Action: "campaign.create", ObjectType: "campaign", ObjectID: "c1",
+				Details: json.RawMessage(`{"name": "Q3", "rate": 500}`)},
+			{TenantID: f.tenant, Actor: "key-1", Action: "campaign.start", ObjectType: "campaign", ObjectID: "c1"},
+			{TenantID: f.other, Actor: "key-9", Action: "campaign.create", ObjectType: "campaign", ObjectID: "c9"},
+			{TenantID: f.tenant, Actor: "system", Action: "campaign.complete", ObjectType: "campaign", ObjectID: "c1"},
+		} {
+			e.At = base.Add(time.Duration(i) * time.Minute)
+			if err := f.st.Audit(f.ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := f.st.ListAudit(f.ctx, f.tenant, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, e := range list {
+			actions = append(actions, e.Action)
+			if e.ID == 0 || e.TenantID != f.tenant {
+				t.Errorf("entry %+v", e)
+			}
+		}
+		if want := []string{"campaign.complete", "campaign.start", "campaign.create"}; !slices.Equal(actions, want) {
+			t.Fatalf("actions = %v, want %v", actions, want)
+		}
+		if !list[0].At.Equal(base.Add(3*time.Minute)) || list[1].Details != nil {
+			t.Errorf("entries %+v", list[:2])
+		}
+		var details map[string]any
+		if err := json.Unmarshal(list[2].Details, &details); err != nil || details["name"] != "Q3" || details["rate"] != 500.0 {
+			t.Errorf("details = %s, %v", list[2].Details, err)
+		}
+		if list, err := f.st.ListAudit(f.ctx, f.tenant, 1); err != nil || len(list) != 1 {
+			t.Errorf("limit 1 = %d entries, %v", len(list), err)
+		}
+		if e := time.Now(); true {
+			if err := f.st.Audit(f.ctx, campaign.AuditEntry{TenantID: f.other, Actor: "a", Action: "now"}); err != nil {
+				t.Fatal(err)
+			}
+			list, err := f.st.ListAudit(f.ctx, f.other, 10)
+			if err != nil || len(list) != 2 || list[0].Action != "now" || list[0].At.Before(e.Add(-time.Minute)) {
+				t.Errorf("other tenant's trail = %+v, %v", list, err)
+			}
+		}
+	})
+}
+
+// fixture is a store seeded with two tenants: twelve subscribers in the
+// first (1-4 region HG, 5-8 DB, 9-12 HN; odd ones prepaid, 3 and 9 also
+// gold; 2 and 6 speak English; list vip: 2, 3, 6, 9, 10) and three in the
+// second, with a list "theirs".
+type fixture struct {
+	st            CampaignStore
+	ctx           context.Context
+	tenant, other string
+	ids           map[string]int64 // the first tenant's subscribers by MSISDN
+}
+
+func msisdn(n int) string { return fmt.Sprintf("+849%08d", n) }
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func newFixture(t *testing.T, st CampaignStore) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	a, err := st.EnsureTenant(ctx, "carrier-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.EnsureTenant(ctx, "carrier-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows, vip []subscriber.Row
+	var numbers []string
+	for n := 1; n <= 12; n++ {
+		r := subscriber.Row{MSISDN: msisdn(n), Region: []string{"HG", "DB", "HN"}[(n-1)/4], Locale: "vi",
+			Attributes: map[string]string{"plan": "postpaid"}}
+		if n%2 == 1 {
+			r.Attributes["plan"] = "prepaid"
+		}
+		if n == 3 || n == 9 {
+			r.Attributes["tier"] = "gold"
+		}
+		if n == 2 || n == 6 {
+			r.Locale = "en"
+		}
+		if slices.Contains([]int{2, 3, 6, 9, 10}, n) {
+			vip = append(vip, r)
+		} else {
+			rows = append(rows, r)
+		}
+		numbers = append(numbers, r.MSISDN)
+	}
+	if _, err := st.UpsertSubscribers(ctx, a.ID, rows, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpsertSubscribers(ctx, a.ID, vip, "vip"); err != nil {
+		t.Fatal(err)
+	}
+	var theirs []subscriber.Row
+	for n := 1; n <= 3; n++ {
+		theirs = append(theirs, subscriber.Row{MSISDN: msisdn(100 + n), Region: "HG", Locale: "vi",
+			Attributes: map[string]string{"plan": "prepaid"}})
+	}
+	if _, err := st.UpsertSubscribers(ctx, b.ID, theirs, "theirs"); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := st.EnsureSubscribers(ctx, a.ID, numbers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 12 {
+		t.Fatalf("seeded %d subscribers, want 12", len(ids))
+	}
+	return &fixture{st: st, ctx: ctx, tenant: a.ID, other: b.ID, ids: ids}
+}
+
+// campaign creates a one-channel-each campaign of kind in state.
+func (f *fixture) campaign(t *testing.T, tenantID string, kind campaign.Kind, state campaign.State) campaign.Campaign {
+	t.Helper()
+	c := &campaign.Campaign{TenantID: tenantID, Name: string(kind) + " " + string(state), Kind: kind,
+		Channels: []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush}, State: state, RatePerSecond: 100}
+	if err := f.st.CreateCampaign(f.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	return *c
+}
+
+// pageAll walks a campaign's whole audience in pages of limit, checking
+// each page.
+func (f *fixture) pageAll(t *testing.T, c campaign.Campaign, limit int) []int64 {
+	t.Helper()
+	var all []int64
+	after := int64(0)
+	for range 100 {
+		ids, err := f.st.AudiencePage(f.ctx, c, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) > limit {
+			t.Fatalf("page of %d, limit %d", len(ids), limit)
+		}
+		for i, id := range ids {
+			if id <= after || (i > 0 && id <= ids[i-1]) {
+				t.Fatalf("page %v after %d is not ascending past the cursor", ids, after)
+			}
+		}
+		if len(ids) == 0 {
+			return all
+		}
+		all = append(all, ids...)
+		after = ids[len(ids)-1]
+	}
+	t.Fatal("audience did not end")
+	return nil
+}
+
+func (f *fixture) newDeliveries(ns ...int) []campaign.NewDelivery {
+	var ds []campaign.NewDelivery
+	for _, n := range ns {
+		id := f.ids[msisdn(n)]
+		ds = append(ds, campaign.NewDelivery{SubscriberID: id, ReferralCode: fmt.Sprintf("r%d", id)})
+	}
+	return ds
+}
+
+func (f *fixture) insert(t *testing.T, c campaign.Campaign, ch campaign.Channel, ns ...int) {
+	t.Helper()
+	ds := f.newDeliveries(ns...)
+	if ch == campaign.ChannelPush {
+		for i := range ds {
+			ds[i].ReferralCode += "p"
+		}
+	}
+	if _, err := f.st.InsertDeliveries(f.ctx, c, ch, ds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) claim(t *testing.T, c campaign.Campaign, ch campaign.Channel, ns ...int) []campaign.Recipient {
+	t.Helper()
+	var ids []int64
+	for _, n := range ns {
+		ids = append(ids, f.ids[msisdn(n)])
+	}
+	rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, ch, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// deliveries lists every delivery of c.
+func (f *fixture) deliveries(t *testing.T, c campaign.Campaign) []campaign.Delivery {
+	t.Helper()
+	ds, err := f.st.ListDeliveries(f.ctx, c.TenantID, c.ID, "", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// bySubscriber maps c's SMS deliveries by subscriber id.
+func (f *fixture) bySubscriber(t *testing.T, c campaign.Campaign) map[int64]campaign.Delivery {
+	t.Helper()
+	out := map[int64]campaign.Delivery{}
+	for _, d := range f.deliveries(t, c) {
+		if d.Channel == campaign.ChannelSMS {
+			out[d.SubscriberID] = d
+		}
+	}
+	return out
+}
+
+func wantNotFound(t *testing.T, what string, call func() error) {
+	t.Helper()
+	if err := call(); !errors.Is(err, apperr.ErrNotFound) {
+		t.Errorf("%s: err = %v, want not found", what, err)
+	}
+}
+
+// sameCampaign compares two campaigns, times by instant.
+func sameCampaign(t *testing.T, got, want campaign.Campaign) {
+	t.Helper()
+	for _, p := range []struct {
+		name string
+		g, w *time.Time
+	}{{"start_at", got.StartAt, want.StartAt}, {"end_by", got.EndBy, want.EndBy},
+		{"started_at", got.StartedAt, want.StartedAt}, {"finished_at", got.FinishedAt, want.FinishedAt}} {
+		if (p.g == nil) != (p.w == nil) || (p.g != nil && !p.g.Equal(*p.w)) {
+			t.Errorf("%s = %v, want %v", p.name, p.g, p.w)
+		}
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("times = %v %v, want %v %v", got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+	}
+	got.StartAt, got.EndBy, got.StartedAt, got.FinishedAt = want.StartAt, want.EndBy, want.StartedAt, want.FinishedAt
+	got.CreatedAt, got.UpdatedAt = want.CreatedAt, want.UpdatedAt
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back %+v\nwant %+v", got, want)
+	}
+}
+
+func campaignIDs(cs []campaign.Campaign) []string {
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sorted(xs ...string) []string {
+	sort.Strings(xs)
+	return xs
+}
+
+func maps(got, want map[int64]int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
