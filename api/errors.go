@@ -81,17 +81,22 @@ func classify(err error) (int, errorDetail) {
 	if errors.As(err, &fe) {
 		return http.StatusUnprocessableEntity, errorDetail{Code: "invalid_fields", Message: fe.Error(), Details: fe}
 	}
+	var ae *Error
+	errors.As(err, &ae)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) && !errors.Is(err, apperr.ErrTooLarge) {
-		err = &Error{Err: apperr.ErrTooLarge, Message: "request body over the " + byteSize(mbe.Limit) + " limit"}
+		tl := &Error{Err: apperr.ErrTooLarge, Message: "request body over the " + byteSize(mbe.Limit) + " limit"}
+		if ae != nil {
+			tl.Details = ae.Details
+		}
+		err, ae = tl, tl
 	}
 	for _, row := range statusTable {
 		if !errors.Is(err, row.err) {
 			continue
 		}
 		d := errorDetail{Code: row.code, Message: err.Error()}
-		var ae *Error
-		if errors.As(err, &ae) {
+		if ae != nil {
 			if ae.Code != "" {
 				d.Code = ae.Code
 			}

@@ -60,11 +60,14 @@ type Service struct {
 	Logger     *slog.Logger
 }
 
+// now is the service's clock, at the microsecond precision stores keep, so
+// that what a create answers is what a later read shows.
 func (s *Service) now() time.Time {
+	t := time.Now()
 	if s.Now != nil {
-		return s.Now()
+		t = s.Now()
 	}
-	return time.Now()
+	return t.Truncate(time.Microsecond)
 }
 
 func (s *Service) logger() *slog.Logger {
@@ -531,7 +534,13 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add(field, "required for channel %s", ch)
 			continue
 		}
-		t, err := s.Store.GetTemplate(ctx, p.TenantID, id)
+		var t MessageTemplate
+		var err error
+		if _, perr := uuid.Parse(id); perr != nil {
+			err = apperr.NotFound("template")
+		} else {
+			t, err = s.Store.GetTemplate(ctx, p.TenantID, id)
+		}
 		if errors.Is(err, apperr.ErrNotFound) {
 			fe.Add(field, "no template %q", id)
 			continue

@@ -27,11 +27,11 @@ type Settings struct {
 	// InstallBaseURL prefixes referral codes in {{.InstallLink}}.
 	InstallBaseURL string
 	// StatusCallback is where SMS providers post receipts ("" for none).
-	StatusCallback string
-	Concurrency    int // marketing tasks in flight per process
+	StatusCallback   string
+	Concurrency      int // marketing tasks in flight per process
 	AlertConcurrency int
-	BatchSize      int // deliveries per send task
-	FanoutChunk    int // subscribers read per fan-out round
+	BatchSize        int // deliveries per send task
+	FanoutChunk      int // subscribers read per fan-out round
 	// BacklogSeconds bounds the deliveries queued ahead of sending, in
 	// seconds of the campaign's rate.
 	BacklogSeconds int
@@ -46,6 +46,9 @@ type Settings struct {
 	// StaleAfter is how long a pending delivery may wait with no progress
 	// before the reconciler re-drives it.
 	StaleAfter time.Duration
+	// HoldRecheck is how often deliveries held for the send window look
+	// again.
+	HoldRecheck time.Duration
 }
 
 func (s *Settings) defaults() {
@@ -69,6 +72,9 @@ func (s *Settings) defaults() {
 	}
 	if s.StaleAfter <= 0 {
 		s.StaleAfter = 2 * time.Minute
+	}
+	if s.HoldRecheck <= 0 {
+		s.HoldRecheck = time.Minute
 	}
 	if s.SMSSender == "" {
 		s.SMSSender = "default"
@@ -111,8 +117,8 @@ type cachedCampaign struct {
 }
 
 type compiled struct {
-	t    campaign.MessageTemplate
-	body *templates.Template
+	t     campaign.MessageTemplate
+	body  *templates.Template
 	title *templates.Template
 }
 

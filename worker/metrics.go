@@ -6,11 +6,11 @@ import (
 
 // Metrics are the engine's Prometheus series.
 type Metrics struct {
-	Messages   *prometheus.CounterVec // by channel, provider, outcome
-	Skips      *prometheus.CounterVec // by channel, reason
-	Fanout     prometheus.Counter
-	Breaker    *prometheus.GaugeVec
-	SendTime   *prometheus.HistogramVec
+	Messages *prometheus.CounterVec // by channel, provider, outcome
+	Skips    *prometheus.CounterVec // by channel, reason
+	Fanout   prometheus.Counter
+	Breaker  *prometheus.GaugeVec
+	SendTime *prometheus.HistogramVec
 }
 
 // NewMetrics registers the series on reg (nil: a private registry).

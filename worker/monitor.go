@@ -33,7 +33,9 @@ func (e *Engine) monitor(ctx context.Context) {
 }
 
 // MonitorPass runs one pass now (tests and the reconciler command).
-func (e *Engine) MonitorPass(ctx context.Context, redrive bool) error { return e.monitorPass(ctx, redrive) }
+func (e *Engine) MonitorPass(ctx context.Context, redrive bool) error {
+	return e.monitorPass(ctx, redrive)
+}
 
 func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 	now := e.Now()

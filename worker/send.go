@@ -56,7 +56,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return err
 		}
-		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessAt(hold)); err != nil {
+		// Re-check at least every HoldRecheck rather than sleeping until the
+		// computed opening: the policy (or the clock) may change meanwhile.
+		wait := min(hold.Sub(now), e.set.HoldRecheck)
+		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessIn(wait)); err != nil {
 			return fmt.Errorf("hold for send window: %w", err)
 		}
 		return nil
@@ -445,4 +448,3 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 	}
 	return nil
 }
-

@@ -37,9 +37,9 @@ type fanoutPayload struct {
 // named by subscriber id (deliveries are unique per campaign, subscriber and
 // channel).
 type sendPayload struct {
-	CampaignID    string          `json:"c"`
+	CampaignID    string           `json:"c"`
 	Channel       campaign.Channel `json:"ch"`
-	SubscriberIDs []int64         `json:"s"`
+	SubscriberIDs []int64          `json:"s"`
 	// Counted batches were counted into the campaign's backlog by fan-out.
 	Counted bool `json:"n,omitempty"`
 }

@@ -30,7 +30,7 @@ func buildProviders(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	var lp *logprov.Provider
 	logProvider := func() *logprov.Provider {
 		if lp == nil {
-			lp = logprov.New(log, 1000)
+			lp = logprov.New(log)
 		}
 		return lp
 	}

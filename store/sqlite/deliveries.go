@@ -45,9 +45,16 @@ func nullIfEmpty[S ~string](s S) any {
 	return string(s)
 }
 
-const deliveryColumns = `d.id, d.tenant_id, d.campaign_id, d.subscriber_id, d.channel, d.status,
+// deliveryColumns are read by scanDelivery; RETURNING takes them bare,
+// a join qualified by "d.".
+const (
+	deliveryColumns = `id, tenant_id, campaign_id, subscriber_id, channel, status, skip_reason,
+	provider, provider_message_id, error_code, attempts, segments, referral_code, created_at,
+	updated_at, sent_at`
+	deliveryColumnsD = `d.id, d.tenant_id, d.campaign_id, d.subscriber_id, d.channel, d.status,
 	d.skip_reason, d.provider, d.provider_message_id, d.error_code, d.attempts, d.segments,
 	d.referral_code, d.created_at, d.updated_at, d.sent_at`
+)
 
 // scanDelivery reads deliveryColumns, then extra.
 func scanDelivery(r scanner, extra ...any) (campaign.Delivery, error) {
@@ -129,7 +136,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 	if !ok || len(subscriberIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `UPDATE deliveries AS d
+	rows, err := s.db.QueryContext(ctx, `UPDATE deliveries
 		SET status = 'sending', attempts = attempts + 1, updated_at = ?
 		WHERE campaign_id = ? AND channel = ? AND status = 'pending'
 		AND subscriber_id IN (SELECT value FROM json_each(?))
@@ -484,7 +491,7 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 		q    strings.Builder
 		args []any
 	)
-	q.WriteString(`SELECT ` + deliveryColumns + `, COALESCE(s.msisdn, '') FROM (`)
+	q.WriteString(`SELECT ` + deliveryColumnsD + `, COALESCE(s.msisdn, '') FROM (`)
 	for i, st := range statuses {
 		if i > 0 {
 			q.WriteString(` UNION ALL `)

@@ -1,0 +1,208 @@
+package api
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/campaign"
+	"outreach/internal/apperr"
+)
+
+func (s *server) createCampaign(c *gin.Context) {
+	var in campaign.CampaignInput
+	if err := DecodeJSON(c, &in); err != nil {
+		writeError(c, err)
+		return
+	}
+	cp, err := s.d.Service.CreateCampaign(c.Request.Context(), principal(c), in)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, cp)
+}
+
+// listCampaigns lists newest first; ?kind= filters, ?limit= caps.
+func (s *server) listCampaigns(c *gin.Context) {
+	limit, err := intQuery(c, "limit")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	cs, err := s.d.Service.List(c.Request.Context(), principal(c), campaign.Kind(c.Query("kind")), int(limit))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"campaigns": cs})
+}
+
+func (s *server) getCampaign(c *gin.Context) {
+	id, err := idParam(c, "campaign")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	cp, err := s.d.Service.Get(c.Request.Context(), principal(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, cp)
+}
+
+// act is a state change: start, pause, resume or cancel. An illegal move is
+// a 409.
+func (s *server) act(a campaign.Action) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := idParam(c, "campaign")
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		cp, err := s.d.Service.Act(c.Request.Context(), principal(c), id, a)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, cp)
+	}
+}
+
+type testInput struct {
+	MSISDN string `json:"msisdn"`
+}
+
+// sendTest sends the campaign's rendered messages to one number now.
+func (s *server) sendTest(c *gin.Context) {
+	id, err := idParam(c, "campaign")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var in testInput
+	if err := DecodeJSON(c, &in); err != nil {
+		writeError(c, err)
+		return
+	}
+	res, err := s.d.Service.SendTest(c.Request.Context(), principal(c), id, in.MSISDN)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"results": res})
+}
+
+// campaignStats is the campaign report, JSON or (?format=csv) CSV.
+func (s *server) campaignStats(c *gin.Context) {
+	id, err := idParam(c, "campaign")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	format := c.DefaultQuery("format", "json")
+	if format != "json" && format != "csv" {
+		writeError(c, apperr.FieldErrors{"format": "must be json or csv"})
+		return
+	}
+	st, err := s.d.Service.Stats(c.Request.Context(), principal(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if format == "json" {
+		c.JSON(http.StatusOK, st)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="campaign-%s-stats.csv"`, st.ID))
+	c.Status(http.StatusOK)
+	w := csv.NewWriter(c.Writer)
+	for _, row := range statsRows(st) {
+		_ = w.Write(row)
+	}
+	w.Flush()
+}
+
+// statsRows is the report as metric,value rows, in a fixed order.
+func statsRows(st campaign.Stats) [][]string {
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rows := [][]string{
+		{"metric", "value"},
+		{"id", st.ID},
+		{"name", st.Name},
+		{"kind", string(st.Kind)},
+		{"state", string(st.State)},
+		{"audience", i(st.Audience)},
+	}
+	for _, status := range campaign.AllStatuses {
+		rows = append(rows, []string{"deliveries." + string(status), i(st.Deliveries[status])})
+	}
+	reasons := make([]string, 0, len(st.Skipped))
+	for r := range st.Skipped {
+		reasons = append(reasons, string(r))
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		rows = append(rows, []string{"skipped." + r, i(st.Skipped[campaign.SkipReason(r)])})
+	}
+	channels := make([]string, 0, len(st.Channels))
+	for ch := range st.Channels {
+		channels = append(channels, string(ch))
+	}
+	sort.Strings(channels)
+	for _, ch := range channels {
+		rows = append(rows, []string{"channels." + ch, i(st.Channels[campaign.Channel(ch)])})
+	}
+	return append(rows,
+		[]string{"segments", i(st.Segments)},
+		[]string{"installs", i(st.Installs)},
+		[]string{"conversion_rate", strconv.FormatFloat(st.ConversionRate, 'f', -1, 64)},
+		[]string{"rewards.granted", i(st.Rewards.Granted)},
+		[]string{"rewards.mb", i(st.Rewards.MB)},
+	)
+}
+
+// campaignDeliveries pages deliveries: ?status=&after=&limit=.
+func (s *server) campaignDeliveries(c *gin.Context) {
+	id, err := idParam(c, "campaign")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	after, err := intQuery(c, "after")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	limit, err := intQuery(c, "limit")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	page, err := s.d.Service.Deliveries(c.Request.Context(), principal(c), id, campaign.DeliveryQuery{
+		Status: campaign.Status(c.Query("status")), After: after, Limit: int(limit)})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// intQuery reads an optional whole-number query parameter (0 when absent).
+func intQuery(c *gin.Context, name string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > 1<<53 {
+		return 0, apperr.FieldErrors{name: "must be a whole number of 0 or more"}
+	}
+	return n, nil
+}

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/internal/apperr"
+)
+
+// DecodeJSON reads the request body (at most Deps.MaxBodyBytes) into v.
+// Malformed JSON, an unknown field (named in the details) or trailing data
+// is a 400, a value of the wrong type a 422 naming its field, a body over
+// the limit a 413, an empty body a 400.
+func DecodeJSON(c *gin.Context, v any) error { return decodeJSON(c, v, false) }
+
+// decodeJSON is DecodeJSON; with optional an empty body leaves v as it is.
+func decodeJSON(c *gin.Context, v any, optional bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limitsOf(c).body))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return &Error{Err: apperr.ErrMalformed, Message: "could not read the request body"}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return &Error{Err: apperr.ErrMalformed, Message: "empty body: want a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, body)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: data after the object"}
+	}
+	return nil
+}
+
+func jsonError(err error, body []byte) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tpe *time.ParseError
+	switch {
+	case errors.As(err, &syn):
+		return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: unexpected end of the body"}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("want a JSON %s, got %s", kindName(typ.Type), typ.Value)}
+		}
+		return apperr.FieldErrors{typ.Field: fmt.Sprintf("must be %s, not %s", kindName(typ.Type), typ.Value)}
+	case errors.As(err, &tpe):
+		// time.Time does not say which field it was; find the value.
+		msg := "must be an RFC 3339 time such as 2026-11-25T08:00:00+07:00"
+		if field := fieldWithValue(body, tpe.Value); field != "" {
+			return apperr.FieldErrors{field: msg}
+		}
+		return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("a time %s, not %q", msg, tpe.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &Error{Err: apperr.ErrMalformed, Code: "unknown_field",
+			Message: fmt.Sprintf("unknown field %q", field), Details: map[string]string{"field": field}}
+	}
+	return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// kindName says what JSON a Go type wants, for messages.
+func kindName(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	if t == reflect.TypeOf(time.Time{}) {
+		return "an RFC 3339 time"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return kindName(t.Elem())
+	}
+	return "a " + t.String()
+}
+
+// fieldWithValue returns the dotted path of the first string in body (in
+// key order) equal to value, or "".
+func fieldWithValue(body []byte, value string) string {
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return ""
+	}
+	var walk func(prefix string, x any) string
+	walk = func(prefix string, x any) string {
+		switch x := x.(type) {
+		case string:
+			if x == value {
+				return prefix
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				if f := walk(p, x[k]); f != "" {
+					return f
+				}
+			}
+		case []any:
+			for i, y := range x {
+				if f := walk(fmt.Sprintf("%s[%d]", prefix, i), y); f != "" {
+					return f
+				}
+			}
+		}
+		return ""
+	}
+	return walk("", doc)
+}

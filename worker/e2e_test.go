@@ -1,0 +1,119 @@
+package worker_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/worker"
+)
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, newHarness(t, b)) })
+	}
+}
+
+func (h *harness) promo(channels []campaign.Channel, rate int) campaign.Campaign {
+	h.t.Helper()
+	tpl := map[campaign.Channel]string{}
+	for _, ch := range channels {
+		if ch == campaign.ChannelSMS {
+			tpl[ch] = h.template(campaign.TemplateInput{Name: "promo-sms", Channel: ch, Locale: "vi",
+				Body: "Cài Bluezone để nhận {{.RewardMB}}MB: {{.InstallLink}}", Transliterate: true})
+		} else {
+			tpl[ch] = h.template(campaign.TemplateInput{Name: "promo-push", Channel: ch, Locale: "vi",
+				Title: "Bluezone", Body: "Chào {{.Name}}, cài Bluezone để bảo vệ cộng đồng"})
+		}
+	}
+	c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "Bluezone Q3",
+		Kind: campaign.KindInstallPromotion, Channels: channels, Templates: tpl, RatePerSecond: rate,
+		Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 1000, AttributionDays: 14}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+func TestACampaignReachesEveryEligibleSubscriberExactlyOncePerChannel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(2000)
+		h.startWorker(worker.Settings{})
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush}, 0)
+		h.act(c.ID, campaign.ActionStart)
+		s := h.waitState(c.ID, campaign.StateCompleted, 90*time.Second)
+
+		var wantSMS, wantPush, optedOut, noDevice int
+		for i, m := range msisdns {
+			got := h.twilio.CountTo(m)
+			switch {
+			case i%10 == 0:
+				optedOut++
+				if got != 0 {
+					t.Fatalf("opted-out %s got %d SMS", m, got)
+				}
+			default:
+				wantSMS++
+				if got != 1 {
+					t.Fatalf("subscriber %d got %d SMS, want exactly 1", i, got)
+				}
+			}
+			var token string
+			var pushes int
+			if i%3 != 0 {
+				if i%2 == 0 {
+					token = fmt.Sprintf("%064x", i)
+					pushes = h.apns.CountToken(token)
+				} else {
+					token = fmt.Sprintf("fcm-token-%d", i)
+					pushes = h.fcm.CountToken(token)
+				}
+			}
+			switch {
+			case i%10 == 0:
+				if pushes != 0 {
+					t.Fatalf("opted-out subscriber %d got %d pushes", i, pushes)
+				}
+			case i%3 == 0:
+				noDevice++
+			default:
+				wantPush++
+				if pushes != 1 {
+					t.Fatalf("subscriber %d got %d pushes, want exactly 1", i, pushes)
+				}
+			}
+		}
+		if got := h.twilio.Count(); got != wantSMS {
+			t.Errorf("fake Twilio saw %d messages, want %d", got, wantSMS)
+		}
+		if got := h.fcm.Count() + h.apns.Count(); got != wantPush {
+			t.Errorf("push fakes saw %d messages, want %d", got, wantPush)
+		}
+		// The stats equal the fakes' own counts, and every skip has its reason.
+		sent := s.Deliveries[campaign.StatusSent] + s.Deliveries[campaign.StatusDelivered]
+		if fakes := int64(h.twilio.Count() + h.fcm.Count() + h.apns.Count()); sent != fakes {
+			t.Errorf("stats say %d sent, the fakes saw %d", sent, fakes)
+		}
+		if s.Skipped[campaign.SkipOptedOut] != int64(2*optedOut) {
+			t.Errorf("skipped opted_out = %d, want %d (SMS and push)", s.Skipped[campaign.SkipOptedOut], 2*optedOut)
+		}
+		if s.Skipped[campaign.SkipNoDevice] != int64(noDevice) {
+			t.Errorf("skipped no_device = %d, want %d", s.Skipped[campaign.SkipNoDevice], noDevice)
+		}
+		if s.Deliveries[campaign.StatusSkipped] != int64(2*optedOut+noDevice) {
+			t.Errorf("skipped = %d, want %d", s.Deliveries[campaign.StatusSkipped], 2*optedOut+noDevice)
+		}
+		if s.Audience != 2000 {
+			t.Errorf("audience = %d, want 2000", s.Audience)
+		}
+		// Marketing SMS carry the label, the opt-out text and an install link,
+		// transliterated to GSM-7.
+		m := h.twilio.Messages()[0]
+		if !strings.HasPrefix(m.Body, "QC: Cai Bluezone de nhan 5120MB: https://outreach.test/i/") ||
+			!strings.HasSuffix(m.Body, "Tu choi: soan TC gui 9241") {
+			t.Errorf("SMS body %q lacks the label, link or opt-out text", m.Body)
+		}
+	})
+}
