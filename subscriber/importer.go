@@ -295,28 +295,30 @@ func (g *recordGuard) fill() {
 	if !ok {
 		return
 	}
-	if !quoteOpenAfter(false, first) {
-		g.out = append(g.out, first...)
+	if open, _ := scanQuotes(false, first); !open {
+		g.out = append(g.out, first...) // a line csv may reject, but alone
 		return
 	}
 	held := [][]byte{slices.Clone(first)}
 	size := len(first)
-	open := true
-	for open && len(held) < maxRecordLines && size < maxRecordBytes {
+	open, broken := true, false
+	for open && !broken && len(held) < maxRecordLines && size < maxRecordBytes {
 		l, _, ok := g.take()
 		if !ok {
 			break
 		}
 		held = append(held, slices.Clone(l))
 		size += len(l)
-		open = quoteOpenAfter(true, l)
+		open, broken = scanQuotes(true, l)
 	}
-	if !open {
+	if !open && !broken {
 		for _, l := range held {
 			g.out = append(g.out, l...)
 		}
 		return
 	}
+	// csv would read every held line into one failing record: reject the
+	// first alone and read the others again as rows of their own.
 	g.bad(num, "malformed CSV: a quoted field is never closed")
 	g.out = append(g.out, '\n')
 	g.replay = append(held[1:], g.replay...)
@@ -364,35 +366,42 @@ func trimBOM(b []byte) []byte {
 	return b
 }
 
-// quoteOpenAfter reports whether a quoted field is still open at the end of
-// line, given whether one was open at its start. It follows encoding/csv
-// (LazyQuotes off): a field is quoted only if its first byte is a quote,
-// and inside it "" is an escaped quote. A line csv will reject anyway is
-// never reported open unless its quoted field truly runs on.
-func quoteOpenAfter(open bool, line []byte) bool {
+// scanQuotes follows encoding/csv (LazyQuotes off) over one line, given
+// whether a quoted field was open at its start: a field is quoted only if
+// its first byte is a quote, inside it "" is an escaped quote, and a
+// closing quote must end the field. It reports whether a quoted field is
+// still open at the end of the line, or whether csv stops the record on
+// this line with an error (broken), having read the lines before it too.
+func scanQuotes(open bool, line []byte) (stillOpen, broken bool) {
 	fieldStart := !open
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		if open {
-			if c == '"' {
-				if i+1 < len(line) && line[i+1] == '"' {
-					i++
-					continue
-				}
-				open = false
+			if c != '"' {
+				continue
 			}
+			if i+1 < len(line) && line[i+1] == '"' {
+				i++
+				continue
+			}
+			if i+1 < len(line) && line[i+1] != ',' && line[i+1] != '\n' && line[i+1] != '\r' {
+				return false, true
+			}
+			open = false
 			continue
 		}
 		switch {
 		case c == ',':
 			fieldStart = true
-		case c == '"' && fieldStart:
+		case c == '"' && !fieldStart:
+			return false, true // bare quote
+		case c == '"':
 			open, fieldStart = true, false
 		default:
 			fieldStart = false
 		}
 	}
-	return open
+	return open, false
 }
 
 // msisdnCache normalises numbers without a full libphonenumber parse per

@@ -49,6 +49,8 @@ type Settings struct {
 	// HoldRecheck is how often deliveries held for the send window look
 	// again.
 	HoldRecheck time.Duration
+	// RetryBase is the first backoff of a transient failure.
+	RetryBase time.Duration
 }
 
 func (s *Settings) defaults() {
@@ -72,6 +74,9 @@ func (s *Settings) defaults() {
 	}
 	if s.StaleAfter <= 0 {
 		s.StaleAfter = 2 * time.Minute
+	}
+	if s.RetryBase <= 0 {
+		s.RetryBase = time.Second
 	}
 	if s.HoldRecheck <= 0 {
 		s.HoldRecheck = time.Minute

@@ -416,7 +416,7 @@ func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	j.out.Status = campaign.StatusPending
 	j.out.ErrorCode = code
 	j.retry = true
-	j.retryIn = max(after, backoff(j.r.Attempts, time.Second, 5*time.Minute))
+	j.retryIn = max(after, backoff(j.r.Attempts, e.set.RetryBase, 5*time.Minute))
 }
 
 // finish writes every outcome in one batch and schedules the retries.

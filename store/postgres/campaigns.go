@@ -2,50 +2,360 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"outreach/campaign"
+	"outreach/internal/apperr"
 )
 
 var _ campaign.Store = (*Store)(nil)
 
+// nowMicro is the current time at the precision the database keeps.
+func nowMicro() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// utcPtr returns t in UTC (pgx reads times in the local zone).
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// timeOrNull is NULL for a nil or zero time.
+func timeOrNull(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return *t
+}
+
+// campaignKey normalises a campaign id; ok is false when it is no uuid, which
+// can then name no campaign (and would make PostgreSQL refuse the query).
+func campaignKey(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func toStrings[S ~string](xs []S) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
+}
+
+const campaignColumns = `id::text, tenant_id, name, kind, channels, templates, audience,
+	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+
+const campaignInsertColumns = `id, tenant_id, name, kind, channels, templates, audience,
+	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+
+func scanCampaign(r pgx.Row) (campaign.Campaign, error) {
+	var (
+		c        campaign.Campaign
+		channels []string
+	)
+	if err := r.Scan(&c.ID, &c.TenantID, &c.Name, &c.Kind, &channels, &c.Templates, &c.Audience,
+		&c.PushFallbackSMS, &c.RatePerSecond, &c.StartAt, &c.EndBy, &c.Reward, &c.State, &c.FanoutCursor,
+		&c.FanoutDone, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.StartedAt, &c.FinishedAt); err != nil {
+		return c, err
+	}
+	c.Channels = make([]campaign.Channel, len(channels))
+	for i, ch := range channels {
+		c.Channels[i] = campaign.Channel(ch)
+	}
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	c.StartAt, c.EndBy, c.StartedAt, c.FinishedAt = utcPtr(c.StartAt), utcPtr(c.EndBy), utcPtr(c.StartedAt), utcPtr(c.FinishedAt)
+	return c, nil
+}
+
+func (s *Store) queryCampaigns(ctx context.Context, query string, args ...any) ([]campaign.Campaign, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Campaign
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: campaigns: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: campaigns: %w", err)
+	}
+	return out, nil
+}
+
+// CreateCampaign stores a new campaign. An empty id gets a new uuid; a
+// given one must be a uuid. An empty state is draft.
 func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error {
-	return errors.New("not implemented")
+	if c.ID == "" {
+		c.ID = uuid.NewString()
+	} else if id, ok := campaignKey(c.ID); ok {
+		c.ID = id
+	} else {
+		return apperr.FieldErrors{"id": "must be a UUID"}
+	}
+	if c.State == "" {
+		c.State = campaign.StateDraft
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = nowMicro()
+	}
+	c.UpdatedAt = c.CreatedAt
+	templates, err := json.Marshal(c.Templates)
+	if err != nil {
+		return fmt.Errorf("postgres: create campaign: %w", err)
+	}
+	audience, err := json.Marshal(c.Audience)
+	if err != nil {
+		return fmt.Errorf("postgres: create campaign: %w", err)
+	}
+	var reward []byte // nil: NULL
+	if c.Reward != nil {
+		if reward, err = json.Marshal(c.Reward); err != nil {
+			return fmt.Errorf("postgres: create campaign: %w", err)
+		}
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO campaigns (`+campaignInsertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		c.ID, c.TenantID, c.Name, string(c.Kind), toStrings(c.Channels), templates, audience,
+		c.PushFallbackSMS, c.RatePerSecond, timeOrNull(c.StartAt), timeOrNull(c.EndBy), reward,
+		string(c.State), c.FanoutCursor, c.FanoutDone, c.CreatedBy, c.CreatedAt, c.UpdatedAt,
+		timeOrNull(c.StartedAt), timeOrNull(c.FinishedAt))
+	if err != nil {
+		return fmt.Errorf("postgres: create campaign: %w", err)
+	}
+	return nil
 }
 
+// GetCampaign reads a campaign of this tenant.
 func (s *Store) GetCampaign(ctx context.Context, tenantID, id string) (campaign.Campaign, error) {
-	return campaign.Campaign{}, errors.New("not implemented")
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	c, err := scanCampaign(s.pool.QueryRow(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns WHERE id = $1 AND tenant_id = $2`, key, tenantID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return c, fmt.Errorf("postgres: get campaign: %w", err)
+	}
+	return c, nil
 }
 
+// CampaignByID reads a campaign of any tenant.
 func (s *Store) CampaignByID(ctx context.Context, id string) (campaign.Campaign, error) {
-	return campaign.Campaign{}, errors.New("not implemented")
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	c, err := scanCampaign(s.pool.QueryRow(ctx,
+		`SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return c, fmt.Errorf("postgres: campaign by id: %w", err)
+	}
+	return c, nil
 }
 
+// ListCampaigns lists the tenant's campaigns newest first; a limit of 0 or
+// less means 100.
 func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, limit int) ([]campaign.Campaign, error) {
-	return nil, errors.New("not implemented")
+	if limit <= 0 {
+		limit = 100
+	}
+	if kind == "" {
+		return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+			WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, tenantID, limit)
+	}
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE tenant_id = $1 AND kind = $2 ORDER BY created_at DESC, id DESC LIMIT $3`, tenantID, string(kind), limit)
 }
 
+// TransitionCampaign changes the state in one conditional update, so two
+// racing requests cannot both succeed.
 func (s *Store) TransitionCampaign(ctx context.Context, tenantID, id string, from []campaign.State, to campaign.State, at time.Time) (campaign.Campaign, error) {
-	return campaign.Campaign{}, errors.New("not implemented")
+	key, ok := campaignKey(id)
+	if !ok {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	if at.IsZero() {
+		at = nowMicro()
+	}
+	var started, finished any
+	if to == campaign.StateRunning {
+		started = at
+	}
+	if to.Final() {
+		finished = at
+	}
+	c, err := scanCampaign(s.pool.QueryRow(ctx, `UPDATE campaigns SET state = $1, updated_at = $2,
+			started_at = COALESCE(started_at, $3), finished_at = COALESCE($4, finished_at)
+		WHERE id = $5 AND tenant_id = $6 AND state = ANY($7)
+		RETURNING `+campaignColumns,
+		string(to), at, started, finished, key, tenantID, toStrings(from)))
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("postgres: transition campaign: %w", err)
+	}
+	var state string
+	err = s.pool.QueryRow(ctx, `SELECT state FROM campaigns WHERE id = $1 AND tenant_id = $2`,
+		key, tenantID).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return campaign.Campaign{}, apperr.NotFound("campaign")
+	}
+	if err != nil {
+		return campaign.Campaign{}, fmt.Errorf("postgres: transition campaign: %w", err)
+	}
+	return campaign.Campaign{}, apperr.Conflict("campaign is %s, cannot become %s", state, to)
 }
 
+// DueScheduled returns scheduled campaigns whose start is due, oldest first.
+// A scheduled campaign with no start time is due at once.
 func (s *Store) DueScheduled(ctx context.Context, now time.Time) ([]campaign.Campaign, error) {
-	return nil, errors.New("not implemented")
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE state = 'scheduled' AND (start_at IS NULL OR start_at <= $1)
+		ORDER BY start_at, id`, now)
 }
 
+// ActiveCampaigns returns running and paused campaigns of every tenant.
 func (s *Store) ActiveCampaigns(ctx context.Context) ([]campaign.Campaign, error) {
-	return nil, errors.New("not implemented")
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE state IN ('running', 'paused') ORDER BY created_at, id`)
 }
 
+// AddContacts adds subscribers to an alert's contact list; repeats are
+// ignored.
 func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error {
-	return errors.New("not implemented")
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	if len(subscriberIDs) == 0 {
+		return nil
+	}
+	ids := append([]int64(nil), subscriberIDs...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	_, err := s.pool.Exec(ctx, `INSERT INTO campaign_contacts (campaign_id, subscriber_id)
+		SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING`, key, ids)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation
+			return apperr.NotFound("campaign")
+		}
+		return fmt.Errorf("postgres: add contacts: %w", err)
+	}
+	return nil
 }
 
+// AudiencePage walks the audience by keyset on the subscriber id. With a
+// list it walks the list's members (their primary key is ordered by
+// subscriber id) and joins the subscribers; else it walks the tenant's
+// subscribers and lets the planner pick the index.
 func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
-	return nil, errors.New("not implemented")
+	if limit <= 0 {
+		return nil, nil
+	}
+	var (
+		q    strings.Builder
+		args []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if c.Kind == campaign.KindExposureAlert {
+		key, ok := campaignKey(c.ID)
+		if !ok {
+			return nil, nil
+		}
+		q.WriteString(`SELECT subscriber_id FROM campaign_contacts WHERE campaign_id = ` + arg(key) +
+			` AND subscriber_id > ` + arg(afterID) + ` ORDER BY subscriber_id LIMIT ` + arg(limit))
+	} else {
+		a := c.Audience
+		order := "s.id"
+		if a.List != "" {
+			order = "m.subscriber_id"
+			tenant := arg(c.TenantID)
+			q.WriteString(`SELECT s.id FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ` + tenant + ` AND name = ` + arg(a.List) + `)
+				AND m.subscriber_id > ` + arg(afterID) + ` AND s.tenant_id = ` + tenant)
+		} else {
+			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ` + arg(c.TenantID) +
+				` AND s.id > ` + arg(afterID))
+		}
+		switch len(a.Regions) {
+		case 0:
+		case 1:
+			q.WriteString(` AND s.region = ` + arg(a.Regions[0]))
+		default:
+			q.WriteString(` AND s.region = ANY(` + arg(a.Regions) + `)`)
+		}
+		if a.Installed != nil {
+			q.WriteString(` AND s.installed = ` + arg(*a.Installed))
+		}
+		keys := make([]string, 0, len(a.Attributes))
+		for k := range a.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			q.WriteString(` AND s.attributes ->> ` + arg(k) + ` = ` + arg(a.Attributes[k]))
+		}
+		q.WriteString(` ORDER BY ` + order + ` LIMIT ` + arg(limit))
+	}
+	rows, err := s.pool.Query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audience page: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audience page: %w", err)
+	}
+	return ids, nil
 }
 
+// SetFanoutProgress records how far fan-out got. The cursor only moves
+// forward and done stays done, so a late or repeated fan-out task cannot
+// rewind a newer one.
 func (s *Store) SetFanoutProgress(ctx context.Context, campaignID string, cursor int64, done bool) error {
-	return errors.New("not implemented")
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE campaigns
+		SET fanout_cursor = GREATEST(fanout_cursor, $1), fanout_done = fanout_done OR $2
+		WHERE id = $3`, cursor, done, key)
+	if err != nil {
+		return fmt.Errorf("postgres: set fanout progress: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.NotFound("campaign")
+	}
+	return nil
 }
