@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"fmt"
 	"sort"
 	"testing"
 	"time"
