@@ -827,7 +827,7 @@ func (s *Service) Deliveries(ctx context.Context, p tenant.Principal, id string,
 	}
 	limit, err := pageSize(q.Limit)
 	if err != nil {
-		return DeliveryPage{}, err
+		fe.Add("limit", "must be 1 to %d", MaxPageSize)
 	}
 	if err := fe.Err(); err != nil {
 		return DeliveryPage{}, err

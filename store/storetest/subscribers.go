@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -464,5 +466,64 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		if sub.CreatedAt.Before(start) || sub.CreatedAt.After(time.Now().Add(time.Minute)) {
 			t.Fatalf("created_at = %v, want about now", sub.CreatedAt)
 		}
+	})
+}
+
+// BenchRowsVar sets the number of rows BenchImport imports per iteration.
+const BenchRowsVar = "OUTREACH_BENCH_ROWS"
+
+// BenchImport measures subscriber.Importer on a store: per iteration, a
+// synthetic CSV of OUTREACH_BENCH_ROWS rows (default 100,000), generated
+// lazily, streams into a fresh tenant ("new": every row an insert) or into
+// a tenant that already holds the same base ("existing": every row an
+// update that changes nothing). It reports rows/s.
+func BenchImport(b *testing.B, s SubscriberStore) {
+	rows := 100_000
+	if v := os.Getenv(BenchRowsVar); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive number of rows", BenchRowsVar, v)
+		}
+		rows = n
+	}
+	ctx := context.Background()
+	run := func(b *testing.B, tenantID string, seed int64) {
+		b.Helper()
+		im := &subscriber.Importer{Store: s}
+		res, err := im.Import(ctx, tenantID, subscriber.SyntheticCSV(rows, seed), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Imported+res.Updated != rows || res.Rejected != 0 {
+			b.Fatalf("import = %+v, want %d rows landed", res, rows)
+		}
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	}
+	b.Run("new", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			tn, err := s.EnsureTenant(ctx, fmt.Sprintf("bench-new-%d-%d", rows, i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			run(b, tn.ID, int64(i))
+			i++
+		}
+		report(b)
+	})
+	b.Run("existing", func(b *testing.B) {
+		tn, err := s.EnsureTenant(ctx, fmt.Sprintf("bench-existing-%d", rows))
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, tn.ID, 1)
+		for b.Loop() {
+			run(b, tn.ID, 1)
+		}
+		report(b)
 	})
 }

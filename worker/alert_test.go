@@ -1,0 +1,101 @@
+package worker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/worker"
+)
+
+func (h *harness) alert(contacts []string) campaign.AlertResult {
+	h.t.Helper()
+	sms := h.template(campaign.TemplateInput{Name: "f1-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Ban da o gan nguoi nhiem COVID-19. Hay tu cach ly va goi 1900 9095."})
+	push := h.template(campaign.TemplateInput{Name: "f1-push", Channel: campaign.ChannelPush, Locale: "vi",
+		Title: "Cảnh báo tiếp xúc", Body: "Bạn đã ở gần người nhiễm COVID-19. Hãy tự cách ly."})
+	res, err := h.service.CreateAlert(h.ctx, h.admin, campaign.AlertInput{Name: "F1 contacts 2026-11-24",
+		Channels:  []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push},
+		Contacts:  contacts})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+func TestAnAlertOvertakesASaturatingCampaignAndBothFinishExactlyOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const rate = 200
+		msisdns := h.seed(1500) // 1,350 marketing SMS: about 7 s at the sender's full rate
+		set := worker.Settings{SMSRate: rate}
+		h.startWorker(set)
+		h.startWorker(set)
+		promo := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(promo.ID, campaign.ActionStart)
+		for h.twilio.Count() < 2*rate { // marketing is saturating the sender
+			time.Sleep(20 * time.Millisecond)
+		}
+		// 500 contacts: 450 subscribers (45 of them opted out of marketing)
+		// and 50 numbers that are not subscribers yet, in national form.
+		contacts := append([]string{}, msisdns[1000:1450]...)
+		for i := 0; i < 50; i++ {
+			contacts = append(contacts, fmt.Sprintf("098%07d", i))
+		}
+		before := time.Now()
+		a := h.alert(contacts)
+		if a.Contacts != 500 || len(a.InvalidContacts) != 0 {
+			t.Fatalf("alert took %d contacts (%d invalid), want 500", a.Contacts, len(a.InvalidContacts))
+		}
+		h.waitState(a.ID, campaign.StateCompleted, 60*time.Second)
+		took := time.Since(before)
+		for i, m := range contacts {
+			if len(m) == 10 {
+				m = "+84" + m[1:]
+			}
+			min := 1
+			if i < 450 && (1000+i)%10 != 0 {
+				min = 2 // also this subscriber's marketing message, sent or still to come
+			}
+			if got := h.twilio.CountTo(m); got < 1 || got > min {
+				t.Fatalf("contact %d got %d SMS", i, got)
+			}
+		}
+		ps := h.stats(promo.ID)
+		mktLeft := ps.Deliveries[campaign.StatusPending] + ps.Deliveries[campaign.StatusSending]
+		t.Logf("alert of 500 reached the provider in %v while marketing saturated %d/s; %d marketing deliveries still pending then", took, rate, mktLeft)
+		if mktLeft == 0 {
+			t.Error("marketing finished before the alert: the test did not overlap them")
+		}
+		h.waitState(promo.ID, campaign.StateCompleted, 60*time.Second)
+		for i, m := range msisdns {
+			want := 0
+			if i%10 != 0 {
+				want++ // marketing
+			}
+			if i >= 1000 && i < 1450 {
+				want++ // the alert reaches opted-out contacts too
+			}
+			if got := h.twilio.CountTo(m); got != want {
+				t.Fatalf("subscriber %d got %d SMS, want %d", i, got, want)
+			}
+		}
+	})
+}
+
+func TestAnAlertIgnoresTheMarketingSendWindow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(20)
+		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
+		h.clock.Set(time.Date(2026, 11, 24, 23, 30, 0, 0, h.policy.Zone))
+		h.startWorker(worker.Settings{})
+		a := h.alert(msisdns)
+		h.waitState(a.ID, campaign.StateCompleted, 30*time.Second)
+		for i, m := range msisdns {
+			if got := h.twilio.CountTo(m); got != 1 {
+				t.Fatalf("contact %d got %d alert SMS at 23:30, want 1", i, got)
+			}
+		}
+	})
+}
