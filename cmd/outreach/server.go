@@ -19,6 +19,7 @@ import (
 	"outreach/config"
 	"outreach/internal/queue"
 	"outreach/subscriber"
+	"outreach/templates"
 	"outreach/worker"
 )
 
@@ -78,7 +79,10 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		},
 	})
 	a.registry.MustRegister(worker.NewQueueCollector(a.queue))
-	a.service = &campaign.Service{Store: a.store, Subscribers: a.store, Dispatcher: a.engine, Logger: log}
+	policy := policyFrom(cfg)
+	a.service = &campaign.Service{Store: a.store, Subscribers: a.store, Dispatcher: a.engine, Logger: log,
+		Policy: &policy, SampleVars: templates.Vars{Name: "Nguyễn Văn An", Region: "HN",
+			InstallLink: cfg.InstallBaseURL + worker.NewReferralCode()}}
 	a.handler = api.New(api.Deps{
 		Service: a.service, Tenants: a.store, Subscribers: a.store,
 		Importer: &subscriber.Importer{Store: a.store},

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"outreach/campaign"
+	"outreach/tenant"
+)
+
+func TestAlertCreation(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	kicks := len(f.disp.kicked())
+	body := map[string]any{
+		"name": "F1 contacts 2026-11-24", "channels": []string{"sms", "push"},
+		"templates": map[string]string{"sms": s.smsTemplate, "push": s.pushTemplate},
+		"contacts": []string{"+84912345678", "0987654321", "0912345678", "", "not-a-number", "84933333333"},
+	}
+	r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, body)).obj(t)
+	if r["state"] != "running" || r["contacts"] != 3.0 || r["duplicates"] != 1.0 {
+		t.Errorf("answer %v, want running with 3 contacts and 1 duplicate", r)
+	}
+	inv := r["invalid_contacts"].([]any)
+	if len(inv) != 2 || inv[0].(map[string]any)["index"] != 3.0 || inv[1].(map[string]any)["index"] != 4.0 {
+		t.Errorf("invalid contacts %v, want indexes 3 and 4", inv)
+	}
+	id := r["id"].(string)
+
+	t.Run("the alert is kicked at once", func(t *testing.T) {
+		ks := f.disp.kicked()
+		if len(ks) != kicks+1 || ks[len(ks)-1].ID != id || ks[len(ks)-1].Kind != campaign.KindExposureAlert {
+			t.Errorf("kicks %+v", ks)
+		}
+	})
+	t.Run("its audience is the contact list", func(t *testing.T) {
+		c, err := f.store.GetCampaign(context.Background(), f.tenants[tenantA].ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := f.store.AudiencePage(context.Background(), c, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != 3 {
+			t.Errorf("audience of %d, want 3", len(ids))
+		}
+		if c.StartedAt == nil || c.State != campaign.StateRunning {
+			t.Errorf("stored alert %+v", c)
+		}
+	})
+	t.Run("unknown contacts became subscribers", func(t *testing.T) {
+		must(t, 200, f.call(t, "GET", "/v1/subscribers/84933333333", hk, nil))
+	})
+	t.Run("the audit entry says who and how many, never the numbers", func(t *testing.T) {
+		var found bool
+		for _, e := range f.audit(t, tenantA) {
+			if e.Action != "alert.create" || e.ObjectID != id {
+				continue
+			}
+			found = true
+			if e.Actor != f.keyIDs[hk] {
+				t.Errorf("actor %q", e.Actor)
+			}
+			d := string(e.Details)
+			if !strings.Contains(d, `"contacts":3`) || !strings.Contains(d, s.smsTemplate) {
+				t.Errorf("details %s", d)
+			}
+			for _, n := range []string{"912345678", "987654321", "933333333"} {
+				if strings.Contains(d, n) {
+					t.Errorf("details %s hold a number", d)
+				}
+			}
+		}
+		if !found {
+			t.Error("no audit entry")
+		}
+	})
+	t.Run("the alert reads back with its stats", func(t *testing.T) {
+		got := must(t, 200, f.call(t, "GET", "/v1/alerts/"+id, hk, nil)).obj(t)
+		if got["id"] != id || got["kind"] != "exposure_alert" || got["state"] != "running" {
+			t.Errorf("alert %v", got)
+		}
+		if _, ok := got["stats"].(map[string]any)["deliveries"]; !ok {
+			t.Errorf("alert stats %v", got["stats"])
+		}
+	})
+	t.Run("an admin may read it too", func(t *testing.T) {
+		must(t, 200, f.call(t, "GET", "/v1/alerts/"+id, f.key(tenantA, tenant.RoleAdmin), nil))
+	})
+	t.Run("an install campaign is not an alert", func(t *testing.T) {
+		must(t, 404, f.call(t, "GET", "/v1/alerts/"+s.campaign, hk, nil))
+	})
+	t.Run("a marketer listing its deliveries sees masked numbers", func(t *testing.T) {
+		c, _ := f.store.GetCampaign(context.Background(), f.tenants[tenantA].ID, id)
+		ids, _ := f.store.AudiencePage(context.Background(), c, 0, 100)
+		var nds []campaign.NewDelivery
+		for _, sid := range ids {
+			nds = append(nds, campaign.NewDelivery{SubscriberID: sid})
+		}
+		if _, err := f.store.InsertDeliveries(context.Background(), c, campaign.ChannelSMS, nds); err != nil {
+			t.Fatal(err)
+		}
+		r := must(t, 200, f.call(t, "GET", "/v1/campaigns/"+id+"/deliveries", f.key(tenantA, tenant.RoleViewer), nil))
+		if strings.Contains(string(r.body), "912345678") || !strings.Contains(string(r.body), "678") {
+			t.Errorf("viewer sees %s", r.body)
+		}
+		r = must(t, 200, f.call(t, "GET", "/v1/campaigns/"+id+"/deliveries", hk, nil))
+		if !strings.Contains(string(r.body), "+84912345678") {
+			t.Errorf("health key sees %s", r.body)
+		}
+	})
+}
+
+func TestAlertValidation(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	t.Run("no valid contact is 422 and creates nothing", func(t *testing.T) {
+		before := len(f.disp.kicked())
+		r := must(t, 422, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
+			"name": "x", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.smsTemplate},
+			"contacts": []string{"123", "abc"},
+		}))
+		msg, _ := r.details(t)["contacts"].(string)
+		if !strings.Contains(msg, "index 0") || !strings.Contains(msg, "index 1") {
+			t.Errorf("contacts error %q", msg)
+		}
+		if len(f.disp.kicked()) != before {
+			t.Error("an alert was kicked")
+		}
+	})
+	t.Run("every bad field is named", func(t *testing.T) {
+		r := must(t, 422, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
+			"name": "", "channels": []string{"push"}, "templates": map[string]string{"push": s.smsTemplate},
+		}))
+		d := r.details(t)
+		for _, k := range []string{"name", "templates.push", "contacts"} {
+			if _, ok := d[k]; !ok {
+				t.Errorf("details %v lack %s", d, k)
+			}
+		}
+	})
+}

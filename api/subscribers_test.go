@@ -1,0 +1,222 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"outreach/tenant"
+)
+
+func TestImportReportsBadRowsAndKeepsTheRest(t *testing.T) {
+	f := newFixture(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	csvBody := strings.Join([]string{
+		"msisdn,region,locale,plan",
+		"0912345678,HN,vi,prepaid",   // line 2
+		`0987654321,"HCM,vi,postpaid`, // line 3: a quote never closed
+		"0123,HN,vi,prepaid",          // line 4: not a phone number
+		"84933333333,DN,en,postpaid",  // line 5
+		"+84944444444,HG,,",           // line 6
+	}, "\n") + "\n"
+	r := must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import?list=q3-targets", mk, "text/csv", csvBody)).obj(t)
+	if r["imported"] != 3.0 || r["rejected"] != 2.0 {
+		t.Fatalf("import answered %v, want 3 imported and 2 rejected", r)
+	}
+	errs := r["errors"].([]any)
+	lines := map[float64]string{}
+	for _, e := range errs {
+		m := e.(map[string]any)
+		lines[m["line"].(float64)] = m["reason"].(string)
+	}
+	if !strings.Contains(lines[3], "malformed") || !strings.Contains(lines[4], "invalid phone number") || len(lines) != 2 {
+		t.Errorf("rejected rows %v, want line 3 malformed and line 4 an invalid number", lines)
+	}
+	for _, num := range []string{"+84912345678", "+84933333333", "+84944444444"} {
+		sub := must(t, 200, f.call(t, "GET", "/v1/subscribers/"+num, mk, nil)).obj(t)
+		if lists := sub["lists"].([]any); len(lists) != 1 || lists[0] != "q3-targets" {
+			t.Errorf("%s is in lists %v, want q3-targets", num, lists)
+		}
+	}
+	must(t, 404, f.call(t, "GET", "/v1/subscribers/0987654321", mk, nil))
+
+	t.Run("the audit trail has the counts and no numbers", func(t *testing.T) {
+		var found bool
+		for _, e := range f.audit(t, tenantA) {
+			if e.Action != "subscribers.import" {
+				continue
+			}
+			found = true
+			if strings.Contains(string(e.Details), "0123") || strings.Contains(string(e.Details), "912345678") {
+				t.Errorf("audit details hold numbers: %s", e.Details)
+			}
+			if !strings.Contains(string(e.Details), `"imported":3`) {
+				t.Errorf("audit details %s lack the counts", e.Details)
+			}
+		}
+		if !found {
+			t.Error("no audit entry for the import")
+		}
+	})
+	t.Run("a header with no msisdn column is 422", func(t *testing.T) {
+		r := must(t, 422, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", "phone,region\n0912345678,HN\n"))
+		if _, ok := r.details(t)["header"]; !ok {
+			t.Errorf("got %s", r.body)
+		}
+	})
+	t.Run("a JSON body is refused", func(t *testing.T) {
+		must(t, 415, f.callCT(t, "POST", "/v1/subscribers/import", mk, "application/json", `{}`))
+	})
+}
+
+// countingCSV generates a subscriber CSV of any size a row at a time, so
+// that uploads larger than the limit need no memory in the test either.
+type countingCSV struct {
+	rows, next int
+	header     bool
+}
+
+func (c *countingCSV) Read(p []byte) (int, error) {
+	if !c.header {
+		c.header = true
+		return copy(p, "msisdn,region\n"), nil
+	}
+	if c.next == c.rows {
+		return 0, io.EOF
+	}
+	line := fmt.Sprintf("+849%08d,HN\n", 12000000+c.next)
+	c.next++
+	return copy(p, line), nil
+}
+
+func TestImportIsStreamedAndLimited(t *testing.T) {
+	f := newFixture(t, func(d *Deps) { d.MaxUploadBytes = 64 << 10 })
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	t.Run("an upload within the limit lands", func(t *testing.T) {
+		r := must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", &countingCSV{rows: 1000})).obj(t)
+		if r["imported"] != 1000.0 {
+			t.Errorf("imported %v", r)
+		}
+	})
+	t.Run("an upload over the limit is 413", func(t *testing.T) {
+		r := must(t, 413, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", &countingCSV{rows: 10000}))
+		if r.errorCode(t) != "too_large" {
+			t.Errorf("got %s", r.body)
+		}
+	})
+}
+
+func TestTheSameSubscriberUnderEveryForm(t *testing.T) {
+	f := newFixture(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", "msisdn,region\n0912345678,HN\n"))
+	viewer := f.key(tenantA, tenant.RoleViewer)
+	for _, form := range []string{"0912345678", "+84912345678", "84912345678", "%2B84912345678"} {
+		t.Run(form, func(t *testing.T) {
+			sub := must(t, 200, f.call(t, "GET", "/v1/subscribers/"+form, viewer, nil)).obj(t)
+			if sub["msisdn"] != "+84912345678" || sub["region"] != "HN" {
+				t.Errorf("found %v", sub)
+			}
+		})
+	}
+	t.Run("an invalid number is 422 naming msisdn", func(t *testing.T) {
+		r := must(t, 422, f.call(t, "GET", "/v1/subscribers/12345", viewer, nil))
+		if _, ok := r.details(t)["msisdn"]; !ok {
+			t.Errorf("got %s", r.body)
+		}
+	})
+
+	t.Run("devices and opt-out change the subscriber", func(t *testing.T) {
+		sub := must(t, 200, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
+			map[string]string{"platform": "apns", "token": "abc123"})).obj(t)
+		devs := sub["devices"].([]any)
+		if len(devs) != 1 || devs[0].(map[string]any)["platform"] != "apns" {
+			t.Errorf("devices %v", devs)
+		}
+		r := must(t, 422, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
+			map[string]string{"platform": "sms", "token": ""}))
+		if d := r.details(t); d["platform"] == nil || d["token"] == nil {
+			t.Errorf("details %v", d)
+		}
+		must(t, 200, f.call(t, "POST", "/v1/subscribers/0912345678/opt-out", mk, nil))
+		if sub := must(t, 200, f.call(t, "GET", "/v1/subscribers/0912345678", viewer, nil)).obj(t); sub["opted_out"] != true {
+			t.Errorf("after opt-out %v", sub)
+		}
+		must(t, 200, f.call(t, "POST", "/v1/subscribers/+84912345678/opt-in", mk, nil))
+		if sub := must(t, 200, f.call(t, "GET", "/v1/subscribers/0912345678", viewer, nil)).obj(t); sub["opted_out"] != false {
+			t.Errorf("after opt-in %v", sub)
+		}
+	})
+
+	t.Run("logs never carry the whole number", func(t *testing.T) {
+		logs := f.logs.String()
+		if !strings.Contains(logs, `"route":"/v1/subscribers/:msisdn"`) {
+			t.Errorf("access log lacks the route template:\n%s", logs)
+		}
+		for _, form := range []string{"912345678", "12345\""} {
+			if strings.Contains(logs, form) {
+				t.Errorf("logs contain %q:\n%s", form, logs)
+			}
+		}
+		if !strings.Contains(logs, `"msisdn":"*`) {
+			t.Errorf("access log lacks the masked number")
+		}
+	})
+}
+
+func TestRegions(t *testing.T) {
+	f := newFixture(t)
+	admin := f.key(tenantA, tenant.RoleAdmin)
+	ctx := context.Background()
+	good := "\uFEFFcode,name,population\nHN,Hà Nội,8053663\nDN,Đà Nẵng,1128713\n"
+	r := must(t, 200, f.callCT(t, "PUT", "/v1/regions", admin, "text/csv", good)).obj(t)
+	if r["regions"] != 2.0 {
+		t.Errorf("answer %v", r)
+	}
+	regs, err := f.store.ListRegions(ctx, f.tenants[tenantA].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regs) != 2 || regs[0].Code != "DN" || regs[0].Name != "Đà Nẵng" || regs[0].Population != 1128713 {
+		t.Errorf("regions %+v", regs)
+	}
+
+	t.Run("bad rows are reported by line and nothing is replaced", func(t *testing.T) {
+		bad := "code,name,population\nHG,Hà Giang,854679\nCB,Cao Bằng,many\nLC,Lào Cai\nHG,Hà Giang,1\n"
+		r := must(t, 422, f.callCT(t, "PUT", "/v1/regions", admin, "text/csv", bad))
+		if r.errorCode(t) != "invalid_rows" {
+			t.Errorf("code %q", r.errorCode(t))
+		}
+		rows := r.details(t)["rows"].([]any)
+		got := map[float64]string{}
+		for _, x := range rows {
+			m := x.(map[string]any)
+			got[m["line"].(float64)] = m["reason"].(string)
+		}
+		if len(got) != 3 || !strings.Contains(got[3], "population") || !strings.Contains(got[4], "3 fields") ||
+			!strings.Contains(got[5], "repeats line 2") {
+			t.Errorf("bad rows %v", got)
+		}
+		msg := r.obj(t)["error"].(map[string]any)["message"].(string)
+		if !strings.Contains(msg, "line 3") {
+			t.Errorf("message %q does not name line 3", msg)
+		}
+		regs, _ := f.store.ListRegions(ctx, f.tenants[tenantA].ID)
+		if len(regs) != 2 {
+			t.Errorf("regions were replaced: %+v", regs)
+		}
+	})
+	t.Run("an empty file is 422", func(t *testing.T) {
+		must(t, 422, f.callCT(t, "PUT", "/v1/regions", admin, "text/csv", "code,name,population\n"))
+	})
+	t.Run("a file over the body limit is 413", func(t *testing.T) {
+		var b strings.Builder
+		for i := 0; b.Len() <= int(DefaultMaxBodyBytes); i++ {
+			fmt.Fprintf(&b, "R%d,Region %d,%d\n", i, i, i)
+		}
+		must(t, http.StatusRequestEntityTooLarge, f.callCT(t, "PUT", "/v1/regions", admin, "text/csv", b.String()))
+	})
+}

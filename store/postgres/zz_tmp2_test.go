@@ -1,0 +1,47 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestTmpSteps(t *testing.T) {
+	s := openSubscriberStore(t)
+	ctx := context.Background()
+	tn, _ := s.EnsureTenant(ctx, "x")
+	p := s.Pool()
+	var tot [6]time.Duration
+	for b := 0; b < 20; b++ {
+		rows := make([][]any, 10000)
+		for i := range rows {
+			rows[i] = []any{fmt.Sprintf("+849%d%07d", b%9, b/9*10000+i), "HN", "vi", []byte(`{"name":"Nguyễn Văn An","plan":"prepaid"}`)}
+		}
+		t0 := time.Now()
+		tx, _ := p.Begin(ctx)
+		tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS stg (msisdn text NOT NULL, region text NOT NULL, locale text NOT NULL, attributes jsonb NOT NULL) ON COMMIT DELETE ROWS`)
+		t1 := time.Now()
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stg"}, []string{"msisdn", "region", "locale", "attributes"}, pgx.CopyFromRows(rows)); err != nil {
+			t.Fatal(err)
+		}
+		t2 := time.Now()
+		var n int
+		if err := tx.QueryRow(ctx, `WITH up AS (INSERT INTO subscribers AS s (tenant_id, msisdn, region, locale, attributes)
+	SELECT $1, u.msisdn, u.region, u.locale, u.attributes FROM stg u ORDER BY u.msisdn
+	ON CONFLICT (tenant_id, msisdn) DO UPDATE SET region = EXCLUDED.region
+	RETURNING xmax = 0 AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM up`, tn.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		t3 := time.Now()
+		tx.Commit(ctx)
+		t4 := time.Now()
+		tot[0] += t1.Sub(t0)
+		tot[1] += t2.Sub(t1)
+		tot[2] += t3.Sub(t2)
+		tot[3] += t4.Sub(t3)
+	}
+	t.Logf("begin+create %v copy %v upsert %v commit %v", tot[0]/20, tot[1]/20, tot[2]/20, tot[3]/20)
+}
