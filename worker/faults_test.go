@@ -159,4 +159,3 @@ func TestAPausedCampaignSendsNothingUntilResumed(t *testing.T) {
 		t.Logf("%d sent before the pause, %d in all", paused, h.twilio.Count())
 	})
 }
-

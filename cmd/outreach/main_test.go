@@ -20,8 +20,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -160,7 +164,7 @@ func TestACampaignRunsThroughTheWholeBinary(t *testing.T) {
 		fmt.Fprintf(&csv, "09%08d,%s,vi,Khách %d\n", i, []string{"DN", "HN", "QN"}[i%3], i)
 	}
 	csv.WriteString("\"0912,broken\n") // a malformed row
-	csv.WriteString("12345,HN,vi,x\n")  // an invalid number
+	csv.WriteString("12345,HN,vi,x\n") // an invalid number
 	var imp struct {
 		Imported, Rejected int
 		Errors             []struct{ Line int }
