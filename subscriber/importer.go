@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"outreach/internal/apperr"
 )
@@ -32,8 +33,9 @@ type ImportResult struct {
 	Errors []RowError `json:"errors"`
 }
 
-// Importer streams a subscriber CSV into a Store, one batch at a time, so
-// that memory stays flat whatever the size of the file.
+// Importer streams a subscriber CSV into a Store in batches, reading the
+// next while the last is written, so that memory stays flat whatever the
+// size of the file.
 //
 // The file starts with a header row naming its columns in any order:
 // msisdn (required), region, locale (vi or en), and any others, which
@@ -50,6 +52,9 @@ type Importer struct {
 	BatchSize int
 	// MaxErrors is how many rejected rows are reported; default 100.
 	MaxErrors int
+	// Writers is how many batches are written at once; 0 asks the store
+	// (UpsertWriters), else 1.
+	Writers int
 }
 
 const (
@@ -131,23 +136,15 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 	}
 
 	norm := newMSISDNCache()
-	batch := make([]Row, 0, batchSize)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		up, err := im.Store.UpsertSubscribers(ctx, tenantID, batch, list)
-		if err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
+	w := im.startWriters(ctx, tenantID, list, batchSize)
+	finish := func(err error) (ImportResult, error) {
+		up, werr := w.close()
 		res.Imported += up.Inserted
 		res.Updated += up.Updated
-		clear(batch) // drop the attribute maps for the collector
-		batch = batch[:0]
-		return nil
+		if err == nil {
+			err = werr
+		}
+		return res, err
 	}
 
 	for {
@@ -160,7 +157,7 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("import: read: %w", err)
+			return finish(fmt.Errorf("import: read: %w", err))
 		}
 		line, _ := cr.FieldPos(0)
 		if allBlank(rec) {
@@ -201,17 +198,130 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 				row.Attributes[a.key] = v
 			}
 		}
-		batch = append(batch, row)
-		if len(batch) == batchSize {
-			if err := flush(); err != nil {
-				return res, err
-			}
+		if !w.add(row) {
+			break // a writer failed: close reports why
 		}
 	}
-	if err := flush(); err != nil {
-		return res, err
+	return finish(nil)
+}
+
+// UpsertWriters is implemented by a store that writes disjoint batches
+// faster side by side than one after the other (PostgreSQL: one backend,
+// one CPU per batch); it answers how many to run at once.
+type UpsertWriters interface {
+	UpsertWriters() int
+}
+
+// writers fans rows out to lanes by a hash of the MSISDN. Each lane has
+// one goroutine writing its batches in order, so the rows of one number
+// are applied in file order whatever the number of lanes, and lanes never
+// contend for the same rows. While a lane writes, the reader fills the
+// next batch: at most three batches per lane are alive at once.
+type writers struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	lanes  []*lane
+	size   int
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	total UpsertResult
+	err   error
+}
+
+type lane struct {
+	batch []Row
+	ch    chan []Row
+}
+
+func (im *Importer) startWriters(ctx context.Context, tenantID, list string, size int) *writers {
+	n := im.Writers
+	if n <= 0 {
+		n = 1
+		if uw, ok := im.Store.(UpsertWriters); ok && uw.UpsertWriters() > 0 {
+			n = uw.UpsertWriters()
+		}
 	}
-	return res, nil
+	w := &writers{size: size}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	for range n {
+		l := &lane{batch: make([]Row, 0, size), ch: make(chan []Row, 1)}
+		w.lanes = append(w.lanes, l)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for batch := range l.ch {
+				if w.ctx.Err() != nil {
+					w.drop() // drain after a failure
+					continue
+				}
+				up, err := im.Store.UpsertSubscribers(w.ctx, tenantID, batch, list)
+				w.mu.Lock()
+				w.total.Inserted += up.Inserted
+				w.total.Updated += up.Updated
+				if err != nil && w.err == nil {
+					w.err = fmt.Errorf("import: %w", err)
+					w.cancel()
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// add queues a row; false once the import has failed or been cancelled.
+func (w *writers) add(r Row) bool {
+	l := w.lanes[0]
+	if len(w.lanes) > 1 {
+		h := uint32(2166136261) // FNV-1a
+		for i := 0; i < len(r.MSISDN); i++ {
+			h = (h ^ uint32(r.MSISDN[i])) * 16777619
+		}
+		l = w.lanes[h%uint32(len(w.lanes))]
+	}
+	l.batch = append(l.batch, r)
+	if len(l.batch) < w.size {
+		return true
+	}
+	return w.send(l)
+}
+
+func (w *writers) send(l *lane) bool {
+	if len(l.batch) == 0 {
+		return w.ctx.Err() == nil
+	}
+	select {
+	case l.ch <- l.batch:
+		l.batch = make([]Row, 0, w.size)
+		return true
+	case <-w.ctx.Done():
+		w.drop()
+		return false
+	}
+}
+
+// drop records that a batch was not written because the import stopped.
+func (w *writers) drop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = fmt.Errorf("import: %w", w.ctx.Err())
+	}
+}
+
+// close writes what is left, waits for every lane and answers the totals
+// and the first error (a cancelled context included).
+func (w *writers) close() (UpsertResult, error) {
+	for _, l := range w.lanes {
+		w.send(l)
+		close(l.ch)
+	}
+	w.wg.Wait()
+	defer w.cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.total, w.err
 }
 
 func parseHeader(h []string) (columns, error) {

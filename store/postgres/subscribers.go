@@ -386,3 +386,8 @@ func (s *Store) ListRegions(ctx context.Context, tenantID string) ([]subscriber.
 	}
 	return out, nil
 }
+
+// UpsertWriters tells subscriber.Importer to write two batches at once:
+// each upsert keeps one backend busy on one CPU, and a second overlaps its
+// COPY, its index work and its commit with the first.
+func (s *Store) UpsertWriters() int { return 2 }

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/internal/apperr"
+	"outreach/tenant"
+)
+
+func TestRequestID(t *testing.T) {
+	f := newFixture(t)
+	t.Run("a sane id from the client is kept", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", "abc-123")
+		res, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("X-Request-Id"); got != "abc-123" {
+			t.Errorf("X-Request-Id %q", got)
+		}
+	})
+	t.Run("an id is made when none or a bad one comes", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", "bad id <script>"+strings.Repeat("x", 200))
+		res, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("X-Request-Id"); len(got) != 36 {
+			t.Errorf("X-Request-Id %q, want a fresh uuid", got)
+		}
+	})
+	t.Run("errors and the access log carry it", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/v1/campaigns", nil)
+		req.Header.Set("X-Request-Id", "trace-42")
+		res, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 401 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		if !strings.Contains(f.logs.String(), `"request_id":"trace-42"`) {
+			t.Errorf("access log lacks the request id:\n%s", f.logs.String())
+		}
+	})
+}
+
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	f := newFixture(t)
+	must(t, 200, f.call(t, "GET", "/healthz", "", nil))
+	must(t, 200, f.call(t, "GET", "/readyz", "", nil))
+	f.ready = func(context.Context) error { return errors.New("redis: connection refused") }
+	r := must(t, 503, f.call(t, "GET", "/readyz", "", nil))
+	if r.errorCode(t) != "not_ready" || strings.Contains(string(r.body), "redis") {
+		t.Errorf("readyz answered %s", r.body)
+	}
+	f.ready = nil
+
+	must(t, 401, f.call(t, "GET", "/v1/subscribers/0912345678", "", nil))
+	m := string(must(t, 200, f.call(t, "GET", "/metrics", "", nil)).body)
+	for _, want := range []string{
+		`outreach_http_requests_total{method="GET",route="/readyz",status="503"} 1`,
+		`outreach_http_requests_total{method="GET",route="/v1/subscribers/:msisdn",status="401"} 1`,
+		`outreach_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200"`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, "912345678") {
+		t.Error("metrics carry a phone number")
+	}
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	f := newFixture(t)
+	r := must(t, 404, f.call(t, "GET", "/v1/nothing", "", nil))
+	if r.errorCode(t) != "not_found" {
+		t.Errorf("got %s", r.body)
+	}
+	r = must(t, 405, f.call(t, "DELETE", "/v1/campaigns", f.key(tenantA, tenant.RoleAdmin), nil))
+	if r.errorCode(t) != "method_not_allowed" {
+		t.Errorf("got %s", r.body)
+	}
+}
+
+func TestExtraRoutesPlugIn(t *testing.T) {
+	f := newFixture(t, func(d *Deps) {
+		d.Extra = func(r *gin.Engine, auth AuthFunc) {
+			r.GET("/v1/extra/whoami", auth(tenant.RoleViewer), func(c *gin.Context) {
+				p, _ := PrincipalOf(c)
+				c.JSON(200, gin.H{"tenant": p.TenantName, "role": p.Role})
+			})
+			r.POST("/v1/extra/echo", auth(tenant.RoleMarketer), func(c *gin.Context) {
+				var in struct {
+					N int `json:"n"`
+				}
+				if err := DecodeJSON(c, &in); err != nil {
+					WriteError(c, err)
+					return
+				}
+				c.JSON(200, in)
+			})
+			r.GET("/v1/extra/panic", func(*gin.Context) { panic("boom") })
+			r.GET("/v1/extra/fail", func(c *gin.Context) { WriteError(c, fmt.Errorf("db password=hunter2: %w", errors.New("broken"))) })
+			r.GET("/v1/extra/limited", func(c *gin.Context) { WriteError(c, fmt.Errorf("budget: %w", apperr.ErrLimited)) })
+		}
+	})
+	got := must(t, 200, f.call(t, "GET", "/v1/extra/whoami", f.key(tenantB, tenant.RoleHealth), nil)).obj(t)
+	if got["tenant"] != tenantB || got["role"] != "health" {
+		t.Errorf("whoami %v", got)
+	}
+	must(t, 401, f.call(t, "GET", "/v1/extra/whoami", "", nil))
+	must(t, 403, f.call(t, "POST", "/v1/extra/echo", f.key(tenantA, tenant.RoleViewer), map[string]int{"n": 1}))
+	must(t, 400, f.call(t, "POST", "/v1/extra/echo", f.key(tenantA, tenant.RoleMarketer), map[string]int{"m": 1}))
+
+	t.Run("a panic is a logged 500 in the error shape", func(t *testing.T) {
+		r := must(t, 500, f.call(t, "GET", "/v1/extra/panic", "", nil))
+		if r.errorCode(t) != "internal" || !strings.Contains(f.logs.String(), "boom") {
+			t.Errorf("got %s", r.body)
+		}
+		must(t, 200, f.call(t, "GET", "/healthz", "", nil)) // the server lives on
+	})
+	t.Run("an unmapped error shows internal error and logs the detail", func(t *testing.T) {
+		r := must(t, 500, f.call(t, "GET", "/v1/extra/fail", "", nil))
+		if strings.Contains(string(r.body), "hunter2") || !strings.Contains(string(r.body), "internal error") {
+			t.Errorf("answer %s", r.body)
+		}
+		if !strings.Contains(f.logs.String(), "broken") {
+			t.Error("the detail is not logged")
+		}
+	})
+	t.Run("a limit is 429", func(t *testing.T) {
+		r := must(t, 429, f.call(t, "GET", "/v1/extra/limited", "", nil))
+		if r.errorCode(t) != "limited" {
+			t.Errorf("got %s", r.body)
+		}
+	})
+}
+
+func TestStatusTable(t *testing.T) {
+	cases := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{apperr.NotFound("campaign"), 404, "not_found"},
+		{apperr.Conflict("no"), 409, "conflict"},
+		{fmt.Errorf("x: %w", apperr.ErrUnauthorized), 401, "unauthorized"},
+		{fmt.Errorf("x: %w", apperr.ErrForbidden), 403, "forbidden"},
+		{fmt.Errorf("x: %w", apperr.ErrMalformed), 400, "malformed"},
+		{fmt.Errorf("x: %w", apperr.ErrTooLarge), 413, "too_large"},
+		{fmt.Errorf("x: %w", apperr.ErrLimited), 429, "limited"},
+		{fmt.Errorf("wrapped: %w", apperr.FieldErrors{"name": "required"}), 422, "invalid_fields"},
+		{&http.MaxBytesError{Limit: 1 << 20}, 413, "too_large"},
+		{errors.New("boom"), 500, "internal"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			status, d := classify(tc.err)
+			if status != tc.status || d.Code != tc.code {
+				t.Errorf("classify = %d %s, want %d %s", status, d.Code, tc.status, tc.code)
+			}
+		})
+	}
+}

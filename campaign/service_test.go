@@ -1,0 +1,247 @@
+package campaign_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/internal/apperr"
+	"outreach/store/sqlite"
+	"outreach/templates"
+	"outreach/tenant"
+)
+
+// recordingDispatcher stands in for the worker package's queue-backed
+// Dispatcher (tested against real Redis in worker/); err makes Kick fail.
+type recordingDispatcher struct {
+	mu    sync.Mutex
+	kicks []string
+	err   error
+}
+
+func (d *recordingDispatcher) Kick(_ context.Context, c campaign.Campaign) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.kicks = append(d.kicks, c.ID)
+	return d.err
+}
+
+func (d *recordingDispatcher) SendTest(context.Context, campaign.Campaign, string) ([]campaign.TestResult, error) {
+	return nil, nil
+}
+
+type fakeRewards struct{ installs, granted, mb int64 }
+
+func (r fakeRewards) CampaignRewardStats(context.Context, string, string) (int64, int64, int64, error) {
+	return r.installs, r.granted, r.mb, nil
+}
+
+type env struct {
+	svc  *campaign.Service
+	st   *sqlite.Store
+	disp *recordingDispatcher
+	p    tenant.Principal
+	now  time.Time
+	logs *bytes.Buffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "o.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tn, err := st.EnsureTenant(ctx, "viettel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{st: st, disp: &recordingDispatcher{}, logs: &bytes.Buffer{},
+		p:   tenant.Principal{KeyID: "key-1", TenantID: tn.ID, TenantName: tn.Name, Role: tenant.RoleAdmin},
+		now: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+	e.svc = &campaign.Service{Store: st, Subscribers: st, Dispatcher: e.disp,
+		Now: func() time.Time { return e.now }, Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
+	return e
+}
+
+func (e *env) template(t *testing.T, in campaign.TemplateInput) campaign.MessageTemplate {
+	t.Helper()
+	tm, err := e.svc.CreateTemplate(context.Background(), e.p, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+func (e *env) promo(t *testing.T, startAt *time.Time) campaign.Campaign {
+	t.Helper()
+	tm := e.template(t, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS, Body: "Cai Bluezone {{.InstallLink}}"})
+	c, err := e.svc.CreateCampaign(context.Background(), e.p, campaign.CampaignInput{
+		Name: "Q3", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, StartAt: startAt,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestStartFollowsTheClock(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	later := e.now.Add(time.Hour)
+	c := e.promo(t, &later)
+	if c.Kind != campaign.KindInstallPromotion || c.State != campaign.StateDraft || c.CreatedBy != "key-1" {
+		t.Fatalf("created %+v", c)
+	}
+	got, err := e.svc.Act(ctx, e.p, c.ID, campaign.ActionStart)
+	if err != nil || got.State != campaign.StateScheduled {
+		t.Fatalf("start before start_at = %v, %v; want scheduled", got.State, err)
+	}
+	e.now = later.Add(time.Second)
+	got, err = e.svc.Act(ctx, e.p, c.ID, campaign.ActionStart)
+	if err != nil || got.State != campaign.StateRunning || got.StartedAt == nil {
+		t.Fatalf("start after start_at = %+v, %v; want running", got, err)
+	}
+	if len(e.disp.kicks) != 1 || e.disp.kicks[0] != c.ID {
+		t.Errorf("kicks %v", e.disp.kicks)
+	}
+	if _, err := e.svc.Act(ctx, e.p, c.ID, "explode"); !errors.Is(err, apperr.ErrConflict) {
+		t.Errorf("an unknown action: %v", err)
+	}
+	if _, err := e.svc.Act(ctx, e.p, c.ID, campaign.ActionComplete); !errors.Is(err, apperr.ErrConflict) {
+		t.Errorf("a user may not complete a campaign: %v", err)
+	}
+}
+
+func TestAFailedKickLeavesTheCampaignRunning(t *testing.T) {
+	e := newEnv(t)
+	e.disp.err = errors.New("redis down")
+	c := e.promo(t, nil)
+	got, err := e.svc.Act(context.Background(), e.p, c.ID, campaign.ActionStart)
+	if err != nil || got.State != campaign.StateRunning {
+		t.Fatalf("start = %v, %v", got.State, err)
+	}
+	if !strings.Contains(e.logs.String(), "redis down") {
+		t.Errorf("the failed kick is not logged: %s", e.logs.String())
+	}
+}
+
+func TestStatsUseTheRewardsHook(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.promo(t, nil)
+	st, err := e.svc.Stats(ctx, e.p, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Installs != 0 || st.Rewards.Granted != 0 || len(st.Deliveries) != len(campaign.AllStatuses) {
+		t.Errorf("stats without rewards %+v", st)
+	}
+	ids, err := e.st.EnsureSubscribers(ctx, e.p.TenantID, []string{"+84912345678", "+84987654321"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.InsertDeliveries(ctx, c, campaign.ChannelSMS, []campaign.NewDelivery{
+		{SubscriberID: ids["+84912345678"]}, {SubscriberID: ids["+84987654321"]}}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Rewards = fakeRewards{installs: 1, granted: 1, mb: 5120}
+	st, err = e.svc.Stats(ctx, e.p, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Installs != 1 || st.ConversionRate != 0.5 || st.Rewards != (campaign.RewardTotals{Granted: 1, MB: 5120}) {
+		t.Errorf("stats with rewards %+v", st)
+	}
+}
+
+func TestPreviewWithPolicyAndSampleVars(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.svc.Policy = &campaign.Policy{Label: "QC", OptOutText: "Tu choi soan TC gui 789"}
+	e.svc.SampleVars = templates.Vars{InstallLink: "https://bz.vn/i/AbCd1234", RewardMB: 5120}
+	tm := e.template(t, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS,
+		Body: "Cài Bluezone nhận {{.RewardMB}}MB: {{.InstallLink}}", Transliterate: true})
+	pv, err := e.svc.PreviewTemplate(ctx, e.p, tm.ID, campaign.PreviewInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "QC: Cai Bluezone nhan 5120MB: https://bz.vn/i/AbCd1234. Tu choi soan TC gui 789"
+	if pv.Text != want || pv.Encoding != templates.GSM7 || pv.Segments != 1 || pv.Characters != len(want) {
+		t.Errorf("marketing preview %+v, want %q", pv, want)
+	}
+	pv, err = e.svc.PreviewTemplate(ctx, e.p, tm.ID, campaign.PreviewInput{Kind: campaign.KindExposureAlert,
+		Vars: map[string]any{"RewardMB": 1.0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Text != "Cai Bluezone nhan 1MB: https://bz.vn/i/AbCd1234" {
+		t.Errorf("alert preview %q", pv.Text)
+	}
+}
+
+func TestCreateAlertAtScale(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tm := e.template(t, campaign.TemplateInput{Name: "a", Channel: campaign.ChannelSMS, Body: "Ban la F1, hay lien he y te"})
+	var contacts []string
+	for i := range 2500 { // more than one store chunk
+		contacts = append(contacts, fmt.Sprintf("09%08d", 12000000+i))
+	}
+	contacts = append(contacts, "0912000000", "x")
+	res, err := e.svc.CreateAlert(ctx, e.p, campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Contacts != 2500 || res.Duplicates != 1 || len(res.InvalidContacts) != 1 || res.InvalidContacts[0].Index != 2501 {
+		t.Errorf("result %+v", res)
+	}
+	c, err := e.st.GetCampaign(ctx, e.p.TenantID, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for after := int64(0); ; {
+		ids, err := e.st.AudiencePage(ctx, c, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		n += len(ids)
+		after = ids[len(ids)-1]
+	}
+	if n != 2500 || c.State != campaign.StateRunning || c.Kind != campaign.KindExposureAlert {
+		t.Errorf("alert %+v with %d contacts", c, n)
+	}
+	if _, err := e.svc.GetAlert(ctx, e.p, res.ID); err != nil {
+		t.Errorf("GetAlert: %v", err)
+	}
+}
+
+func TestPushFallbackNeedsAnSMSTemplate(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.svc.CreateCampaign(context.Background(), e.p, campaign.CampaignInput{
+		Name: "x", Channels: []campaign.Channel{campaign.ChannelPush}, PushFallbackSMS: true,
+		Templates: map[campaign.Channel]string{campaign.ChannelPush: "nope"},
+	})
+	var fe apperr.FieldErrors
+	if !errors.As(err, &fe) || fe["templates.push"] == "" || fe["templates.sms"] == "" {
+		t.Errorf("fallback without an SMS template: %v", err)
+	}
+}

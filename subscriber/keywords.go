@@ -1,0 +1,65 @@
+package subscriber
+
+import (
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Keyword is what an inbound SMS asks for.
+type Keyword int
+
+const (
+	KeywordNone Keyword = iota
+	KeywordOptOut
+	KeywordOptIn
+	KeywordHelp
+)
+
+// Keywords are the inbound SMS words that opt a subscriber out of marketing
+// or back in. Matching is on the whole message, case- and
+// diacritic-insensitive, so "Hủy", "HUY" and "huy" are one keyword.
+type Keywords struct {
+	OptOut []string
+	OptIn  []string
+	Help   []string
+}
+
+// DefaultKeywords are Twilio's defaults plus the Vietnamese carriers' usual
+// ones (HUY, TU CHOI, TC, KHONG).
+var DefaultKeywords = Keywords{
+	OptOut: []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+		"HUY", "TU CHOI", "TUCHOI", "TC", "KHONG", "HUY QC", "DUNG"},
+	OptIn: []string{"START", "YES", "UNSTOP", "BAT DAU", "DK"},
+	Help:  []string{"HELP", "INFO", "TRO GIUP"},
+}
+
+var fold = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+
+// normalizeKeyword upper-cases, strips diacritics (đ → D), trims
+// punctuation and collapses spaces.
+func normalizeKeyword(s string) string {
+	s, _, _ = transform.String(fold, s)
+	s = strings.NewReplacer("đ", "d", "Đ", "D").Replace(s)
+	s = strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) })
+	return strings.ToUpper(strings.Join(strings.Fields(s), " "))
+}
+
+// Match classifies an inbound message body.
+func (k Keywords) Match(body string) Keyword {
+	b := normalizeKeyword(body)
+	for _, set := range []struct {
+		words []string
+		kw    Keyword
+	}{{k.OptOut, KeywordOptOut}, {k.OptIn, KeywordOptIn}, {k.Help, KeywordHelp}} {
+		for _, w := range set.words {
+			if b == normalizeKeyword(w) {
+				return set.kw
+			}
+		}
+	}
+	return KeywordNone
+}
