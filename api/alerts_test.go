@@ -17,7 +17,7 @@ func TestAlertCreation(t *testing.T) {
 	body := map[string]any{
 		"name": "F1 contacts 2026-11-24", "channels": []string{"sms", "push"},
 		"templates": map[string]string{"sms": s.smsTemplate, "push": s.pushTemplate},
-		"contacts": []string{"+84912345678", "0987654321", "0912345678", "", "not-a-number", "84933333333"},
+		"contacts":  []string{"+84912345678", "0987654321", "0912345678", "", "not-a-number", "84933333333"},
 	}
 	r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, body)).obj(t)
 	if r["state"] != "running" || r["contacts"] != 3.0 || r["duplicates"] != 1.0 {

@@ -30,6 +30,8 @@ type Importer interface {
 	Import(ctx context.Context, tenantID string, r io.Reader, list string) (subscriber.ImportResult, error)
 }
 
+var _ Importer = (*subscriber.Importer)(nil)
+
 // AuthFunc returns middleware that lets a request through when its API key
 // is valid (else 401) and its role allows one of roles (else 403); admin is
 // allowed everywhere, and every role where viewer is needed. With no roles

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,7 +94,8 @@ type fixture struct {
 	tenants  map[string]tenant.Tenant
 	keys     map[string]map[tenant.Role]string // tenant → role → plain key
 	keyIDs   map[string]string                 // plain key → key id
-	ready    func(context.Context) error
+	readyMu  sync.Mutex
+	ready    func(context.Context) error // nil: the store's ping
 }
 
 type fixtureOption func(*Deps)
@@ -150,10 +150,19 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 }
 
 func (f *fixture) readyErr(ctx context.Context) error {
-	if f.ready != nil {
-		return f.ready(ctx)
+	f.readyMu.Lock()
+	ready := f.ready
+	f.readyMu.Unlock()
+	if ready != nil {
+		return ready(ctx)
 	}
 	return f.store.Ping(ctx)
+}
+
+func (f *fixture) setReady(fn func(context.Context) error) {
+	f.readyMu.Lock()
+	defer f.readyMu.Unlock()
+	f.ready = fn
 }
 
 func (f *fixture) key(tenantName string, role tenant.Role) string { return f.keys[tenantName][role] }
@@ -288,8 +297,8 @@ func (f *fixture) seed(t *testing.T) seeded {
 func (f *fixture) campaignBody(s seeded) map[string]any {
 	return map[string]any{
 		"name": "Bluezone Q3", "kind": "install_promotion", "channels": []string{"sms"},
-		"templates": map[string]string{"sms": s.smsTemplate},
-		"audience":  map[string]any{"installed": false},
+		"templates":       map[string]string{"sms": s.smsTemplate},
+		"audience":        map[string]any{"installed": false},
 		"rate_per_second": 500,
 		"reward":          map[string]any{"data_mb": 5120, "budget_mb": 51200000, "attribution_days": 14},
 	}
@@ -302,16 +311,4 @@ func (f *fixture) audit(t *testing.T, tenantName string) []campaign.AuditEntry {
 		t.Fatal(err)
 	}
 	return es
-}
-
-// clock is a settable time for services under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
 }

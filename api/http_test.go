@@ -61,12 +61,12 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	f := newFixture(t)
 	must(t, 200, f.call(t, "GET", "/healthz", "", nil))
 	must(t, 200, f.call(t, "GET", "/readyz", "", nil))
-	f.ready = func(context.Context) error { return errors.New("redis: connection refused") }
+	f.setReady(func(context.Context) error { return errors.New("redis: connection refused") })
 	r := must(t, 503, f.call(t, "GET", "/readyz", "", nil))
 	if r.errorCode(t) != "not_ready" || strings.Contains(string(r.body), "redis") {
 		t.Errorf("readyz answered %s", r.body)
 	}
-	f.ready = nil
+	f.setReady(nil)
 
 	must(t, 401, f.call(t, "GET", "/v1/subscribers/0912345678", "", nil))
 	m := string(must(t, 200, f.call(t, "GET", "/metrics", "", nil)).body)

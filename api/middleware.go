@@ -155,7 +155,7 @@ func (s *server) recovery(c *gin.Context) {
 			c.Abort()
 			return
 		}
-		writeError(c, errors.New("panic"))
+		writeError(c, fmt.Errorf("panic: %v", v))
 	}()
 	c.Next()
 }

@@ -70,6 +70,7 @@ func readRegions(body io.Reader) ([]subscriber.Region, error) {
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
+			first = false
 			bad = append(bad, RowError{Line: pe.StartLine, Reason: pe.Err.Error()})
 			if errors.Is(pe.Err, csv.ErrFieldCount) {
 				continue

@@ -16,7 +16,7 @@ func TestImportReportsBadRowsAndKeepsTheRest(t *testing.T) {
 	mk := f.key(tenantA, tenant.RoleMarketer)
 	csvBody := strings.Join([]string{
 		"msisdn,region,locale,plan",
-		"0912345678,HN,vi,prepaid",   // line 2
+		"0912345678,HN,vi,prepaid",    // line 2
 		`0987654321,"HCM,vi,postpaid`, // line 3: a quote never closed
 		"0123,HN,vi,prepaid",          // line 4: not a phone number
 		"84933333333,DN,en,postpaid",  // line 5

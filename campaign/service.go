@@ -655,6 +655,10 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 		return Campaign{}, err
 	}
 	now := s.now()
+	if (action == ActionStart || action == ActionResume) && c.EndBy != nil && !c.EndBy.After(now) {
+		return Campaign{}, apperr.Conflict("campaign was to end by %s; it cannot %s now",
+			c.EndBy.UTC().Format(time.RFC3339), action)
+	}
 	effective := action
 	if action == ActionStart && c.StartAt != nil && c.StartAt.After(now) {
 		if c.State == StateScheduled {

@@ -245,3 +245,25 @@ func TestPushFallbackNeedsAnSMSTemplate(t *testing.T) {
 		t.Errorf("fallback without an SMS template: %v", err)
 	}
 }
+
+func TestACampaignPastItsEndCannotStart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tm := e.template(t, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS, Body: "hi"})
+	end := e.now.Add(time.Hour)
+	c, err := e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "x", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, EndBy: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.now = end.Add(time.Minute)
+	if _, err := e.svc.Act(ctx, e.p, c.ID, campaign.ActionStart); !errors.Is(err, apperr.ErrConflict) {
+		t.Errorf("start after end_by: %v", err)
+	}
+	if _, err := e.svc.Act(ctx, e.p, c.ID, campaign.ActionCancel); err != nil {
+		t.Errorf("cancel after end_by: %v", err)
+	}
+	if len(e.disp.kicks) != 0 {
+		t.Errorf("kicked %v", e.disp.kicks)
+	}
+}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/gin-gonic/gin"
 	"io"
 	"log/slog"
 	"net"
@@ -87,6 +89,10 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Service: a.service, Tenants: a.store, Subscribers: a.store,
 		Importer: &subscriber.Importer{Store: a.store},
 		Ready:    a.ready, Registry: a.registry, Logger: log,
+		Extra: func(r *gin.Engine, auth api.AuthFunc) {
+			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
+				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: log}.Register(r)
+		},
 	})
 	return a, nil
 }

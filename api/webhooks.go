@@ -1,0 +1,115 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/campaign"
+	"outreach/internal/apperr"
+	"outreach/provider/twilio"
+	"outreach/subscriber"
+)
+
+// Receipts applies delivery receipts; campaign.Store implements it.
+type Receipts interface {
+	ApplyReceipt(ctx context.Context, provider, messageID string, status campaign.Status, errorCode string, at time.Time) (bool, error)
+}
+
+// OptOuts sets a number's marketing opt-out in every tenant that has it.
+type OptOuts interface {
+	OptOutEverywhere(ctx context.Context, msisdn string, optedOut bool) (int64, error)
+}
+
+// TwilioWebhooks are the routes Twilio calls: delivery receipts and inbound
+// SMS. Both are accepted only with a valid X-Twilio-Signature computed over
+// the configured public URL (not the Host header a proxy may rewrite).
+type TwilioWebhooks struct {
+	AuthToken string
+	PublicURL string // e.g. https://outreach.example.vn, no trailing slash
+	Receipts  Receipts
+	OptOuts   OptOuts
+	Keywords  subscriber.Keywords
+	Logger    *slog.Logger
+	// MaxBodyBytes bounds a callback body (default 64 KiB).
+	MaxBodyBytes int64
+}
+
+// Register adds POST /webhooks/twilio/status and /webhooks/twilio/inbound.
+func (w TwilioWebhooks) Register(r *gin.Engine) {
+	if w.MaxBodyBytes <= 0 {
+		w.MaxBodyBytes = 64 << 10
+	}
+	if w.Logger == nil {
+		w.Logger = slog.Default()
+	}
+	r.POST("/webhooks/twilio/status", w.verified(w.status))
+	r.POST("/webhooks/twilio/inbound", w.verified(w.inbound))
+}
+
+// verified parses the form and checks the signature before handle runs; a
+// forged or tampered request gets 403 and changes nothing.
+func (w TwilioWebhooks) verified(handle func(c *gin.Context, form url.Values)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, w.MaxBodyBytes)
+		if err := c.Request.ParseForm(); err != nil {
+			WriteError(c, fmt.Errorf("%w: callback body: %v", apperr.ErrMalformed, err))
+			return
+		}
+		form := c.Request.PostForm
+		fullURL := w.PublicURL + c.Request.URL.RequestURI()
+		if w.AuthToken == "" || !twilio.ValidateSignature(w.AuthToken, fullURL, form, c.GetHeader("X-Twilio-Signature")) {
+			WriteError(c, &Error{Err: apperr.ErrForbidden, Code: "bad_signature",
+				Message: "X-Twilio-Signature does not match this request"})
+			return
+		}
+		handle(c, form)
+	}
+}
+
+func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
+	cb, err := twilio.ParseStatus(form)
+	if err != nil {
+		WriteError(c, fmt.Errorf("%w: %v", apperr.ErrMalformed, err))
+		return
+	}
+	st, ok := campaign.ReceiptStatus(cb.Status)
+	if !ok {
+		c.Status(http.StatusNoContent)
+		return
+	}
+	if _, err := w.Receipts.ApplyReceipt(c.Request.Context(), twilio.ProviderName, cb.MessageSID, st, cb.ErrorCode, time.Now()); err != nil {
+		WriteError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
+	in, err := twilio.ParseInbound(form)
+	if err != nil {
+		WriteError(c, fmt.Errorf("%w: %v", apperr.ErrMalformed, err))
+		return
+	}
+	kw := w.Keywords.Match(in.Body)
+	if kw == subscriber.KeywordOptOut || kw == subscriber.KeywordOptIn {
+		msisdn, err := subscriber.NormalizeMSISDN(in.From)
+		if err != nil {
+			WriteError(c, apperr.FieldErrors{"From": err.Error()})
+			return
+		}
+		n, err := w.OptOuts.OptOutEverywhere(c.Request.Context(), msisdn, kw == subscriber.KeywordOptOut)
+		if err != nil {
+			WriteError(c, err)
+			return
+		}
+		w.Logger.Info("inbound keyword", "subscriber", subscriber.Mask(msisdn), "opt_out", kw == subscriber.KeywordOptOut, "subscribers", n)
+	}
+	// An empty TwiML answer: Twilio's own keyword handling (or none) replies.
+	c.Data(http.StatusOK, "text/xml", []byte(`<?xml version="1.0" encoding="UTF-8"?><Response></Response>`))
+}
