@@ -473,23 +473,31 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 const BenchRowsVar = "OUTREACH_BENCH_ROWS"
 
 // BenchImport measures subscriber.Importer on a store: per iteration, a
-// synthetic CSV of OUTREACH_BENCH_ROWS rows (default 100,000), generated
+// synthetic CSV of OUTREACH_BENCH_ROWS rows (default 100,000; the batch
+// size and writer count may be set with OUTREACH_BENCH_BATCH and
+// OUTREACH_BENCH_WRITERS), generated
 // lazily, streams into a fresh tenant ("new": every row an insert) or into
 // a tenant that already holds the same base ("existing": every row an
 // update that changes nothing). It reports rows/s.
 func BenchImport(b *testing.B, s SubscriberStore) {
-	rows := 100_000
-	if v := os.Getenv(BenchRowsVar); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			b.Fatalf("%s=%q: want a positive number of rows", BenchRowsVar, v)
+	knob := func(name string, def int) int {
+		v := os.Getenv(name)
+		if v == "" {
+			return def
 		}
-		rows = n
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			b.Fatalf("%s=%q: want a number", name, v)
+		}
+		return n
 	}
+	rows := knob(BenchRowsVar, 100_000)
+	// Tuning knobs; 0 keeps the importer's defaults.
+	batch, writers := knob("OUTREACH_BENCH_BATCH", 0), knob("OUTREACH_BENCH_WRITERS", 0)
 	ctx := context.Background()
 	run := func(b *testing.B, tenantID string, seed int64) {
 		b.Helper()
-		im := &subscriber.Importer{Store: s}
+		im := &subscriber.Importer{Store: s, BatchSize: batch, Writers: writers}
 		res, err := im.Import(ctx, tenantID, subscriber.SyntheticCSV(rows, seed), "")
 		if err != nil {
 			b.Fatal(err)

@@ -1,0 +1,291 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"outreach/internal/apperr"
+	"outreach/reward"
+	"outreach/subscriber"
+	"outreach/tenant"
+)
+
+// DefaultAttributionDays is the window of a campaign that pays no reward
+// (and so names none).
+const DefaultAttributionDays = 14
+
+// tenantCacheTTL bounds how long a changed install secret may take to
+// apply; the cache spares a store read per callback.
+const tenantCacheTTL = 10 * time.Second
+
+// TenantLookup finds a tenant by name (tenant.Store has it).
+type TenantLookup interface {
+	TenantByName(ctx context.Context, name string) (tenant.Tenant, error)
+}
+
+// Service records install callbacks and asks the ledger for their rewards.
+type Service struct {
+	Store   Store
+	Tenants TenantLookup
+	// Ledger, when set, creates the reward of every counted install
+	// attributed to a campaign that pays one.
+	Ledger *reward.Ledger
+	// DefaultSecret (OUTREACH_INSTALL_SECRET) verifies the callbacks of a
+	// tenant with no secret of its own.
+	DefaultSecret string
+	Now           func() time.Time
+	Logger        *slog.Logger
+
+	mu      sync.Mutex
+	tenants map[string]cachedTenant
+}
+
+type cachedTenant struct {
+	t       tenant.Tenant
+	expires time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// Signed is a callback as it arrived: its headers and raw body.
+type Signed struct {
+	Tenant    string // X-Outreach-Tenant
+	Timestamp string // X-Outreach-Timestamp
+	Signature string // X-Outreach-Signature
+	Body      []byte
+}
+
+// Result is the answer to a callback.
+type Result struct {
+	InstallID  string  `json:"install_id"`
+	Duplicate  bool    `json:"duplicate"`
+	CampaignID *string `json:"campaign_id"`
+	Via        Via     `json:"attribution"`
+	// Replay: this callback was received before; nothing new was written.
+	Replay bool         `json:"replay"`
+	Reward *RewardBrief `json:"reward"`
+}
+
+// RewardBrief is the reward in a callback answer.
+type RewardBrief struct {
+	ID     string        `json:"id"`
+	State  reward.State  `json:"state"`
+	Reason reward.Reason `json:"reason,omitempty"`
+	DataMB int64         `json:"data_mb"`
+}
+
+// Authenticate finds the tenant a callback names and verifies its
+// signature under the tenant's secret, or DefaultSecret when the tenant has
+// none. Every refusal is an *AuthError; nothing is written.
+func (s *Service) Authenticate(ctx context.Context, in Signed) (tenant.Tenant, error) {
+	name := strings.TrimSpace(in.Tenant)
+	if name == "" {
+		return tenant.Tenant{}, ErrTenantMissing
+	}
+	if len(name) > 200 {
+		return tenant.Tenant{}, ErrUnknownTenant
+	}
+	t, err := s.tenant(ctx, name)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	secret := t.InstallSecret
+	if secret == "" {
+		secret = s.DefaultSecret
+	}
+	if err := Verify(secret, in.Timestamp, in.Body, in.Signature, s.now()); err != nil {
+		return tenant.Tenant{}, err
+	}
+	return t, nil
+}
+
+func (s *Service) tenant(ctx context.Context, name string) (tenant.Tenant, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.tenants[name]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.t, nil
+	}
+	t, err := s.Tenants.TenantByName(ctx, name)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return tenant.Tenant{}, ErrUnknownTenant
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("look up tenant: %w", err)
+	}
+	s.mu.Lock()
+	if s.tenants == nil || len(s.tenants) > 10_000 {
+		s.tenants = map[string]cachedTenant{}
+	}
+	s.tenants[name] = cachedTenant{t: t, expires: now.Add(tenantCacheTTL)}
+	s.mu.Unlock()
+	return t, nil
+}
+
+// Handle authenticates a signed callback, parses it and records the
+// install: POST /v1/installs.
+func (s *Service) Handle(ctx context.Context, in Signed) (Result, error) {
+	t, err := s.Authenticate(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	cb, err := ParseCallback(in.Body)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.Record(ctx, t.ID, cb)
+}
+
+// Record attributes and records one install of the tenant and, when it
+// counts and its campaign pays a reward, creates the reward. Recording the
+// same install again (same device, number and installed_at) is a replay: it
+// writes nothing new and answers as the first time did.
+func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Result, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if cb.InstalledAt.After(now.Add(MaxSkew)) {
+		return Result{}, apperr.FieldErrors{"installed_at": "is in the future"}
+	}
+	target, att, via, err := s.attribute(ctx, tenantID, cb)
+	if err != nil {
+		return Result{}, err
+	}
+	in := Install{
+		ID: uuid.NewString(), TenantID: tenantID, SubscriberID: target.SubscriberID,
+		MSISDN: target.MSISDN, DeviceID: cb.DeviceID, Platform: cb.Platform,
+		InstalledAt: cb.InstalledAt, ReceivedAt: now, ReferralCode: cb.ReferralCode,
+		Region: target.Region, Via: via,
+	}
+	if att != nil {
+		in.CampaignID = att.CampaignID
+		sent := att.SentAt
+		in.AttributedAt = &sent
+	}
+	rec, err := s.Store.RecordInstall(ctx, &in)
+	if err != nil {
+		return Result{}, fmt.Errorf("record install: %w", err)
+	}
+	res := Result{InstallID: in.ID, Duplicate: in.Duplicate, Via: in.Via, Replay: rec.Replay}
+	if in.CampaignID != "" {
+		id := in.CampaignID
+		res.CampaignID = &id
+	}
+	if !rec.Replay {
+		s.logger().InfoContext(ctx, "install recorded", "install_id", in.ID, "msisdn", subscriber.Mask(in.MSISDN),
+			"duplicate", in.Duplicate, "via", in.Via, "campaign_id", in.CampaignID)
+	}
+	if in.Duplicate || in.CampaignID == "" || in.SubscriberID == 0 || s.Ledger == nil {
+		return res, nil
+	}
+	// A replay carries the attribution stored the first time; the terms
+	// are the campaign's, which do not change.
+	if att == nil || att.CampaignID != in.CampaignID {
+		return res, nil
+	}
+	terms := att.Reward
+	if terms == nil || terms.DataMB <= 0 {
+		return res, nil
+	}
+	req := reward.Request{
+		TenantID: tenantID, CampaignID: in.CampaignID, SubscriberID: in.SubscriberID,
+		MSISDN: in.MSISDN, DeviceID: in.DeviceID, InstallID: in.ID,
+		DataMB: terms.DataMB, BudgetMB: terms.BudgetMB,
+		InstalledAt: in.InstalledAt, AttributionDays: terms.AttributionDays,
+	}
+	if in.AttributedAt != nil {
+		req.SentAt = *in.AttributedAt
+	}
+	r, _, err := s.Ledger.Create(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Reward = &RewardBrief{ID: r.ID, State: r.State, Reason: r.Reason, DataMB: r.DataMB}
+	return res, nil
+}
+
+// attribute finds who installed and which campaign drove it. The referral
+// code names a delivery; it is trusted for a callback that also names a
+// number only when the delivery went to that number (a code passed on to
+// someone else does not move their install). Otherwise the most recent
+// install-promotion message sent to the number within its campaign's
+// window wins; else the install is organic.
+func (s *Service) attribute(ctx context.Context, tenantID string, cb Callback) (Target, *Attribution, Via, error) {
+	var byCode *Attribution
+	if cb.ReferralCode != "" {
+		a, found, err := s.Store.AttributionByReferral(ctx, tenantID, cb.ReferralCode)
+		if err != nil {
+			return Target{}, nil, "", fmt.Errorf("attribute by referral code: %w", err)
+		}
+		if found {
+			byCode = &a
+		}
+	}
+	var target Target
+	switch {
+	case cb.MSISDN == "" && byCode == nil:
+		return Target{}, nil, "", apperr.FieldErrors{"referral_code": "unknown referral code, and no msisdn to attribute the install by"}
+	case cb.MSISDN == "":
+		return byCode.Target, byCode, ViaReferral, nil
+	case byCode != nil && byCode.Target.MSISDN == cb.MSISDN:
+		return byCode.Target, byCode, ViaReferral, nil
+	}
+	t, found, err := s.Store.InstallTarget(ctx, tenantID, cb.MSISDN)
+	if err != nil {
+		return Target{}, nil, "", fmt.Errorf("find subscriber: %w", err)
+	}
+	if !found {
+		// Not one of the tenant's subscribers: the install counts for the
+		// national figure, but no message of ours reached that number.
+		return Target{MSISDN: cb.MSISDN}, nil, ViaOrganic, nil
+	}
+	target = t
+	a, found, err := s.Store.LastPromotion(ctx, tenantID, target.SubscriberID, cb.InstalledAt, DefaultAttributionDays)
+	if err != nil {
+		return Target{}, nil, "", fmt.Errorf("attribute by last message: %w", err)
+	}
+	if !found {
+		return target, nil, ViaOrganic, nil
+	}
+	return target, &a, ViaLastMessage, nil
+}
+
+// Click records a click on an install link; false when the code is
+// unknown (or malformed), which records nothing.
+func (s *Service) Click(ctx context.Context, code string) (bool, error) {
+	if !validCode(code) {
+		return false, nil
+	}
+	return s.Store.RecordClick(ctx, code, s.now().UTC().Truncate(time.Microsecond))
+}
+
+// Adoption builds the tenant's adoption report against target.
+func (s *Service) Adoption(ctx context.Context, tenantID string, target int64) (Adoption, error) {
+	regions, err := s.Store.ListRegions(ctx, tenantID)
+	if err != nil {
+		return Adoption{}, fmt.Errorf("list regions: %w", err)
+	}
+	counts, err := s.Store.InstallCounts(ctx, tenantID)
+	if err != nil {
+		return Adoption{}, fmt.Errorf("install counts: %w", err)
+	}
+	return BuildAdoption(regions, counts, target), nil
+}
