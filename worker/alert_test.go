@@ -99,3 +99,38 @@ func TestAnAlertIgnoresTheMarketingSendWindow(t *testing.T) {
 		}
 	})
 }
+
+func TestAlertContactListsArePurgedAfterRetentionLeavingCounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(30)
+		e := h.newEngine(worker.Settings{AlertRetention: 14 * 24 * time.Hour})
+		h.startWorker(worker.Settings{})
+		a := h.alert(msisdns[:20])
+		before := h.waitState(a.ID, campaign.StateCompleted, 30*time.Second)
+		if n, err := e.PurgeAlertContacts(h.ctx); err != nil || n != 0 {
+			t.Fatalf("purge right after the alert: %d, %v; want nothing purged", n, err)
+		}
+		h.clock.Set(time.Now().Add(15 * 24 * time.Hour))
+		if n, err := e.PurgeAlertContacts(h.ctx); err != nil || n != 1 {
+			t.Fatalf("purge after 15 days: %d, %v; want the one alert", n, err)
+		}
+		after := h.stats(a.ID)
+		for _, st := range campaign.AllStatuses {
+			if before.Deliveries[st] != after.Deliveries[st] {
+				t.Errorf("%s: %d before the purge, %d after", st, before.Deliveries[st], after.Deliveries[st])
+			}
+		}
+		page, err := h.store.ListDeliveries(h.ctx, h.tenant.ID, a.ID, "", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) != 40 {
+			t.Fatalf("a purged alert lists %d deliveries, want its 40 (20 SMS, 20 push)", len(page))
+		}
+		for _, d := range page {
+			if d.MSISDN != "" || d.ProviderMessageID != "" {
+				t.Fatalf("a purged alert still names who it reached: %+v", d)
+			}
+		}
+	})
+}

@@ -49,6 +49,9 @@ type Settings struct {
 	// HoldRecheck is how often deliveries held for the send window look
 	// again.
 	HoldRecheck time.Duration
+	// AlertRetention is how long an exposure alert's contact list is kept
+	// after it finishes (default 14 days).
+	AlertRetention time.Duration
 	// RetryBase is the first backoff of a transient failure.
 	RetryBase time.Duration
 }
@@ -74,6 +77,9 @@ func (s *Settings) defaults() {
 	}
 	if s.StaleAfter <= 0 {
 		s.StaleAfter = 2 * time.Minute
+	}
+	if s.AlertRetention <= 0 {
+		s.AlertRetention = 14 * 24 * time.Hour
 	}
 	if s.RetryBase <= 0 {
 		s.RetryBase = time.Second

@@ -16,6 +16,7 @@ func (e *Engine) monitor(ctx context.Context) {
 	tick := time.NewTicker(e.set.MonitorEvery)
 	defer tick.Stop()
 	lastRedrive := time.Now()
+	var lastPurge time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -28,6 +29,12 @@ func (e *Engine) monitor(ctx context.Context) {
 		}
 		if err := e.monitorPass(ctx, redrive); err != nil && ctx.Err() == nil {
 			e.Logger.Warn("campaign monitor", "err", err)
+		}
+		if time.Since(lastPurge) >= time.Hour {
+			lastPurge = time.Now()
+			if _, err := e.PurgeAlertContacts(ctx); err != nil && ctx.Err() == nil {
+				e.Logger.Warn("alert retention", "err", err)
+			}
 		}
 	}
 }
@@ -115,4 +122,23 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 		}
 	}
 	return nil
+}
+
+// alertPurger is the store's retention of exposure-alert contact lists.
+type alertPurger interface {
+	PurgeAlertContacts(ctx context.Context, before time.Time) (int, error)
+}
+
+// PurgeAlertContacts cuts alerts finished more than AlertRetention ago from
+// the people they reached, leaving only their counts.
+func (e *Engine) PurgeAlertContacts(ctx context.Context) (int, error) {
+	p, ok := e.Store.(alertPurger)
+	if !ok {
+		return 0, nil
+	}
+	n, err := p.PurgeAlertContacts(ctx, e.Now().Add(-e.set.AlertRetention))
+	if n > 0 {
+		e.Logger.Info("alert contact lists purged after retention", "alerts", n)
+	}
+	return n, err
 }

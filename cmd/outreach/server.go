@@ -77,7 +77,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Settings: worker.Settings{
 			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
 			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency,
-			StatusCallback: statusCallback(cfg),
+			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
 		},
 	})
 	a.registry.MustRegister(worker.NewQueueCollector(a.queue))

@@ -9,7 +9,3 @@ import (
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	return errors.New("demo: not built yet")
 }
-
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
-	return errors.New("bench: not built yet")
-}

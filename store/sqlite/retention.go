@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PurgeAlertContacts cuts exposure alerts finished before `before` from
+// the people they reached: the contact list is deleted and each delivery
+// keeps its status, channel and times but loses its subscriber (the id is
+// negated, so counts and uniqueness still hold) and provider message id.
+// It returns how many alerts were purged.
+func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge alert contacts: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM campaigns WHERE kind = 'exposure_alert'
+		AND state IN ('completed', 'cancelled') AND finished_at < ? AND contacts_purged_at IS NULL`, stamp(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge alert contacts: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		for _, q := range []string{
+			`DELETE FROM campaign_contacts WHERE campaign_id = ?1`,
+			`UPDATE deliveries SET subscriber_id = -subscriber_id, provider_message_id = NULL
+				WHERE campaign_id = ?1 AND subscriber_id > 0`,
+			`UPDATE campaigns SET contacts_purged_at = ?2 WHERE id = ?1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id, stamp(time.Now())); err != nil {
+				return 0, fmt.Errorf("sqlite: purge alert %s: %w", id, err)
+			}
+		}
+	}
+	return len(ids), tx.Commit()
+}
