@@ -57,7 +57,7 @@ func TestACampaignReachesEveryEligibleSubscriberExactlyOncePerChannel(t *testing
 			default:
 				wantSMS++
 				if got != 1 {
-					t.Fatalf("subscriber %d got %d SMS, want exactly 1", i, got)
+					t.Fatalf("subscriber %d got %d SMS, want exactly 1 (stats %v)", i, got, s.Deliveries)
 				}
 			}
 			var token string

@@ -118,6 +118,7 @@ type Engine struct {
 	mu        sync.Mutex
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
+	keyLocks  map[string]*sync.Mutex
 }
 
 var _ campaign.Dispatcher = (*Engine)(nil)

@@ -123,7 +123,7 @@ func newHarness(t *testing.T, b backend) *harness {
 	}
 	t.Cleanup(h.twilio.Close)
 	h.sms, err = twilio.New(twilio.Config{AccountSID: "AC0123456789", AuthToken: "authtoken0123",
-		MessagingServiceSID: "MG0123456789", BaseURL: twURL, Timeout: 2 * time.Second})
+		MessagingServiceSID: "MG0123456789", BaseURL: twURL, Timeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,29 +198,44 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 }
 
 // sendAll sends the prepared jobs within the shared rate limits, with
-// bounded concurrency.
+// bounded concurrency. At provider rates (up to a thousand a second) every
+// message takes its slot from Redis just before it goes out, one waiter per
+// process and key, so that no worker's late wake-up can bunch messages past
+// the limit. Faster limits reserve in chunks and pace them locally.
 func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) {
 	urgent := !c.Kind.Marketing()
 	sem := make(chan struct{}, e.set.SendConcurrency)
 	var wg sync.WaitGroup
-	// Reserve in chunks: one Redis round trip paces many messages.
-	const chunk = 20
 	pending := make([]*job, 0, len(jobs))
 	for _, j := range jobs {
 		if j.out.Status == "" {
 			pending = append(pending, j)
 		}
 	}
+	putBack := func(rest []*job) {
+		for _, j := range rest {
+			j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
+				Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
+		}
+	}
+	chunk := 20
+	if _, rate := e.senderKey(pending); rate <= preciseRate || (c.RatePerSecond > 0 && c.RatePerSecond <= preciseRate) {
+		chunk = 1
+	}
 	for start := 0; start < len(pending); start += chunk {
 		part := pending[start:min(start+chunk, len(pending))]
-		due, interval, ok := e.reserve(ctx, c, part, urgent)
+		var due time.Time
+		var interval time.Duration
+		var ok bool
+		if chunk == 1 {
+			due, ok = e.acquire(ctx, c, part[0], urgent)
+		} else {
+			due, interval, ok = e.reserve(ctx, c, part, urgent)
+		}
 		if !ok {
 			// Paused, cancelled or shutting down: what was not sent goes
 			// back to pending for a resume to re-drive.
-			for _, j := range pending[start:] {
-				j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
-					Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
-			}
+			putBack(pending[start:])
 			break
 		}
 		for i, j := range part {
@@ -239,18 +254,88 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 	wg.Wait()
 }
 
+// preciseRate is the fastest limit paced message by message.
+const preciseRate = 1000
+
+// senderKey names the rate-limit key and rate of a batch's channel.
+func (e *Engine) senderKey(part []*job) (string, int) {
+	for _, j := range part {
+		if j.channel == campaign.ChannelSMS {
+			return "sms:" + e.set.SMSSender, e.set.SMSRate
+		}
+	}
+	return "push", e.set.PushRate
+}
+
+func (e *Engine) units(j *job) int {
+	if j.channel == campaign.ChannelSMS {
+		return max(j.segments, 1)
+	}
+	return max(len(j.pushes), 1)
+}
+
+// acquire takes one message's slot in the campaign's and the sender's rate,
+// waiting for it; one goroutine per process waits on a key at a time. It
+// answers when to send (an alert may hold a slot a moment ahead) and gives
+// up (ok false) if the campaign stops running meanwhile.
+func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool) (due time.Time, ok bool) {
+	key, rate := e.senderKey([]*job{j})
+	lock := key
+	if urgent {
+		lock += ":urgent"
+	}
+	mu := e.keyLock(lock)
+	mu.Lock()
+	defer mu.Unlock()
+	campaignDone := c.RatePerSecond <= 0 || urgent
+	for {
+		if ctx.Err() != nil {
+			return time.Time{}, false
+		}
+		if !urgent {
+			if cur, err := e.campaign(ctx, c.ID); err == nil && cur.State != campaign.StateRunning {
+				return time.Time{}, false
+			}
+		}
+		if !campaignDone {
+			_, got, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, 1, 0, false)
+			if err != nil || !got {
+				sleepCtx(ctx, clampWait(wait, err))
+				continue
+			}
+			campaignDone = true
+		}
+		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, e.units(j), 0, urgent)
+		if err != nil || !got {
+			sleepCtx(ctx, clampWait(wait, err))
+			continue
+		}
+		return time.Now().Add(r.Delay), true
+	}
+}
+
+func (e *Engine) keyLock(key string) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.keyLocks == nil {
+		e.keyLocks = map[string]*sync.Mutex{}
+	}
+	m, ok := e.keyLocks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		e.keyLocks[key] = m
+	}
+	return m
+}
+
 // reserve waits for room in the sender's and the campaign's rate for part;
 // it answers when the first message is due and the spacing after it. It
 // gives up (ok false) if the campaign stops running while it waits.
 func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, urgent bool) (due time.Time, interval time.Duration, ok bool) {
-	key, rate, units := "push", e.set.PushRate, 0
+	key, rate := e.senderKey(part)
+	units := 0
 	for _, j := range part {
-		if j.channel == campaign.ChannelSMS {
-			key, rate = "sms:"+e.set.SMSSender, e.set.SMSRate
-			units += max(j.segments, 1)
-		} else {
-			units += len(j.pushes)
-		}
+		units += e.units(j)
 	}
 	// Marketing may queue half a second ahead of the provider; an alert
 	// reserves ahead of it regardless.
@@ -293,7 +378,7 @@ func clampWait(wait time.Duration, err error) time.Duration {
 	if err != nil {
 		return 200 * time.Millisecond
 	}
-	return min(max(wait-500*time.Millisecond, 10*time.Millisecond), 200*time.Millisecond)
+	return min(max(wait, time.Millisecond), 200*time.Millisecond)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
