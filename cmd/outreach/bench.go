@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,6 +37,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"outreach/campaign"
@@ -43,6 +45,7 @@ import (
 	"outreach/internal/queue"
 	"outreach/provider"
 	"outreach/provider/twilio"
+	"outreach/store/postgres"
 	"outreach/subscriber"
 	"outreach/tenant"
 	"outreach/worker"
@@ -295,6 +298,104 @@ func machineCPU() time.Duration {
 		busy += n
 	}
 	return time.Duration(busy) * time.Second / 100 // USER_HZ
+}
+
+// cpuSnapshot is the CPU time so far of what else serves the bench: the
+// PostgreSQL backends connected to its database, PostgreSQL's background
+// processes (WAL writer, checkpointer, autovacuum…, shared with every other
+// database of the server), and the Redis server (instance-wide).
+type cpuSnapshot struct {
+	pgBench, pgBackground map[int]time.Duration
+	redis                 time.Duration
+	haveRedis             bool
+}
+
+// cpuDelta is what cpuSnapshot counts, over a phase.
+type cpuDelta struct {
+	PGBench, PGBackground, Redis time.Duration
+	HavePG, HaveRedis            bool
+}
+
+func snapshotCPU(ctx context.Context, pgDB string, rdb redis.UniversalClient) cpuSnapshot {
+	s := cpuSnapshot{pgBench: map[int]time.Duration{}, pgBackground: map[int]time.Duration{}}
+	if pgDB != "" {
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			pid, err := strconv.Atoi(d.Name())
+			if err != nil {
+				continue
+			}
+			cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+			if err != nil || !bytes.HasPrefix(cmd, []byte("postgres: ")) {
+				continue
+			}
+			line := string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
+			client := strings.Contains(line, "(") || strings.Contains(line, "[local]")
+			mine := client && slices.Contains(strings.Fields(line), pgDB)
+			if client && !mine {
+				continue
+			}
+			t := procTicks(d.Name())
+			if mine {
+				s.pgBench[pid] = t
+			} else {
+				s.pgBackground[pid] = t
+			}
+		}
+	}
+	if rdb != nil {
+		if info, err := rdb.Info(ctx, "cpu").Result(); err == nil {
+			s.haveRedis = true
+			for _, l := range strings.Split(info, "\n") {
+				k, v, _ := strings.Cut(strings.TrimSpace(l), ":")
+				if k == "used_cpu_sys" || k == "used_cpu_user" {
+					f, _ := strconv.ParseFloat(v, 64)
+					s.redis += time.Duration(f * float64(time.Second))
+				}
+			}
+		}
+	}
+	return s
+}
+
+// procTicks is a process's user + system time from /proc/PID/stat.
+func procTicks(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") ")) // after the command name
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ
+}
+
+func (a cpuSnapshot) to(b cpuSnapshot) cpuDelta {
+	sum := func(from, to map[int]time.Duration) (d time.Duration) {
+		for pid, t := range to {
+			d += t - from[pid] // a process born meanwhile counts from zero
+		}
+		return d
+	}
+	return cpuDelta{PGBench: sum(a.pgBench, b.pgBench), PGBackground: sum(a.pgBackground, b.pgBackground),
+		Redis: b.redis - a.redis, HavePG: len(b.pgBench) > 0, HaveRedis: a.haveRedis && b.haveRedis}
+}
+
+func (d cpuDelta) print(tw io.Writer, n int64) {
+	if d.HavePG {
+		fmt.Fprintf(tw, "  CPU per 100,000 messages: PostgreSQL backends of the bench database\t%s\n", per100k(d.PGBench, n))
+		fmt.Fprintf(tw, "  CPU per 100,000 messages: PostgreSQL background (WAL writer, checkpointer…; server-wide)\t%s\n", per100k(d.PGBackground, n))
+	}
+	if d.HaveRedis {
+		fmt.Fprintf(tw, "  CPU per 100,000 messages: Redis server (instance-wide)\t%s\n", per100k(d.Redis, n))
+	}
 }
 
 // procStatus reads VmRSS and VmHWM (bytes) from /proc/self/status.
@@ -648,6 +749,7 @@ type benchEnv struct {
 	sms       *twilio.Client
 	storeDesc string
 	redisDesc string
+	pgDB      string // the PostgreSQL database name, for its backends' CPU
 	closers   []func()
 }
 
@@ -688,6 +790,9 @@ func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outs
 			return nil, errors.New("bench: --store postgres needs --database-url postgres://… (or OUTREACH_DATABASE_URL)")
 		}
 		e.storeDesc = "PostgreSQL " + redactURLUser(dbURL)
+		if u, err := url.Parse(dbURL); err == nil {
+			e.pgDB = strings.TrimPrefix(u.Path, "/")
+		}
 	case "sqlite":
 		if dbURL == "" {
 			dir, err := os.MkdirTemp("", "outreach-bench-")
@@ -844,6 +949,11 @@ type meteredStore struct {
 	firstRound time.Time
 	done       time.Time
 
+	// analyze, when set, runs once after the target's first insert.
+	analyze     func(ctx context.Context, campaignID string) error
+	analyzeOnce sync.Once
+	analyzeTook time.Duration
+
 	claims, records         atomic.Int64
 	claimNS, recordNS       atomic.Int64
 	claimedRows, recordRows atomic.Int64
@@ -869,6 +979,15 @@ func (m *meteredStore) InsertDeliveries(ctx context.Context, c campaign.Campaign
 		m.rows += int64(n)
 		m.insertTime += time.Since(t0)
 		m.mu.Unlock()
+		if m.analyze != nil && err == nil {
+			m.analyzeOnce.Do(func() {
+				t := time.Now()
+				if aerr := m.analyze(ctx, c.ID); aerr != nil {
+					slog.Warn("bench: analyze", "err", aerr)
+				}
+				m.analyzeTook = time.Since(t)
+			})
+		}
 	}
 	return n, err
 }
@@ -1015,6 +1134,8 @@ type campaignResult struct {
 	EndToEnd           time.Duration // start → last message at the sink
 	Ledger             time.Duration // start → no delivery pending or sending
 	CPU, Machine       time.Duration // over [start, ledger complete]
+	Others             cpuDelta
+	AnalyzeTook        time.Duration
 	FanoutRows         int64
 	FanoutWall         time.Duration // start → fan-out done
 	FanoutActive       time.Duration // inside fan-out rounds
@@ -1033,6 +1154,8 @@ type campaignResult struct {
 	ClaimMS, RecordMS  float64 // mean per call
 	SendCalls          int64
 	SendMeanMS         float64
+	ProbeRows          int64 // the store's fan-out writes alone, after the run
+	Probe              time.Duration
 	Settings, StoreStr string
 	RedisStr           string
 }
@@ -1052,6 +1175,10 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	ceilingConc := fs.Int("ceiling-concurrency", 64, "goroutines in the ceiling")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the campaign phase to this file")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
+	probe := fs.Bool("fanout-probe", true, "after the run, time the store's fan-out writes alone (a second, draft campaign)")
+	analyze := fs.Bool("pg-analyze", false, "PostgreSQL only, a diagnostic: ANALYZE the campaign's deliveries partition after\n"+
+		"the first fan-out round, so the planner stops estimating the new campaign at 1 row\n"+
+		"(see BENCHMARKS.md); off measures the store as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -1060,7 +1187,7 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := runCampaignBench(ctx, *n, ef, eng, getenv, *withCeiling, *ceilingN, *ceilingConc, *profile, stdout, stderr)
+	res, err := runCampaignBench(ctx, *n, ef, eng, getenv, *withCeiling, *ceilingN, *ceilingConc, *analyze, *probe, *profile, stdout, stderr)
 	if res != nil {
 		printCampaign(stdout, res)
 	}
@@ -1074,7 +1201,7 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, getenv env, withCeiling bool,
-	ceilingN, ceilingConc int, profile string, stdout, stderr io.Writer) (*campaignResult, error) {
+	ceilingN, ceilingConc int, analyze, probe bool, profile string, stdout, stderr io.Writer) (*campaignResult, error) {
 	fmt.Fprintln(stdout, "machine:", machineLine())
 	e, err := openBenchEnv(ctx, ef, getenv, n, 0, stderr)
 	if err != nil {
@@ -1106,6 +1233,22 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	fmt.Fprintf(stdout, "seeded %d subscribers in %.1f s (%.0f rows/s)\n", n, res.Seed.Seconds(), rate(int64(n), res.Seed))
 
 	ms := &meteredStore{Store: e.store}
+	if analyze {
+		pg, ok := e.store.(*postgres.Store)
+		if !ok {
+			return nil, errors.New("bench campaign: --pg-analyze needs --store postgres")
+		}
+		ms.analyze = func(ctx context.Context, campaignID string) error {
+			var part string
+			if err := pg.Pool().QueryRow(ctx, `SELECT tableoid::regclass::text FROM deliveries WHERE campaign_id = $1 LIMIT 1`,
+				campaignID).Scan(&part); err != nil {
+				return err
+			}
+			_, err := pg.Pool().Exec(ctx, "ANALYZE "+pgx.Identifier{part}.Sanitize())
+			return err
+		}
+		res.Settings += ", --pg-analyze"
+	}
 	sms := &meteredSMS{Client: e.sms}
 	set := eng.settings(10_000_000)
 	engine, stopEngine := startEngine(ctx, e, ms, sms, set, benchLogger(stderr))
@@ -1132,6 +1275,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		return nil, err
 	}
 	defer stopProfile()
+	snap0 := snapshotCPU(ctx, e.pgDB, rdb)
 	cpu0, m0 := cpuUsage(), machineCPU()
 	start := e.sink.since()
 	t0 := time.Now()
@@ -1150,6 +1294,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		res.Ledger = time.Since(t0)
 	}
 	res.CPU, res.Machine = cpuUsage()-cpu0, machineCPU()-m0
+	res.Others = snap0.to(snapshotCPU(ctx, e.pgDB, rdb))
 	stopProfile()
 	res.Sampler.Stop()
 	_, res.PeakRSS = procStatus()
@@ -1175,6 +1320,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		res.FanoutWall = ms.done.Sub(t0)
 	}
 	ms.mu.Unlock()
+	res.AnalyzeTook = ms.analyzeTook
 	res.Claims, res.Records = ms.claims.Load(), ms.records.Load()
 	res.ClaimMS = float64(ms.claimNS.Load()) / 1e6 / float64(max(res.Claims, 1))
 	res.RecordMS = float64(ms.recordNS.Load()) / 1e6 / float64(max(res.Records, 1))
@@ -1188,7 +1334,53 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		return res, err
 	}
 	res.Sent = res.Counts.ByStatus[campaign.StatusSent]
+	if probe {
+		if res.ProbeRows, res.Probe, err = probeFanout(ctx, e.store, svc, p, *eng.fanoutChunk); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// probeFanout measures the store's side of fan-out alone: the audience pages
+// and bulk inserts (with referral codes) that the engine's fan-out makes, in
+// the same chunks, for a second campaign that stays a draft; no queue, no
+// sending, nothing else running.
+func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.Principal, chunk int) (int64, time.Duration, error) {
+	c, err := promoCampaign(ctx, svc, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	var (
+		rows   int64
+		cursor int64
+	)
+	t0 := time.Now()
+	for {
+		ids, err := st.AudiencePage(ctx, c, cursor, chunk)
+		if err != nil {
+			return 0, 0, fmt.Errorf("fan-out probe: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		nd := make([]campaign.NewDelivery, len(ids))
+		for i, id := range ids {
+			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+		}
+		n, err := st.InsertDeliveries(ctx, c, campaign.ChannelSMS, nd)
+		if err != nil {
+			return 0, 0, fmt.Errorf("fan-out probe: %w", err)
+		}
+		rows += int64(n)
+		cursor = ids[len(ids)-1]
+		if len(ids) < chunk {
+			break
+		}
+	}
+	d := time.Since(t0)
+	_, err = svc.Act(ctx, p, c.ID, campaign.ActionCancel)
+	return rows, d, err
 }
 
 func printCampaign(w io.Writer, r *campaignResult) {
@@ -1205,13 +1397,21 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	}
 	fmt.Fprintf(tw, "  ledger complete (no delivery pending or sending)\t%.2f s\n", r.Ledger.Seconds())
 	fmt.Fprintf(tw, "  fan-out rows\t%d in %d rounds\n", r.FanoutRows, r.FanoutRounds)
+	if r.AnalyzeTook > 0 {
+		fmt.Fprintf(tw, "  ANALYZE of the partition (--pg-analyze, inside the first round)\t%.0f ms\n", ms(r.AnalyzeTook))
+	}
 	if r.FanoutWall > 0 {
 		fmt.Fprintf(tw, "  fan-out rows/s, wall (start → fan-out done; paced by the backlog bound)\t%.0f\n", rate(r.FanoutRows, r.FanoutWall))
 	}
 	fmt.Fprintf(tw, "  fan-out rows/s, active (inside fan-out rounds: page, insert, enqueue)\t%.0f\n", rate(r.FanoutRows, r.FanoutActive))
 	fmt.Fprintf(tw, "  fan-out rows/s, InsertDeliveries alone\t%.0f\n", rate(r.FanoutRows, r.FanoutInsert))
+	if r.ProbeRows > 0 {
+		fmt.Fprintf(tw, "  fan-out rows/s, the store alone after the run (pages + inserts, no queue, no sending)\t%.0f (%d rows in %.2f s)\n",
+			rate(r.ProbeRows, r.Probe), r.ProbeRows, r.Probe.Seconds())
+	}
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (this process, sink included)\t%s\n", per100k(r.CPU, r.N))
-	fmt.Fprintf(tw, "  CPU per 100,000 messages (whole machine: + PostgreSQL, Redis)\t%s\n", per100k(r.Machine, r.N))
+	r.Others.print(tw, r.N)
+	fmt.Fprintf(tw, "  CPU per 100,000 messages (whole machine: + PostgreSQL, Redis, anything else running)\t%s\n", per100k(r.Machine, r.N))
 	fmt.Fprintf(tw, "  peak RSS (VmHWM of the campaign phase)\t%s\n", mb(r.PeakRSS))
 	if r.Sampler != nil {
 		fmt.Fprintf(tw, "  peak RSS sampled every 100 ms\t%s\n", mb(r.Sampler.peakRSS))

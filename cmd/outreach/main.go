@@ -34,6 +34,7 @@ Usage:
                                  create a tenant if needed and print a new API key
   outreach keys install-secret --tenant NAME
                                  set and print a tenant's install-callback secret
+  outreach healthcheck           exit 0 when the local API is ready (container healthcheck)
   outreach demo                  a self-contained tour on the embedded default
   outreach bench ...             benchmarks (see BENCHMARKS.md)
 
@@ -57,6 +58,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr, getenv)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, stdout, stderr, getenv)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr, getenv)
 	case "bench":

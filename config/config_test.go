@@ -1,0 +1,96 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsAreTheEmbeddedSetup(t *testing.T) {
+	c, err := Load(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, p, _ := c.Database(); d != "sqlite" || p != "./outreach.db" {
+		t.Errorf("database = %s %s, want sqlite ./outreach.db", d, p)
+	}
+	if c.RedisURL != "" || c.SMSProvider != "log" || c.PushProvider != "log" || c.SMSRate != 100 || c.PushRate != 1000 {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+	if c.FrequencyCap != (Cap{3, 24 * time.Hour}) || c.SendWindow != (Window{7 * 60, 22 * 60}) {
+		t.Errorf("policy defaults: cap %v window %v", c.FrequencyCap, c.SendWindow)
+	}
+	if c.InstallBaseURL != "http://localhost:8080/i/" || c.AlertRetention != 14*24*time.Hour {
+		t.Errorf("install base %q, retention %v", c.InstallBaseURL, c.AlertRetention)
+	}
+}
+
+func TestABadVariableIsNamedInTheError(t *testing.T) {
+	cases := map[string]map[string]string{
+		"OUTREACH_SMS_RATE":        {"OUTREACH_SMS_RATE": "fast"},
+		"OUTREACH_SEND_WINDOW":     {"OUTREACH_SEND_WINDOW": "7-22"},
+		"OUTREACH_FREQUENCY_CAP":   {"OUTREACH_FREQUENCY_CAP": "three"},
+		"OUTREACH_TIMEZONE":        {"OUTREACH_TIMEZONE": "Mars/Olympus"},
+		"OUTREACH_DATABASE_URL":    {"OUTREACH_DATABASE_URL": "mysql://x"},
+		"OUTREACH_REDIS_URL":       {"OUTREACH_REDIS_URL": "http://x"},
+		"TWILIO_ACCOUNT_SID":       {"OUTREACH_SMS_PROVIDER": "twilio"},
+		"OUTREACH_SMS_PROVIDER":    {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
+		"OUTREACH_ALERT_RETENTION": {"OUTREACH_ALERT_RETENTION": "forever"},
+	}
+	for name, env := range cases {
+		_, err := Load(envOf(env))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: error %v does not name %s", env, err, name)
+		}
+	}
+}
+
+func TestRedactedNeverShowsSecrets(t *testing.T) {
+	c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
+		"TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
+		"OUTREACH_DATABASE_URL": "postgres://u:dbpass@db/x", "OUTREACH_INSTALL_SECRET": "inst-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Join(func() []string {
+		var s []string
+		for k, v := range c.Redacted() {
+			s = append(s, k, toString(v))
+		}
+		return s
+	}(), " ")
+	for _, secret := range []string{"tok-secret", "dbpass", "inst-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("Redacted shows %q", secret)
+		}
+	}
+}
+
+func toString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
+}
+
+func TestWindowsAcrossMidnightAndNextOpen(t *testing.T) {
+	w, _ := ParseWindow("07:00-22:00")
+	zone := time.FixedZone("ICT", 7*3600)
+	late := time.Date(2026, 11, 24, 23, 30, 0, 0, zone)
+	if w.Contains(late) {
+		t.Error("23:30 is inside 07:00-22:00")
+	}
+	if got := w.NextOpen(late); !got.Equal(time.Date(2026, 11, 25, 7, 0, 0, 0, zone)) {
+		t.Errorf("next open after 23:30 = %v", got)
+	}
+	night, _ := ParseWindow("22:00-06:00")
+	if !night.Contains(late) || night.Contains(time.Date(2026, 11, 24, 12, 0, 0, 0, zone)) {
+		t.Error("a window across midnight is wrong")
+	}
+	always, _ := ParseWindow("00:00-24:00")
+	if !always.Always() || !always.Contains(late) {
+		t.Error("00:00-24:00 is not always open")
+	}
+}
