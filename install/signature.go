@@ -40,16 +40,16 @@ func (e *AuthError) Unwrap() error { return apperr.ErrUnauthorized }
 
 // The reasons a callback is refused before anything is read or written.
 var (
-	ErrTenantMissing     = &AuthError{"tenant_missing", "missing " + HeaderTenant + " header naming the tenant"}
-	ErrUnknownTenant     = &AuthError{"unknown_tenant", "unknown tenant in " + HeaderTenant}
-	ErrNoSecret          = &AuthError{"no_install_secret", "the tenant has no install-callback secret and no deployment-wide OUTREACH_INSTALL_SECRET is set"}
-	ErrTimestampMissing  = &AuthError{"timestamp_missing", "missing " + HeaderTimestamp + " header (UNIX seconds)"}
+	ErrTenantMissing      = &AuthError{"tenant_missing", "missing " + HeaderTenant + " header naming the tenant"}
+	ErrUnknownTenant      = &AuthError{"unknown_tenant", "unknown tenant in " + HeaderTenant}
+	ErrNoSecret           = &AuthError{"no_install_secret", "the tenant has no install-callback secret and no deployment-wide OUTREACH_INSTALL_SECRET is set"}
+	ErrTimestampMissing   = &AuthError{"timestamp_missing", "missing " + HeaderTimestamp + " header (UNIX seconds)"}
 	ErrTimestampMalformed = &AuthError{"timestamp_malformed", HeaderTimestamp + " must be UNIX seconds"}
-	ErrTimestampStale    = &AuthError{"stale_timestamp", HeaderTimestamp + " is more than 5 minutes old: refused as a replay"}
-	ErrTimestampFuture   = &AuthError{"future_timestamp", HeaderTimestamp + " is more than 5 minutes in the future: check the sender's clock"}
-	ErrSignatureMissing  = &AuthError{"signature_missing", "missing " + HeaderSignature + " header (sha256=HEX)"}
+	ErrTimestampStale     = &AuthError{"stale_timestamp", HeaderTimestamp + " is more than 5 minutes old: refused as a replay"}
+	ErrTimestampFuture    = &AuthError{"future_timestamp", HeaderTimestamp + " is more than 5 minutes in the future: check the sender's clock"}
+	ErrSignatureMissing   = &AuthError{"signature_missing", "missing " + HeaderSignature + " header (sha256=HEX)"}
 	ErrSignatureMalformed = &AuthError{"signature_malformed", HeaderSignature + " must be sha256= followed by 64 hex digits"}
-	ErrBadSignature      = &AuthError{"bad_signature", HeaderSignature + " does not match HMAC-SHA256(secret, timestamp + \".\" + body)"}
+	ErrBadSignature       = &AuthError{"bad_signature", HeaderSignature + " does not match HMAC-SHA256(secret, timestamp + \".\" + body)"}
 )
 
 // Sign returns the signature header value for body sent at timestamp (UNIX

@@ -127,4 +127,6 @@ type Enqueuer interface {
 type EnqueuerFunc func(ctx context.Context, rewardID string) error
 
 // EnqueueFulfil calls f.
-func (f EnqueuerFunc) EnqueueFulfil(ctx context.Context, rewardID string) error { return f(ctx, rewardID) }
+func (f EnqueuerFunc) EnqueueFulfil(ctx context.Context, rewardID string) error {
+	return f(ctx, rewardID)
+}

@@ -48,12 +48,13 @@ type ImportResult struct {
 // uploading a bare list of numbers never wipes what is known about them.
 type Importer struct {
 	Store Store
-	// BatchSize is the number of rows per store call; default 5000.
+	// BatchSize is the number of rows per store call; 0 means what the
+	// store asks for (UpsertTuning), else 5000.
 	BatchSize int
 	// MaxErrors is how many rejected rows are reported; default 100.
 	MaxErrors int
-	// Writers is how many batches are written at once; 0 asks the store
-	// (UpsertWriters), else 1.
+	// Writers is how many batches are written at once; 0 means what the
+	// store asks for (UpsertTuning), else 1.
 	Writers int
 }
 
@@ -85,9 +86,21 @@ type attrColumn struct {
 // a read or store error stops the import and is returned with the counts
 // of the batches already written.
 func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, list string) (ImportResult, error) {
-	batchSize, maxErrors := im.BatchSize, im.MaxErrors
+	batchSize, writers, maxErrors := im.BatchSize, im.Writers, im.MaxErrors
+	if t, ok := im.Store.(UpsertTuning); ok {
+		b, w := t.UpsertTuning()
+		if batchSize <= 0 {
+			batchSize = b
+		}
+		if writers <= 0 {
+			writers = w
+		}
+	}
 	if batchSize <= 0 {
 		batchSize = defaultBatchSize
+	}
+	if writers <= 0 {
+		writers = 1
 	}
 	if maxErrors <= 0 {
 		maxErrors = defaultMaxErrors
@@ -117,26 +130,26 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 		header, err = cr.Read()
 	}
 	if errors.Is(err, io.EOF) {
-		return res, apperr.FieldErrors{"header": "the file is empty: want a header row such as msisdn,region,locale"}
+		return ImportResult{Errors: []RowError{}}, apperr.FieldErrors{"header": "the file is empty: want a header row such as msisdn,region,locale"}
 	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return res, apperr.FieldErrors{"header": fmt.Sprintf("line %d: %v", pe.StartLine, pe.Err)}
+		return ImportResult{Errors: []RowError{}}, apperr.FieldErrors{"header": fmt.Sprintf("line %d: %v", pe.StartLine, pe.Err)}
 	}
 	if err != nil {
-		return res, fmt.Errorf("import: read header: %w", err)
+		return ImportResult{Errors: []RowError{}}, fmt.Errorf("import: read header: %w", err)
 	}
 	// A line the guard rejected before the header was the header itself.
 	if headerLine, _ := cr.FieldPos(0); len(res.Errors) > 0 && res.Errors[0].Line < headerLine {
-		return res, apperr.FieldErrors{"header": fmt.Sprintf("line %d: %s", res.Errors[0].Line, res.Errors[0].Reason)}
+		return ImportResult{Errors: []RowError{}}, apperr.FieldErrors{"header": fmt.Sprintf("line %d: %s", res.Errors[0].Line, res.Errors[0].Reason)}
 	}
 	cols, err := parseHeader(header)
 	if err != nil {
-		return res, err
+		return ImportResult{Errors: []RowError{}}, err
 	}
 
 	norm := newMSISDNCache()
-	w := im.startWriters(ctx, tenantID, list, batchSize)
+	w := im.startWriters(ctx, tenantID, list, batchSize, writers)
 	finish := func(err error) (ImportResult, error) {
 		up, werr := w.close()
 		res.Imported += up.Inserted
@@ -205,11 +218,12 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 	return finish(nil)
 }
 
-// UpsertWriters is implemented by a store that writes disjoint batches
-// faster side by side than one after the other (PostgreSQL: one backend,
-// one CPU per batch); it answers how many to run at once.
-type UpsertWriters interface {
-	UpsertWriters() int
+// UpsertTuning is implemented by a store whose bulk upsert runs best with
+// other settings than the Importer's defaults. It answers the rows per
+// batch and how many batches to write at once (disjoint batches side by
+// side); 0 keeps the default. The Importer's own fields win over both.
+type UpsertTuning interface {
+	UpsertTuning() (batchSize, writers int)
 }
 
 // writers fans rows out to lanes by a hash of the MSISDN. Each lane has
@@ -234,14 +248,7 @@ type lane struct {
 	ch    chan []Row
 }
 
-func (im *Importer) startWriters(ctx context.Context, tenantID, list string, size int) *writers {
-	n := im.Writers
-	if n <= 0 {
-		n = 1
-		if uw, ok := im.Store.(UpsertWriters); ok && uw.UpsertWriters() > 0 {
-			n = uw.UpsertWriters()
-		}
-	}
+func (im *Importer) startWriters(ctx context.Context, tenantID, list string, size, n int) *writers {
 	w := &writers{size: size}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	for range n {

@@ -212,6 +212,38 @@ Bình",,DN,`,
 		}
 	})
 
+	t.Run("with several writers the rows of one number still apply in file order", func(t *testing.T) {
+		t.Parallel()
+		s, tid := newImportStore(t)
+		var b strings.Builder
+		b.WriteString("msisdn,region,step\n")
+		for i := range 200 {
+			fmt.Fprintf(&b, "09123456%02d,R%d,%d\n", i%10, i, i)
+		}
+		res := runImport(t, &subscriber.Importer{Store: s, BatchSize: 3, Writers: 4}, tid, b.String(), "")
+		if res.Imported != 10 || res.Updated != 190 {
+			t.Fatalf("result = %+v, want 10 imported, 190 updated", res)
+		}
+		for i := 190; i < 200; i++ {
+			m := fmt.Sprintf("+849123456%02d", i%10)
+			sub, err := s.GetSubscriber(ctx, tid, m)
+			if err != nil || sub.Region != fmt.Sprintf("R%d", i) || sub.Attributes["step"] != fmt.Sprint(i) {
+				t.Fatalf("%s = %+v, %v; want the last row of the file, R%d", m, sub, err, i)
+			}
+		}
+	})
+
+	t.Run("a cancelled context stops the import with its error", func(t *testing.T) {
+		t.Parallel()
+		s, tid := newImportStore(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := (&subscriber.Importer{Store: s, BatchSize: 10}).Import(cctx, tid, subscriber.SyntheticCSV(100, 1), "")
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Import = %v, want context.Canceled", err)
+		}
+	})
+
 	t.Run("a synthetic base of distinct valid numbers lands in many batches", func(t *testing.T) {
 		t.Parallel()
 		s, tid := newImportStore(t)
@@ -240,10 +272,11 @@ func TestImportNormalisesEveryNumberAsNormalizeMSISDN(t *testing.T) {
 	// must agree with the full parse on each.
 	var raws []string
 	for p := 0; p < 1000; p++ {
-		for _, nsn := range []string{
-			fmt.Sprintf("%03d123456", p), fmt.Sprintf("%03d1234567", p), fmt.Sprintf("%03d12345", p),
-			fmt.Sprintf("%03d765432", p), fmt.Sprintf("%03d7654321", p),
-		} {
+		nsns := []string{fmt.Sprintf("%03d123456", p), fmt.Sprintf("%03d7654321", p)}
+		if p%10 == 0 {
+			nsns = append(nsns, fmt.Sprintf("%03d1234567", p), fmt.Sprintf("%03d12345", p), fmt.Sprintf("%03d765432", p))
+		}
+		for _, nsn := range nsns {
 			raws = append(raws, "0"+nsn, "84"+nsn, "+84"+nsn)
 		}
 	}

@@ -273,10 +273,15 @@ func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberID
 	return nil
 }
 
-// AudiencePage walks the audience by keyset on the subscriber id. With a
-// list it walks the list's members (their primary key is ordered by
-// subscriber id) and joins the subscribers; else it walks the tenant's
-// subscribers and lets the planner pick the index.
+// AudiencePage walks the audience by keyset on the subscriber id.
+//
+// Every page must come from an ordered walk (an index in id order, filtered)
+// and never from collecting every match past the cursor and sorting it: that
+// would make a fan-out of n subscribers cost n²/limit. The planner cannot
+// estimate an attribute filter, and it sorts an index range of several
+// regions, so the page is planned with sorting disabled; it then walks the
+// primary key, the (tenant_id, region, id) or (tenant_id, installed, id)
+// index, or a list's members, all in id order, and stops at limit.
 func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -298,16 +303,13 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 			` AND subscriber_id > ` + arg(afterID) + ` ORDER BY subscriber_id LIMIT ` + arg(limit))
 	} else {
 		a := c.Audience
-		order := "s.id"
+		tenant, after := arg(c.TenantID), arg(afterID)
 		if a.List != "" {
-			order = "m.subscriber_id"
-			tenant := arg(c.TenantID)
 			q.WriteString(`SELECT s.id FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
 				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ` + tenant + ` AND name = ` + arg(a.List) + `)
-				AND m.subscriber_id > ` + arg(afterID) + ` AND s.tenant_id = ` + tenant)
+				AND m.subscriber_id > ` + after + ` AND s.id > ` + after + ` AND s.tenant_id = ` + tenant)
 		} else {
-			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ` + arg(c.TenantID) +
-				` AND s.id > ` + arg(afterID))
+			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ` + tenant + ` AND s.id > ` + after)
 		}
 		switch len(a.Regions) {
 		case 0:
@@ -327,14 +329,16 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		for _, k := range keys {
 			q.WriteString(` AND s.attributes ->> ` + arg(k) + ` = ` + arg(a.Attributes[k]))
 		}
-		q.WriteString(` ORDER BY ` + order + ` LIMIT ` + arg(limit))
+		q.WriteString(` ORDER BY s.id LIMIT ` + arg(limit))
 	}
-	rows, err := s.pool.Query(ctx, q.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: audience page: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+	var ids []int64
+	b := &pgx.Batch{}
+	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {
+		var err error
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
+	if err := s.sendBatch(ctx, noSort, b); err != nil {
 		return nil, fmt.Errorf("postgres: audience page: %w", err)
 	}
 	return ids, nil

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -39,10 +42,11 @@ func statusRankSQL(expr string) string {
 }
 
 // deliveryColumns are what scanDelivery reads, qualified by the alias d.
-const deliveryColumns = `d.id, d.tenant_id, d.campaign_id::text, d.subscriber_id, d.channel, d.status,
-	COALESCE(d.skip_reason, ''), COALESCE(d.provider, ''), COALESCE(d.provider_message_id, ''),
-	COALESCE(d.error_code, ''), d.attempts, d.segments, COALESCE(d.referral_code, ''),
-	d.created_at, d.updated_at, d.sent_at`
+const deliveryColumns = `d.id, d.tenant_id, d.campaign_id::text AS campaign_id, d.subscriber_id,
+	d.channel, d.status, COALESCE(d.skip_reason, '') AS skip_reason,
+	COALESCE(d.provider, '') AS provider, COALESCE(d.provider_message_id, '') AS provider_message_id,
+	COALESCE(d.error_code, '') AS error_code, d.attempts, d.segments,
+	COALESCE(d.referral_code, '') AS referral_code, d.created_at, d.updated_at, d.sent_at`
 
 // scanDelivery reads deliveryColumns, then extra.
 func scanDelivery(r pgx.Row, extra ...any) (campaign.Delivery, error) {
@@ -61,9 +65,9 @@ func scanDelivery(r pgx.Row, extra ...any) (campaign.Delivery, error) {
 	return d, nil
 }
 
-// deliveryStage is the per-connection temporary table InsertDeliveries COPYs
-// a batch into; ON COMMIT DELETE ROWS empties it after each transaction, so
-// it is created once per connection, not per batch.
+// deliveryStage is the per-connection temporary table the slow path of
+// InsertDeliveries COPYs a batch into; ON COMMIT DELETE ROWS empties it
+// after each transaction, so it is created once per connection.
 const deliveryStage = "delivery_insert_stage"
 
 const createDeliveryStage = `CREATE TEMP TABLE IF NOT EXISTS ` + deliveryStage + ` (
@@ -71,9 +75,16 @@ const createDeliveryStage = `CREATE TEMP TABLE IF NOT EXISTS ` + deliveryStage +
 	referral_code text
 ) ON COMMIT DELETE ROWS`
 
-// InsertDeliveries writes pending deliveries in bulk: COPY into a staging
-// table, then one INSERT … SELECT … ON CONFLICT DO NOTHING, whose row count
-// is the number of new deliveries.
+var deliveryCopyColumns = []string{"tenant_id", "campaign_id", "subscriber_id", "channel", "status",
+	"referral_code", "kind_marketing", "created_at", "updated_at"}
+
+// InsertDeliveries writes pending deliveries in bulk. Fan-out only moves
+// forward, so a batch is almost always entirely new: the fast path COPYs it
+// straight into deliveries (heap multi-insert, no staging, no speculative
+// insertion) in one transaction. If any row already exists the COPY fails
+// whole with a unique violation, and the batch goes the slow way: COPY into
+// a staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING, whose row
+// count is the number of new deliveries.
 func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch campaign.Channel, ds []campaign.NewDelivery) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
@@ -82,25 +93,68 @@ func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch ca
 	if !ok {
 		return 0, apperr.NotFound("campaign")
 	}
-	tx, err := s.pool.Begin(ctx)
+	// In subscriber order: the indexes are filled left to right and
+	// concurrent writers of one campaign take their locks in one order.
+	ds = slices.Clone(ds)
+	slices.SortFunc(ds, func(a, b campaign.NewDelivery) int { return cmp.Compare(a.SubscriberID, b.SubscriberID) })
+	now := nowMicro()
+	n, err := s.copyDeliveries(ctx, c, key, ch, ds, now)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		n, err = s.stageDeliveries(ctx, c, key, ch, ds, now)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("postgres: insert deliveries: %w", err)
 	}
+	return n, nil
+}
+
+func (s *Store) copyDeliveries(ctx context.Context, c campaign.Campaign, key string, ch campaign.Channel, ds []campaign.NewDelivery, now time.Time) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	campaignID, err := uuid.Parse(key)
+	if err != nil {
+		return 0, err
+	}
+	marketing := c.Kind.Marketing()
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"deliveries"}, deliveryCopyColumns,
+		pgx.CopyFromSlice(len(ds), func(i int) ([]any, error) {
+			var ref any
+			if ds[i].ReferralCode != "" {
+				ref = ds[i].ReferralCode
+			}
+			return []any{c.TenantID, campaignID, ds[i].SubscriberID, string(ch), "pending", ref, marketing, now, now}, nil
+		}))
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+func (s *Store) stageDeliveries(ctx context.Context, c campaign.Campaign, key string, ch campaign.Channel, ds []campaign.NewDelivery, now time.Time) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, createDeliveryStage); err != nil {
-		return 0, fmt.Errorf("postgres: insert deliveries: stage: %w", err)
+		return 0, fmt.Errorf("stage: %w", err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{deliveryStage}, []string{"subscriber_id", "referral_code"},
 		pgx.CopyFromSlice(len(ds), func(i int) ([]any, error) {
-			d := &ds[i]
-			if d.ReferralCode == "" {
-				return []any{d.SubscriberID, nil}, nil
+			if ds[i].ReferralCode == "" {
+				return []any{ds[i].SubscriberID, nil}, nil
 			}
-			return []any{d.SubscriberID, d.ReferralCode}, nil
+			return []any{ds[i].SubscriberID, ds[i].ReferralCode}, nil
 		})); err != nil {
-		return 0, fmt.Errorf("postgres: insert deliveries: copy: %w", err)
+		return 0, fmt.Errorf("copy: %w", err)
 	}
-	now := nowMicro()
 	tag, err := tx.Exec(ctx, `INSERT INTO deliveries (tenant_id, campaign_id, subscriber_id, channel,
 			status, referral_code, kind_marketing, created_at, updated_at)
 		SELECT $1, $2, subscriber_id, $3, 'pending', referral_code, $4, $5, $5
@@ -108,182 +162,181 @@ func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch ca
 		ON CONFLICT DO NOTHING`,
 		c.TenantID, key, string(ch), c.Kind.Marketing(), now)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: insert deliveries: %w", err)
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("postgres: insert deliveries: commit: %w", err)
+		return 0, err
 	}
 	return int(tag.RowsAffected()), nil
 }
 
+// Plans. Deliveries is partitioned and its statistics lag behind fan-out (a
+// campaign of millions may be planned as if it had a handful of rows), so
+// the hot statements are written to have one sensible plan whatever the
+// estimates:
+//   - a claim or an outcome is one statement per delivery on the full
+//     primary key (a unique, all-equality look-up no estimate can beat),
+//     pipelined in one round trip and one transaction, with cached generic
+//     plans (genericPlans): a custom plan of a statement on the partitioned
+//     table is planned afresh at every execution, and the plan cache keeps
+//     choosing custom plans because the generic one's cost counts all
+//     sixteen partitions, though it prunes to one when it starts;
+//   - an array condition (subscriber_id = ANY) only on an index's leading
+//     column, never on a later one, where the planner may prefer to filter
+//     a whole campaign's range;
+//   - pages in keyset order are planned with sorting disabled (noSort), so
+//     they always walk an index in order and stop at the limit, instead of
+//     collecting and sorting everything past the cursor.
+var (
+	genericPlans = []string{`SET LOCAL plan_cache_mode = force_generic_plan`}
+	noSort       = []string{`SET LOCAL enable_sort = off`}
+)
+
+// sendBatch runs b in one round trip inside one transaction, after the
+// given SET LOCAL statements.
+func (s *Store) sendBatch(ctx context.Context, settings []string, b *pgx.Batch) error {
+	tb := &pgx.Batch{}
+	tb.Queue(`BEGIN`)
+	for _, set := range settings {
+		tb.Queue(set)
+	}
+	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
+	tb.Queue(`COMMIT`)
+	return s.pool.SendBatch(ctx, tb).Close()
+}
+
+const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $4
+	WHERE campaign_id = $1 AND subscriber_id = $2 AND channel = $3 AND status = 'pending'
+	RETURNING ` + deliveryColumns
+
 // ClaimDeliveries moves the pending ones among the given deliveries to
-// sending and returns them with their subscribers and devices. The claim
-// and the devices query go in one round trip.
+// sending and returns them with their subscribers and devices, in one round
+// trip: a claim per delivery, then the subscribers and their devices by
+// primary key and by the devices' leading column.
 func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) ([]campaign.Recipient, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok || len(subscriberIDs) == 0 {
 		return nil, nil
 	}
 	ids := slices.Clone(subscriberIDs)
-	slices.Sort(ids) // rows are locked in index order: the same order for every claimer
+	slices.Sort(ids) // every claimer locks rows in the same order
 	ids = slices.Compact(ids)
 
+	var (
+		out  []campaign.Recipient
+		subs = make(map[int64]campaign.Recipient, len(ids))
+		devs = map[int64][]subscriber.Device{}
+		now  = nowMicro()
+	)
 	b := &pgx.Batch{}
-	var out []campaign.Recipient
-	b.Queue(`WITH d AS (
-			UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $4
-			WHERE campaign_id = $1 AND channel = $2 AND subscriber_id = ANY($3) AND status = 'pending'
-			RETURNING *
+	for _, id := range ids {
+		b.Queue(claimSQL, key, id, string(ch), now).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				d, err := scanDelivery(rows)
+				if err != nil {
+					return err
+				}
+				out = append(out, campaign.Recipient{Delivery: d})
+			}
+			return rows.Err()
+		})
+	}
+	b.Queue(`SELECT id, msisdn, region, locale, attributes, opted_out FROM subscribers
+		WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+		var (
+			id int64
+			r  campaign.Recipient
 		)
-		SELECT `+deliveryColumns+`, COALESCE(s.msisdn, ''), COALESCE(s.region, ''),
-			COALESCE(s.locale, ''), s.attributes, COALESCE(s.opted_out, false)
-		FROM d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		ORDER BY d.subscriber_id`,
-		key, string(ch), ids, nowMicro()).Query(func(rows pgx.Rows) error {
-		var err error
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.Recipient, error) {
-			var (
-				rc     campaign.Recipient
-				msisdn string
-				err    error
-			)
-			rc.Delivery, err = scanDelivery(r, &msisdn, &rc.Region, &rc.Locale, &rc.Attributes, &rc.OptedOut)
-			rc.MSISDN = msisdn
-			return rc, err
+		_, err := pgx.ForEachRow(rows, []any{&id, &r.MSISDN, &r.Region, &r.Locale, &r.Attributes, &r.OptedOut}, func() error {
+			subs[id] = r
+			r.Attributes = nil // the next row unmarshals into a new map
+			return nil
 		})
 		return err
 	})
-	type device struct {
-		id  int64
-		dev subscriber.Device
-	}
-	var devices []device
 	b.Queue(`SELECT subscriber_id, platform, token, created_at FROM devices
 		WHERE subscriber_id = ANY($1) ORDER BY subscriber_id, created_at, token`, ids).
 		Query(func(rows pgx.Rows) error {
-			var err error
-			devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (device, error) {
-				var d device
-				err := r.Scan(&d.id, &d.dev.Platform, &d.dev.Token, &d.dev.CreatedAt)
-				d.dev.CreatedAt = d.dev.CreatedAt.UTC()
-				return d, err
+			var (
+				id  int64
+				dev subscriber.Device
+			)
+			_, err := pgx.ForEachRow(rows, []any{&id, &dev.Platform, &dev.Token, &dev.CreatedAt}, func() error {
+				dev.CreatedAt = dev.CreatedAt.UTC()
+				devs[id] = append(devs[id], dev)
+				return nil
 			})
 			return err
 		})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.sendBatch(ctx, genericPlans, b); err != nil {
 		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
 	}
 	if len(out) == 0 {
 		return nil, nil
 	}
-	at := make(map[int64]int, len(out))
-	for i, r := range out {
-		at[r.SubscriberID] = i
-	}
-	for _, d := range devices {
-		if i, ok := at[d.id]; ok {
-			out[i].Devices = append(out[i].Devices, d.dev)
+	for i := range out {
+		r := &out[i]
+		if sub, ok := subs[r.SubscriberID]; ok {
+			r.MSISDN, r.Region, r.Locale, r.Attributes, r.OptedOut = sub.MSISDN, sub.Region, sub.Locale, sub.Attributes, sub.OptedOut
 		}
+		r.Devices = devs[r.SubscriberID]
 	}
 	return out, nil
 }
 
-// recordOutcomesSQL updates one campaign's deliveries on one channel from
-// arrays (one element per outcome). An outcome lands only on a delivery
-// that is not final yet (pending, sending or unknown): a late or repeated
-// worker cannot overwrite a result or a receipt.
-const recordOutcomesSQL = `UPDATE deliveries d SET
-		status = o.status,
-		skip_reason = NULLIF(o.skip_reason, ''),
-		provider = COALESCE(NULLIF(o.provider, ''), d.provider),
-		provider_message_id = COALESCE(NULLIF(o.message_id, ''), d.provider_message_id),
-		error_code = NULLIF(o.error_code, ''),
-		segments = CASE WHEN o.segments > 0 THEN o.segments ELSE d.segments END,
-		updated_at = o.at,
-		sent_at = CASE WHEN o.status IN ('sent', 'unknown') THEN o.at ELSE d.sent_at END
-	FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-		$9::smallint[], $10::timestamptz[])
-		AS o(subscriber_id, status, skip_reason, provider, message_id, error_code, segments, at)
-	WHERE d.campaign_id = $1 AND d.channel = $2 AND d.subscriber_id = o.subscriber_id
-	AND d.status IN ('pending', 'sending', 'unknown')`
+// recordOutcomeSQL writes one outcome. It lands only on a delivery that is
+// not final yet (pending, sending or unknown): a late or repeated worker
+// cannot overwrite a result or a receipt.
+const recordOutcomeSQL = `UPDATE deliveries SET
+		status = $4,
+		skip_reason = NULLIF($5, ''),
+		provider = COALESCE(NULLIF($6, ''), provider),
+		provider_message_id = COALESCE(NULLIF($7, ''), provider_message_id),
+		error_code = NULLIF($8, ''),
+		segments = CASE WHEN $9::smallint > 0 THEN $9 ELSE segments END,
+		updated_at = $10,
+		sent_at = CASE WHEN $4 IN ('sent', 'unknown') THEN $10 ELSE sent_at END
+	WHERE campaign_id = $1 AND subscriber_id = $2 AND channel = $3
+	AND status IN ('pending', 'sending', 'unknown')`
 
-// RecordOutcomes writes send results in one round trip and one transaction:
-// one array-driven UPDATE per campaign and channel (a send task's batch is
-// one of each), so each statement reaches one partition.
+// RecordOutcomes writes send results in one round trip and one transaction,
+// in key order so that concurrent writers lock rows in the same order.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
 	if len(outs) == 0 {
 		return nil
-	}
-	type group struct {
-		campaign string
-		channel  campaign.Channel
 	}
 	sorted := slices.Clone(outs)
 	slices.SortStableFunc(sorted, func(a, b campaign.Outcome) int {
 		if c := strings.Compare(a.CampaignID, b.CampaignID); c != 0 {
 			return c
 		}
-		if c := strings.Compare(string(a.Channel), string(b.Channel)); c != 0 {
+		if c := cmp.Compare(a.SubscriberID, b.SubscriberID); c != 0 {
 			return c
 		}
-		return int(min(max(a.SubscriberID-b.SubscriberID, -1), 1))
+		return strings.Compare(string(a.Channel), string(b.Channel))
 	})
 	now := nowMicro()
 	b := &pgx.Batch{}
-	for start := 0; start < len(sorted); {
-		g := group{sorted[start].CampaignID, sorted[start].Channel}
-		end := start
-		for end < len(sorted) && sorted[end].CampaignID == g.campaign && sorted[end].Channel == g.channel {
-			end++
-		}
-		part := sorted[start:end]
-		start = end
-		key, ok := campaignKey(g.campaign)
+	for _, o := range sorted {
+		key, ok := campaignKey(o.CampaignID)
 		if !ok {
 			continue
 		}
-		var (
-			ids                                          = make([]int64, len(part))
-			statuses, skips, providers, msgIDs, errCodes = make([]string, len(part)), make([]string, len(part)), make([]string, len(part)), make([]string, len(part)), make([]string, len(part))
-			segments                                     = make([]int16, len(part))
-			ats                                          = make([]time.Time, len(part))
-		)
-		for i, o := range part {
-			ids[i] = o.SubscriberID
-			statuses[i] = string(o.Status)
-			if o.Status == campaign.StatusSkipped {
-				skips[i] = string(o.SkipReason)
-			}
-			providers[i], msgIDs[i], errCodes[i] = o.Provider, o.ProviderMessageID, o.ErrorCode
-			segments[i] = int16(min(o.Segments, 32767))
-			ats[i] = o.At
-			if o.At.IsZero() {
-				ats[i] = now
-			}
+		at := o.At
+		if at.IsZero() {
+			at = now
 		}
-		b.Queue(recordOutcomesSQL, key, string(g.channel), ids, statuses, skips, providers, msgIDs,
-			errCodes, segments, ats)
+		var skip string
+		if o.Status == campaign.StatusSkipped {
+			skip = string(o.SkipReason)
+		}
+		b.Queue(recordOutcomeSQL, key, o.SubscriberID, string(o.Channel), string(o.Status), skip,
+			o.Provider, o.ProviderMessageID, o.ErrorCode, int16(min(o.Segments, 32767)), at)
 	}
 	if b.Len() == 0 {
 		return nil
 	}
-	if b.Len() > 1 {
-		// A batch of several statements is one implicit transaction only
-		// without an explicit one around it; make it explicit anyway.
-		tx, err := s.pool.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: record outcomes: %w", err)
-		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("postgres: record outcomes: %w", err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("postgres: record outcomes: %w", err)
-		}
-		return nil
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.sendBatch(ctx, genericPlans, b); err != nil {
 		return fmt.Errorf("postgres: record outcomes: %w", err)
 	}
 	return nil
@@ -329,15 +382,18 @@ func (s *Store) UnfinishedPage(ctx context.Context, campaignID string, ch campai
 	if !olderThan.IsZero() {
 		older = olderThan
 	}
-	rows, err := s.pool.Query(ctx, `SELECT subscriber_id FROM deliveries
+	var ids []int64
+	b := &pgx.Batch{}
+	b.Queue(`SELECT subscriber_id FROM deliveries
 		WHERE campaign_id = $1 AND channel = $2 AND status IN ('pending', 'sending')
 		AND subscriber_id > $3 AND ($4::timestamptz IS NULL OR updated_at < $4)
-		ORDER BY subscriber_id LIMIT $5`, key, string(ch), afterID, older, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: unfinished page: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+		ORDER BY subscriber_id LIMIT $5`, key, string(ch), afterID, older, limit).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
+		})
+	if err := s.sendBatch(ctx, noSort, b); err != nil {
 		return nil, fmt.Errorf("postgres: unfinished page: %w", err)
 	}
 	return ids, nil
@@ -458,8 +514,8 @@ func (s *Store) DeliveryCounts(ctx context.Context, tenantID, campaignID string)
 
 // ListDeliveries pages a campaign's deliveries by id, with each one's
 // MSISDN. Each status is an ordered range of the (campaign_id, status, id)
-// index; without a filter the ranges are merged and the page taken from
-// the merge.
+// index; without a filter the ranges are merged (a Merge Append of at most
+// limit rows each) and the page taken from the merge.
 func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string, status campaign.Status, afterID int64, limit int) ([]campaign.Delivery, error) {
 	if limit <= 0 {
 		limit = 100
@@ -473,33 +529,33 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 		statuses = []campaign.Status{status}
 	}
 	var q strings.Builder
-	q.WriteString(`SELECT ` + deliveryColumns + `, COALESCE(s.msisdn, '') FROM (`)
+	q.WriteString(`SELECT page.*, COALESCE((SELECT msisdn FROM subscribers WHERE id = page.subscriber_id), '')
+		FROM (`)
 	for i := range statuses {
 		if i > 0 {
 			q.WriteString(` UNION ALL `)
 		}
-		fmt.Fprintf(&q, `SELECT * FROM (SELECT id, status FROM deliveries
-			WHERE campaign_id = $1 AND status = $%d AND id > $2 ORDER BY id LIMIT $3) AS s%d`, i+4, i)
+		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+deliveryColumns+` FROM deliveries AS d
+			WHERE d.campaign_id = $1 AND d.status = $%d AND d.id > $2 ORDER BY d.id LIMIT $3) AS s%d`, i+4, i)
 	}
-	q.WriteString(` ORDER BY id LIMIT $3) AS page
-		JOIN deliveries d ON d.campaign_id = $1 AND d.status = page.status AND d.id = page.id
-		LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		ORDER BY d.id`)
+	q.WriteString(` ORDER BY id LIMIT $3) AS page ORDER BY page.id`)
 	args := []any{key, afterID, limit}
 	for _, st := range statuses {
 		args = append(args, string(st))
 	}
-	rows, err := s.pool.Query(ctx, q.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.Delivery, error) {
-		var msisdn string
-		d, err := scanDelivery(r, &msisdn)
-		d.MSISDN = msisdn
-		return d, err
+	var out []campaign.Delivery
+	b := &pgx.Batch{}
+	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.Delivery, error) {
+			var msisdn string
+			d, err := scanDelivery(r, &msisdn)
+			d.MSISDN = msisdn
+			return d, err
+		})
+		return err
 	})
-	if err != nil {
+	if err := s.sendBatch(ctx, noSort, b); err != nil {
 		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
 	}
 	return out, nil

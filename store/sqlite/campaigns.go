@@ -335,6 +335,14 @@ func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberID
 }
 
 // AudiencePage walks the audience by keyset on the subscriber id.
+//
+// Every page must come from an ordered walk (an index in id order, filtered)
+// and never from collecting every match past the cursor and sorting it: that
+// would make a fan-out of n subscribers cost n²/limit. Without statistics
+// SQLite prefers any index with an equality, then sorts, so the query says
+// which walk to take: a list's members (CROSS JOIN fixes the join order),
+// the (tenant_id, region, id) index for one region, the (tenant_id,
+// installed, id) index, or else the rowid itself (NOT INDEXED).
 func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -351,19 +359,28 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 	} else {
 		a := c.Audience
 		order := "s.id"
-		if a.List != "" {
+		switch {
+		case a.List != "":
 			order = "m.subscriber_id"
-			// Walk the list's members in order and join their subscribers.
-			q.WriteString(`SELECT s.id FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
+			q.WriteString(`SELECT s.id FROM list_members m CROSS JOIN subscribers s ON s.id = m.subscriber_id
 				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ? AND name = ?)
 				AND m.subscriber_id > ? AND s.tenant_id = ?`)
 			args = append(args, c.TenantID, a.List, afterID, c.TenantID)
-		} else {
+		case len(a.Regions) == 1 || a.Installed != nil:
 			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ? AND s.id > ?`)
 			args = append(args, c.TenantID, afterID)
+		default:
+			q.WriteString(`SELECT s.id FROM subscribers s NOT INDEXED WHERE s.tenant_id = ? AND s.id > ?`)
+			args = append(args, c.TenantID, afterID)
 		}
-		if len(a.Regions) > 0 {
-			q.WriteString(` AND s.region IN (SELECT value FROM json_each(?))`)
+		switch len(a.Regions) {
+		case 0:
+		case 1:
+			q.WriteString(` AND s.region = ?`)
+			args = append(args, a.Regions[0])
+		default:
+			// unary +: a filter, never an index (whose ranges would need a sort)
+			q.WriteString(` AND +s.region IN (SELECT value FROM json_each(?))`)
 			args = append(args, stringsJSON(a.Regions))
 		}
 		if a.Installed != nil {

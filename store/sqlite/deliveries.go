@@ -130,7 +130,9 @@ func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch ca
 }
 
 // ClaimDeliveries moves the pending ones among the given deliveries to
-// sending and returns them with their subscribers and devices.
+// sending and returns them with their subscribers and devices. The unary +
+// keeps the planner on the unique key (one look-up per id) rather than the
+// (campaign_id, status) index, which would scan every pending delivery.
 func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) ([]campaign.Recipient, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok || len(subscriberIDs) == 0 {
@@ -138,7 +140,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 	}
 	rows, err := s.db.QueryContext(ctx, `UPDATE deliveries
 		SET status = 'sending', attempts = attempts + 1, updated_at = ?
-		WHERE campaign_id = ? AND channel = ? AND status = 'pending'
+		WHERE campaign_id = ? AND channel = ? AND +status = 'pending'
 		AND subscriber_id IN (SELECT value FROM json_each(?))
 		RETURNING `+deliveryColumns,
 		stamp(nowMicro()), key, string(ch), int64sJSON(subscriberIDs))

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/install"
+	"outreach/internal/apperr"
+	"outreach/reward"
+	"outreach/tenant"
+)
+
+// InstallDeps is what the install, reward, report and install-link routes
+// need. Installs is required; Ledger serves GET /v1/rewards (absent: 404).
+type InstallDeps struct {
+	Installs *install.Service
+	Ledger   *reward.Ledger
+	// AdoptionTarget is the national install target
+	// (OUTREACH_ADOPTION_TARGET).
+	AdoptionTarget int64
+	// StoreURL is where GET /i/{code} sends the subscriber
+	// (OUTREACH_INSTALL_STORE_URL).
+	StoreURL string
+	// MaxCallbackBytes limits an install callback's body (default
+	// install.MaxBodyBytes, 16 KiB).
+	MaxCallbackBytes int64
+}
+
+// RegisterInstallRoutes adds POST /v1/installs (signed, no API key),
+// GET /v1/rewards and GET /v1/reports/adoption (viewer) and GET /i/:code
+// (public). Call it from Deps.Extra.
+func RegisterInstallRoutes(r *gin.Engine, auth AuthFunc, d InstallDeps) {
+	if d.MaxCallbackBytes <= 0 {
+		d.MaxCallbackBytes = install.MaxBodyBytes
+	}
+	h := &installRoutes{d: d}
+	r.POST("/v1/installs", h.postInstall)
+	r.GET("/v1/rewards", auth(tenant.RoleViewer), h.listRewards)
+	r.GET("/v1/reports/adoption", auth(tenant.RoleViewer), h.adoption)
+	r.GET("/i/:code", h.link)
+}
+
+// InstallRoutes binds RegisterInstallRoutes to d, to use as Deps.Extra.
+func InstallRoutes(d InstallDeps) func(r *gin.Engine, auth AuthFunc) {
+	return func(r *gin.Engine, auth AuthFunc) { RegisterInstallRoutes(r, auth, d) }
+}
+
+type installRoutes struct{ d InstallDeps }
+
+// postInstall takes an install callback. The raw body is read once, under
+// the limit, because the signature covers its exact bytes. A callback that
+// names no known tenant, or is not signed with its secret, or is stale, is a
+// 401 with a code saying which, and nothing is written.
+func (h *installRoutes) postInstall(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.d.MaxCallbackBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			WriteError(c, err)
+			return
+		}
+		WriteError(c, &Error{Err: apperr.ErrMalformed, Message: "could not read the request body"})
+		return
+	}
+	res, err := h.d.Installs.Handle(c.Request.Context(), install.Signed{
+		Tenant:    c.GetHeader(install.HeaderTenant),
+		Timestamp: c.GetHeader(install.HeaderTimestamp),
+		Signature: c.GetHeader(install.HeaderSignature),
+		Body:      body,
+	})
+	if err != nil {
+		WriteError(c, installError(err))
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// installError gives the install package's refusals their own codes.
+func installError(err error) error {
+	var ae *install.AuthError
+	if errors.As(err, &ae) {
+		return &Error{Err: err, Code: ae.Code, Message: ae.Message}
+	}
+	var me *install.MalformedError
+	if errors.As(err, &me) {
+		if me.Field != "" {
+			return &Error{Err: err, Code: "unknown_field", Message: me.Message, Details: map[string]string{"field": me.Field}}
+		}
+		return &Error{Err: err, Message: me.Message}
+	}
+	return err
+}
+
+// queryInt reads an optional whole-number query parameter (0 when absent).
+func queryInt(c *gin.Context, name string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > 1<<53 {
+		return 0, apperr.FieldErrors{name: "must be a whole number of 0 or more"}
+	}
+	return n, nil
+}

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/internal/apperr"
+	"outreach/reward"
+)
+
+// listRewards pages the tenant's rewards: ?campaign_id=&status=&after=&limit=
+// (state= is taken for status too).
+func (h *installRoutes) listRewards(c *gin.Context) {
+	if h.d.Ledger == nil {
+		WriteError(c, &Error{Err: apperr.ErrNotFound, Message: "rewards are not enabled"})
+		return
+	}
+	p, _ := PrincipalOf(c)
+	after, err := queryInt(c, "after")
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	limit, err := queryInt(c, "limit")
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	status := c.Query("status")
+	if status == "" {
+		status = c.Query("state")
+	}
+	page, err := h.d.Ledger.List(c.Request.Context(), p.TenantID, reward.Query{
+		CampaignID: c.Query("campaign_id"), State: reward.State(status), After: after, Limit: int(limit)})
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}

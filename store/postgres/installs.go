@@ -1,0 +1,306 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"outreach/campaign"
+	"outreach/install"
+)
+
+var (
+	_ install.Store        = (*Store)(nil)
+	_ campaign.RewardStats = (*Store)(nil)
+)
+
+// installCountShards spreads a region's install count over this many rows
+// (see 0003_installs_rewards.sql).
+const installCountShards = 16
+
+// ledgerUUID normalises a uuid; ok is false when s is none (and so names
+// nothing). Installs and rewards keep their own helpers, apart from the
+// campaign files'.
+func ledgerUUID(s string) (string, bool) {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// ledgerUTCPtr returns t in UTC (pgx reads times in the local zone).
+func ledgerUTCPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// ledgerNow is the current time at the precision the database keeps.
+func ledgerNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func installShard(msisdn string) int16 {
+	h := fnv.New32a()
+	h.Write([]byte(msisdn))
+	return int16(h.Sum32() % installCountShards)
+}
+
+// InstallTarget finds one of the tenant's subscribers by number.
+func (s *Store) InstallTarget(ctx context.Context, tenantID, msisdn string) (install.Target, bool, error) {
+	t := install.Target{MSISDN: msisdn}
+	err := s.pool.QueryRow(ctx, `SELECT id, region FROM subscribers WHERE tenant_id = $1 AND msisdn = $2`,
+		tenantID, msisdn).Scan(&t.SubscriberID, &t.Region)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return install.Target{}, false, nil
+	}
+	if err != nil {
+		return install.Target{}, false, fmt.Errorf("postgres: install target: %w", err)
+	}
+	return t, true, nil
+}
+
+// AttributionByReferral finds the tenant's install-promotion delivery with
+// this referral code (any of its channels: they share campaign and
+// subscriber).
+func (s *Store) AttributionByReferral(ctx context.Context, tenantID, code string) (install.Attribution, bool, error) {
+	var a install.Attribution
+	err := s.pool.QueryRow(ctx, `SELECT d.campaign_id::text, d.subscriber_id, s.msisdn, s.region,
+			COALESCE(d.sent_at, d.created_at), c.reward
+		FROM deliveries d
+		JOIN campaigns c ON c.id = d.campaign_id
+		JOIN subscribers s ON s.id = d.subscriber_id
+		WHERE d.referral_code = $2 AND d.tenant_id = $1 AND c.kind = 'install_promotion'
+		ORDER BY d.sent_at DESC NULLS LAST
+		LIMIT 1`, tenantID, code).
+		Scan(&a.CampaignID, &a.Target.SubscriberID, &a.Target.MSISDN, &a.Target.Region, &a.SentAt, &a.Reward)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return install.Attribution{}, false, nil
+	}
+	if err != nil {
+		return install.Attribution{}, false, fmt.Errorf("postgres: attribution by referral: %w", err)
+	}
+	a.SentAt = a.SentAt.UTC()
+	return a, true, nil
+}
+
+// LastPromotion finds the most recent install-promotion message sent to
+// the subscriber within its campaign's attribution window before at. It
+// walks the (subscriber_id, sent_at) partial index of marketing sends.
+func (s *Store) LastPromotion(ctx context.Context, tenantID string, subscriberID int64, at time.Time, defaultDays int) (install.Attribution, bool, error) {
+	a := install.Attribution{Target: install.Target{SubscriberID: subscriberID}}
+	maxDays := max(campaign.MaxAttributionDays, defaultDays)
+	err := s.pool.QueryRow(ctx, `SELECT d.campaign_id::text, d.sent_at, c.reward
+		FROM deliveries d
+		JOIN campaigns c ON c.id = d.campaign_id
+		WHERE d.subscriber_id = $2 AND d.kind_marketing AND d.sent_at IS NOT NULL
+		  AND d.sent_at <= $3::timestamptz AND d.sent_at >= $3::timestamptz - make_interval(days => $5::int)
+		  AND d.tenant_id = $1 AND d.status IN ('sent', 'delivered') AND c.kind = 'install_promotion'
+		  AND d.sent_at >= $3::timestamptz - make_interval(days => COALESCE((c.reward->>'attribution_days')::int, $4::int))
+		ORDER BY d.sent_at DESC
+		LIMIT 1`, tenantID, subscriberID, at, defaultDays, maxDays).
+		Scan(&a.CampaignID, &a.SentAt, &a.Reward)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return install.Attribution{}, false, nil
+	}
+	if err != nil {
+		return install.Attribution{}, false, fmt.Errorf("postgres: last promotion: %w", err)
+	}
+	a.SentAt = a.SentAt.UTC()
+	return a, true, nil
+}
+
+// recordInstallSQL inserts an install and, when it is counted (the first
+// of its number), marks the subscriber installed and adds to the region's
+// count, all in one statement (one round trip, atomic). It returns the
+// number of rows inserted: 0 on any unique conflict.
+const recordInstallSQL = `WITH ins AS (
+	INSERT INTO installs (id, subscriber_id, installed_at, received_at, attributed_at, campaign_id,
+		duplicate, tenant_id, msisdn, device_id, platform, region, via, referral_code)
+	VALUES ($1::uuid, $2::bigint, $3::timestamptz, $4::timestamptz, $5::timestamptz, $6::uuid,
+		$7::boolean, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text)
+	ON CONFLICT DO NOTHING
+	RETURNING subscriber_id, tenant_id, region, duplicate
+), marked AS (
+	UPDATE subscribers s SET installed = true, installed_at = $3::timestamptz, updated_at = $4::timestamptz
+	FROM ins
+	WHERE NOT ins.duplicate AND s.id = ins.subscriber_id AND NOT s.installed
+	RETURNING s.id
+), counted AS (
+	INSERT INTO install_counts AS ic (tenant_id, region, shard, installs)
+	SELECT tenant_id, region, $15::smallint, 1 FROM ins WHERE NOT duplicate
+	ON CONFLICT (tenant_id, region, shard) DO UPDATE SET installs = ic.installs + 1
+	RETURNING 1
+)
+SELECT count(*) FROM ins`
+
+const installColumns = `id::text, COALESCE(subscriber_id, 0), installed_at, received_at, attributed_at,
+	COALESCE(campaign_id::text, ''), duplicate, tenant_id, msisdn, device_id, platform, region, via,
+	COALESCE(referral_code, '')`
+
+func scanInstall(r pgx.Row) (install.Install, error) {
+	var in install.Install
+	err := r.Scan(&in.ID, &in.SubscriberID, &in.InstalledAt, &in.ReceivedAt, &in.AttributedAt, &in.CampaignID,
+		&in.Duplicate, &in.TenantID, &in.MSISDN, &in.DeviceID, &in.Platform, &in.Region, &in.Via, &in.ReferralCode)
+	in.InstalledAt, in.ReceivedAt, in.AttributedAt = in.InstalledAt.UTC(), in.ReceivedAt.UTC(), ledgerUTCPtr(in.AttributedAt)
+	return in, err
+}
+
+// RecordInstall stores an install: counted, duplicate, or a replay of one
+// stored (see install.Store).
+func (s *Store) RecordInstall(ctx context.Context, in *install.Install) (install.RecordResult, error) {
+	if in.ID == "" {
+		in.ID = uuid.NewString()
+	}
+	var subID, campaignID, attributedAt, referral any
+	if in.SubscriberID != 0 {
+		subID = in.SubscriberID
+	}
+	if in.CampaignID != "" {
+		key, ok := ledgerUUID(in.CampaignID)
+		if !ok {
+			return install.RecordResult{}, fmt.Errorf("postgres: record install: campaign id %q is no uuid", in.CampaignID)
+		}
+		campaignID = key
+	}
+	if in.AttributedAt != nil {
+		attributedAt = in.AttributedAt.UTC()
+	}
+	if in.ReferralCode != "" {
+		referral = in.ReferralCode
+	}
+	in.InstalledAt = in.InstalledAt.UTC().Truncate(time.Microsecond)
+	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
+	shard := installShard(in.MSISDN)
+	for attempt := 0; attempt < 4; attempt++ {
+		for _, duplicate := range []bool{false, true} {
+			var n int
+			if err := s.pool.QueryRow(ctx, recordInstallSQL, in.ID, subID, in.InstalledAt, in.ReceivedAt, attributedAt,
+				campaignID, duplicate, in.TenantID, in.MSISDN, in.DeviceID, string(in.Platform), in.Region,
+				string(in.Via), referral, shard).Scan(&n); err != nil {
+				return install.RecordResult{}, fmt.Errorf("postgres: record install: %w", err)
+			}
+			if n == 1 {
+				in.Duplicate = duplicate
+				return install.RecordResult{}, nil
+			}
+			// A conflict: the same install stored before (a replay), or,
+			// the first time round, a counted install of the number.
+			stored, found, err := s.installByKey(ctx, in.Key())
+			if err != nil {
+				return install.RecordResult{}, err
+			}
+			if found {
+				*in = stored
+				return install.RecordResult{Replay: true}, nil
+			}
+		}
+	}
+	return install.RecordResult{}, fmt.Errorf("postgres: record install: no progress after repeated conflicts")
+}
+
+func (s *Store) installByKey(ctx context.Context, k install.ReplayKey) (install.Install, bool, error) {
+	in, err := scanInstall(s.pool.QueryRow(ctx, `SELECT `+installColumns+` FROM installs
+		WHERE tenant_id = $1 AND device_id = $2 AND msisdn = $3 AND installed_at = $4`,
+		k.TenantID, k.DeviceID, k.MSISDN, k.InstalledAt))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return install.Install{}, false, nil
+	}
+	if err != nil {
+		return install.Install{}, false, fmt.Errorf("postgres: install by key: %w", err)
+	}
+	return in, true, nil
+}
+
+// RecordClick counts a click on the install link with this code.
+func (s *Store) RecordClick(ctx context.Context, code string, at time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO link_clicks AS l (campaign_id, subscriber_id, tenant_id, clicks, first_at, last_at)
+		SELECT d.campaign_id, d.subscriber_id, d.tenant_id, 1, $2::timestamptz, $2::timestamptz
+		FROM deliveries d WHERE d.referral_code = $1
+		LIMIT 1
+		ON CONFLICT (campaign_id, subscriber_id) DO UPDATE
+		SET clicks = l.clicks + 1, last_at = GREATEST(l.last_at, EXCLUDED.last_at)`, code, at.UTC())
+	if err != nil {
+		return false, fmt.Errorf("postgres: record click: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Clicks returns a campaign's install-link clicks: links clicked at least
+// once, and clicks in all.
+func (s *Store) Clicks(ctx context.Context, tenantID, campaignID string) (links, clicks int64, err error) {
+	key, ok := ledgerUUID(campaignID)
+	if !ok {
+		return 0, 0, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT count(*), COALESCE(sum(clicks), 0)::bigint FROM link_clicks
+		WHERE campaign_id = $1 AND tenant_id = $2`, key, tenantID).Scan(&links, &clicks)
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres: clicks: %w", err)
+	}
+	return links, clicks, nil
+}
+
+// InstallCounts returns the tenant's counted installs by region.
+func (s *Store) InstallCounts(ctx context.Context, tenantID string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT region, sum(installs)::bigint FROM install_counts
+		WHERE tenant_id = $1 GROUP BY region`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: install counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var region string
+		var n int64
+		if err := rows.Scan(&region, &n); err != nil {
+			return nil, fmt.Errorf("postgres: install counts: %w", err)
+		}
+		if n != 0 {
+			out[region] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: install counts: %w", err)
+	}
+	return out, nil
+}
+
+// AddInstallCounts adds installs counted outside this engine (a backfill of
+// the app's own figures, or a fixture) to the tenant's counts by region.
+func (s *Store) AddInstallCounts(ctx context.Context, tenantID string, counts map[string]int64) error {
+	b := &pgx.Batch{}
+	for region, n := range counts {
+		b.Queue(`INSERT INTO install_counts AS ic (tenant_id, region, shard, installs) VALUES ($1, $2, 0, $3)
+			ON CONFLICT (tenant_id, region, shard) DO UPDATE SET installs = ic.installs + EXCLUDED.installs`,
+			tenantID, region, n)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("postgres: add install counts: %w", err)
+	}
+	return nil
+}
+
+// CampaignRewardStats reports a campaign's counted installs and its granted
+// rewards (campaign.RewardStats).
+func (s *Store) CampaignRewardStats(ctx context.Context, tenantID, campaignID string) (installs, granted, mb int64, err error) {
+	key, ok := ledgerUUID(campaignID)
+	if !ok {
+		return 0, 0, 0, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM installs WHERE campaign_id = $1 AND NOT duplicate AND tenant_id = $2),
+			count(*), COALESCE(sum(data_mb), 0)::bigint
+		FROM rewards WHERE campaign_id = $1 AND state = 'granted' AND tenant_id = $2`, key, tenantID).
+		Scan(&installs, &granted, &mb)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("postgres: campaign reward stats: %w", err)
+	}
+	return installs, granted, mb, nil
+}

@@ -1,0 +1,318 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"outreach/internal/apperr"
+	"outreach/reward"
+)
+
+var _ reward.Store = (*Store)(nil)
+
+const rewardColumns = `seq, id::text, install_id::text, campaign_id::text, subscriber_id, data_mb,
+	created_at, updated_at, granted_at, attempts, tenant_id, msisdn, device_id, state,
+	COALESCE(reason, ''), COALESCE(last_error, '')`
+
+func scanReward(r pgx.Row) (reward.Reward, error) {
+	var x reward.Reward
+	err := r.Scan(&x.Seq, &x.ID, &x.InstallID, &x.CampaignID, &x.SubscriberID, &x.DataMB, &x.CreatedAt,
+		&x.UpdatedAt, &x.GrantedAt, &x.Attempts, &x.TenantID, &x.MSISDN, &x.DeviceID, &x.State, &x.Reason,
+		&x.LastError)
+	x.CreatedAt, x.UpdatedAt, x.GrantedAt = x.CreatedAt.UTC(), x.UpdatedAt.UTC(), ledgerUTCPtr(x.GrantedAt)
+	return x, err
+}
+
+// createRewardSQL debits the campaign's budget and records the reward in
+// one statement, so one atomic step and one round trip. The budget row is
+// created on first use; the debit only happens while spent + data_mb stays
+// within the budget, under the row lock the upsert takes, so concurrent
+// rewards of one campaign queue on that row and can never overspend. With
+// no debit the reward is stored rejected budget_exhausted. A unique
+// conflict (the install already rewarded, or a live reward of the same
+// campaign and subscriber or of the same device) raises an error that rolls
+// the whole statement back, debit included; CreateReward then sorts it out.
+const createRewardSQL = `WITH prior AS (
+	SELECT 1 FROM rewards WHERE install_id = $4::uuid
+), debit AS (
+	INSERT INTO campaign_budgets AS b (campaign_id, tenant_id, budget_mb, spent_mb)
+	SELECT $3::uuid, $2::text, $10::bigint, $6::bigint
+	WHERE $6::bigint <= $10::bigint AND NOT EXISTS (SELECT 1 FROM prior)
+	  AND NOT EXISTS (SELECT 1 FROM campaign_budgets x
+	                  WHERE x.campaign_id = $3::uuid AND x.spent_mb + $6::bigint > x.budget_mb)
+	ON CONFLICT (campaign_id) DO UPDATE SET spent_mb = b.spent_mb + EXCLUDED.spent_mb
+	WHERE b.spent_mb + EXCLUDED.spent_mb <= b.budget_mb
+	RETURNING 1
+)
+INSERT INTO rewards (id, install_id, campaign_id, subscriber_id, data_mb, created_at, updated_at,
+	tenant_id, msisdn, device_id, state, reason)
+SELECT $1::uuid, $4::uuid, $3::uuid, $5::bigint, $6::bigint, $7::timestamptz, $7::timestamptz,
+	$2::text, $8::text, $9::text,
+	CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'pending' ELSE 'rejected' END,
+	CASE WHEN EXISTS (SELECT 1 FROM debit) THEN NULL ELSE 'budget_exhausted' END
+WHERE NOT EXISTS (SELECT 1 FROM prior)
+RETURNING ` + rewardColumns
+
+// insertRejectedSQL records a rejected reward, touching no budget; nothing
+// when the install has its reward already.
+const insertRejectedSQL = `INSERT INTO rewards (id, install_id, campaign_id, subscriber_id, data_mb,
+	created_at, updated_at, tenant_id, msisdn, device_id, state, reason)
+VALUES ($1::uuid, $4::uuid, $3::uuid, $5, $6, $7, $7, $2, $8, $9, 'rejected', $10)
+ON CONFLICT (install_id) DO NOTHING
+RETURNING ` + rewardColumns
+
+// Names of the ledger's unique indexes (0003_installs_rewards.sql).
+const (
+	rewardsInstallKey            = "rewards_install_key"
+	rewardsCampaignSubscriberKey = "rewards_campaign_subscriber_key"
+	rewardsDeviceKey             = "rewards_device_key"
+	rewardsPrimaryKey            = "rewards_pkey"
+)
+
+// CreateReward records a reward once per install, within the campaign's
+// budget and the uniqueness rules (see reward.Store).
+func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int64) (bool, error) {
+	if r.ID == "" {
+		r.ID = uuid.NewString()
+	}
+	if _, err := uuid.Parse(r.InstallID); err != nil {
+		return false, apperr.FieldErrors{"install_id": "must be an install id"}
+	}
+	key, ok := ledgerUUID(r.CampaignID)
+	if !ok {
+		return false, apperr.NotFound("campaign")
+	}
+	r.CampaignID = key
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = ledgerNow()
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		if r.State == reward.StateRejected {
+			return s.insertRejected(ctx, r)
+		}
+		stored, err := scanReward(s.pool.QueryRow(ctx, createRewardSQL, r.ID, r.TenantID, r.CampaignID, r.InstallID,
+			r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, budgetMB))
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The install has its reward already.
+			return s.storedReward(ctx, r)
+		}
+		if err == nil {
+			*r = stored
+			return true, nil
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23505" {
+			return false, fmt.Errorf("postgres: create reward: %w", err)
+		}
+		switch pe.ConstraintName {
+		case rewardsInstallKey:
+			return s.storedReward(ctx, r)
+		case rewardsCampaignSubscriberKey:
+			r.State, r.Reason = reward.StateRejected, reward.ReasonAlreadyRewarded
+		case rewardsDeviceKey:
+			r.State, r.Reason = reward.StateRejected, reward.ReasonDeviceAlreadyRewarded
+		case rewardsPrimaryKey:
+			r.ID = uuid.NewString()
+		default:
+			return false, fmt.Errorf("postgres: create reward: %w", err)
+		}
+	}
+	return false, fmt.Errorf("postgres: create reward: no progress after repeated conflicts")
+}
+
+func (s *Store) insertRejected(ctx context.Context, r *reward.Reward) (bool, error) {
+	stored, err := scanReward(s.pool.QueryRow(ctx, insertRejectedSQL, r.ID, r.TenantID, r.CampaignID, r.InstallID,
+		r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, string(r.Reason)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.storedReward(ctx, r)
+	}
+	if err != nil {
+		return false, fmt.Errorf("postgres: record rejected reward: %w", err)
+	}
+	*r = stored
+	return true, nil
+}
+
+// storedReward replaces r with the reward stored for its install.
+func (s *Store) storedReward(ctx context.Context, r *reward.Reward) (bool, error) {
+	stored, err := scanReward(s.pool.QueryRow(ctx, `SELECT `+rewardColumns+` FROM rewards WHERE install_id = $1`, r.InstallID))
+	if err != nil {
+		return false, fmt.Errorf("postgres: reward of install: %w", err)
+	}
+	*r = stored
+	return false, nil
+}
+
+// GetReward reads a reward of any tenant.
+func (s *Store) GetReward(ctx context.Context, id string) (reward.Reward, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return reward.Reward{}, apperr.NotFound("reward")
+	}
+	r, err := scanReward(s.pool.QueryRow(ctx, `SELECT `+rewardColumns+` FROM rewards WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return reward.Reward{}, apperr.NotFound("reward")
+	}
+	if err != nil {
+		return reward.Reward{}, fmt.Errorf("postgres: get reward: %w", err)
+	}
+	return r, nil
+}
+
+// RecordAttempt counts a failed provisioning attempt of a pending reward.
+func (s *Store) RecordAttempt(ctx context.Context, id, errMsg string, at time.Time) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return apperr.NotFound("reward")
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE rewards SET attempts = attempts + 1, last_error = NULLIF($2, ''), updated_at = $3
+		WHERE id = $1 AND state = 'pending'`, id, errMsg, at.UTC()); err != nil {
+		return fmt.Errorf("postgres: record reward attempt: %w", err)
+	}
+	return nil
+}
+
+// FinishReward moves a pending reward to granted, or to failed giving its
+// MB back to the budget, in one statement.
+func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, errMsg string, at time.Time) (bool, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return false, apperr.NotFound("reward")
+	}
+	var n int
+	var err error
+	switch to {
+	case reward.StateGranted:
+		err = s.pool.QueryRow(ctx, `WITH g AS (
+				UPDATE rewards SET state = 'granted', granted_at = $2, updated_at = $2, attempts = attempts + 1,
+					last_error = NULL
+				WHERE id = $1 AND state = 'pending' RETURNING 1)
+			SELECT count(*) FROM g`, id, at.UTC()).Scan(&n)
+	case reward.StateFailed:
+		err = s.pool.QueryRow(ctx, `WITH f AS (
+				UPDATE rewards SET state = 'failed', last_error = NULLIF($3, ''), updated_at = $2
+				WHERE id = $1 AND state = 'pending' RETURNING campaign_id, data_mb
+			), refund AS (
+				UPDATE campaign_budgets b SET spent_mb = b.spent_mb - f.data_mb
+				FROM f WHERE b.campaign_id = f.campaign_id RETURNING 1
+			)
+			SELECT count(*) FROM f`, id, at.UTC(), errMsg).Scan(&n)
+	default:
+		return false, fmt.Errorf("postgres: finish reward: cannot move to %q", to)
+	}
+	if err != nil {
+		return false, fmt.Errorf("postgres: finish reward: %w", err)
+	}
+	return n > 0, nil
+}
+
+// PendingRewards returns pending rewards untouched since before, oldest
+// first.
+func (s *Store) PendingRewards(ctx context.Context, before time.Time, limit int) ([]reward.Reward, error) {
+	return s.queryRewards(ctx, `SELECT `+rewardColumns+` FROM rewards
+		WHERE state = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2`, before.UTC(), limit)
+}
+
+// ListRewards pages a tenant's rewards by seq.
+func (s *Store) ListRewards(ctx context.Context, tenantID string, q reward.Query) ([]reward.Reward, error) {
+	where := []string{"tenant_id = $1", "seq > $2"}
+	args := []any{tenantID, q.After}
+	if q.CampaignID != "" {
+		key, ok := ledgerUUID(q.CampaignID)
+		if !ok {
+			return nil, nil
+		}
+		args = append(args, key)
+		where = append(where, "campaign_id = $"+strconv.Itoa(len(args)))
+	}
+	if q.State != "" {
+		args = append(args, string(q.State))
+		where = append(where, "state = $"+strconv.Itoa(len(args)))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = reward.DefaultPageSize
+	}
+	args = append(args, limit)
+	return s.queryRewards(ctx, `SELECT `+rewardColumns+` FROM rewards WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY seq LIMIT $`+strconv.Itoa(len(args)), args...)
+}
+
+func (s *Store) queryRewards(ctx context.Context, query string, args ...any) ([]reward.Reward, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: rewards: %w", err)
+	}
+	defer rows.Close()
+	var out []reward.Reward
+	for rows.Next() {
+		r, err := scanReward(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: rewards: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: rewards: %w", err)
+	}
+	return out, nil
+}
+
+// RewardTotals sums a tenant's rewards by state, of one campaign when
+// campaignID is set.
+func (s *Store) RewardTotals(ctx context.Context, tenantID, campaignID string) (reward.Totals, error) {
+	t := reward.Totals{Count: map[reward.State]int64{}, MB: map[reward.State]int64{}}
+	for _, st := range reward.AllStates {
+		t.Count[st], t.MB[st] = 0, 0
+	}
+	query := `SELECT state, count(*), COALESCE(sum(data_mb), 0)::bigint FROM rewards WHERE tenant_id = $1`
+	args := []any{tenantID}
+	if campaignID != "" {
+		key, ok := ledgerUUID(campaignID)
+		if !ok {
+			return t, nil
+		}
+		query += ` AND campaign_id = $2`
+		args = append(args, key)
+	}
+	rows, err := s.pool.Query(ctx, query+` GROUP BY state`, args...)
+	if err != nil {
+		return t, fmt.Errorf("postgres: reward totals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st reward.State
+		var n, mb int64
+		if err := rows.Scan(&st, &n, &mb); err != nil {
+			return t, fmt.Errorf("postgres: reward totals: %w", err)
+		}
+		t.Count[st], t.MB[st] = n, mb
+	}
+	if err := rows.Err(); err != nil {
+		return t, fmt.Errorf("postgres: reward totals: %w", err)
+	}
+	return t, nil
+}
+
+// CampaignBudget reports a campaign's reward budget and what is committed
+// to it (pending and granted rewards); zeros before its first reward.
+func (s *Store) CampaignBudget(ctx context.Context, campaignID string) (budgetMB, spentMB int64, err error) {
+	key, ok := ledgerUUID(campaignID)
+	if !ok {
+		return 0, 0, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT budget_mb, spent_mb FROM campaign_budgets WHERE campaign_id = $1`, key).
+		Scan(&budgetMB, &spentMB)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres: campaign budget: %w", err)
+	}
+	return budgetMB, spentMB, nil
+}
