@@ -46,6 +46,9 @@ type Settings struct {
 	// StaleAfter is how long a pending delivery may wait with no progress
 	// before the reconciler re-drives it.
 	StaleAfter time.Duration
+	// SendingStaleAfter is how long a claimed delivery may stay "sending"
+	// before the reconciler decides its worker died (default 5 minutes).
+	SendingStaleAfter time.Duration
 	// HoldRecheck is how often deliveries held for the send window look
 	// again.
 	HoldRecheck time.Duration
@@ -77,6 +80,9 @@ func (s *Settings) defaults() {
 	}
 	if s.StaleAfter <= 0 {
 		s.StaleAfter = 2 * time.Minute
+	}
+	if s.SendingStaleAfter <= 0 {
+		s.SendingStaleAfter = 5 * time.Minute
 	}
 	if s.AlertRetention <= 0 {
 		s.AlertRetention = 14 * 24 * time.Hour
@@ -119,6 +125,10 @@ type Engine struct {
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
 	keyLocks  map[string]*sync.Mutex
+	// stopping closes when Run's context ends: handlers put what they have
+	// not sent back to pending instead of finishing their batch.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 var _ campaign.Dispatcher = (*Engine)(nil)
@@ -154,6 +164,7 @@ func New(d Deps) *Engine {
 		breakers:  newBreakers(d.Now),
 		tmplCache: map[string]*compiled{},
 		campCache: map[string]cachedCampaign{},
+		stopping:  make(chan struct{}),
 	}
 }
 
@@ -201,6 +212,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { defer close(done); e.monitor(ctx) }()
 	<-ctx.Done()
+	e.stoppingOnce.Do(func() { close(e.stopping) })
 	main.Shutdown()
 	alerts.Shutdown()
 	<-done
@@ -265,3 +277,13 @@ func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "compone
 func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+
+// stopped reports whether the engine is shutting down.
+func (e *Engine) stopped() bool {
+	select {
+	case <-e.stopping:
+		return true
+	default:
+		return false
+	}
+}

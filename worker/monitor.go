@@ -101,6 +101,16 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 // StaleAfter: their task was lost. Claiming is idempotent, so one that was
 // only slow costs an extra task, never an extra message.
 func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
+	if r, ok := e.Store.(staleResetter); ok {
+		n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.set.SendingStaleAfter))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			e.Logger.Warn("deliveries claimed by a worker that never finished put back to pending",
+				"campaign", c.ID, "deliveries", n)
+		}
+	}
 	older := e.Now().Add(-e.set.StaleAfter)
 	for _, ch := range c.Channels {
 		var after int64
@@ -141,4 +151,10 @@ func (e *Engine) PurgeAlertContacts(ctx context.Context) (int, error) {
 		e.Logger.Info("alert contact lists purged after retention", "alerts", n)
 	}
 	return n, err
+}
+
+// staleResetter is the store's recovery of deliveries a dead worker had
+// claimed.
+type staleResetter interface {
+	ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time) (int64, error)
 }

@@ -64,21 +64,46 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		}
 		return nil
 	}
-	recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, p.SubscriberIDs)
-	if err != nil {
-		return fmt.Errorf("claim: %w", err)
+	// At provider rates claim one delivery at a time, just before its slot:
+	// a delivery is "sending" only while it is about to go out, so a killed
+	// worker leaves few in flight, the rest of its batch stays pending, and
+	// the reconciler can tell a dead claim from a slow one.
+	step := len(p.SubscriberIDs)
+	if e.precise(c, p.Channel) {
+		step = 1
 	}
-	if len(recips) == 0 {
-		return nil
+	for start := 0; start < len(p.SubscriberIDs); start += step {
+		if start > 0 {
+			if e.stopped() {
+				return nil // the rest stays pending for the reconciler
+			}
+			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
+				return err
+			}
+			if c.State != campaign.StateRunning {
+				return nil
+			}
+		}
+		ids := p.SubscriberIDs[start:min(start+step, len(p.SubscriberIDs))]
+		recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, ids)
+		if err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
+		if len(recips) == 0 {
+			continue
+		}
+		jobs, err := e.prepare(ctx, c, recips)
+		if err != nil {
+			// Put the claim back so that a retry or the reconciler finds them.
+			e.putBack(ctx, recips)
+			return err
+		}
+		e.sendAll(ctx, c, jobs)
+		if err := e.finish(ctx, c, jobs); err != nil {
+			return err
+		}
 	}
-	jobs, err := e.prepare(ctx, c, recips)
-	if err != nil {
-		// Put the claim back so that a retry or the reconciler finds them.
-		e.putBack(ctx, recips)
-		return err
-	}
-	e.sendAll(ctx, c, jobs)
-	return e.finish(ctx, c, jobs)
+	return nil
 }
 
 // expire skips deliveries whose campaign ends before the window reopens.
@@ -219,7 +244,7 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 		}
 	}
 	chunk := 20
-	if _, rate := e.senderKey(pending); rate <= preciseRate || (c.RatePerSecond > 0 && c.RatePerSecond <= preciseRate) {
+	if len(pending) > 0 && e.precise(c, pending[0].channel) {
 		chunk = 1
 	}
 	for start := 0; start < len(pending); start += chunk {
@@ -257,6 +282,20 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 // preciseRate is the fastest limit paced message by message.
 const preciseRate = 1000
 
+// precise reports whether sends on ch are paced message by message.
+func (e *Engine) precise(c campaign.Campaign, ch campaign.Channel) bool {
+	_, rate := e.senderKeyFor(ch)
+	return rate <= preciseRate || (c.RatePerSecond > 0 && c.RatePerSecond <= preciseRate && c.Kind.Marketing())
+}
+
+// senderKeyFor names the rate-limit key and rate of a channel.
+func (e *Engine) senderKeyFor(ch campaign.Channel) (string, int) {
+	if ch == campaign.ChannelSMS {
+		return "sms:" + e.set.SMSSender, e.set.SMSRate
+	}
+	return "push", e.set.PushRate
+}
+
 // senderKey names the rate-limit key and rate of a batch's channel.
 func (e *Engine) senderKey(part []*job) (string, int) {
 	for _, j := range part {
@@ -289,7 +328,7 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 	defer mu.Unlock()
 	campaignDone := c.RatePerSecond <= 0 || urgent
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, false
 		}
 		if !urgent {
@@ -341,7 +380,7 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 	// reserves ahead of it regardless.
 	const maxAhead = 500 * time.Millisecond
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, 0, false
 		}
 		if !urgent {

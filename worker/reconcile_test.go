@@ -1,0 +1,107 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/worker"
+)
+
+func TestAnEmptiedRedisLosesNoDelivery(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(600) // 540 eligible at 100/s: about 5 seconds
+		set := worker.Settings{SMSRate: 100, StaleAfter: time.Second, SendingStaleAfter: 3 * time.Second}
+		h.startWorker(set)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 150 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Every queued task, the fan-out lease and the backlog count go.
+		if err := h.conns[0].Redis.FlushAll(h.ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		flushedAt := h.twilio.Count()
+		h.waitState(c.ID, campaign.StateCompleted, 90*time.Second)
+		for i, m := range msisdns {
+			want := 1
+			if i%10 == 0 {
+				want = 0
+			}
+			if got := h.twilio.CountTo(m); got != want {
+				t.Fatalf("subscriber %d got %d messages, want %d", i, got, want)
+			}
+		}
+		t.Logf("Redis emptied after %d of 540 messages; all 540 sent once", flushedAt)
+	})
+}
+
+func TestAStoppedWorkerLeavesItsDeliveriesToTheNext(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(300) // 270 eligible at 50/s
+		set := worker.Settings{SMSRate: 50, StaleAfter: time.Second, SendingStaleAfter: 2 * time.Second}
+		stop := h.startWorker(set)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 50 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		// The worker stops mid-campaign and its queue is emptied with it
+		// (Redis restarted): only the store knows what is left.
+		stop()
+		if err := h.conns[0].Redis.FlushAll(h.ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		stoppedAt := h.twilio.Count()
+		if stoppedAt >= 200 {
+			t.Fatalf("the worker sent %d of 270 while stopping: it did not stop promptly", stoppedAt)
+		}
+		h.startWorker(set)
+		h.waitState(c.ID, campaign.StateCompleted, 90*time.Second)
+		h.expectOnce(msisdns)
+		t.Logf("worker stopped after %d messages; the next one sent the rest, each once", stoppedAt)
+	})
+}
+
+func TestDeliveriesClaimedByADeadWorkerAreSentOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(100)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
+		// A worker claimed twenty deliveries and died before sending them.
+		ids, err := h.store.AudiencePage(h.ctx, c, 0, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := make([]campaign.NewDelivery, len(ids))
+		for i, id := range ids {
+			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+		}
+		if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids)
+		if err != nil || len(claimed) != 20 {
+			t.Fatalf("claimed %d, %v", len(claimed), err)
+		}
+		h.startWorker(worker.Settings{StaleAfter: time.Second, SendingStaleAfter: 2 * time.Second})
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		h.expectOnce(msisdns)
+	})
+}
+
+// expectOnce checks every subscriber seeded by seed got exactly one SMS,
+// the opted-out none.
+func (h *harness) expectOnce(msisdns []string) {
+	h.t.Helper()
+	for i, m := range msisdns {
+		want := 1
+		if i%10 == 0 {
+			want = 0
+		}
+		if got := h.twilio.CountTo(m); got != want {
+			h.t.Fatalf("subscriber %d got %d messages, want %d", i, got, want)
+		}
+	}
+}
