@@ -95,6 +95,7 @@ type installHarness struct {
 	ful      *reward.Fulfiller
 	queue    *reward.LocalQueue
 	fake     *provisioningfake.Server
+	client   *http.Client
 	tenant   tenant.Tenant
 	other    tenant.Tenant
 	keys     map[tenant.Role]string // tenant A's keys
@@ -146,6 +147,11 @@ func newInstallHarness(tb testing.TB, st installStore) *installHarness {
 	})
 	h.srv = httptest.NewServer(h.handler)
 	tb.Cleanup(h.srv.Close)
+	// Keep a connection per concurrent caller: the default two idle
+	// connections per host would make most callbacks dial anew.
+	h.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tb.Cleanup(h.client.CloseIdleConnections)
 	return h
 }
 
@@ -240,7 +246,7 @@ type installAnswer struct {
 
 func (h *installHarness) do(tb testing.TB, req *http.Request) (int, installAnswer, []byte) {
 	tb.Helper()
-	res, err := h.srv.Client().Do(req)
+	res, err := h.client.Do(req)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
@@ -257,9 +263,7 @@ func (h *installHarness) get(tb testing.TB, path, key string) (int, []byte, http
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	client := *h.srv.Client()
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err := client.Do(req)
+	res, err := h.client.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

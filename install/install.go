@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"outreach/campaign"
+	"outreach/reward"
 	"outreach/subscriber"
 )
 
@@ -118,4 +119,18 @@ type Store interface {
 	InstallCounts(ctx context.Context, tenantID string) (map[string]int64, error)
 	// ListRegions returns the tenant's regions (subscriber.Store's).
 	ListRegions(ctx context.Context, tenantID string) ([]subscriber.Region, error)
+}
+
+// RewardingStore is a Store that can record a counted install and its
+// pending reward in one atomic step: one commit instead of two on the hot
+// path. The Service uses it when the store has it.
+type RewardingStore interface {
+	// RecordInstallRewarded is RecordInstall that, when the install is new
+	// and counts, also stores r (pending) and debits r.DataMB from the
+	// campaign's budget of budgetMB, in the same atomic step, if it can do
+	// so with no conflict and within the budget; rewarded reports whether
+	// it did. When rewarded is false, the install is recorded exactly as
+	// RecordInstall records it, r is not stored, and the caller creates
+	// the reward through the ledger, which applies every rule.
+	RecordInstallRewarded(ctx context.Context, in *Install, r *reward.Reward, budgetMB int64) (res RecordResult, rewarded bool, err error)
 }

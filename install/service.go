@@ -180,7 +180,16 @@ func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Res
 		sent := att.SentAt
 		in.AttributedAt = &sent
 	}
-	rec, err := s.Store.RecordInstall(ctx, &in)
+	var req *reward.Request
+	if att != nil && att.Reward != nil && att.Reward.DataMB > 0 && in.SubscriberID != 0 && s.Ledger != nil {
+		req = &reward.Request{
+			TenantID: tenantID, CampaignID: in.CampaignID, SubscriberID: in.SubscriberID,
+			MSISDN: in.MSISDN, DeviceID: in.DeviceID, InstallID: in.ID,
+			DataMB: att.Reward.DataMB, BudgetMB: att.Reward.BudgetMB,
+			InstalledAt: in.InstalledAt, SentAt: att.SentAt, AttributionDays: att.Reward.AttributionDays,
+		}
+	}
+	rec, pre, err := s.recordInstall(ctx, &in, req)
 	if err != nil {
 		return Result{}, fmt.Errorf("record install: %w", err)
 	}
@@ -193,33 +202,49 @@ func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Res
 		s.logger().InfoContext(ctx, "install recorded", "install_id", in.ID, "msisdn", subscriber.Mask(in.MSISDN),
 			"duplicate", in.Duplicate, "via", in.Via, "campaign_id", in.CampaignID)
 	}
-	if in.Duplicate || in.CampaignID == "" || in.SubscriberID == 0 || s.Ledger == nil {
+	if pre != nil {
+		res.Reward = &RewardBrief{ID: pre.ID, State: pre.State, Reason: pre.Reason, DataMB: pre.DataMB}
 		return res, nil
 	}
-	// A replay carries the attribution stored the first time; the terms
-	// are the campaign's, which do not change.
-	if att == nil || att.CampaignID != in.CampaignID {
+	// No reward for a duplicate, an unknown number or organic install; a
+	// replay carries the attribution stored the first time, and is paid
+	// (once: the ledger is idempotent per install) only by those terms.
+	if req == nil || in.Duplicate || in.CampaignID != req.CampaignID {
 		return res, nil
 	}
-	terms := att.Reward
-	if terms == nil || terms.DataMB <= 0 {
-		return res, nil
-	}
-	req := reward.Request{
-		TenantID: tenantID, CampaignID: in.CampaignID, SubscriberID: in.SubscriberID,
-		MSISDN: in.MSISDN, DeviceID: in.DeviceID, InstallID: in.ID,
-		DataMB: terms.DataMB, BudgetMB: terms.BudgetMB,
-		InstalledAt: in.InstalledAt, AttributionDays: terms.AttributionDays,
-	}
+	req.InstallID = in.ID
 	if in.AttributedAt != nil {
 		req.SentAt = *in.AttributedAt
 	}
-	r, _, err := s.Ledger.Create(ctx, req)
+	r, _, err := s.Ledger.Create(ctx, *req)
 	if err != nil {
 		return Result{}, err
 	}
 	res.Reward = &RewardBrief{ID: r.ID, State: r.State, Reason: r.Reason, DataMB: r.DataMB}
 	return res, nil
+}
+
+// recordInstall records in. When the store can record a counted install
+// and its pending reward in one step, and req would be paid, it does both
+// and returns the reward; otherwise the reward (if any) is left to the
+// ledger.
+func (s *Service) recordInstall(ctx context.Context, in *Install, req *reward.Request) (RecordResult, *reward.Reward, error) {
+	rs, ok := s.Store.(RewardingStore)
+	if !ok || req == nil {
+		rec, err := s.Store.RecordInstall(ctx, in)
+		return rec, nil, err
+	}
+	r, err := s.Ledger.Prepare(*req)
+	if err != nil || r.State != reward.StatePending {
+		rec, err := s.Store.RecordInstall(ctx, in)
+		return rec, nil, err
+	}
+	rec, rewarded, err := rs.RecordInstallRewarded(ctx, in, &r, req.BudgetMB)
+	if err != nil || !rewarded {
+		return rec, nil, err
+	}
+	s.Ledger.Recorded(ctx, r, true)
+	return rec, &r, nil
 }
 
 // attribute finds who installed and which campaign drove it. The referral

@@ -71,6 +71,23 @@ func (l *Ledger) logger() *slog.Logger {
 // to the Enqueuer; a failure to enqueue is logged, not returned (the reward
 // is in the store, and the reconciler finds it).
 func (l *Ledger) Create(ctx context.Context, req Request) (Reward, bool, error) {
+	r, err := l.Prepare(req)
+	if err != nil {
+		return Reward{}, false, err
+	}
+	created, err := l.Store.CreateReward(ctx, &r, req.BudgetMB)
+	if err != nil {
+		return Reward{}, false, fmt.Errorf("create reward: %w", err)
+	}
+	l.Recorded(ctx, r, created)
+	return r, created, nil
+}
+
+// Prepare validates req and returns the reward Create would try to store:
+// pending, or rejected outside_window. A store that records it together
+// with something else (the install, in one commit) must still apply every
+// rule of Store.CreateReward; then call Recorded.
+func (l *Ledger) Prepare(req Request) (Reward, error) {
 	fe := apperr.FieldErrors{}
 	if req.TenantID == "" {
 		fe.Add("tenant_id", "required")
@@ -91,7 +108,7 @@ func (l *Ledger) Create(ctx context.Context, req Request) (Reward, bool, error) 
 		fe.Add("data_mb", "must be more than 0")
 	}
 	if err := fe.Err(); err != nil {
-		return Reward{}, false, err
+		return Reward{}, err
 	}
 	now := l.now()
 	r := Reward{
@@ -103,10 +120,12 @@ func (l *Ledger) Create(ctx context.Context, req Request) (Reward, bool, error) 
 	if outsideWindow(req) {
 		r.State, r.Reason = StateRejected, ReasonOutsideWindow
 	}
-	created, err := l.Store.CreateReward(ctx, &r, req.BudgetMB)
-	if err != nil {
-		return Reward{}, false, fmt.Errorf("create reward: %w", err)
-	}
+	return r, nil
+}
+
+// Recorded logs a reward just stored (created) or found (a repeat) and
+// hands it to the Enqueuer while it is pending.
+func (l *Ledger) Recorded(ctx context.Context, r Reward, created bool) {
 	if created {
 		l.logger().InfoContext(ctx, "reward recorded", "reward_id", r.ID, "campaign_id", r.CampaignID,
 			"msisdn", subscriber.Mask(r.MSISDN), "state", r.State, "reason", r.Reason, "data_mb", r.DataMB)
@@ -114,7 +133,6 @@ func (l *Ledger) Create(ctx context.Context, req Request) (Reward, bool, error) 
 	if r.State == StatePending {
 		l.enqueue(ctx, r.ID)
 	}
-	return r, created, nil
 }
 
 func outsideWindow(req Request) bool {

@@ -36,7 +36,13 @@ func NormalizeMSISDN(raw string) (string, error) {
 	if !phonenumbers.IsValidNumber(num) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidMSISDN, raw)
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// libphonenumber's metadata allows some national numbers (German ones)
+	// longer than E.164's 15 digits; no SMS route takes them.
+	if len(e164) > 16 {
+		return "", fmt.Errorf("%w: %q: longer than 15 digits", ErrInvalidMSISDN, raw)
+	}
+	return e164, nil
 }
 
 // Mask hides all but the last three digits, for logs.

@@ -555,8 +555,8 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 			retryIn = max(retryIn, j.retryIn)
 		}
 	}
-	if err := e.Store.RecordOutcomes(context.WithoutCancel(ctx), outs); err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
+	if err := e.recordOutcomes(ctx, outs); err != nil {
+		return err
 	}
 	if len(retry) == 0 {
 		return nil
@@ -571,4 +571,23 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 		e.Logger.Warn("enqueue retry", "campaign", c.ID, "n", len(retry), "err", err)
 	}
 	return nil
+}
+
+// recordOutcomes writes a batch's results, retrying a busy or briefly
+// unreachable store: the messages have gone out, and an outcome lost here
+// would leave its delivery "sending" until the reconciler re-sends it.
+func (e *Engine) recordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(5 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		err := e.Store.RecordOutcomes(ctx, outs)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("record outcomes: %w", err)
+		}
+		e.Logger.Warn("record outcomes: retrying", "attempt", attempt, "deliveries", len(outs), "err", err)
+		time.Sleep(backoff(attempt, 100*time.Millisecond, 5*time.Second))
+	}
 }

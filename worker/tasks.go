@@ -63,9 +63,10 @@ func newSendTask(p sendPayload, urgent bool) (*asynq.Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode send task: %w", err)
 	}
-	// The store is the ledger: a lost send task is re-driven from it, so
-	// asynq keeps no retries of its own beyond a few for handler crashes.
-	return asynq.NewTask(TypeSend, b, asynq.MaxRetry(3)), nil
+	// The store is the ledger: a send task that keeps failing (say, the
+	// store is down) is retried with backoff, and one that is given up is
+	// re-driven from the store by the reconciler.
+	return asynq.NewTask(TypeSend, b, asynq.MaxRetry(10)), nil
 }
 
 func newFanoutTask(p fanoutPayload, k campaign.Kind) (*asynq.Task, error) {

@@ -37,7 +37,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"outreach/campaign"
@@ -45,7 +44,6 @@ import (
 	"outreach/internal/queue"
 	"outreach/provider"
 	"outreach/provider/twilio"
-	"outreach/store/postgres"
 	"outreach/subscriber"
 	"outreach/tenant"
 	"outreach/worker"
@@ -949,17 +947,42 @@ type meteredStore struct {
 	firstRound time.Time
 	done       time.Time
 
-	// analyze, when set, runs once after the target's first insert.
-	analyze     func(ctx context.Context, campaignID string) error
-	analyzeOnce sync.Once
-	analyzeTook time.Duration
+	// firsts is, per campaign, when each step first happened.
+	firstsMu sync.Mutex
+	firsts   map[string]map[string]time.Time
 
 	claims, records         atomic.Int64
 	claimNS, recordNS       atomic.Int64
 	claimedRows, recordRows atomic.Int64
 }
 
+// first notes the first time step happened for the campaign.
+func (m *meteredStore) first(campaignID, step string) {
+	now := time.Now()
+	m.firstsMu.Lock()
+	defer m.firstsMu.Unlock()
+	if m.firsts == nil {
+		m.firsts = map[string]map[string]time.Time{}
+	}
+	f := m.firsts[campaignID]
+	if f == nil {
+		f = map[string]time.Time{}
+		m.firsts[campaignID] = f
+	}
+	if _, ok := f[step]; !ok {
+		f[step] = now
+	}
+}
+
+// firstOf is when step first happened for the campaign (zero if never).
+func (m *meteredStore) firstOf(campaignID, step string) time.Time {
+	m.firstsMu.Lock()
+	defer m.firstsMu.Unlock()
+	return m.firsts[campaignID][step]
+}
+
 func (m *meteredStore) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	m.first(c.ID, "page")
 	if c.ID == m.target {
 		m.mu.Lock()
 		m.roundStart = time.Now()
@@ -974,20 +997,12 @@ func (m *meteredStore) AudiencePage(ctx context.Context, c campaign.Campaign, af
 func (m *meteredStore) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch campaign.Channel, ds []campaign.NewDelivery) (int, error) {
 	t0 := time.Now()
 	n, err := m.Store.InsertDeliveries(ctx, c, ch, ds)
+	m.first(c.ID, "inserted")
 	if c.ID == m.target {
 		m.mu.Lock()
 		m.rows += int64(n)
 		m.insertTime += time.Since(t0)
 		m.mu.Unlock()
-		if m.analyze != nil && err == nil {
-			m.analyzeOnce.Do(func() {
-				t := time.Now()
-				if aerr := m.analyze(ctx, c.ID); aerr != nil {
-					slog.Warn("bench: analyze", "err", aerr)
-				}
-				m.analyzeTook = time.Since(t)
-			})
-		}
 	}
 	return n, err
 }
@@ -1010,8 +1025,10 @@ func (m *meteredStore) SetFanoutProgress(ctx context.Context, campaignID string,
 }
 
 func (m *meteredStore) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, ids []int64) ([]campaign.Recipient, error) {
+	m.first(campaignID, "claim")
 	t0 := time.Now()
 	r, err := m.Store.ClaimDeliveries(ctx, campaignID, ch, ids)
+	m.first(campaignID, "claimed")
 	m.claims.Add(1)
 	m.claimNS.Add(int64(time.Since(t0)))
 	m.claimedRows.Add(int64(len(r)))
@@ -1019,6 +1036,9 @@ func (m *meteredStore) ClaimDeliveries(ctx context.Context, campaignID string, c
 }
 
 func (m *meteredStore) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
+	if len(outs) > 0 {
+		m.first(outs[0].CampaignID, "record")
+	}
 	t0 := time.Now()
 	err := m.Store.RecordOutcomes(ctx, outs)
 	m.records.Add(1)
@@ -1045,10 +1065,10 @@ type engineFlags struct {
 	concurrency, sendConcurrency, batch, fanoutChunk, maxBacklog, alertConcurrency *int
 }
 
-func addEngineFlags(fs *flag.FlagSet) engineFlags {
+func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
 	return engineFlags{
-		concurrency:      fs.Int("concurrency", 64, "marketing send tasks in flight (worker.Settings.Concurrency)"),
-		sendConcurrency:  fs.Int("send-concurrency", 4, "provider calls in flight per send task"),
+		concurrency:      fs.Int("concurrency", concurrency, "marketing send tasks in flight (worker.Settings.Concurrency)"),
+		sendConcurrency:  fs.Int("send-concurrency", sendConcurrency, "provider calls in flight per send task"),
 		batch:            fs.Int("batch", 100, "deliveries per send task"),
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
@@ -1060,7 +1080,7 @@ func (f engineFlags) settings(smsRate int) worker.Settings {
 	return worker.Settings{SMSSender: benchService, SMSRate: smsRate, PushRate: smsRate,
 		InstallBaseURL: benchInstall, StatusCallback: benchCallback,
 		Concurrency: *f.concurrency, AlertConcurrency: *f.alertConcurrency, SendConcurrency: *f.sendConcurrency,
-		BatchSize: *f.batch, FanoutChunk: *f.fanoutChunk, MaxBacklog: *f.maxBacklog, MonitorEvery: 250 * time.Millisecond}
+		BatchSize: *f.batch, FanoutChunk: *f.fanoutChunk, MaxBacklog: *f.maxBacklog}
 }
 
 func (f engineFlags) String() string {
@@ -1135,7 +1155,6 @@ type campaignResult struct {
 	Ledger             time.Duration // start → no delivery pending or sending
 	CPU, Machine       time.Duration // over [start, ledger complete]
 	Others             cpuDelta
-	AnalyzeTook        time.Duration
 	FanoutRows         int64
 	FanoutWall         time.Duration // start → fan-out done
 	FanoutActive       time.Duration // inside fan-out rounds
@@ -1169,16 +1188,15 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 		"the sink saw exactly N messages, each recipient once.", stderr)
 	n := fs.Int("recipients", 100000, "subscribers in the audience")
 	ef := addEnvFlags(fs)
-	eng := addEngineFlags(fs)
+	// 64 tasks × 4 calls: 256 requests in flight, the shared transport's
+	// idle connections per host; more would open and close connections.
+	eng := addEngineFlags(fs, 64, 4)
 	withCeiling := fs.Bool("ceiling", true, "measure the ceiling first in the same run")
 	ceilingN := fs.Int("ceiling-messages", 0, "messages in the ceiling (default the recipients, at most 100,000)")
 	ceilingConc := fs.Int("ceiling-concurrency", 64, "goroutines in the ceiling")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the campaign phase to this file")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
 	probe := fs.Bool("fanout-probe", true, "after the run, time the store's fan-out writes alone (a second, draft campaign)")
-	analyze := fs.Bool("pg-analyze", false, "PostgreSQL only, a diagnostic: ANALYZE the campaign's deliveries partition after\n"+
-		"the first fan-out round, so the planner stops estimating the new campaign at 1 row\n"+
-		"(see BENCHMARKS.md); off measures the store as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -1187,7 +1205,7 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := runCampaignBench(ctx, *n, ef, eng, getenv, *withCeiling, *ceilingN, *ceilingConc, *analyze, *probe, *profile, stdout, stderr)
+	res, err := runCampaignBench(ctx, *n, ef, eng, getenv, *withCeiling, *ceilingN, *ceilingConc, *probe, *profile, stdout, stderr)
 	if res != nil {
 		printCampaign(stdout, res)
 	}
@@ -1201,7 +1219,7 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, getenv env, withCeiling bool,
-	ceilingN, ceilingConc int, analyze, probe bool, profile string, stdout, stderr io.Writer) (*campaignResult, error) {
+	ceilingN, ceilingConc int, probe bool, profile string, stdout, stderr io.Writer) (*campaignResult, error) {
 	fmt.Fprintln(stdout, "machine:", machineLine())
 	e, err := openBenchEnv(ctx, ef, getenv, n, 0, stderr)
 	if err != nil {
@@ -1233,22 +1251,6 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	fmt.Fprintf(stdout, "seeded %d subscribers in %.1f s (%.0f rows/s)\n", n, res.Seed.Seconds(), rate(int64(n), res.Seed))
 
 	ms := &meteredStore{Store: e.store}
-	if analyze {
-		pg, ok := e.store.(*postgres.Store)
-		if !ok {
-			return nil, errors.New("bench campaign: --pg-analyze needs --store postgres")
-		}
-		ms.analyze = func(ctx context.Context, campaignID string) error {
-			var part string
-			if err := pg.Pool().QueryRow(ctx, `SELECT tableoid::regclass::text FROM deliveries WHERE campaign_id = $1 LIMIT 1`,
-				campaignID).Scan(&part); err != nil {
-				return err
-			}
-			_, err := pg.Pool().Exec(ctx, "ANALYZE "+pgx.Identifier{part}.Sanitize())
-			return err
-		}
-		res.Settings += ", --pg-analyze"
-	}
 	sms := &meteredSMS{Client: e.sms}
 	set := eng.settings(10_000_000)
 	engine, stopEngine := startEngine(ctx, e, ms, sms, set, benchLogger(stderr))
@@ -1320,7 +1322,6 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		res.FanoutWall = ms.done.Sub(t0)
 	}
 	ms.mu.Unlock()
-	res.AnalyzeTook = ms.analyzeTook
 	res.Claims, res.Records = ms.claims.Load(), ms.records.Load()
 	res.ClaimMS = float64(ms.claimNS.Load()) / 1e6 / float64(max(res.Claims, 1))
 	res.RecordMS = float64(ms.recordNS.Load()) / 1e6 / float64(max(res.Records, 1))
@@ -1397,9 +1398,6 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	}
 	fmt.Fprintf(tw, "  ledger complete (no delivery pending or sending)\t%.2f s\n", r.Ledger.Seconds())
 	fmt.Fprintf(tw, "  fan-out rows\t%d in %d rounds\n", r.FanoutRows, r.FanoutRounds)
-	if r.AnalyzeTook > 0 {
-		fmt.Fprintf(tw, "  ANALYZE of the partition (--pg-analyze, inside the first round)\t%.0f ms\n", ms(r.AnalyzeTook))
-	}
 	if r.FanoutWall > 0 {
 		fmt.Fprintf(tw, "  fan-out rows/s, wall (start → fan-out done; paced by the backlog bound)\t%.0f\n", rate(r.FanoutRows, r.FanoutWall))
 	}
@@ -1412,6 +1410,16 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (this process, sink included)\t%s\n", per100k(r.CPU, r.N))
 	r.Others.print(tw, r.N)
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (whole machine: + PostgreSQL, Redis, anything else running)\t%s\n", per100k(r.Machine, r.N))
+	if r.Ceiling != nil && r.CPU > 0 && r.Ceiling.CPU > 0 {
+		// What the CPU spent says about a machine with nothing else on it:
+		// every core busy with this work alone.
+		engine := r.CPU + r.Others.PGBench + r.Others.PGBackground + r.Others.Redis
+		cores := float64(runtime.NumCPU())
+		ceil := cores / (r.Ceiling.CPU.Seconds() / float64(r.Ceiling.Messages))
+		e2e := cores / (engine.Seconds() / float64(r.N))
+		fmt.Fprintf(tw, "  CPU-bound limit on %d idle cores: ceiling / engine (process + PostgreSQL + Redis CPU)\t%.0f / %.0f messages/s (%.0f%%)\n",
+			runtime.NumCPU(), ceil, e2e, 100*e2e/ceil)
+	}
 	fmt.Fprintf(tw, "  peak RSS (VmHWM of the campaign phase)\t%s\n", mb(r.PeakRSS))
 	if r.Sampler != nil {
 		fmt.Fprintf(tw, "  peak RSS sampled every 100 ms\t%s\n", mb(r.Sampler.peakRSS))
@@ -1455,6 +1463,7 @@ type alertResult struct {
 	MarketingDone             bool
 	MarketingSeen             int64
 	AlertState                campaign.State
+	Timeline                  []timelineStep
 	StoreStr, RedisStr        string
 }
 
@@ -1468,7 +1477,7 @@ func benchAlertCmd(ctx context.Context, args []string, stdout, stderr io.Writer,
 	nc := fs.Int("contacts", 5000, "alert contacts")
 	r := fs.Int("rate", 2000, "the sender's rate, SMS segments per second (OUTREACH_SMS_RATE)")
 	ef := addEnvFlags(fs)
-	eng := addEngineFlags(fs)
+	eng := addEngineFlags(fs, 50, 32) // the engine's defaults: marketing is paced anyway
 	saturate := fs.Duration("saturate", 3*time.Second, "how long marketing runs at full rate before the alert")
 	finish := fs.Bool("finish", true, "let the marketing campaign finish and check it too (else cancel it after the alert)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the alert phase to this file")
@@ -1535,7 +1544,8 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 
 	policy := benchPolicy()
 	sms := &meteredSMS{Client: e.sms}
-	engine, stopEngine := startEngine(ctx, e, e.store, sms, eng.settings(r), benchLogger(stderr))
+	ms := &meteredStore{Store: e.store}
+	engine, stopEngine := startEngine(ctx, e, ms, sms, eng.settings(r), benchLogger(stderr))
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
 		Logger: benchLogger(stderr)}
@@ -1570,7 +1580,7 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		return nil, err
 	}
 	defer stopProfile()
-	call := e.sink.since()
+	call, callAt := e.sink.since(), time.Now()
 	a, err := svc.CreateAlert(ctx, p, campaign.AlertInput{Name: "F1 contacts bench", Channels: []campaign.Channel{campaign.ChannelSMS},
 		Templates: map[campaign.Channel]string{campaign.ChannelSMS: alertTpl.ID}, Contacts: contacts})
 	res.CreateCall = e.sink.since() - call
@@ -1580,6 +1590,13 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 	if a.Contacts != nc {
 		return res, fmt.Errorf("the alert took %d contacts, want %d", a.Contacts, nc)
 	}
+	defer func() {
+		for _, step := range []string{"page", "inserted", "claim", "claimed", "record"} {
+			if t := ms.firstOf(a.ID, step); !t.IsZero() {
+				res.Timeline = append(res.Timeline, timelineStep{step, t.Sub(callAt)})
+			}
+		}
+	}()
 	alerts := func() int64 { return e.sink.alerts.Load() }
 	err = waitFor(ctx, func() bool { return alerts() >= int64(nc) }, alerts, 30*time.Second, "waiting for the alert")
 	stopProfile()
@@ -1639,6 +1656,19 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 	return res, nil
 }
 
+type timelineStep struct {
+	Step string
+	At   time.Duration // after the CreateAlert call began
+}
+
+var timelineNames = map[string]string{
+	"page":     "fan-out reads the first page of contacts",
+	"inserted": "first deliveries written",
+	"claim":    "a send task claims its first batch",
+	"claimed":  "first batch claimed",
+	"record":   "first outcomes recorded",
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -1659,6 +1689,12 @@ func printAlert(w io.Writer, r *alertResult) {
 	fmt.Fprintf(tw, "  store / queue\t%s / %s\n", r.StoreStr, r.RedisStr)
 	fmt.Fprintf(tw, "  marketing msg/s in the second before the alert\t%.0f\n", r.MktRateBefore)
 	fmt.Fprintf(tw, "  CreateAlert call\t%.0f ms\n", ms(r.CreateCall))
+	for _, st := range r.Timeline {
+		if st.Step == "record" {
+			continue
+		}
+		fmt.Fprintf(tw, "    then: %s\t%.0f ms after the call\n", timelineNames[st.Step], ms(st.At))
+	}
 	fmt.Fprintf(tw, "  first alert message at the sink\t%.0f ms after the call (target < 250 ms: %s)\n", ms(r.First), verdict(r.First < 250*time.Millisecond && r.Received > 0))
 	fmt.Fprintf(tw, "  last alert message at the sink\t%.0f ms after the call (target ≤ %d/%d + 1 s = %.0f ms: %s)\n",
 		ms(r.Last), r.Contacts, r.Rate, ms(r.Target), verdict(r.Last <= r.Target && r.Received == int64(r.Contacts)))

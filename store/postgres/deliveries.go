@@ -75,9 +75,6 @@ const createDeliveryStage = `CREATE TEMP TABLE IF NOT EXISTS ` + deliveryStage +
 	referral_code text
 ) ON COMMIT DELETE ROWS`
 
-var deliveryCopyColumns = []string{"tenant_id", "campaign_id", "subscriber_id", "channel", "status",
-	"referral_code", "kind_marketing", "created_at", "updated_at"}
-
 // InsertDeliveries writes pending deliveries in bulk. Fan-out only moves
 // forward, so a batch is almost always entirely new: the fast path COPYs it
 // straight into deliveries (heap multi-insert, no staging, no speculative
@@ -109,34 +106,28 @@ func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch ca
 	return n, nil
 }
 
+// copyDeliveries COPYs a batch straight into deliveries: one statement,
+// atomic on its own.
 func (s *Store) copyDeliveries(ctx context.Context, c campaign.Campaign, key string, ch campaign.Channel, ds []campaign.NewDelivery, now time.Time) (int, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
 	campaignID, err := uuid.Parse(key)
 	if err != nil {
 		return 0, err
 	}
 	marketing := c.Kind.Marketing()
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"deliveries"}, deliveryCopyColumns,
+	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"deliveries"},
+		[]string{"tenant_id", "campaign_id", "subscriber_id", "channel", "referral_code",
+			"kind_marketing", "created_at", "updated_at"}, // status: its default, pending
 		pgx.CopyFromSlice(len(ds), func(i int) ([]any, error) {
-			var ref any
+			var ref any // NULL when empty
 			if ds[i].ReferralCode != "" {
 				ref = ds[i].ReferralCode
 			}
-			return []any{c.TenantID, campaignID, ds[i].SubscriberID, string(ch), "pending", ref, marketing, now, now}, nil
+			return []any{c.TenantID, campaignID, ds[i].SubscriberID, string(ch), ref, marketing, now, now}, nil
 		}))
-	if err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, err
-	}
-	return int(n), nil
+	return int(n), err
 }
 
+// stageDeliveries is the slow path, for a batch of which some rows exist.
 func (s *Store) stageDeliveries(ctx context.Context, c campaign.Campaign, key string, ch campaign.Channel, ds []campaign.NewDelivery, now time.Time) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -177,24 +168,24 @@ func (s *Store) stageDeliveries(ctx context.Context, c campaign.Campaign, key st
 //   - a claim or an outcome is one statement per delivery on the full
 //     primary key (a unique, all-equality look-up no estimate can beat),
 //     pipelined in one round trip and one transaction, with cached generic
-//     plans (genericPlans): a custom plan of a statement on the partitioned
+//     plans: a custom plan of a statement on the partitioned
 //     table is planned afresh at every execution, and the plan cache keeps
 //     choosing custom plans because the generic one's cost counts all
 //     sixteen partitions, though it prunes to one when it starts;
 //   - an array condition (subscriber_id = ANY) only on an index's leading
 //     column, never on a later one, where the planner may prefer to filter
 //     a whole campaign's range;
-//   - pages in keyset order are planned with sorting disabled (noSort), so
+//   - pages in keyset order are planned with sorting disabled, so
 //     they always walk an index in order and stop at the limit, instead of
 //     collecting and sorting everything past the cursor.
-var (
-	genericPlans = []string{`SET LOCAL plan_cache_mode = force_generic_plan`}
-	noSort       = []string{`SET LOCAL enable_sort = off`}
+const (
+	genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
+	noSort       = `SET LOCAL enable_sort = off`
 )
 
 // sendBatch runs b in one round trip inside one transaction, after the
 // given SET LOCAL statements.
-func (s *Store) sendBatch(ctx context.Context, settings []string, b *pgx.Batch) error {
+func (s *Store) sendBatch(ctx context.Context, b *pgx.Batch, settings ...string) error {
 	tb := &pgx.Batch{}
 	tb.Queue(`BEGIN`)
 	for _, set := range settings {
@@ -202,7 +193,17 @@ func (s *Store) sendBatch(ctx context.Context, settings []string, b *pgx.Batch) 
 	}
 	tb.QueuedQueries = append(tb.QueuedQueries, b.QueuedQueries...)
 	tb.Queue(`COMMIT`)
-	return s.pool.SendBatch(ctx, tb).Close()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	err = conn.SendBatch(ctx, tb).Close()
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		// A failed statement skipped the rest of the batch, COMMIT included.
+		conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	}
+	return err
 }
 
 const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $4
@@ -268,7 +269,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 			})
 			return err
 		})
-	if err := s.sendBatch(ctx, genericPlans, b); err != nil {
+	if err := s.sendBatch(ctx, b, genericPlans); err != nil {
 		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
 	}
 	if len(out) == 0 {
@@ -336,7 +337,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := s.sendBatch(ctx, genericPlans, b); err != nil {
+	if err := s.sendBatch(ctx, b, genericPlans); err != nil {
 		return fmt.Errorf("postgres: record outcomes: %w", err)
 	}
 	return nil
@@ -393,7 +394,7 @@ func (s *Store) UnfinishedPage(ctx context.Context, campaignID string, ch campai
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 			return err
 		})
-	if err := s.sendBatch(ctx, noSort, b); err != nil {
+	if err := s.sendBatch(ctx, b, noSort); err != nil {
 		return nil, fmt.Errorf("postgres: unfinished page: %w", err)
 	}
 	return ids, nil
@@ -432,7 +433,7 @@ func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, st
 	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = $1,
 			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
 			sent_at = COALESCE(sent_at, $4)
-		WHERE provider_message_id = $5 AND provider = $6 AND `+statusRankSQL("status")+` < $7`,
+		WHERE provider_message_id = $5 AND COALESCE(provider, '') = $6 AND `+statusRankSQL("status")+` < $7`,
 		string(status), errorCode, at, sentAt, messageID, provider, statusRank(status))
 	if err != nil {
 		return false, fmt.Errorf("postgres: apply receipt: %w", err)
@@ -555,7 +556,7 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 		})
 		return err
 	})
-	if err := s.sendBatch(ctx, noSort, b); err != nil {
+	if err := s.sendBatch(ctx, b, noSort); err != nil {
 		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
 	}
 	return out, nil

@@ -9,19 +9,22 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"outreach/campaign"
 	"outreach/install"
+	"outreach/reward"
 )
 
 var (
-	_ install.Store        = (*Store)(nil)
-	_ campaign.RewardStats = (*Store)(nil)
+	_ install.Store          = (*Store)(nil)
+	_ install.RewardingStore = (*Store)(nil)
+	_ campaign.RewardStats   = (*Store)(nil)
 )
 
 // installCountShards spreads a region's install count over this many rows
 // (see 0003_installs_rewards.sql).
-const installCountShards = 16
+const installCountShards = 64
 
 // ledgerUUID normalises a uuid; ok is false when s is none (and so names
 // nothing). Installs and rewards keep their own helpers, apart from the
@@ -71,12 +74,18 @@ func (s *Store) InstallTarget(ctx context.Context, tenantID, msisdn string) (ins
 // subscriber).
 func (s *Store) AttributionByReferral(ctx context.Context, tenantID, code string) (install.Attribution, bool, error) {
 	var a install.Attribution
-	err := s.pool.QueryRow(ctx, `SELECT d.campaign_id::text, d.subscriber_id, s.msisdn, s.region,
+	// The code is looked up first, on its own (MATERIALIZED): joined, the
+	// planner may walk the whole campaign's deliveries by campaign_id.
+	err := s.pool.QueryRow(ctx, `WITH d AS MATERIALIZED (
+			SELECT campaign_id, subscriber_id, sent_at, created_at FROM deliveries
+			WHERE referral_code = $2 AND tenant_id = $1
+		)
+		SELECT d.campaign_id::text, d.subscriber_id, s.msisdn, s.region,
 			COALESCE(d.sent_at, d.created_at), c.reward
-		FROM deliveries d
+		FROM d
 		JOIN campaigns c ON c.id = d.campaign_id
 		JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.referral_code = $2 AND d.tenant_id = $1 AND c.kind = 'install_promotion'
+		WHERE c.kind = 'install_promotion'
 		ORDER BY d.sent_at DESC NULLS LAST
 		LIMIT 1`, tenantID, code).
 		Scan(&a.CampaignID, &a.Target.SubscriberID, &a.Target.MSISDN, &a.Target.Region, &a.SentAt, &a.Reward)
@@ -203,6 +212,109 @@ func (s *Store) RecordInstall(ctx context.Context, in *install.Install) (install
 		}
 	}
 	return install.RecordResult{}, fmt.Errorf("postgres: record install: no progress after repeated conflicts")
+}
+
+// recordInstallRewardedSQL is recordInstallSQL for a counted install that
+// also debits its reward from the home shard of the campaign's budget and
+// stores the reward pending: one statement, one commit. Nothing is debited
+// unless the install row is new; a reward conflict (a live reward of the
+// subscriber in the campaign, or of the device) raises an error that rolls
+// the whole statement back, install included. It returns the installs
+// inserted and the reward's seq (NULL when the shard had no room).
+const recordInstallRewardedSQL = `WITH ins AS (
+	INSERT INTO installs (id, subscriber_id, installed_at, received_at, attributed_at, campaign_id,
+		duplicate, tenant_id, msisdn, device_id, platform, region, via, referral_code)
+	VALUES ($1::uuid, $2::bigint, $3::timestamptz, $4::timestamptz, $5::timestamptz, $6::uuid,
+		false, $7::text, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text)
+	ON CONFLICT DO NOTHING
+	RETURNING subscriber_id, tenant_id, region
+), marked AS (
+	UPDATE subscribers s SET installed = true, installed_at = $3::timestamptz, updated_at = $4::timestamptz
+	FROM ins
+	WHERE s.id = ins.subscriber_id AND NOT s.installed
+	RETURNING s.id
+), counted AS (
+	INSERT INTO install_counts AS ic (tenant_id, region, shard, installs)
+	SELECT tenant_id, region, $14::smallint, 1 FROM ins
+	ON CONFLICT (tenant_id, region, shard) DO UPDATE SET installs = ic.installs + 1
+	RETURNING 1
+), debit AS (
+	UPDATE campaign_budgets SET spent_mb = spent_mb + $16::bigint
+	WHERE campaign_id = $6::uuid AND shard = $18::smallint AND spent_mb + $16::bigint <= budget_mb
+	  AND EXISTS (SELECT 1 FROM ins)
+	RETURNING shard
+), rw AS (
+	INSERT INTO rewards (id, install_id, campaign_id, subscriber_id, data_mb, created_at, updated_at,
+		tenant_id, msisdn, device_id, state, budget_shard)
+	SELECT $15::uuid, $1::uuid, $6::uuid, $2::bigint, $16::bigint, $17::timestamptz, $17::timestamptz,
+		$7::text, $8::text, $9::text, 'pending', debit.shard
+	FROM debit
+	RETURNING seq
+)
+SELECT (SELECT count(*) FROM ins), (SELECT seq FROM rw)`
+
+// RecordInstallRewarded records a counted install and its pending reward
+// in one statement when it can; otherwise it records the install as
+// RecordInstall does and leaves the reward to the ledger (see
+// install.RewardingStore).
+func (s *Store) RecordInstallRewarded(ctx context.Context, in *install.Install, r *reward.Reward, budgetMB int64) (install.RecordResult, bool, error) {
+	if in.ID == "" {
+		in.ID = uuid.NewString()
+	}
+	campaignID, ok := ledgerUUID(in.CampaignID)
+	if !ok || in.SubscriberID == 0 || r.State != reward.StatePending || r.DataMB <= 0 {
+		res, err := s.RecordInstall(ctx, in)
+		return res, false, err
+	}
+	if r.ID == "" {
+		r.ID = uuid.NewString()
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = ledgerNow()
+	}
+	r.CreatedAt = r.CreatedAt.UTC().Truncate(time.Microsecond)
+	in.InstalledAt = in.InstalledAt.UTC().Truncate(time.Microsecond)
+	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
+	var attributedAt, referral any
+	if in.AttributedAt != nil {
+		attributedAt = in.AttributedAt.UTC()
+	}
+	if in.ReferralCode != "" {
+		referral = in.ReferralCode
+	}
+	plan := budgetShards(budgetMB, r.DataMB)
+	var (
+		inserted int
+		seq      *int64
+	)
+	err := s.pool.QueryRow(ctx, recordInstallRewardedSQL, in.ID, in.SubscriberID, in.InstalledAt, in.ReceivedAt,
+		attributedAt, campaignID, in.TenantID, in.MSISDN, in.DeviceID, string(in.Platform), in.Region, string(in.Via),
+		referral, installShard(in.MSISDN), r.ID, r.DataMB, r.CreatedAt, homeShard(in.ID, len(plan))).Scan(&inserted, &seq)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			// A reward rule said no: record the install alone; the ledger
+			// records the reward's rejection.
+			res, err := s.RecordInstall(ctx, in)
+			return res, false, err
+		}
+		return install.RecordResult{}, false, fmt.Errorf("postgres: record install: %w", err)
+	}
+	if inserted == 0 {
+		// A replay or a later install of the number.
+		res, err := s.RecordInstall(ctx, in)
+		return res, false, err
+	}
+	in.Duplicate, in.CampaignID = false, campaignID
+	if seq == nil {
+		// Counted, but the home shard had no room (or the budget is not
+		// set up yet): the ledger's slow path takes it from here.
+		return install.RecordResult{}, false, nil
+	}
+	r.Seq, r.InstallID, r.CampaignID, r.TenantID = *seq, in.ID, campaignID, in.TenantID
+	r.SubscriberID, r.MSISDN, r.DeviceID = in.SubscriberID, in.MSISDN, in.DeviceID
+	r.UpdatedAt, r.Reason = r.CreatedAt, ""
+	return install.RecordResult{}, true, nil
 }
 
 func (s *Store) installByKey(ctx context.Context, k install.ReplayKey) (install.Install, bool, error) {

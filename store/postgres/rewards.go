@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -31,35 +32,75 @@ func scanReward(r pgx.Row) (reward.Reward, error) {
 	return x, err
 }
 
-// createRewardSQL debits the campaign's budget and records the reward in
-// one statement, so one atomic step and one round trip. The budget row is
-// created on first use; the debit only happens while spent + data_mb stays
-// within the budget, under the row lock the upsert takes, so concurrent
-// rewards of one campaign queue on that row and can never overspend. With
-// no debit the reward is stored rejected budget_exhausted. A unique
-// conflict (the install already rewarded, or a live reward of the same
-// campaign and subscriber or of the same device) raises an error that rolls
-// the whole statement back, debit included; CreateReward then sorts it out.
+// maxBudgetShards bounds the rows a campaign's budget is split into.
+const maxBudgetShards = 64
+
+// budgetShards splits a budget into shard budgets, each a whole number of
+// rewards of dataMB, summing to budgetMB (the part too small for a reward
+// sits in shard 0, where nothing can spend it).
+func budgetShards(budgetMB, dataMB int64) []int64 {
+	units := int64(0)
+	if dataMB > 0 && budgetMB > 0 {
+		units = budgetMB / dataMB
+	}
+	n := min(int64(maxBudgetShards), max(1, units))
+	out := make([]int64, n)
+	for i := range out {
+		k := units / n
+		if int64(i) < units%n {
+			k++
+		}
+		out[i] = k * dataMB
+	}
+	out[0] += max(0, budgetMB-units*dataMB)
+	return out
+}
+
+// homeShard is the shard an install debits first: spread by install id, so
+// that concurrent rewards of one campaign take different row locks, and
+// repeats of one install meet on the same row.
+func homeShard(installID string, shards int) int16 {
+	h := fnv.New32a()
+	h.Write([]byte(installID))
+	return int16(h.Sum32() % uint32(shards))
+}
+
+// createRewardSQL debits one shard of the campaign's budget and records the
+// reward pending, in one statement: one atomic step, one round trip. The
+// debit only happens while spent + data_mb stays within the shard's budget,
+// under the row lock the update takes; no row comes back when the install
+// has a reward already or the shard has no room. A unique conflict (a live
+// reward of the same campaign and subscriber or of the same device, or the
+// install's reward written meanwhile) raises an error that rolls the whole
+// statement back, debit included; CreateReward then sorts it out.
 const createRewardSQL = `WITH prior AS (
 	SELECT 1 FROM rewards WHERE install_id = $4::uuid
 ), debit AS (
-	INSERT INTO campaign_budgets AS b (campaign_id, tenant_id, budget_mb, spent_mb)
-	SELECT $3::uuid, $2::text, $10::bigint, $6::bigint
-	WHERE $6::bigint <= $10::bigint AND NOT EXISTS (SELECT 1 FROM prior)
-	  AND NOT EXISTS (SELECT 1 FROM campaign_budgets x
-	                  WHERE x.campaign_id = $3::uuid AND x.spent_mb + $6::bigint > x.budget_mb)
-	ON CONFLICT (campaign_id) DO UPDATE SET spent_mb = b.spent_mb + EXCLUDED.spent_mb
-	WHERE b.spent_mb + EXCLUDED.spent_mb <= b.budget_mb
-	RETURNING 1
+	UPDATE campaign_budgets SET spent_mb = spent_mb + $6::bigint
+	WHERE campaign_id = $3::uuid AND shard = $10::smallint AND spent_mb + $6::bigint <= budget_mb
+	  AND NOT EXISTS (SELECT 1 FROM prior)
+	RETURNING shard
 )
 INSERT INTO rewards (id, install_id, campaign_id, subscriber_id, data_mb, created_at, updated_at,
-	tenant_id, msisdn, device_id, state, reason)
+	tenant_id, msisdn, device_id, state, budget_shard)
 SELECT $1::uuid, $4::uuid, $3::uuid, $5::bigint, $6::bigint, $7::timestamptz, $7::timestamptz,
-	$2::text, $8::text, $9::text,
-	CASE WHEN EXISTS (SELECT 1 FROM debit) THEN 'pending' ELSE 'rejected' END,
-	CASE WHEN EXISTS (SELECT 1 FROM debit) THEN NULL ELSE 'budget_exhausted' END
-WHERE NOT EXISTS (SELECT 1 FROM prior)
+	$2::text, $8::text, $9::text, 'pending', debit.shard
+FROM debit
 RETURNING ` + rewardColumns
+
+// ensureBudgetSQL creates a campaign's budget shards on its first reward.
+const ensureBudgetSQL = `INSERT INTO campaign_budgets (campaign_id, shard, tenant_id, budget_mb)
+SELECT $1::uuid, (s - 1)::smallint, $2::text, b FROM unnest($3::bigint[]) WITH ORDINALITY AS t(b, s)
+ON CONFLICT (campaign_id, shard) DO NOTHING`
+
+// roomySQL finds a shard with room for one more reward, the home shard's
+// successors first. It reads committed rows without locking: an in-flight
+// debit that may still roll back is not seen, so "no room" is never
+// answered while room remains.
+const roomySQL = `SELECT shard FROM campaign_budgets
+WHERE campaign_id = $1::uuid AND spent_mb + $2::bigint <= budget_mb
+ORDER BY (shard - $3::int + $4::int) % $4::int
+LIMIT 1`
 
 // insertRejectedSQL records a rejected reward, touching no budget; nothing
 // when the install has its reward already.
@@ -83,30 +124,54 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	if r.ID == "" {
 		r.ID = uuid.NewString()
 	}
-	if _, err := uuid.Parse(r.InstallID); err != nil {
+	installID, ok := ledgerUUID(r.InstallID)
+	if !ok {
 		return false, apperr.FieldErrors{"install_id": "must be an install id"}
 	}
 	key, ok := ledgerUUID(r.CampaignID)
 	if !ok {
 		return false, apperr.NotFound("campaign")
 	}
-	r.CampaignID = key
+	r.InstallID, r.CampaignID = installID, key
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = ledgerNow()
 	}
-	for attempt := 0; attempt < 5; attempt++ {
-		if r.State == reward.StateRejected {
-			return s.insertRejected(ctx, r)
-		}
+	if r.State == reward.StateRejected {
+		return s.insertRejected(ctx, r)
+	}
+	r.State, r.Reason = reward.StatePending, ""
+	plan := budgetShards(budgetMB, r.DataMB)
+	home := homeShard(r.InstallID, len(plan))
+	shard, ensured := home, false
+	// Each turn of the loop that finds no room where it looked follows a
+	// debit committed by someone else, so it ends; the bound is a backstop.
+	for attempt := 0; attempt < 1000; attempt++ {
 		stored, err := scanReward(s.pool.QueryRow(ctx, createRewardSQL, r.ID, r.TenantID, r.CampaignID, r.InstallID,
-			r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, budgetMB))
-		if errors.Is(err, pgx.ErrNoRows) {
-			// The install has its reward already.
-			return s.storedReward(ctx, r)
-		}
+			r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, shard))
 		if err == nil {
 			*r = stored
 			return true, nil
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The install has its reward already, or the shard no room.
+			if created, found, err := s.rewardOfInstall(ctx, r); err != nil || found {
+				return created, err
+			}
+			if !ensured {
+				if _, err := s.pool.Exec(ctx, ensureBudgetSQL, r.CampaignID, r.TenantID, plan); err != nil {
+					return false, fmt.Errorf("postgres: create campaign budget: %w", err)
+				}
+				ensured = true
+			}
+			err := s.pool.QueryRow(ctx, roomySQL, r.CampaignID, r.DataMB, int(home), len(plan)).Scan(&shard)
+			if errors.Is(err, pgx.ErrNoRows) {
+				r.State, r.Reason = reward.StateRejected, reward.ReasonBudgetExhausted
+				return s.insertRejected(ctx, r)
+			}
+			if err != nil {
+				return false, fmt.Errorf("postgres: find budget room: %w", err)
+			}
+			continue
 		}
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || pe.Code != "23505" {
@@ -114,11 +179,14 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 		}
 		switch pe.ConstraintName {
 		case rewardsInstallKey:
-			return s.storedReward(ctx, r)
+			created, _, err := s.rewardOfInstall(ctx, r)
+			return created, err
 		case rewardsCampaignSubscriberKey:
 			r.State, r.Reason = reward.StateRejected, reward.ReasonAlreadyRewarded
+			return s.insertRejected(ctx, r)
 		case rewardsDeviceKey:
 			r.State, r.Reason = reward.StateRejected, reward.ReasonDeviceAlreadyRewarded
+			return s.insertRejected(ctx, r)
 		case rewardsPrimaryKey:
 			r.ID = uuid.NewString()
 		default:
@@ -132,7 +200,8 @@ func (s *Store) insertRejected(ctx context.Context, r *reward.Reward) (bool, err
 	stored, err := scanReward(s.pool.QueryRow(ctx, insertRejectedSQL, r.ID, r.TenantID, r.CampaignID, r.InstallID,
 		r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, string(r.Reason)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s.storedReward(ctx, r)
+		created, _, err := s.rewardOfInstall(ctx, r)
+		return created, err
 	}
 	if err != nil {
 		return false, fmt.Errorf("postgres: record rejected reward: %w", err)
@@ -141,14 +210,18 @@ func (s *Store) insertRejected(ctx context.Context, r *reward.Reward) (bool, err
 	return true, nil
 }
 
-// storedReward replaces r with the reward stored for its install.
-func (s *Store) storedReward(ctx context.Context, r *reward.Reward) (bool, error) {
+// rewardOfInstall replaces r with the reward stored for its install, if
+// there is one.
+func (s *Store) rewardOfInstall(ctx context.Context, r *reward.Reward) (created, found bool, err error) {
 	stored, err := scanReward(s.pool.QueryRow(ctx, `SELECT `+rewardColumns+` FROM rewards WHERE install_id = $1`, r.InstallID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
 	if err != nil {
-		return false, fmt.Errorf("postgres: reward of install: %w", err)
+		return false, false, fmt.Errorf("postgres: reward of install: %w", err)
 	}
 	*r = stored
-	return false, nil
+	return false, true, nil
 }
 
 // GetReward reads a reward of any tenant.
@@ -196,10 +269,10 @@ func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, er
 	case reward.StateFailed:
 		err = s.pool.QueryRow(ctx, `WITH f AS (
 				UPDATE rewards SET state = 'failed', last_error = NULLIF($3, ''), updated_at = $2
-				WHERE id = $1 AND state = 'pending' RETURNING campaign_id, data_mb
+				WHERE id = $1 AND state = 'pending' RETURNING campaign_id, data_mb, budget_shard
 			), refund AS (
 				UPDATE campaign_budgets b SET spent_mb = b.spent_mb - f.data_mb
-				FROM f WHERE b.campaign_id = f.campaign_id RETURNING 1
+				FROM f WHERE b.campaign_id = f.campaign_id AND b.shard = f.budget_shard RETURNING 1
 			)
 			SELECT count(*) FROM f`, id, at.UTC(), errMsg).Scan(&n)
 	default:
@@ -306,11 +379,8 @@ func (s *Store) CampaignBudget(ctx context.Context, campaignID string) (budgetMB
 	if !ok {
 		return 0, 0, nil
 	}
-	err = s.pool.QueryRow(ctx, `SELECT budget_mb, spent_mb FROM campaign_budgets WHERE campaign_id = $1`, key).
-		Scan(&budgetMB, &spentMB)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, nil
-	}
+	err = s.pool.QueryRow(ctx, `SELECT COALESCE(sum(budget_mb), 0)::bigint, COALESCE(sum(spent_mb), 0)::bigint
+		FROM campaign_budgets WHERE campaign_id = $1`, key).Scan(&budgetMB, &spentMB)
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: campaign budget: %w", err)
 	}

@@ -386,7 +386,7 @@ func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, st
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?,
 			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?)
-		WHERE provider_message_id = ? AND provider = ? AND `+statusRankSQL("status")+` < ?`,
+		WHERE provider_message_id = ? AND COALESCE(provider, '') = ? AND `+statusRankSQL("status")+` < ?`,
 		string(status), nullIfEmpty(errorCode), stamp(at), sentAt, messageID, provider, statusRank(status))
 	if err != nil {
 		return false, fmt.Errorf("sqlite: apply receipt: %w", err)

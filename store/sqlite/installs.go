@@ -215,6 +215,17 @@ func (s *Store) RecordInstall(ctx context.Context, in *install.Install) (install
 	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
 	installedAt := ledgerStamp(in.InstalledAt)
 
+	// A replay is answered from a plain read, without queueing for the
+	// write lock (SQLite's busy handler sleeps while another holds it).
+	if stored, err := scanSQLiteInstall(s.db.QueryRowContext(ctx, `SELECT `+sqliteInstallColumns+` FROM installs
+		WHERE tenant_id = ? AND device_id = ? AND msisdn = ? AND installed_at = ?`,
+		in.TenantID, in.DeviceID, in.MSISDN, installedAt)); err == nil {
+		*in = stored
+		return install.RecordResult{Replay: true}, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return install.RecordResult{}, fmt.Errorf("sqlite: install by key: %w", err)
+	}
+
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return install.RecordResult{}, fmt.Errorf("sqlite: record install: %w", err)

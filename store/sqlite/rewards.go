@@ -61,6 +61,14 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = ledgerNow()
 	}
+	// A repeat is answered from a plain read, without queueing for the
+	// write lock; the transaction below checks again.
+	if stored, err := scanSQLiteReward(s.db.QueryRowContext(ctx, `SELECT `+sqliteRewardColumns+` FROM rewards WHERE install_id = ?`, r.InstallID)); err == nil {
+		*r = stored
+		return false, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("sqlite: reward of install: %w", err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: create reward: %w", err)

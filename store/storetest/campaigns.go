@@ -374,6 +374,9 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		if got := f.pageAll(t, c, 2); !slices.Equal(got, want) {
 			t.Errorf("contacts = %v, want %v", got, want)
 		}
+		wantNotFound(t, "contacts of an unknown campaign", func() error {
+			return f.st.AddContacts(f.ctx, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", ids)
+		})
 		// A filter on an alert is ignored: the contacts are the audience.
 		c.Audience = campaign.Audience{Regions: []string{"HG"}}
 		if got := f.pageAll(t, c, 3); !slices.Equal(got, want) {
@@ -574,6 +577,32 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 		if err := f.st.RecordOutcomes(f.ctx, nil); err != nil {
 			t.Errorf("empty outcomes: %v", err)
+		}
+	})
+
+	t.Run("a batch of outcomes with a bad one is refused whole and the store goes on", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2)
+		err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent, ProviderMessageID: "SM1"},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: "exploded"},
+		})
+		if err == nil {
+			t.Fatal("an unknown status was accepted")
+		}
+		for id, d := range f.bySubscriber(t, c) {
+			if d.Status != campaign.StatusSending {
+				t.Errorf("subscriber %d: status %s after a refused batch, want sending", id, d.Status)
+			}
+		}
+		for range 3 { // the store (and each pooled connection) still works
+			if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)],
+				Channel: campaign.ChannelSMS, Status: campaign.StatusSent}}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 

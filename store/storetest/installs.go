@@ -486,6 +486,80 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		}
 	})
 
+	t.Run("a store that records an install with its reward does both at once or the install alone", func(t *testing.T) {
+		t.Parallel()
+		st := newStore(t)
+		rs, ok := st.(install.RewardingStore)
+		if !ok {
+			t.Skip("the store records installs and rewards apart")
+		}
+		f := newInstFixture(t, st, 4)
+		c := f.promotion(t, f.tenant, 100, 100_000, 14)
+		f.create(t, f.reward(c, 4, "dev-4"), 100_000) // sets the budget up
+		rewardOf := func(in *install.Install) *reward.Reward {
+			return &reward.Reward{ID: uuid.NewString(), TenantID: f.tenant, CampaignID: c.ID, SubscriberID: in.SubscriberID,
+				MSISDN: in.MSISDN, DeviceID: in.DeviceID, InstallID: in.ID, DataMB: 100, State: reward.StatePending,
+				CreatedAt: f.now}
+		}
+		in := f.install(1, "dev-1", f.now)
+		in.ID, in.CampaignID, in.Via = uuid.NewString(), c.ID, install.ViaLastMessage
+		r := rewardOf(in)
+		res, rewarded, err := rs.RecordInstallRewarded(f.ctx, in, r, 100_000)
+		if err != nil || !rewarded || res.Replay || in.Duplicate {
+			t.Fatalf("rewarded %v replay %v duplicate %v err %v", rewarded, res.Replay, in.Duplicate, err)
+		}
+		got, err := f.st.GetReward(f.ctx, r.ID)
+		if err != nil || got.State != reward.StatePending || got.InstallID != in.ID || got.Seq != r.Seq || got.DataMB != 100 {
+			t.Fatalf("stored reward %+v err %v (returned %+v)", got, err, r)
+		}
+		if spent := f.spent(t, c); spent != 200 {
+			t.Errorf("spent %d, want 200", spent)
+		}
+		if sub, _ := f.st.GetSubscriber(f.ctx, f.tenant, instMSISDN(1)); !sub.Installed {
+			t.Error("subscriber not marked installed")
+		}
+		// A replay is answered as RecordInstall answers it; nothing more is paid.
+		again := f.install(1, "dev-1", f.now)
+		again.ID, again.CampaignID = uuid.NewString(), c.ID
+		if res, rewarded, err := rs.RecordInstallRewarded(f.ctx, again, rewardOf(again), 100_000); err != nil || rewarded ||
+			!res.Replay || again.ID != in.ID {
+			t.Errorf("replay: rewarded %v replay %v id %s err %v", rewarded, res.Replay, again.ID, err)
+		}
+		// A device rewarded already: the install still counts, unpaid here.
+		other := f.install(2, "dev-1", f.now)
+		other.ID, other.CampaignID = uuid.NewString(), c.ID
+		if res, rewarded, err := rs.RecordInstallRewarded(f.ctx, other, rewardOf(other), 100_000); err != nil || rewarded ||
+			res.Replay || other.Duplicate {
+			t.Errorf("device rewarded: rewarded %v replay %v duplicate %v err %v", rewarded, res.Replay, other.Duplicate, err)
+		}
+		// A later install of a number is a duplicate, unpaid.
+		later := f.install(1, "dev-9", f.now.Add(time.Hour))
+		later.ID, later.CampaignID = uuid.NewString(), c.ID
+		if _, rewarded, err := rs.RecordInstallRewarded(f.ctx, later, rewardOf(later), 100_000); err != nil || rewarded || !later.Duplicate {
+			t.Errorf("later install: rewarded %v duplicate %v err %v", rewarded, later.Duplicate, err)
+		}
+		counts, _ := f.st.InstallCounts(f.ctx, f.tenant)
+		if counts["HN"] != 1 || counts["DN"] != 1 {
+			t.Errorf("counts = %v, want HN 1 (subscriber 1) and DN 1 (subscriber 2)", counts)
+		}
+		if spent := f.spent(t, c); spent != 200 {
+			t.Errorf("spent %d after the unpaid installs, want 200", spent)
+		}
+	})
+
+	t.Run("a budget smaller than one reward pays none", func(t *testing.T) {
+		t.Parallel()
+		f := newInstFixture(t, newStore(t), 1)
+		c := f.promotion(t, f.tenant, 100, 100, 14)
+		r := f.reward(c, 1, "d1")
+		if f.create(t, r, 99); r.State != reward.StateRejected || r.Reason != reward.ReasonBudgetExhausted {
+			t.Errorf("reward: %s %s", r.State, r.Reason)
+		}
+		if spent := f.spent(t, c); spent != 0 {
+			t.Errorf("spent %d", spent)
+		}
+	})
+
 	t.Run("granting and failing finish a pending reward once and a failure gives its MB back", func(t *testing.T) {
 		t.Parallel()
 		f := newInstFixture(t, newStore(t), 3)

@@ -58,8 +58,10 @@ CREATE TABLE deliveries (
     tenant_id           TEXT NOT NULL,
     campaign_id         TEXT NOT NULL,
     subscriber_id       INTEGER NOT NULL,
-    channel             TEXT NOT NULL,
-    status              TEXT NOT NULL DEFAULT 'pending',
+    channel             TEXT NOT NULL CHECK (channel IN ('sms', 'push')),
+    status              TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'sending', 'sent', 'delivered', 'failed',
+                                          'undelivered', 'unknown', 'skipped')),
     skip_reason         TEXT,
     provider            TEXT,
     provider_message_id TEXT,
