@@ -13,6 +13,7 @@ import (
 	"outreach/campaign"
 	"outreach/internal/queue"
 	"outreach/provider"
+	"outreach/reward"
 	"outreach/subscriber"
 	"outreach/templates"
 )
@@ -109,6 +110,10 @@ type Deps struct {
 	Settings    Settings
 	Metrics     *Metrics
 	Logger      *slog.Logger
+	// Ledger and Fulfiller, when set, provision rewards from the queue and
+	// re-drive the ones left pending.
+	Ledger    *reward.Ledger
+	Fulfiller *reward.Fulfiller
 	// Now is the clock (tests inject one); time.Now when nil.
 	Now func() time.Time
 }
@@ -178,6 +183,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeFanout, e.handleFanout)
 	mux.HandleFunc(TypeSend, e.handleSend)
+	mux.HandleFunc(TypeFulfil, e.handleFulfil)
 
 	common := asynq.Config{
 		Logger:                   asynqLogger{e.Logger},

@@ -30,6 +30,11 @@ func (e *Engine) monitor(ctx context.Context) {
 		if err := e.monitorPass(ctx, redrive); err != nil && ctx.Err() == nil {
 			e.Logger.Warn("campaign monitor", "err", err)
 		}
+		if redrive {
+			if err := e.reconcileRewards(ctx); err != nil && ctx.Err() == nil {
+				e.Logger.Warn("reward reconciler", "err", err)
+			}
+		}
 		if time.Since(lastPurge) >= time.Hour {
 			lastPurge = time.Now()
 			if _, err := e.PurgeAlertContacts(ctx); err != nil && ctx.Err() == nil {

@@ -19,7 +19,11 @@ import (
 	"outreach/api"
 	"outreach/campaign"
 	"outreach/config"
+	"outreach/install"
 	"outreach/internal/queue"
+	"outreach/provider"
+	"outreach/provider/provisioning"
+	"outreach/reward"
 	"outreach/subscriber"
 	"outreach/templates"
 	"outreach/worker"
@@ -33,15 +37,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // app is one process's wiring.
 type app struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	store    store
-	queue    *queue.Conn
-	prov     *providers
-	engine   *worker.Engine
-	service  *campaign.Service
-	registry *prometheus.Registry
-	handler  http.Handler
+	cfg       *config.Config
+	log       *slog.Logger
+	store     store
+	queue     *queue.Conn
+	prov      *providers
+	engine    *worker.Engine
+	ledger    *reward.Ledger
+	fulfiller *reward.Fulfiller
+	installs  *install.Service
+	service   *campaign.Service
+	registry  *prometheus.Registry
+	handler   http.Handler
 }
 
 func policyFrom(cfg *config.Config) campaign.Policy {
@@ -71,7 +78,14 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 	if a.prov, err = buildProviders(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	var prov provider.Provisioner = provisioning.Log{Logger: log}
+	if cfg.RewardsURL != "" {
+		prov = provisioning.New(cfg.RewardsURL, cfg.RewardsSecret)
+	}
+	a.fulfiller = &reward.Fulfiller{Store: a.store, Provisioner: prov, Logger: log}
+	a.ledger = &reward.Ledger{Store: a.store, Logger: log}
 	a.engine = worker.New(worker.Deps{
+		Ledger: a.ledger, Fulfiller: a.fulfiller,
 		Store: a.store, Subscribers: a.store, Queue: a.queue, SMS: a.prov.SMS, Push: a.prov.Push,
 		Policy: policyFrom(cfg), Metrics: worker.NewMetrics(a.registry), Logger: log,
 		Settings: worker.Settings{
@@ -80,10 +94,14 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
 		},
 	})
+	a.ledger.Enqueuer = a.engine
+	a.installs = &install.Service{Store: a.store, Tenants: a.store, Ledger: a.ledger,
+		DefaultSecret: cfg.InstallSecret, Logger: log}
 	a.registry.MustRegister(worker.NewQueueCollector(a.queue))
 	policy := policyFrom(cfg)
 	a.service = &campaign.Service{Store: a.store, Subscribers: a.store, Dispatcher: a.engine, Logger: log,
-		Policy: &policy, SampleVars: templates.Vars{Name: "Nguyễn Văn An", Region: "HN",
+		Rewards: a.store,
+		Policy:  &policy, SampleVars: templates.Vars{Name: "Nguyễn Văn An", Region: "HN",
 			InstallLink: cfg.InstallBaseURL + worker.NewReferralCode()}}
 	a.handler = api.New(api.Deps{
 		Service: a.service, Tenants: a.store, Subscribers: a.store,
@@ -92,6 +110,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Extra: func(r *gin.Engine, auth api.AuthFunc) {
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
 				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: log}.Register(r)
+			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
+				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL})
 		},
 	})
 	return a, nil

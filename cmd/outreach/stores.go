@@ -6,6 +6,8 @@ import (
 
 	"outreach/campaign"
 	"outreach/config"
+	"outreach/install"
+	"outreach/reward"
 	"outreach/store/postgres"
 	"outreach/store/sqlite"
 	"outreach/subscriber"
@@ -18,6 +20,9 @@ type store interface {
 	tenant.Store
 	subscriber.Store
 	campaign.Store
+	install.Store
+	reward.Store
+	campaign.RewardStats
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
 	Close() error
