@@ -57,6 +57,11 @@ type Config struct {
 
 	WorkerConcurrency int           `json:"worker_concurrency"`
 	AlertRetention    time.Duration `json:"alert_retention"`
+	// StaleAfter: a pending delivery with no progress this long has lost
+	// its task and is re-driven; SendingStaleAfter: a delivery claimed this
+	// long ago by a worker that never finished goes back to pending.
+	StaleAfter        time.Duration `json:"stale_after"`
+	SendingStaleAfter time.Duration `json:"sending_stale_after"`
 	MigrateOnStart    bool          `json:"migrate_on_start"`
 	LogLevel          string        `json:"log_level"`
 }
@@ -204,6 +209,8 @@ func Load(getenv func(string) string) (*Config, error) {
 		AdoptionTarget:            int64(l.positive("OUTREACH_ADOPTION_TARGET", 50_000_000)),
 		WorkerConcurrency:         l.positive("OUTREACH_WORKER_CONCURRENCY", 50),
 		AlertRetention:            l.duration("OUTREACH_ALERT_RETENTION", 14*24*time.Hour),
+		StaleAfter:                l.duration("OUTREACH_STALE_AFTER", 2*time.Minute),
+		SendingStaleAfter:         l.duration("OUTREACH_SENDING_STALE_AFTER", 5*time.Minute),
 		MigrateOnStart:            l.boolean("OUTREACH_MIGRATE_ON_START", true),
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
 	}
@@ -314,7 +321,8 @@ func (c *Config) Redacted() map[string]any {
 		"marketing_label": c.MarketingLabel, "install_base_url": c.InstallBaseURL,
 		"install_secret": secret(c.InstallSecret), "rewards_url": c.RewardsURL, "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
-		"alert_retention": c.AlertRetention.String(),
+		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
+		"sending_stale_after": c.SendingStaleAfter.String(),
 	}
 	return out
 }

@@ -81,6 +81,7 @@ func TestNoSecretNumberOrTokenReachesTheLogs(t *testing.T) {
 	}
 	prov := provisioningfake.New(rewardsSecret)
 	t.Cleanup(prov.Close)
+	prov.FailNext(503, 500) // the first grants are retried
 
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -296,13 +297,17 @@ func TestNoSecretNumberOrTokenReachesTheLogs(t *testing.T) {
 		}
 		c.do("GET", "/v1/rewards", "", nil, nil)
 		c.do("GET", "/v1/reports/adoption", "", nil, nil)
-		time.Sleep(time.Second) // rewards are granted by the workers
+		for deadline := time.Now().Add(5 * time.Second); len(prov.Grants()) == 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond) // rewards are granted by the workers
+		}
+		t.Logf("rewards granted: %d", len(prov.Grants()))
 	}
 	c.do("GET", "/v1/campaigns/"+camp.ID+"/deliveries", "", nil, nil)
 	c.do("GET", "/v1/campaigns/"+camp.ID+"/deliveries?status=failed", "", nil, nil)
 	(client{t: t, base: base, key: admin + "x"}).do("GET", "/v1/campaigns", "", nil, nil) // a wrong key
 	(client{t: t, base: base, key: viewer}).json("POST", "/v1/alerts", map[string]any{"contacts": []string{"0" + nsns[23]}}, nil)
 	time.Sleep(300 * time.Millisecond) // let the last receipts and tasks log
+	t.Logf("sent: %d SMS, %d pushes", tw.Count(), fcm.Count())
 }
 
 // waitState polls path until its state is completed.

@@ -92,6 +92,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
 			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency,
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
+			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter,
 		},
 	})
 	a.ledger.Enqueuer = a.engine
