@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"outreach/templates"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,54 +211,5 @@ func maskKeep(s string, keep int) string {
 	return strings.Repeat("*", n-keep) + string(r[n-keep:])
 }
 
-// Segments is a simple SMS part count: GSM-7 (160 chars, 153 per part,
-// extension characters counted as 2) when every character is in the GSM
-// alphabet, else UCS-2 (70 UTF-16 units, 67 per part). 0 for an empty body.
-func Segments(body string) int {
-	if body == "" {
-		return 0
-	}
-	gsm, units := 0, 0
-	isGSM := true
-	for _, r := range body {
-		switch c := gsmCost(r); c {
-		case 0:
-			isGSM = false
-		default:
-			gsm += c
-		}
-		if r >= 0x10000 {
-			units += 2
-		} else {
-			units++
-		}
-	}
-	if isGSM {
-		return parts(gsm, 160, 153)
-	}
-	return parts(units, 70, 67)
-}
-
-func parts(n, single, multi int) int {
-	if n <= single {
-		return 1
-	}
-	return (n + multi - 1) / multi
-}
-
-const (
-	gsmBasicNonASCII = "£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà"
-	gsmExt           = "^{}\\[~]|€\f"
-)
-
-func gsmCost(r rune) int {
-	switch {
-	case strings.ContainsRune(gsmExt, r):
-		return 2
-	case r == '\n' || r == '\r' || (r >= ' ' && r < 0x7f && r != '`'):
-		return 1
-	case r >= 0x80 && strings.ContainsRune(gsmBasicNonASCII, r):
-		return 1
-	}
-	return 0
-}
+// Segments is what an SMS of this body costs, as the engine counts it.
+func Segments(body string) int { return templates.CountSMS(body).Segments }
