@@ -163,3 +163,22 @@ func PublicRateLimit(limiter *PerSourceLimiter) gin.HandlerFunc {
 			Message: fmt.Sprintf("too many requests from this address: retry after %d s", secs)})
 	}
 }
+
+// PublicRateLimitRoutes is PublicRateLimit for the routes named in limits
+// by their template ("/i/:code"), each with its limiter; every other
+// request passes untouched. It is for engine.Use in Deps.Extra, before the
+// public routes are registered (gin applies Use to the routes added after
+// it), when they are registered by code that takes no middleware.
+func PublicRateLimitRoutes(limits map[string]*PerSourceLimiter) gin.HandlerFunc {
+	handlers := make(map[string]gin.HandlerFunc, len(limits))
+	for route, l := range limits {
+		handlers[route] = PublicRateLimit(l)
+	}
+	return func(c *gin.Context) {
+		if h, ok := handlers[c.FullPath()]; ok {
+			h(c)
+			return
+		}
+		c.Next()
+	}
+}

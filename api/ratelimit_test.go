@@ -192,3 +192,35 @@ func TestPublicRateLimitCanBeOff(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicRateLimitRoutesLimitsOnlyTheNamedRoutes(t *testing.T) {
+	t.Parallel()
+	links, hooks := NewPerSourceLimiter(1e-3, 2, 0), NewPerSourceLimiter(1e-3, 3, 0)
+	h := New(Deps{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Extra: func(r *gin.Engine, _ AuthFunc) {
+			r.Use(PublicRateLimitRoutes(map[string]*PerSourceLimiter{"/i/:code": links, "/webhooks/twilio/status": hooks}))
+			r.GET("/i/:code", func(c *gin.Context) { c.Status(http.StatusFound) })
+			r.POST("/webhooks/twilio/status", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+			r.GET("/v1/rewards", func(c *gin.Context) { c.Status(http.StatusOK) })
+		},
+	})
+	call := func(method, path string) int {
+		req := httptest.NewRequest(method, path, nil)
+		req.RemoteAddr = "203.0.113.7:1234"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	var got []int
+	for range 4 {
+		got = append(got, call("GET", "/i/code"+strconv.Itoa(len(got))), call("POST", "/webhooks/twilio/status"), call("GET", "/v1/rewards"))
+	}
+	want := []int{302, 204, 200, 302, 204, 200, 429, 204, 200, 429, 429, 200}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("statuses %v, want %v: each route its own limit, other routes none", got, want)
+	}
+	if code := call("GET", "/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+}

@@ -21,8 +21,8 @@ import (
 // (and so names none).
 const DefaultAttributionDays = 14
 
-// tenantCacheTTL bounds how long a changed install secret may take to
-// apply; the cache spares a store read per callback.
+// tenantCacheTTL bounds how long a changed install secret (or a new
+// tenant) may take to apply; the cache spares a store read per callback.
 const tenantCacheTTL = 10 * time.Second
 
 // TenantLookup finds a tenant by name (tenant.Store has it).
@@ -49,6 +49,7 @@ type Service struct {
 
 type cachedTenant struct {
 	t       tenant.Tenant
+	known   bool
 	expires time.Time
 }
 
@@ -118,28 +119,35 @@ func (s *Service) Authenticate(ctx context.Context, in Signed) (tenant.Tenant, e
 	return t, nil
 }
 
+// tenant finds a tenant by name through a short cache, which also
+// remembers unknown names so that a flood of made-up tenants costs no
+// store reads.
 func (s *Service) tenant(ctx context.Context, name string) (tenant.Tenant, error) {
 	now := time.Now()
 	s.mu.Lock()
 	c, ok := s.tenants[name]
 	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.t, nil
+	if !ok || !now.Before(c.expires) {
+		t, err := s.Tenants.TenantByName(ctx, name)
+		switch {
+		case err == nil:
+			c = cachedTenant{t: t, known: true, expires: now.Add(tenantCacheTTL)}
+		case errors.Is(err, apperr.ErrNotFound):
+			c = cachedTenant{expires: now.Add(tenantCacheTTL)}
+		default:
+			return tenant.Tenant{}, fmt.Errorf("look up tenant: %w", err)
+		}
+		s.mu.Lock()
+		if s.tenants == nil || len(s.tenants) >= 10_000 {
+			s.tenants = map[string]cachedTenant{}
+		}
+		s.tenants[name] = c
+		s.mu.Unlock()
 	}
-	t, err := s.Tenants.TenantByName(ctx, name)
-	if errors.Is(err, apperr.ErrNotFound) {
+	if !c.known {
 		return tenant.Tenant{}, ErrUnknownTenant
 	}
-	if err != nil {
-		return tenant.Tenant{}, fmt.Errorf("look up tenant: %w", err)
-	}
-	s.mu.Lock()
-	if s.tenants == nil || len(s.tenants) > 10_000 {
-		s.tenants = map[string]cachedTenant{}
-	}
-	s.tenants[name] = cachedTenant{t: t, expires: now.Add(tenantCacheTTL)}
-	s.mu.Unlock()
-	return t, nil
+	return c.t, nil
 }
 
 // Handle authenticates a signed callback, parses it and records the
@@ -199,7 +207,7 @@ func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Res
 		res.CampaignID = &id
 	}
 	if !rec.Replay {
-		s.logger().InfoContext(ctx, "install recorded", "install_id", in.ID, "msisdn", subscriber.Mask(in.MSISDN),
+		s.logger().DebugContext(ctx, "install recorded", "install_id", in.ID, "msisdn", subscriber.Mask(in.MSISDN),
 			"duplicate", in.Duplicate, "via", in.Via, "campaign_id", in.CampaignID)
 	}
 	if pre != nil {

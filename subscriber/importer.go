@@ -333,6 +333,13 @@ func (w *writers) close() (UpsertResult, error) {
 
 func parseHeader(h []string) (columns, error) {
 	cols := columns{msisdn: -1, region: -1, locale: -1, n: len(h)}
+	// A bare list of numbers has no header: say so without quoting the row,
+	// which would put a subscriber's number in the answer and the access log.
+	for _, name := range h {
+		if _, err := NormalizeMSISDN(name); err == nil {
+			return cols, apperr.FieldErrors{"header": "no msisdn column: the first row holds a phone number, not column names; add a header row such as msisdn,region,locale"}
+		}
+	}
 	seen := make(map[string]bool, len(h))
 	for i, name := range h {
 		name = strings.TrimSpace(name)

@@ -109,6 +109,16 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Importer: &subscriber.Importer{Store: a.store},
 		Ready:    a.ready, Registry: a.registry, Logger: log,
 		Extra: func(r *gin.Engine, auth api.AuthFunc) {
+			// Per-source limits on the unauthenticated routes. Generous: Twilio
+			// does not retry a receipt answered 429, one app backend carries
+			// every install, and subscribers click links from behind NAT.
+			hooks := max(100, 5*cfg.SMSRate)
+			r.Use(api.PublicRateLimitRoutes(map[string]*api.PerSourceLimiter{
+				"/webhooks/twilio/status":  api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
+				"/webhooks/twilio/inbound": api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
+				"/v1/installs":             api.NewPerSourceLimiter(10000, 20000, 0),
+				"/i/:code":                 api.NewPerSourceLimiter(20, 100, 0),
+			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
 				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: log}.Register(r)
 			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
