@@ -172,6 +172,15 @@ func Verify(secret, timestamp string, body []byte, signature string, now time.Ti
 	return nil
 }
 
+// ForURL is the Provisioner for OUTREACH_REWARDS_URL and
+// OUTREACH_REWARDS_SECRET: the HTTP client, or Log when url is empty.
+func ForURL(url, secret string, logger *slog.Logger) provider.Provisioner {
+	if url == "" {
+		return Log{Logger: logger}
+	}
+	return New(url, secret)
+}
+
 // Log is the Provisioner of a deployment with no OUTREACH_REWARDS_URL: it
 // logs each grant (the number masked) and succeeds, so that nothing is
 // credited by accident.

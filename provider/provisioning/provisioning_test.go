@@ -145,3 +145,12 @@ func TestTheLogProvisionerCreditsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestForURLPicksTheLogProvisionerWithoutAURL(t *testing.T) {
+	if _, ok := provisioning.ForURL("", "", nil).(provisioning.Log); !ok {
+		t.Error("no URL: want the log provisioner")
+	}
+	if c, ok := provisioning.ForURL("http://127.0.0.1:9/grants", "s", nil).(*provisioning.Client); !ok || c.URL != "http://127.0.0.1:9/grants" {
+		t.Error("a URL: want the HTTP client")
+	}
+}

@@ -75,37 +75,31 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	}
 	defer tx.Rollback()
 
-	stored, err := scanSQLiteReward(tx.QueryRowContext(ctx, `SELECT `+sqliteRewardColumns+` FROM rewards WHERE install_id = ?`, r.InstallID))
-	switch {
-	case err == nil:
+	// One look at the ledger under the write lock: the install's reward
+	// (written since the read above), a live reward of the subscriber in
+	// the campaign, of the device in the tenant.
+	var prior, pair, device bool
+	if err := tx.QueryRowContext(ctx, `SELECT
+			EXISTS (SELECT 1 FROM rewards WHERE install_id = ?1),
+			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = ?2 AND subscriber_id = ?3 AND state <> 'rejected'),
+			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = ?4 AND device_id = ?5 AND state <> 'rejected')`,
+		r.InstallID, r.CampaignID, r.SubscriberID, r.TenantID, r.DeviceID).Scan(&prior, &pair, &device); err != nil {
+		return false, fmt.Errorf("sqlite: create reward: %w", err)
+	}
+	if prior {
+		stored, err := scanSQLiteReward(tx.QueryRowContext(ctx, `SELECT `+sqliteRewardColumns+` FROM rewards WHERE install_id = ?`, r.InstallID))
+		if err != nil {
+			return false, fmt.Errorf("sqlite: reward of install: %w", err)
+		}
 		*r = stored
 		return false, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return false, fmt.Errorf("sqlite: reward of install: %w", err)
-	}
-	exists := func(query string, args ...any) (bool, error) {
-		var n int
-		err := tx.QueryRowContext(ctx, `SELECT EXISTS (`+query+`)`, args...).Scan(&n)
-		return n == 1, err
 	}
 	if r.State != reward.StateRejected {
 		r.State, r.Reason = reward.StatePending, ""
-		live, err := exists(`SELECT 1 FROM rewards WHERE campaign_id = ? AND subscriber_id = ? AND state <> 'rejected'`,
-			r.CampaignID, r.SubscriberID)
-		if err != nil {
-			return false, fmt.Errorf("sqlite: create reward: %w", err)
-		}
-		if live {
+		switch {
+		case pair:
 			r.State, r.Reason = reward.StateRejected, reward.ReasonAlreadyRewarded
-		}
-	}
-	if r.State != reward.StateRejected {
-		device, err := exists(`SELECT 1 FROM rewards WHERE tenant_id = ? AND device_id = ? AND state <> 'rejected'`,
-			r.TenantID, r.DeviceID)
-		if err != nil {
-			return false, fmt.Errorf("sqlite: create reward: %w", err)
-		}
-		if device {
+		case device:
 			r.State, r.Reason = reward.StateRejected, reward.ReasonDeviceAlreadyRewarded
 		}
 	}
@@ -124,7 +118,7 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 		}
 	}
 	at := ledgerStamp(r.CreatedAt)
-	stored, err = scanSQLiteReward(tx.QueryRowContext(ctx, `INSERT INTO rewards (id, install_id, tenant_id,
+	stored, err := scanSQLiteReward(tx.QueryRowContext(ctx, `INSERT INTO rewards (id, install_id, tenant_id,
 			campaign_id, subscriber_id, msisdn, device_id, data_mb, state, reason, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING `+sqliteRewardColumns,

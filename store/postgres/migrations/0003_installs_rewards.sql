@@ -31,7 +31,7 @@ CREATE INDEX installs_campaign_idx ON installs (campaign_id) WHERE campaign_id I
 
 -- Counted installs by region, kept by the install itself so that the
 -- adoption report reads a few hundred rows, never tens of millions. Each
--- region's count is split over 16 shards (by number) so that concurrent
+-- region's count is split over 64 shards (by number) so that concurrent
 -- installs in one province do not queue on one row lock.
 CREATE TABLE install_counts (
     tenant_id text NOT NULL,
@@ -58,7 +58,7 @@ CREATE TABLE link_clicks (
 -- spent_mb + data_mb <= budget_mb; the CHECK makes overspending impossible
 -- whatever the code does. One row would serialise every reward of a
 -- campaign on its row lock, held until commit (about 3,700 a second on the
--- reference machine), so the budget is split into up to 16 shards, each a
+-- reference machine), so the budget is split into up to 64 shards, each a
 -- whole number of rewards, summing to the budget: a reward debits the shard
 -- its install hashes to, or any other with room once that one is spent.
 CREATE TABLE campaign_budgets (
