@@ -10,11 +10,7 @@ import (
 	"outreach/worker"
 )
 
-// forEachBackend runs a scenario on each backend. Scenarios spend most of
-// their time waiting on rate limits, so up to -parallel of them run at once;
-// each has its own store, Redis database and fakes.
 func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
-	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, newHarness(t, b)) })
 	}

@@ -187,6 +187,15 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 	if set.MonitorEvery == 0 {
 		set.MonitorEvery = 100 * time.Millisecond
 	}
+	// A task lost or stuck on a loaded machine is re-driven within seconds,
+	// not minutes; a delivery is taken for a dead worker's only well after
+	// any live one would have finished it.
+	if set.StaleAfter == 0 {
+		set.StaleAfter = 3 * time.Second
+	}
+	if set.SendingStaleAfter == 0 {
+		set.SendingStaleAfter = 30 * time.Second
+	}
 	if set.SMSRate == 0 {
 		set.SMSRate = 100000
 	}

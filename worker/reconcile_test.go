@@ -11,7 +11,7 @@ import (
 func TestAnEmptiedRedisLosesNoDelivery(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(600) // 540 eligible at 100/s: about 5 seconds
-		set := worker.Settings{SMSRate: 100, StaleAfter: time.Second, SendingStaleAfter: 3 * time.Second}
+		set := worker.Settings{SMSRate: 100, StaleAfter: time.Second}
 		h.startWorker(set)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		h.act(c.ID, campaign.ActionStart)
@@ -40,7 +40,7 @@ func TestAnEmptiedRedisLosesNoDelivery(t *testing.T) {
 func TestAStoppedWorkerLeavesItsDeliveriesToTheNext(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(300) // 270 eligible at 50/s
-		set := worker.Settings{SMSRate: 50, StaleAfter: time.Second, SendingStaleAfter: 2 * time.Second}
+		set := worker.Settings{SMSRate: 50, StaleAfter: time.Second}
 		stop := h.startWorker(set)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		h.act(c.ID, campaign.ActionStart)
@@ -85,7 +85,7 @@ func TestDeliveriesClaimedByADeadWorkerAreSentOnce(t *testing.T) {
 		if err != nil || len(claimed) != 20 {
 			t.Fatalf("claimed %d, %v", len(claimed), err)
 		}
-		h.startWorker(worker.Settings{StaleAfter: time.Second, SendingStaleAfter: 2 * time.Second})
+		h.startWorker(worker.Settings{StaleAfter: time.Second, SendingStaleAfter: 5 * time.Second})
 		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
 		h.expectOnce(msisdns)
 	})
