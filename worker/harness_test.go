@@ -194,7 +194,7 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 		set.StaleAfter = 3 * time.Second
 	}
 	if set.SendingStaleAfter == 0 {
-		set.SendingStaleAfter = 30 * time.Second
+		set.SendingStaleAfter = 2 * time.Minute
 	}
 	if set.SMSRate == 0 {
 		set.SMSRate = 100000
@@ -277,6 +277,9 @@ func (h *harness) stats(id string) campaign.Stats {
 // waitState waits for a campaign to reach state, failing after timeout.
 func (h *harness) waitState(id string, state campaign.State, timeout time.Duration) campaign.Stats {
 	h.t.Helper()
+	// The bounds are generous on purpose: -race on a shared two-core
+	// machine can be many times slower than the scenario needs.
+	timeout *= 3
 	deadline := time.Now().Add(timeout)
 	for {
 		s := h.stats(id)
