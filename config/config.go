@@ -62,8 +62,10 @@ type Config struct {
 	// long ago by a worker that never finished goes back to pending.
 	StaleAfter        time.Duration `json:"stale_after"`
 	SendingStaleAfter time.Duration `json:"sending_stale_after"`
-	MigrateOnStart    bool          `json:"migrate_on_start"`
-	LogLevel          string        `json:"log_level"`
+	// RetryBase is the first backoff after a transient provider error.
+	RetryBase      time.Duration `json:"retry_base"`
+	MigrateOnStart bool          `json:"migrate_on_start"`
+	LogLevel       string        `json:"log_level"`
 }
 
 // Window is a daily send window in the tenant's zone, as minutes after
@@ -211,6 +213,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		AlertRetention:            l.duration("OUTREACH_ALERT_RETENTION", 14*24*time.Hour),
 		StaleAfter:                l.duration("OUTREACH_STALE_AFTER", 2*time.Minute),
 		SendingStaleAfter:         l.duration("OUTREACH_SENDING_STALE_AFTER", 5*time.Minute),
+		RetryBase:                 l.duration("OUTREACH_RETRY_BASE", time.Second),
 		MigrateOnStart:            l.boolean("OUTREACH_MIGRATE_ON_START", true),
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
 	}
@@ -322,7 +325,7 @@ func (c *Config) Redacted() map[string]any {
 		"install_secret": secret(c.InstallSecret), "rewards_url": c.RewardsURL, "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
 		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
-		"sending_stale_after": c.SendingStaleAfter.String(),
+		"sending_stale_after": c.SendingStaleAfter.String(), "retry_base": c.RetryBase.String(),
 	}
 	return out
 }

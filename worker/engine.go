@@ -192,6 +192,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		DelayedTaskCheckInterval: time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		IsFailure:                func(err error) bool { return !errors.Is(err, errRescheduled) },
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			n, _ := asynq.GetRetryCount(ctx)
+			e.Logger.Warn("task failed", "type", t.Type(), "retry", n, "err", err)
+		}),
 		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
 			return backoff(n, time.Second, time.Minute)
 		},

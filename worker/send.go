@@ -33,7 +33,9 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: bad send payload: %v", asynq.SkipRetry, err)
 	}
-	if p.Counted {
+	if n, _ := asynq.GetRetryCount(ctx); p.Counted && n == 0 {
+		// Once per task, not per asynq retry of it, or the count drifts
+		// below what is really queued and fan-out stops being paced.
 		defer e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(p.CampaignID), int64(len(p.SubscriberIDs)))
 	}
 	c, err := e.campaign(ctx, p.CampaignID)
@@ -532,15 +534,21 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 	return provider.Result{}, name, lastErr
 }
 
+// throttleCodes are refusals that say "not now" (the provider's rate
+// limits, a full sender queue, our own open breaker), not "this message
+// fails": they never use up a delivery's attempts.
+var throttleCodes = map[string]bool{"20429": true, "429": true, "21611": true, "30001": true,
+	"QUOTA_EXCEEDED": true, "TooManyRequests": true, "breaker_open": true}
+
 func (e *Engine) retryLater(j *job, after time.Duration, code string) {
-	if j.r.Attempts >= e.set.MaxAttempts {
+	if j.r.Attempts >= e.set.MaxAttempts && !throttleCodes[code] {
 		j.out.Status, j.out.ErrorCode = campaign.StatusFailed, code
 		return
 	}
 	j.out.Status = campaign.StatusPending
 	j.out.ErrorCode = code
 	j.retry = true
-	j.retryIn = max(after, backoff(j.r.Attempts, e.set.RetryBase, 5*time.Minute))
+	j.retryIn = max(after, backoff(min(j.r.Attempts, e.set.MaxAttempts), e.set.RetryBase, 5*time.Minute))
 }
 
 // finish writes every outcome in one batch and schedules the retries.

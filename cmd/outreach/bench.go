@@ -690,6 +690,8 @@ func printCeiling(w io.Writer, r ceilingResult, conc int) {
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (this process, sink included)\t%s (%.1f µs/message)\n",
 		per100k(r.CPU, r.Messages), float64(r.CPU.Microseconds())/float64(max(r.Messages, 1)))
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (whole machine)\t%s\n", per100k(r.Machine, r.Messages))
+	fmt.Fprintf(tw, "  CPU of other processes meanwhile (~0 on a quiet machine)\t%.1f s of %.1f s wall × %d cores\n",
+		max(r.Machine-r.CPU, 0).Seconds(), r.Wall.Seconds(), runtime.NumCPU())
 	fmt.Fprintf(tw, "  peak RSS\t%s\n", mb(r.PeakRSS))
 	tw.Flush()
 	if r.FirstErr != nil {
@@ -913,7 +915,7 @@ func leaseTestDB(ctx context.Context, rawURL string) (release func(), err error)
 // seed upserts n subscribers (+8490…) in batches; returns the time taken.
 func seedSubscribers(ctx context.Context, st store, tenantID string, n int, out io.Writer) (time.Duration, error) {
 	const batch = 5000
-	regions := []string{"HN", "HCM", "DN", "HP", "CT", "QN", "NA", "TH"}
+	regions := benchRegions
 	t0 := time.Now()
 	rows := make([]subscriber.Row, 0, batch)
 	for start := 0; start < n; start += batch {
@@ -950,6 +952,8 @@ type meteredStore struct {
 	// firsts is, per campaign, when each step first happened.
 	firstsMu sync.Mutex
 	firsts   map[string]map[string]time.Time
+
+	addContacts, createCampaign, transition, audit callTimer
 
 	claims, records         atomic.Int64
 	claimNS, recordNS       atomic.Int64
@@ -1035,6 +1039,26 @@ func (m *meteredStore) ClaimDeliveries(ctx context.Context, campaignID string, c
 	return r, err
 }
 
+func (m *meteredStore) AddContacts(ctx context.Context, campaignID string, ids []int64) error {
+	defer m.addContacts.since(time.Now())
+	return m.Store.AddContacts(ctx, campaignID, ids)
+}
+
+func (m *meteredStore) CreateCampaign(ctx context.Context, c *campaign.Campaign) error {
+	defer m.createCampaign.since(time.Now())
+	return m.Store.CreateCampaign(ctx, c)
+}
+
+func (m *meteredStore) TransitionCampaign(ctx context.Context, tenantID, id string, from []campaign.State, to campaign.State, at time.Time) (campaign.Campaign, error) {
+	defer m.transition.since(time.Now())
+	return m.Store.TransitionCampaign(ctx, tenantID, id, from, to, at)
+}
+
+func (m *meteredStore) Audit(ctx context.Context, e campaign.AuditEntry) error {
+	defer m.audit.since(time.Now())
+	return m.Store.Audit(ctx, e)
+}
+
 func (m *meteredStore) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
 	if len(outs) > 0 {
 		m.first(outs[0].CampaignID, "record")
@@ -1045,6 +1069,35 @@ func (m *meteredStore) RecordOutcomes(ctx context.Context, outs []campaign.Outco
 	m.recordNS.Add(int64(time.Since(t0)))
 	m.recordRows.Add(int64(len(outs)))
 	return err
+}
+
+// callTimer sums the time spent in one kind of call.
+type callTimer struct{ calls, ns atomic.Int64 }
+
+func (t *callTimer) since(t0 time.Time)   { t.calls.Add(1); t.ns.Add(int64(time.Since(t0))) }
+func (t *callTimer) total() time.Duration { return time.Duration(t.ns.Load()) }
+
+// meteredSubscribers times EnsureSubscribers (creating an alert's unknown
+// contacts).
+type meteredSubscribers struct {
+	subscriber.Store
+	ensure callTimer
+}
+
+func (m *meteredSubscribers) EnsureSubscribers(ctx context.Context, tenantID string, msisdns []string) (map[string]int64, error) {
+	defer m.ensure.since(time.Now())
+	return m.Store.EnsureSubscribers(ctx, tenantID, msisdns)
+}
+
+// meteredDispatcher times Kick.
+type meteredDispatcher struct {
+	campaign.Dispatcher
+	kick callTimer
+}
+
+func (m *meteredDispatcher) Kick(ctx context.Context, c campaign.Campaign) error {
+	defer m.kick.since(time.Now())
+	return m.Dispatcher.Kick(ctx, c)
 }
 
 // meteredSMS times the provider calls.
@@ -1116,7 +1169,13 @@ func benchTenant(ctx context.Context, st store, prefix string) (tenant.Principal
 	return tenant.Principal{KeyID: "bench", TenantID: t.ID, TenantName: name, Role: tenant.RoleAdmin}, nil
 }
 
-func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principal) (campaign.Campaign, error) {
+// benchRegions are the regions seeded subscribers live in; contacts an alert
+// creates have none.
+var benchRegions = []string{"HN", "HCM", "DN", "HP", "CT", "QN", "NA", "TH"}
+
+// promoCampaign creates the install promotion: every subscriber, or those of
+// the given regions.
+func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principal, regions ...string) (campaign.Campaign, error) {
 	tp, err := svc.CreateTemplate(ctx, p, campaign.TemplateInput{Name: "bench-promo", Channel: campaign.ChannelSMS,
 		Locale: "vi", Body: "Cài Bluezone để nhận {{.RewardMB}}MB data: {{.InstallLink}}", Transliterate: true})
 	if err != nil {
@@ -1124,8 +1183,13 @@ func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principa
 	}
 	return svc.CreateCampaign(ctx, p, campaign.CampaignInput{Name: "bench promo", Kind: campaign.KindInstallPromotion,
 		Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: tp.ID},
-		RatePerSecond: 0, Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 1_000_000_000, AttributionDays: 14}})
+		Audience: campaign.Audience{Regions: regions}, RatePerSecond: 0, Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 1_000_000_000, AttributionDays: 14}})
 }
+
+// stallLimit is how long a bench waits without progress before giving up:
+// longer than the engine's reconciler takes (worker.Settings.StaleAfter, 2
+// minutes) to re-drive deliveries whose task was lost, say to a FLUSHALL.
+const stallLimit = 3 * time.Minute
 
 // waitFor polls cond every 20 ms until it holds, ctx ends or the watchdog
 // sees no progress for stall.
@@ -1285,14 +1349,14 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		return nil, fmt.Errorf("start campaign: %w", err)
 	}
 	total := func() int64 { return e.sink.total.Load() }
-	err = waitFor(ctx, func() bool { return total() >= int64(n) }, total, time.Minute, "waiting for the sink")
+	err = waitFor(ctx, func() bool { return total() >= int64(n) }, total, stallLimit, "waiting for the sink")
 	if err == nil {
 		res.EndToEnd = time.Duration(e.sink.lastNS.Load()) - start
 		var left int64 = -1
 		err = waitFor(ctx, func() bool {
 			left, _ = e.store.CountUnfinished(ctx, c.ID)
 			return left == 0
-		}, func() int64 { return left }, time.Minute, "waiting for the store to record every outcome")
+		}, func() int64 { return left }, stallLimit, "waiting for the store to record every outcome")
 		res.Ledger = time.Since(t0)
 	}
 	res.CPU, res.Machine = cpuUsage()-cpu0, machineCPU()-m0
@@ -1410,6 +1474,9 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (this process, sink included)\t%s\n", per100k(r.CPU, r.N))
 	r.Others.print(tw, r.N)
 	fmt.Fprintf(tw, "  CPU per 100,000 messages (whole machine: + PostgreSQL, Redis, anything else running)\t%s\n", per100k(r.Machine, r.N))
+	others := r.Machine - r.CPU - r.Others.PGBench - r.Others.PGBackground - r.Others.Redis
+	fmt.Fprintf(tw, "  CPU of other processes meanwhile (~0 on a quiet machine)\t%.1f s of %.1f s wall × %d cores\n",
+		max(others, 0).Seconds(), r.Ledger.Seconds(), runtime.NumCPU())
 	if r.Ceiling != nil && r.CPU > 0 && r.Ceiling.CPU > 0 {
 		// What the CPU spent says about a machine with nothing else on it:
 		// every core busy with this work alone.
@@ -1464,6 +1531,7 @@ type alertResult struct {
 	MarketingSeen             int64
 	AlertState                campaign.State
 	Timeline                  []timelineStep
+	CreateParts               []timelineStep // time inside CreateAlert by call
 	StoreStr, RedisStr        string
 }
 
@@ -1549,7 +1617,16 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
 		Logger: benchLogger(stderr)}
-	promo, err := promoCampaign(ctx, svc, p)
+	// Marketing goes to the seeded regions: the contacts the alert adds as
+	// new subscribers have no region, so they are not in it.
+	var rs []subscriber.Region
+	for _, code := range benchRegions {
+		rs = append(rs, subscriber.Region{Code: code, Name: code, Population: 1})
+	}
+	if err := e.store.ReplaceRegions(ctx, p.TenantID, rs); err != nil {
+		return nil, err
+	}
+	promo, err := promoCampaign(ctx, svc, p, benchRegions...)
 	if err != nil {
 		return nil, err
 	}
@@ -1580,10 +1657,25 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		return nil, err
 	}
 	defer stopProfile()
+	// The alert goes through a service of its own whose store, subscribers
+	// and dispatcher are timed, to show where CreateAlert spends its time.
+	alertStore := &meteredStore{Store: e.store}
+	alertSubs := &meteredSubscribers{Store: e.store}
+	alertKick := &meteredDispatcher{Dispatcher: engine}
+	alertSvc := &campaign.Service{Store: alertStore, Subscribers: alertSubs, Dispatcher: alertKick, Policy: &policy,
+		Logger: benchLogger(stderr)}
 	call, callAt := e.sink.since(), time.Now()
-	a, err := svc.CreateAlert(ctx, p, campaign.AlertInput{Name: "F1 contacts bench", Channels: []campaign.Channel{campaign.ChannelSMS},
+	a, err := alertSvc.CreateAlert(ctx, p, campaign.AlertInput{Name: "F1 contacts bench", Channels: []campaign.Channel{campaign.ChannelSMS},
 		Templates: map[campaign.Channel]string{campaign.ChannelSMS: alertTpl.ID}, Contacts: contacts})
 	res.CreateCall = e.sink.since() - call
+	res.CreateParts = []timelineStep{
+		{"EnsureSubscribers", alertSubs.ensure.total()},
+		{"CreateCampaign", alertStore.createCampaign.total()},
+		{"AddContacts", alertStore.addContacts.total()},
+		{"TransitionCampaign", alertStore.transition.total()},
+		{"Audit", alertStore.audit.total()},
+		{"Kick", alertKick.kick.total()},
+	}
 	if err != nil {
 		return res, fmt.Errorf("create alert: %w", err)
 	}
@@ -1598,7 +1690,7 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		}
 	}()
 	alerts := func() int64 { return e.sink.alerts.Load() }
-	err = waitFor(ctx, func() bool { return alerts() >= int64(nc) }, alerts, 30*time.Second, "waiting for the alert")
+	err = waitFor(ctx, func() bool { return alerts() >= int64(nc) }, alerts, stallLimit, "waiting for the alert")
 	stopProfile()
 	res.Received = alerts()
 	e.sink.mu.Lock()
@@ -1617,7 +1709,7 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 
 	if finish {
 		want := int64(nm + nc)
-		err = waitFor(ctx, func() bool { return total() >= want }, total, time.Minute, "waiting for marketing to finish")
+		err = waitFor(ctx, func() bool { return total() >= want }, total, stallLimit, "waiting for marketing to finish")
 		if err != nil {
 			return res, err
 		}
@@ -1689,6 +1781,14 @@ func printAlert(w io.Writer, r *alertResult) {
 	fmt.Fprintf(tw, "  store / queue\t%s / %s\n", r.StoreStr, r.RedisStr)
 	fmt.Fprintf(tw, "  marketing msg/s in the second before the alert\t%.0f\n", r.MktRateBefore)
 	fmt.Fprintf(tw, "  CreateAlert call\t%.0f ms\n", ms(r.CreateCall))
+	rest := r.CreateCall
+	for _, part := range r.CreateParts {
+		fmt.Fprintf(tw, "    in it: %s\t%.0f ms\n", part.Step, ms(part.At))
+		rest -= part.At
+	}
+	if len(r.CreateParts) > 0 {
+		fmt.Fprintf(tw, "    in it: the rest (validating and normalising the numbers, …)\t%.0f ms\n", ms(rest))
+	}
 	for _, st := range r.Timeline {
 		if st.Step == "record" {
 			continue

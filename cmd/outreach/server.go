@@ -92,7 +92,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
 			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency,
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
-			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter,
+			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter, RetryBase: cfg.RetryBase,
 		},
 	})
 	a.ledger.Enqueuer = a.engine
@@ -170,8 +170,15 @@ func warnEmbedded(cfg *config.Config, log *slog.Logger) {
 		log.Warn("EMBEDDED MODE: using the SQLite store " + strings.TrimPrefix(cfg.DatabaseURL, "sqlite://") +
 			"; set OUTREACH_DATABASE_URL=postgres://... in production")
 	}
-	if cfg.SMSProvider == "log" || cfg.PushProvider == "log" {
-		log.Warn("EMBEDDED MODE: log providers in use: messages are written to the log and the outbox, not sent",
+	var logged []string
+	if cfg.SMSProvider == "log" {
+		logged = append(logged, "SMS")
+	}
+	if cfg.PushProvider == "log" {
+		logged = append(logged, "push")
+	}
+	if len(logged) > 0 {
+		log.Warn("log providers in use: "+strings.Join(logged, " and ")+" messages are written to the log and the outbox, not sent",
 			"sms_provider", cfg.SMSProvider, "push_provider", cfg.PushProvider)
 	}
 }

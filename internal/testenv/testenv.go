@@ -59,7 +59,11 @@ func RedisURL(t testing.TB) string {
 	for {
 		for db := 1; db <= 15; db++ {
 			key := fmt.Sprintf("outreach:test-db-lease:%d", db)
-			ok, err := lease.SetNX(ctx, key, "1", 10*time.Minute).Result()
+			// Longer than any test may run (the suite's timeout is 20
+			// minutes); the owner token keeps a cleanup from releasing a
+			// lease that expired and went to another test.
+			owner := schemaSuffix()
+			ok, err := lease.SetNX(ctx, key, owner, time.Hour).Result()
 			if err != nil {
 				t.Fatalf("lease a test database on %s: %v", RedisVar, err)
 			}
@@ -79,7 +83,9 @@ func RedisURL(t testing.TB) string {
 				c.Close()
 				o.DB = 0
 				l := redis.NewClient(&o)
-				l.Del(context.Background(), key)
+				if v, _ := l.Get(context.Background(), key).Result(); v == owner {
+					l.Del(context.Background(), key)
+				}
 				l.Close()
 			})
 			u, _ := url.Parse(base)
@@ -104,9 +110,7 @@ func PostgresURL(t testing.TB) string {
 		t.Fatalf("connect %s: %v", PostgresVar, err)
 	}
 	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
+	schema := "t_" + schemaSuffix()
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
@@ -137,4 +141,10 @@ func Describe() string {
 		}
 	}
 	return out
+}
+
+func schemaSuffix() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
