@@ -70,8 +70,11 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	// a delivery is "sending" only while it is about to go out, so a killed
 	// worker leaves few in flight, the rest of its batch stays pending, and
 	// the reconciler can tell a dead claim from a slow one.
+	// An alert claims its whole batch: it takes slots ahead of marketing, so
+	// its claims never wait long, and it must not pay a store round trip per
+	// message.
 	step := len(p.SubscriberIDs)
-	if e.precise(c, p.Channel) {
+	if e.precise(c, p.Channel) && c.Kind.Marketing() {
 		step = 1
 	}
 	for start := 0; start < len(p.SubscriberIDs); start += step {
