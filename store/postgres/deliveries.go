@@ -15,31 +15,9 @@ import (
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
+	"outreach/store/internal/storesql"
 	"outreach/subscriber"
 )
-
-// statusRank orders the statuses as campaign.Status.Advances does: a
-// status's rank is the number of statuses it advances from.
-func statusRank(s campaign.Status) int {
-	r := 0
-	for _, t := range campaign.AllStatuses {
-		if t.Advances(s) {
-			r++
-		}
-	}
-	return r
-}
-
-// statusRankSQL renders statusRank as a SQL CASE over expr.
-func statusRankSQL(expr string) string {
-	var b strings.Builder
-	b.WriteString("CASE " + expr)
-	for _, s := range campaign.AllStatuses {
-		fmt.Fprintf(&b, " WHEN '%s' THEN %d", s, statusRank(s))
-	}
-	b.WriteString(" ELSE 0 END")
-	return b.String()
-}
 
 // deliveryColumns are what scanDelivery reads, qualified by the alias d.
 const deliveryColumns = `d.id, d.tenant_id, d.campaign_id::text AS campaign_id, d.subscriber_id,
@@ -433,8 +411,8 @@ func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, st
 	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = $1,
 			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
 			sent_at = COALESCE(sent_at, $4)
-		WHERE provider_message_id = $5 AND COALESCE(provider, '') = $6 AND `+statusRankSQL("status")+` < $7`,
-		string(status), errorCode, at, sentAt, messageID, provider, statusRank(status))
+		WHERE provider_message_id = $5 AND COALESCE(provider, '') = $6 AND `+storesql.StatusRankSQL("status")+` < $7`,
+		string(status), errorCode, at, sentAt, messageID, provider, storesql.StatusRank(status))
 	if err != nil {
 		return false, fmt.Errorf("postgres: apply receipt: %w", err)
 	}

@@ -11,31 +11,9 @@ import (
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
+	"outreach/store/internal/storesql"
 	"outreach/subscriber"
 )
-
-// statusRank renders, as a SQL CASE over expr, an order of the statuses
-// that agrees with campaign.Status.Advances: a status's rank is the number
-// of statuses it advances from.
-func statusRank(s campaign.Status) int {
-	r := 0
-	for _, t := range campaign.AllStatuses {
-		if t.Advances(s) {
-			r++
-		}
-	}
-	return r
-}
-
-func statusRankSQL(expr string) string {
-	var b strings.Builder
-	b.WriteString("CASE " + expr)
-	for _, s := range campaign.AllStatuses {
-		fmt.Fprintf(&b, " WHEN '%s' THEN %d", s, statusRank(s))
-	}
-	b.WriteString(" ELSE 0 END")
-	return b.String()
-}
 
 // nullIfEmpty stores an empty string as NULL.
 func nullIfEmpty[S ~string](s S) any {
@@ -386,8 +364,8 @@ func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, st
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?,
 			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?)
-		WHERE provider_message_id = ? AND COALESCE(provider, '') = ? AND `+statusRankSQL("status")+` < ?`,
-		string(status), nullIfEmpty(errorCode), stamp(at), sentAt, messageID, provider, statusRank(status))
+		WHERE provider_message_id = ? AND COALESCE(provider, '') = ? AND `+storesql.StatusRankSQL("status")+` < ?`,
+		string(status), nullIfEmpty(errorCode), stamp(at), sentAt, messageID, provider, storesql.StatusRank(status))
 	if err != nil {
 		return false, fmt.Errorf("sqlite: apply receipt: %w", err)
 	}
