@@ -23,6 +23,10 @@ func FuzzNormalizeMSISDN(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, err := subscriber.NormalizeMSISDN(raw)
+		// The cached path answers what the full parse answers.
+		if full, ferr := subscriber.ParseMSISDN(raw); full != got || (ferr == nil) != (err == nil) {
+			t.Fatalf("NormalizeMSISDN(%q) = %q, %v; the full parse says %q, %v", raw, got, err, full, ferr)
+		}
 		if err != nil {
 			if !errors.Is(err, subscriber.ErrInvalidMSISDN) {
 				t.Fatalf("NormalizeMSISDN(%q) failed with %v, not an ErrInvalidMSISDN", raw, err)

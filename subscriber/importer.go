@@ -148,7 +148,6 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 		return ImportResult{Errors: []RowError{}}, err
 	}
 
-	norm := newMSISDNCache()
 	w := im.startWriters(ctx, tenantID, list, batchSize, writers)
 	finish := func(err error) (ImportResult, error) {
 		up, werr := w.close()
@@ -185,8 +184,8 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 			reject(RowError{Line: line, Reason: "missing phone number"})
 			continue
 		}
-		msisdn, ok := norm.normalize(raw)
-		if !ok {
+		msisdn, err := NormalizeMSISDN(raw)
+		if err != nil {
 			reject(RowError{Line: line, MSISDN: Mask(raw), Reason: "invalid phone number"})
 			continue
 		}
@@ -526,77 +525,6 @@ func scanQuotes(open bool, line []byte) (stillOpen, broken bool) {
 		}
 	}
 	return open, false
-}
-
-// msisdnCache normalises numbers without a full libphonenumber parse per
-// row (about 11µs and 60 allocations, which would cap an import near
-// 90,000 rows/s). Whether a Vietnamese number is valid, and its E.164
-// form, depend only on how it is written (0…, 84…, +84…), the first digits
-// of its national number and its length: the metadata patterns look at
-// most four digits deep, the key takes six. So the full parse runs once per
-// key; a key whose sample was valid and came out as +84 followed by the
-// national number answers the same for every number of that key. Anything
-// else (spaces, other countries, invalid numbers) takes the full parse.
-type msisdnCache struct {
-	ok map[msisdnKey]bool
-}
-
-type msisdnKey struct {
-	form   byte // '0', '8' (84…) or '+' (+84…)
-	n      uint8
-	prefix [6]byte
-}
-
-// maxMSISDNKeys bounds the cache (a few MB) whatever the input.
-const maxMSISDNKeys = 1 << 17
-
-func newMSISDNCache() *msisdnCache { return &msisdnCache{ok: make(map[msisdnKey]bool)} }
-
-func (c *msisdnCache) normalize(raw string) (string, bool) {
-	key, nsn, fast := vnKey(raw)
-	if !fast {
-		e164, err := NormalizeMSISDN(raw)
-		return e164, err == nil
-	}
-	if ok, known := c.ok[key]; known && ok {
-		return "+84" + nsn, true
-	} else if known {
-		e164, err := NormalizeMSISDN(raw)
-		return e164, err == nil
-	}
-	e164, err := NormalizeMSISDN(raw)
-	if len(c.ok) < maxMSISDNKeys {
-		c.ok[key] = err == nil && e164 == "+84"+nsn
-	}
-	return e164, err == nil
-}
-
-// vnKey splits a number written as 0…, 84… or +84… with digits only into
-// its cache key and national number.
-func vnKey(raw string) (msisdnKey, string, bool) {
-	var k msisdnKey
-	var nsn string
-	switch {
-	case strings.HasPrefix(raw, "+84"):
-		k.form, nsn = '+', raw[3:]
-	case strings.HasPrefix(raw, "84") && len(raw) >= 11: // as NormalizeMSISDN reads it
-		k.form, nsn = '8', raw[2:]
-	case strings.HasPrefix(raw, "0"):
-		k.form, nsn = '0', raw[1:]
-	default:
-		return k, "", false
-	}
-	if len(nsn) < len(k.prefix) || len(nsn) > 12 {
-		return k, "", false
-	}
-	for i := 0; i < len(nsn); i++ {
-		if nsn[i] < '0' || nsn[i] > '9' {
-			return k, "", false
-		}
-	}
-	k.n = uint8(len(nsn))
-	copy(k.prefix[:], nsn)
-	return k, nsn, true
 }
 
 // MergeRows folds rows that repeat an MSISDN into one, in first-seen order:
