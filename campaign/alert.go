@@ -16,8 +16,11 @@ import (
 // thousands; the JSON body limit usually binds first).
 const MaxAlertContacts = 200_000
 
-// contactChunk is how many numbers go to the store in one call.
-const contactChunk = 1000
+// contactChunk is how many numbers go to the store in one call: an alert of
+// a few thousand contacts is one call each to make subscribers of them and
+// to store its contact list, which keeps the time to its first message
+// short.
+const contactChunk = 10_000
 
 // AlertInput is an exposure alert to create and start at once.
 type AlertInput struct {

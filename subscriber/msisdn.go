@@ -89,7 +89,8 @@ func digitsOnly(s string) string {
 // install callback go through here. Whether a Vietnamese number is valid,
 // and its E.164 form, depend only on how it is written (0…, 84…, +84…), the
 // first digits of its national number and its length: the metadata
-// patterns look at most four digits deep, the key takes six. So the full
+// patterns look at most four digits deep (checked over every four-digit
+// prefix and length 7 to 11), the key takes five. So the full
 // parse runs once per key; a key whose sample was valid and came out as +84
 // followed by the national number answers the same for every number of
 // that key. Anything else (spaces, other countries, invalid numbers) takes
@@ -104,7 +105,7 @@ type msisdnCache struct {
 type msisdnKey struct {
 	form   byte // '0', '8' (84…) or '+' (+84…)
 	n      uint8
-	prefix [6]byte
+	prefix [5]byte
 }
 
 // maxMSISDNKeys bounds the cache (a few MB) whatever the input.

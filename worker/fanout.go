@@ -128,6 +128,12 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 			continue
 		}
 		limit := int(min(room, int64(e.set.FanoutChunk)))
+		if c.FanoutCursor == 0 && !p.Redrive {
+			// The first round writes one send task's worth, so that the
+			// first messages (an alert's above all) go out while the next
+			// rounds write the rest.
+			limit = min(limit, e.set.BatchSize)
+		}
 		var more bool
 		if p.Redrive {
 			more, err = e.redriveRound(ctx, c, &p, limit)

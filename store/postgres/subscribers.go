@@ -187,28 +187,55 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 	if err := subTenantExists(ctx, s.pool, tenantID); err != nil {
 		return nil, err
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO subscribers (tenant_id, msisdn)
-		SELECT $1, m FROM unnest($2::text[]) AS m ORDER BY m
-		ON CONFLICT (tenant_id, msisdn) DO NOTHING`, tenantID, uniq); err != nil {
-		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+	// Most numbers of an alert are subscribers already: they are looked up
+	// (an index probe each), and only the others inserted, in one
+	// statement. INSERT … ON CONFLICT DO NOTHING over all of them would
+	// pay a speculative insertion per existing number, several times the
+	// probe. A number another caller inserts meanwhile conflicts, is not
+	// returned, and is read by the second query.
+	ids := make(map[string]int64, len(uniq))
+	collect := func(rows pgx.Rows) error {
+		var (
+			m  string
+			id int64
+		)
+		_, err := pgx.ForEachRow(rows, []any{&m, &id}, func() error {
+			ids[m] = id
+			return nil
+		})
+		return err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT msisdn, id FROM subscribers
-		WHERE tenant_id = $1 AND msisdn = ANY($2::text[])`, tenantID, uniq)
+	rows, err := s.pool.Query(ctx, `WITH m AS (SELECT unnest($2::text[]) AS msisdn),
+		found AS (
+			SELECT s.msisdn, s.id FROM m JOIN subscribers s ON s.tenant_id = $1 AND s.msisdn = m.msisdn
+		), ins AS (
+			INSERT INTO subscribers (tenant_id, msisdn)
+			SELECT $1, m.msisdn FROM m WHERE m.msisdn NOT IN (SELECT msisdn FROM found) ORDER BY 2
+			ON CONFLICT (tenant_id, msisdn) DO NOTHING
+			RETURNING msisdn, id
+		)
+		SELECT msisdn, id FROM found UNION ALL SELECT msisdn, id FROM ins`, tenantID, uniq)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
 	}
-	defer rows.Close()
-	ids := make(map[string]int64, len(uniq))
-	for rows.Next() {
-		var m string
-		var id int64
-		if err := rows.Scan(&m, &id); err != nil {
+	if err := collect(rows); err != nil {
+		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+	}
+	if len(ids) < len(uniq) {
+		var missing []string
+		for _, m := range uniq {
+			if _, ok := ids[m]; !ok {
+				missing = append(missing, m)
+			}
+		}
+		rows, err := s.pool.Query(ctx, `SELECT msisdn, id FROM subscribers
+			WHERE tenant_id = $1 AND msisdn = ANY($2::text[])`, tenantID, missing)
+		if err != nil {
 			return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
 		}
-		ids[m] = id
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+		if err := collect(rows); err != nil {
+			return nil, fmt.Errorf("postgres: ensure subscribers: %w", err)
+		}
 	}
 	return ids, nil
 }
