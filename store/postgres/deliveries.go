@@ -139,23 +139,28 @@ func (s *Store) stageDeliveries(ctx context.Context, c campaign.Campaign, key st
 	return int(tag.RowsAffected()), nil
 }
 
-// Plans. Deliveries is partitioned and its statistics lag behind fan-out (a
-// campaign of millions may be planned as if it had a handful of rows), so
-// the hot statements are written to have one sensible plan whatever the
-// estimates:
-//   - a claim or an outcome is one statement per delivery on the full
-//     primary key (a unique, all-equality look-up no estimate can beat),
-//     pipelined in one round trip and one transaction, with cached generic
-//     plans: a custom plan of a statement on the partitioned
-//     table is planned afresh at every execution, and the plan cache keeps
-//     choosing custom plans because the generic one's cost counts all
-//     sixteen partitions, though it prunes to one when it starts;
-//   - an array condition (subscriber_id = ANY) only on an index's leading
-//     column, never on a later one, where the planner may prefer to filter
-//     a whole campaign's range;
+// Plans. Deliveries is partitioned and its statistics lag behind fan-out:
+// once a partition has been analysed, a campaign that is not among its most
+// common values is estimated at a row or two, however many it has. A
+// statement keyed on the campaign alone can then be planned as a walk of
+// the whole campaign (a nested loop with the campaign's rows outside, or a
+// filter on an array of ids). So the hot statements are written to be
+// cheap under any plan:
+//   - a claim or a batch of outcomes names its deliveries by an array of
+//     subscriber ids and also by the range those ids span. The range is an
+//     index bound on every index that leads with the campaign (the primary
+//     key and the "unfinished" index), so whichever the planner takes, and
+//     whichever way round it joins, it reads only the batch's own stretch
+//     of the campaign: the ids of one send task come from one page of the
+//     audience, in order, so that stretch is the batch;
+//   - cached generic plans (a custom plan of a statement on the partitioned
+//     table is planned afresh at every execution);
 //   - pages in keyset order are planned with sorting disabled, so
 //     they always walk an index in order and stop at the limit, instead of
 //     collecting and sorting everything past the cursor.
+//
+// TestClaimAndRecordPlansAreBounded checks the first point against a
+// partition analysed while another campaign filled it.
 const (
 	genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 	noSort       = `SET LOCAL enable_sort = off`
@@ -184,21 +189,25 @@ func (s *Store) sendBatch(ctx context.Context, b *pgx.Batch, settings ...string)
 	return err
 }
 
-const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $4
-	WHERE campaign_id = $1 AND subscriber_id = $2 AND channel = $3 AND status = 'pending'
+// claimSQL moves the batch's pending deliveries to sending. $3 and $4 are
+// the least and greatest of the ids $5 (see Plans).
+const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $6
+	WHERE campaign_id = $1 AND channel = $2
+	  AND subscriber_id BETWEEN $3 AND $4 AND subscriber_id = ANY($5::bigint[])
+	  AND status = 'pending'
 	RETURNING ` + deliveryColumns
 
 // ClaimDeliveries moves the pending ones among the given deliveries to
 // sending and returns them with their subscribers and devices, in one round
-// trip: a claim per delivery, then the subscribers and their devices by
-// primary key and by the devices' leading column.
+// trip: the claim, then the subscribers and their devices by primary key
+// and by the devices' leading column.
 func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) ([]campaign.Recipient, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok || len(subscriberIDs) == 0 {
 		return nil, nil
 	}
 	ids := slices.Clone(subscriberIDs)
-	slices.Sort(ids) // every claimer locks rows in the same order
+	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
 	var (
@@ -208,18 +217,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		now  = nowMicro()
 	)
 	b := &pgx.Batch{}
-	for _, id := range ids {
-		b.Queue(claimSQL, key, id, string(ch), now).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				d, err := scanDelivery(rows)
-				if err != nil {
-					return err
-				}
-				out = append(out, campaign.Recipient{Delivery: d})
+	b.Queue(claimSQL, key, string(ch), ids[0], ids[len(ids)-1], ids, now).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return err
 			}
-			return rows.Err()
-		})
-	}
+			out = append(out, campaign.Recipient{Delivery: d})
+		}
+		return rows.Err()
+	})
 	b.Queue(`SELECT id, msisdn, region, locale, attributes, opted_out FROM subscribers
 		WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 		var (
@@ -253,6 +260,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 	if len(out) == 0 {
 		return nil, nil
 	}
+	slices.SortFunc(out, func(a, b campaign.Recipient) int { return cmp.Compare(a.SubscriberID, b.SubscriberID) })
 	for i := range out {
 		r := &out[i]
 		if sub, ok := subs[r.SubscriberID]; ok {
@@ -263,23 +271,28 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 	return out, nil
 }
 
-// recordOutcomeSQL writes one outcome. It lands only on a delivery that is
-// not final yet (pending, sending or unknown): a late or repeated worker
-// cannot overwrite a result or a receipt.
-const recordOutcomeSQL = `UPDATE deliveries SET
-		status = $4,
-		skip_reason = NULLIF($5, ''),
-		provider = COALESCE(NULLIF($6, ''), provider),
-		provider_message_id = COALESCE(NULLIF($7, ''), provider_message_id),
-		error_code = NULLIF($8, ''),
-		segments = CASE WHEN $9::smallint > 0 THEN $9 ELSE segments END,
-		updated_at = $10,
-		sent_at = CASE WHEN $4 IN ('sent', 'unknown') THEN $10 ELSE sent_at END
-	WHERE campaign_id = $1 AND subscriber_id = $2 AND channel = $3
-	AND status IN ('pending', 'sending', 'unknown')`
+// recordOutcomesSQL writes a campaign's outcomes, given as arrays. An
+// outcome lands only on a delivery that is not final yet (pending, sending
+// or unknown): a late or repeated worker cannot overwrite a result or a
+// receipt. $2 and $3 bound the subscriber ids $4 (see Plans).
+const recordOutcomesSQL = `UPDATE deliveries AS d SET
+		status = u.status,
+		skip_reason = NULLIF(u.skip, ''),
+		provider = COALESCE(NULLIF(u.provider, ''), d.provider),
+		provider_message_id = COALESCE(NULLIF(u.message_id, ''), d.provider_message_id),
+		error_code = NULLIF(u.error_code, ''),
+		segments = CASE WHEN u.segments > 0 THEN u.segments ELSE d.segments END,
+		updated_at = u.at,
+		sent_at = CASE WHEN u.status IN ('sent', 'unknown') THEN u.at ELSE d.sent_at END
+	FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+		$11::smallint[], $12::timestamptz[])
+		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at)
+	WHERE d.campaign_id = $1 AND d.subscriber_id BETWEEN $2 AND $3
+	  AND d.subscriber_id = u.subscriber_id AND d.channel = u.channel
+	  AND d.status IN ('pending', 'sending', 'unknown')`
 
-// RecordOutcomes writes send results in one round trip and one transaction,
-// in key order so that concurrent writers lock rows in the same order.
+// RecordOutcomes writes send results in one round trip and one transaction:
+// one statement per campaign of the batch.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
 	if len(outs) == 0 {
 		return nil
@@ -294,23 +307,44 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 		}
 		return strings.Compare(string(a.Channel), string(b.Channel))
 	})
+	// One outcome per delivery: the first given, as when each was written
+	// on its own and the first one made the delivery final.
+	sorted = slices.CompactFunc(sorted, func(a, b campaign.Outcome) bool {
+		return a.CampaignID == b.CampaignID && a.SubscriberID == b.SubscriberID && a.Channel == b.Channel
+	})
 	now := nowMicro()
 	b := &pgx.Batch{}
-	for _, o := range sorted {
-		key, ok := campaignKey(o.CampaignID)
+	for start := 0; start < len(sorted); {
+		end := start + 1
+		for end < len(sorted) && sorted[end].CampaignID == sorted[start].CampaignID {
+			end++
+		}
+		group := sorted[start:end]
+		start = end
+		key, ok := campaignKey(group[0].CampaignID)
 		if !ok {
 			continue
 		}
-		at := o.At
-		if at.IsZero() {
-			at = now
+		n := len(group)
+		var (
+			sub                                 = make([]int64, n)
+			ch, status, skip, prov, msgID, code = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			segs                                = make([]int16, n)
+			at                                  = make([]time.Time, n)
+		)
+		for i, o := range group {
+			sub[i], ch[i], status[i] = o.SubscriberID, string(o.Channel), string(o.Status)
+			if o.Status == campaign.StatusSkipped {
+				skip[i] = string(o.SkipReason)
+			}
+			prov[i], msgID[i], code[i] = o.Provider, o.ProviderMessageID, o.ErrorCode
+			segs[i] = int16(min(o.Segments, 32767))
+			at[i] = o.At
+			if at[i].IsZero() {
+				at[i] = now
+			}
 		}
-		var skip string
-		if o.Status == campaign.StatusSkipped {
-			skip = string(o.SkipReason)
-		}
-		b.Queue(recordOutcomeSQL, key, o.SubscriberID, string(o.Channel), string(o.Status), skip,
-			o.Provider, o.ProviderMessageID, o.ErrorCode, int16(min(o.Segments, 32767)), at)
+		b.Queue(recordOutcomesSQL, key, sub[0], sub[n-1], sub, ch, status, skip, prov, msgID, code, segs, at)
 	}
 	if b.Len() == 0 {
 		return nil
