@@ -307,9 +307,10 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		if a.List != "" {
 			q.WriteString(`SELECT s.id FROM list_members m JOIN subscribers s ON s.id = m.subscriber_id
 				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ` + tenant + ` AND name = ` + arg(a.List) + `)
-				AND m.subscriber_id > ` + after + ` AND s.id > ` + after + ` AND s.tenant_id = ` + tenant)
+				AND m.subscriber_id > ` + after + ` AND s.id > ` + after + ` AND s.tenant_id = ` + tenant + ` AND NOT s.alert_only`)
 		} else {
-			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ` + tenant + ` AND s.id > ` + after)
+			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ` + tenant + ` AND s.id > ` + after +
+				` AND NOT s.alert_only`)
 		}
 		switch len(a.Regions) {
 		case 0:

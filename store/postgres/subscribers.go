@@ -45,9 +45,10 @@ const upsertFromStage = `WITH up AS (
 		region = COALESCE(NULLIF(EXCLUDED.region, ''), s.region),
 		locale = %[3]s,
 		attributes = s.attributes || EXCLUDED.attributes,
+		alert_only = false,
 		updated_at = now()
-	WHERE (s.region, s.locale, s.attributes) IS DISTINCT FROM
-		(COALESCE(NULLIF(EXCLUDED.region, ''), s.region), %[3]s, s.attributes || EXCLUDED.attributes)
+	WHERE (s.region, s.locale, s.attributes, s.alert_only) IS DISTINCT FROM
+		(COALESCE(NULLIF(EXCLUDED.region, ''), s.region), %[3]s, s.attributes || EXCLUDED.attributes, false)
 	RETURNING xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM up`
@@ -209,8 +210,8 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 		found AS (
 			SELECT s.msisdn, s.id FROM m JOIN subscribers s ON s.tenant_id = $1 AND s.msisdn = m.msisdn
 		), ins AS (
-			INSERT INTO subscribers (tenant_id, msisdn)
-			SELECT $1, m.msisdn FROM m WHERE m.msisdn NOT IN (SELECT msisdn FROM found) ORDER BY 2
+			INSERT INTO subscribers (tenant_id, msisdn, alert_only)
+			SELECT $1, m.msisdn, true FROM m WHERE m.msisdn NOT IN (SELECT msisdn FROM found) ORDER BY 2
 			ON CONFLICT (tenant_id, msisdn) DO NOTHING
 			RETURNING msisdn, id
 		)

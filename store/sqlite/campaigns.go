@@ -364,13 +364,13 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 			order = "m.subscriber_id"
 			q.WriteString(`SELECT s.id FROM list_members m CROSS JOIN subscribers s ON s.id = m.subscriber_id
 				WHERE m.list_id = (SELECT id FROM lists WHERE tenant_id = ? AND name = ?)
-				AND m.subscriber_id > ? AND s.tenant_id = ?`)
+				AND m.subscriber_id > ? AND s.tenant_id = ? AND NOT s.alert_only`)
 			args = append(args, c.TenantID, a.List, afterID, c.TenantID)
 		case len(a.Regions) == 1 || a.Installed != nil:
-			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ? AND s.id > ?`)
+			q.WriteString(`SELECT s.id FROM subscribers s WHERE s.tenant_id = ? AND s.id > ? AND NOT s.alert_only`)
 			args = append(args, c.TenantID, afterID)
 		default:
-			q.WriteString(`SELECT s.id FROM subscribers s NOT INDEXED WHERE s.tenant_id = ? AND s.id > ?`)
+			q.WriteString(`SELECT s.id FROM subscribers s NOT INDEXED WHERE s.tenant_id = ? AND s.id > ? AND NOT s.alert_only`)
 			args = append(args, c.TenantID, afterID)
 		}
 		switch len(a.Regions) {

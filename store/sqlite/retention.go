@@ -10,6 +10,9 @@ import (
 // the people they reached: the contact list is deleted and each delivery
 // keeps its status, channel and times but loses its subscriber (the id is
 // negated, so counts and uniqueness still hold) and provider message id.
+// A contact that was no subscriber before the alert (alert_only) is deleted
+// with it, unless it has become more than a contact since: opted out,
+// installed, a device, a list, or a contact of another alert not purged yet.
 // It returns how many alerts were purged.
 func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -34,6 +37,7 @@ func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, 
 	rows.Close()
 	for _, id := range ids {
 		for _, q := range []string{
+			purgeAlertOnlySQL,
 			`DELETE FROM campaign_contacts WHERE campaign_id = ?1`,
 			`UPDATE deliveries SET subscriber_id = -subscriber_id, provider_message_id = NULL
 				WHERE campaign_id = ?1 AND subscriber_id > 0`,
@@ -46,3 +50,10 @@ func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, 
 	}
 	return len(ids), tx.Commit()
 }
+
+// purgeAlertOnlySQL deletes the alert's contacts that are only that.
+const purgeAlertOnlySQL = `DELETE FROM subscribers AS s
+	WHERE s.id IN (SELECT subscriber_id FROM campaign_contacts WHERE campaign_id = ?1) AND s.alert_only AND NOT s.opted_out AND NOT s.installed
+	AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.subscriber_id = s.id)
+	AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.subscriber_id = s.id)
+	AND NOT EXISTS (SELECT 1 FROM campaign_contacts o WHERE o.subscriber_id = s.id AND o.campaign_id <> ?1)`

@@ -29,8 +29,10 @@ const (
 			region = COALESCE(NULLIF(?3, ''), region),
 			locale = COALESCE(NULLIF(?4, ''), locale),
 			attributes = json_patch(attributes, ?5),
+			alert_only = 0,
 			updated_at = ?6
 		WHERE tenant_id = ?1 AND msisdn = ?2 AND (
+			alert_only OR
 			region IS NOT COALESCE(NULLIF(?3, ''), region) OR
 			locale IS NOT COALESCE(NULLIF(?4, ''), locale) OR
 			attributes IS NOT json_patch(attributes, ?5))
@@ -179,8 +181,8 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 	if err := subTenantExists(ctx, tx, tenantID); err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO subscribers (tenant_id, msisdn, created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?3) ON CONFLICT (tenant_id, msisdn) DO NOTHING`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO subscribers (tenant_id, msisdn, alert_only, created_at, updated_at)
+		VALUES (?1, ?2, 1, ?3, ?3) ON CONFLICT (tenant_id, msisdn) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ensure subscribers: %w", err)
 	}

@@ -354,6 +354,84 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("a number known only through an alert is never marketed to and goes with the alert's purge", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		purger, ok := f.st.(interface {
+			PurgeAlertContacts(ctx context.Context, before time.Time) (int, error)
+		})
+		if !ok {
+			t.Fatal("the store does not purge alert contacts")
+		}
+		// bare: nothing but the alert; device, optedOut, imported: more
+		// since; shared: also a contact of an alert still running.
+		bare, device, optedOut, imported, shared := msisdn(201), msisdn(202), msisdn(203), msisdn(204), msisdn(205)
+		contacts := []string{bare, device, optedOut, imported, shared, msisdn(1)}
+		ids, err := f.st.EnsureSubscribers(f.ctx, f.tenant, contacts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[msisdn(1)] != f.ids[msisdn(1)] {
+			t.Fatalf("an existing subscriber got id %d, had %d", ids[msisdn(1)], f.ids[msisdn(1)])
+		}
+		if err := f.st.PutDevice(f.ctx, f.tenant, device, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "tok-202"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SetOptOut(f.ctx, f.tenant, optedOut, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.UpsertSubscribers(f.ctx, f.tenant, []subscriber.Row{{MSISDN: imported}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		promo := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		audience := f.pageAll(t, promo, 5)
+		for _, m := range []string{bare, device, optedOut, shared} {
+			if slices.Contains(audience, ids[m]) {
+				t.Errorf("%s, known only through an alert, is in a marketing audience", m)
+			}
+		}
+		for _, m := range []string{imported, msisdn(1)} {
+			if !slices.Contains(audience, ids[m]) {
+				t.Errorf("%s, a subscriber of the carrier's base, is not in the marketing audience", m)
+			}
+		}
+
+		alert := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateDraft)
+		running := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
+		all := make([]int64, 0, len(ids))
+		for _, id := range ids {
+			all = append(all, id)
+		}
+		if err := f.st.AddContacts(f.ctx, alert.ID, all); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.AddContacts(f.ctx, running.ID, []int64{ids[shared]}); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []campaign.Action{campaign.ActionStart, campaign.ActionComplete} {
+			from, to, _ := campaign.Transition(a)
+			if _, err := f.st.TransitionCampaign(f.ctx, f.tenant, alert.ID, from, to, time.Now().Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := purger.PurgeAlertContacts(f.ctx, time.Now())
+		if err != nil || n != 1 {
+			t.Fatalf("purge = %d, %v; want the one finished alert", n, err)
+		}
+		wantNotFound(t, "the contact known only through the purged alert", func() error {
+			_, err := f.st.GetSubscriber(f.ctx, f.tenant, bare)
+			return err
+		})
+		for _, m := range []string{device, optedOut, imported, shared, msisdn(1)} {
+			if _, err := f.st.GetSubscriber(f.ctx, f.tenant, m); err != nil {
+				t.Errorf("%s is more than a contact of the purged alert, but: %v", m, err)
+			}
+		}
+		if got, err := f.st.GetSubscriber(f.ctx, f.tenant, optedOut); err != nil || !got.OptedOut {
+			t.Errorf("the opt-out of a purged alert's contact was lost: %+v, %v", got, err)
+		}
+	})
+
 	t.Run("an alert's audience is its contact list, paged in id order", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
