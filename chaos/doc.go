@@ -7,6 +7,12 @@
 // that nobody is missed and that duplicates stay within the sends that were
 // in flight at the fault.
 //
+// The same faults hit the rewards (installs reported by signed callbacks
+// while a fake provisioning API credits data bonuses: every rightful reward
+// granted, none credited twice, the ledger equal to what was credited, the
+// budget kept) and an exposure alert going out by SMS and push (the real
+// FCM client against a fake FCM).
+//
 // The package has tests only; RELIABILITY.md at the module root records the
 // figures and how to reproduce them. Run the short (CI) configuration with
 //

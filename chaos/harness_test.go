@@ -27,6 +27,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"outreach/internal/testenv"
+	"outreach/provider/fcm/fcmfake"
+	"outreach/provider/provisioning/provisioningfake"
 	"outreach/provider/twilio/twiliofake"
 )
 
@@ -87,6 +89,14 @@ type rig struct {
 	redisURL string
 	fake     *twiliofake.Server
 	env      map[string]string
+	// prov and installSecret are set by withRewards (rewards_test.go),
+	// push by withPush (alert_test.go).
+	prov          *provisioningfake.Server
+	installSecret string
+	push          *fcmfake.Server
+
+	// reward is the promotion's reward terms (startCampaign).
+	rewardMB, budgetMB int64
 
 	api      *proc
 	key      string
@@ -112,7 +122,7 @@ func newRig(t *testing.T, proxyPG bool, tm timing) *rig {
 		t.Fatal("outreach binary not built")
 	}
 	r := &rig{t: t, sz: sizeOf(), start: time.Now(), dir: t.TempDir(), pgURL: pg, procPG: pg, redisURL: rd,
-		hc: &http.Client{Timeout: 30 * time.Second}}
+		hc: &http.Client{Timeout: 30 * time.Second}, rewardMB: 5120, budgetMB: 51200000}
 	r.keepLease()
 	if proxyPG {
 		u, err := url.Parse(pg)
@@ -165,6 +175,28 @@ func newRig(t *testing.T, proxyPG bool, tm timing) *rig {
 		r.sz.recipients, r.sz.smsRate, r.sz.concurrency, r.sz.full,
 		r.env["OUTREACH_STALE_AFTER"], r.env["OUTREACH_SENDING_STALE_AFTER"], r.env["OUTREACH_RETRY_BASE"])
 	return r
+}
+
+// setRates sets the senders' shared rates (OUTREACH_SMS_RATE and
+// OUTREACH_PUSH_RATE; the campaign's rate follows the SMS rate). Call it
+// before boot.
+func (r *rig) setRates(sms, push int) {
+	r.sz.smsRate = sms
+	r.env["OUTREACH_SMS_RATE"] = strconv.Itoa(sms)
+	r.env["OUTREACH_PUSH_RATE"] = strconv.Itoa(push)
+	r.logf("this scenario: %d SMS/s and %d pushes/s", sms, push)
+}
+
+// calls is how many requests the provider fakes have seen so far.
+func (r *rig) calls() int {
+	n := r.fake.Attempts()
+	if r.push != nil {
+		n += r.push.Attempts()
+	}
+	if r.prov != nil {
+		n += r.prov.Totals().Requests
+	}
+	return n
 }
 
 func randHex(n int) string {
@@ -469,7 +501,7 @@ func (r *rig) startCampaign() {
 	r.mustJSON("POST", "/v1/campaigns", map[string]any{"name": "chaos " + r.t.Name(), "kind": "install_promotion",
 		"channels": []string{"sms"}, "templates": map[string]string{"sms": tpl.ID},
 		"audience": map[string]any{"regions": []string{"HN", "DN"}}, "rate_per_second": r.sz.smsRate,
-		"reward": map[string]any{"data_mb": 5120, "budget_mb": 51200000, "attribution_days": 14}}, &camp)
+		"reward": map[string]any{"data_mb": r.rewardMB, "budget_mb": r.budgetMB, "attribution_days": 14}}, &camp)
 	r.campaign = camp.ID
 	r.started = time.Now()
 	r.mustJSON("POST", "/v1/campaigns/"+camp.ID+"/start", nil, &camp)
@@ -550,13 +582,17 @@ func (r *rig) db() *pgx.Conn {
 
 // countStatus counts the campaign's deliveries in one status, straight from
 // the store.
-func (r *rig) countStatus(status string) int {
+func (r *rig) countStatus(status string) int { return r.countStatusOn("", status) }
+
+// countStatusOn counts the campaign's deliveries of one channel ("" for
+// all) in one status, straight from the store.
+func (r *rig) countStatusOn(channel, status string) int {
 	r.t.Helper()
 	c := r.db()
 	defer c.Close(context.Background())
 	var n int
 	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM deliveries
-		WHERE campaign_id = $1::uuid AND status = $2`, r.campaign, status).Scan(&n); err != nil {
+		WHERE campaign_id = $1::uuid AND status = $2 AND ($3 = '' OR channel = $3)`, r.campaign, status, channel).Scan(&n); err != nil {
 		r.t.Fatalf("count %s deliveries: %v", status, err)
 	}
 	return n
@@ -598,10 +634,9 @@ func (r *rig) breakdown() string {
 }
 
 // keepLease keeps the test's lease on its Redis database alive while the
-// test runs. testenv leases a database for a fixed 10 minutes and never
-// renews it; a full-size chaos test runs longer, and once the lease lapses
-// another test (of any package) may lease the same database, flush it on
-// its way in and out, and share its queues with ours.
+// test runs. testenv leases a database for a fixed hour and never renews
+// it; once a lease lapses another test (of any package) may lease the same
+// database, flush it on its way in and out, and share its queues with ours.
 func (r *rig) keepLease() {
 	opt, err := redis.ParseURL(r.redisURL)
 	if err != nil {
@@ -620,7 +655,7 @@ func (r *rig) keepLease() {
 			case <-stop:
 				return
 			case <-tick.C:
-				c.Expire(context.Background(), key, 10*time.Minute) // no-op if it lapsed
+				c.Expire(context.Background(), key, time.Hour) // no-op if it lapsed
 			}
 		}
 	}()
@@ -690,29 +725,38 @@ func (r *rig) flushRedis() {
 	r.logf("FLUSHDB of Redis database %d: %d keys dropped", opt.DB, n)
 }
 
-// tally is what the fake saw per recipient.
+// tally is what one fake saw per recipient.
 type tally struct {
-	accepted int      // messages the fake accepted
-	reached  int      // recipients with at least one message
-	missed   []string // eligible recipients with none
-	dups     int      // messages beyond one per recipient
-	maxPer   int      // most messages to one recipient
+	accepted int   // messages the fake accepted
+	calls    int   // requests it answered, refusals included
+	reached  int   // recipients with at least one message
+	missed   []int // eligible recipients (their index) with none
+	dups     int   // messages beyond one per recipient
+	maxPer   int   // most messages to one recipient
 }
 
-func (r *rig) tally() tally {
+// tallyOf counts per recipient key (an MSISDN, a push token) what count
+// reports.
+func tallyOf(keys []string, count func(string) int) tally {
 	var tl tally
-	tl.accepted = r.fake.Count()
-	for _, m := range r.msisdns {
-		n := r.fake.CountTo(m)
+	for i, k := range keys {
+		n := count(k)
 		switch {
 		case n == 0:
-			tl.missed = append(tl.missed, m)
+			tl.missed = append(tl.missed, i)
 		default:
 			tl.reached++
 			tl.dups += n - 1
 		}
 		tl.maxPer = max(tl.maxPer, n)
 	}
+	return tl
+}
+
+// tally is what the fake Twilio saw for the rig's recipients.
+func (r *rig) tally() tally {
+	tl := tallyOf(r.msisdns, r.fake.CountTo)
+	tl.accepted, tl.calls = r.fake.Count(), r.fake.Attempts()
 	return tl
 }
 
@@ -740,9 +784,9 @@ func (r *rig) sendingGap(from time.Time) (gap time.Duration, resumed time.Durati
 
 // settle gives late sends a moment to show up before the final count.
 func (r *rig) settle() {
-	before := r.fake.Attempts()
+	before := r.calls()
 	time.Sleep(1500 * time.Millisecond)
-	if after := r.fake.Attempts(); after != before {
+	if after := r.calls(); after != before {
 		r.logf("%d more provider calls after the campaign completed", after-before)
 	}
 }
@@ -756,23 +800,39 @@ func (r *rig) check(s stats, allowedDups int, why string) tally {
 	r.logf("the campaign took %v from start to completion; first to last message %v",
 		took.Round(time.Millisecond), r.sendingSpan().Round(time.Millisecond))
 	tl := r.tally()
-	r.logf("RESULT: %d recipients, %d reached, %d missed, %d duplicates (bound %d: %s), %d accepted by the fake in %d calls, at most %d to one recipient",
-		len(r.msisdns), tl.reached, len(tl.missed), tl.dups, allowedDups, why, tl.accepted, r.fake.Attempts(), tl.maxPer)
-	r.logf("store: audience %d, deliveries %v; not sent: %s", s.Audience, s.Deliveries, r.breakdown())
+	r.expect("SMS", tl, allowedDups, why)
+	r.checkFinished(s, int64(len(r.msisdns)))
+	return tl
+}
+
+// expect logs what one channel's fake saw and asserts nobody was missed
+// and duplicates stayed within allowed.
+func (r *rig) expect(channel string, tl tally, allowed int, why string) {
+	r.t.Helper()
+	recipients := tl.reached + len(tl.missed)
+	r.logf("RESULT %s: %d recipients, %d reached, %d missed, %d duplicates (bound %d: %s), %d accepted by the fake in %d calls, at most %d to one recipient",
+		channel, recipients, tl.reached, len(tl.missed), tl.dups, allowed, why, tl.accepted, tl.calls, tl.maxPer)
 	if len(tl.missed) > 0 {
-		r.t.Errorf("%d eligible recipients got no message (first: %v)", len(tl.missed), tl.missed[:min(5, len(tl.missed))])
+		r.t.Errorf("%s: %d eligible recipients got no message (first, by index: %v)", channel, len(tl.missed), tl.missed[:min(5, len(tl.missed))])
 	}
-	if tl.dups > allowedDups {
-		r.t.Errorf("%d duplicate messages, more than the %d allowed (%s)", tl.dups, allowedDups, why)
+	if tl.dups > allowed {
+		r.t.Errorf("%s: %d duplicate messages, more than the %d allowed (%s)", channel, tl.dups, allowed, why)
 	}
+}
+
+// checkFinished asserts a completed campaign has nothing left pending or
+// sending and the audience it should have, and that no other test's
+// processes shared the rig's Redis database.
+func (r *rig) checkFinished(s stats, audience int64) {
+	r.t.Helper()
+	r.logf("store: audience %d, deliveries %v; not sent: %s", s.Audience, s.Deliveries, r.breakdown())
 	if n := s.Deliveries["pending"] + s.Deliveries["sending"]; n != 0 {
 		r.t.Errorf("%d deliveries still pending or sending in a completed campaign", n)
 	}
-	if s.Audience != int64(len(r.msisdns)) {
-		r.t.Errorf("audience %d, want %d", s.Audience, len(r.msisdns))
+	if s.Audience != audience {
+		r.t.Errorf("audience %d, want %d", s.Audience, audience)
 	}
 	if f := r.foreignServers(); len(f) > 0 {
 		r.t.Errorf("the Redis database was shared with processes of another test (%v): these figures mean nothing", f)
 	}
-	return tl
 }
