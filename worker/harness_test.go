@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -300,4 +301,20 @@ func (h *harness) act(id string, a campaign.Action) campaign.Campaign {
 		h.t.Fatalf("%s campaign: %v", a, err)
 	}
 	return c
+}
+
+// busiestSecond answers how many messages the Twilio fake took, and the
+// most it took in any one-second window.
+func (h *harness) busiestSecond() (n, worst int) {
+	msgs := h.twilio.Messages()
+	at := make([]time.Time, len(msgs))
+	for i, m := range msgs {
+		at[i] = m.At
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
+	for i := range at {
+		j := sort.Search(len(at), func(k int) bool { return !at[k].Before(at[i].Add(time.Second)) })
+		worst = max(worst, j-i)
+	}
+	return len(at), worst
 }

@@ -22,12 +22,16 @@ func NewLimiter(rdb redis.UniversalClient) *Limiter { return &Limiter{rdb: rdb} 
 
 // reserveScript keeps, per key, the theoretical arrival time (TAT) of the
 // next free unit in microseconds of Redis's own clock, so processes on
-// different machines agree. It refuses (returns -1) when the first unit would
-// be due more than max_ahead from now: the caller waits or reschedules
-// instead of queueing far into the future.
+// different machines agree. Every reservation, urgent or not, starts at the
+// TAT, so the key's rate holds whoever reserves. An ordinary reservation is
+// refused (-1 and how long to wait) when its first unit would be due more
+// than max_ahead from now, or while an urgent one holds slots ahead (the
+// ':prio' key keeps the end of the last urgent reservation): marketing
+// queues at most max_ahead ahead of the provider and stands aside while an
+// alert sends, so an alert waits at most max_ahead for its first slot and
+// then has the whole rate until it stops reserving.
 //
-// KEYS[1] tat key; ARGV: interval_us, n, max_ahead_us, priority (1 = an alert: it
-// reserves from now, ahead of marketing, and pushes marketing's TAT back).
+// KEYS[1] tat key; ARGV: interval_us, n, max_ahead_us, priority (1 = urgent).
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -37,17 +41,17 @@ local max_ahead = tonumber(ARGV[3])
 local prio = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local prio_key = KEYS[1] .. ':prio'
-local start
+local start = math.max(now, tat)
 if prio == 1 then
-  local ptat = tonumber(redis.call('GET', prio_key) or '0')
-  start = math.max(now, ptat)
   redis.call('SET', prio_key, start + n * interval, 'PX', 60000)
-  redis.call('SET', KEYS[1], math.max(tat, start) + n * interval, 'PX', 60000)
-  return {start - now, now}
-end
-start = math.max(now, tat)
-if start - now > max_ahead then
-  return {-1, start - now}
+else
+  local ptat = tonumber(redis.call('GET', prio_key) or '0')
+  if ptat > now then
+    return {-1, ptat - now}
+  end
+  if start - now > max_ahead then
+    return {-1, start - now}
+  end
 end
 redis.call('SET', KEYS[1], start + n * interval, 'PX', 60000)
 return {start - now, now}
@@ -63,8 +67,9 @@ type Reservation struct {
 
 // Reserve reserves n units at rate per second on key. ok is false when the
 // first unit would be due later than maxAhead; wait then says how long.
-// An urgent reservation (alerts) goes ahead of ordinary ones and pushes them
-// back, so marketing yields its share to an alert.
+// An urgent reservation (alerts) is never refused, and ordinary ones are
+// refused while it holds slots ahead, so marketing yields its share to an
+// alert and takes it back after.
 func (l *Limiter) Reserve(ctx context.Context, key string, rate int, n int, maxAhead time.Duration, urgent bool) (r Reservation, ok bool, wait time.Duration, err error) {
 	if rate <= 0 || n <= 0 {
 		return Reservation{}, true, 0, nil
