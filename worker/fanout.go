@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -242,28 +243,56 @@ func (e *Engine) redriveRound(ctx context.Context, c campaign.Campaign, p *fanou
 	return false, nil
 }
 
-// enqueueBatches splits ids into send tasks and enqueues them in one
-// pipelined round trip; counted batches add to the campaign's backlog.
+// enqueueBatches splits ids into send tasks and enqueues them a few at a
+// time in parallel (asynq enqueues one task per round trip); counted
+// batches add to the campaign's backlog, once for the lot.
 func (e *Engine) enqueueBatches(ctx context.Context, c campaign.Campaign, ch campaign.Channel, ids []int64, counted bool) error {
 	q := queueFor(c.Kind)
 	urgent := c.Kind == campaign.KindExposureAlert
+	var tasks []*asynq.Task
 	for start := 0; start < len(ids); start += e.set.BatchSize {
 		batch := ids[start:min(start+e.set.BatchSize, len(ids))]
 		task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: ch, SubscriberIDs: batch, Counted: counted}, urgent)
 		if err != nil {
 			return err
 		}
+		tasks = append(tasks, task)
+	}
+	if counted {
+		if err := e.Queue.Redis.IncrBy(ctx, backlogKey(c.ID), int64(len(ids))).Err(); err != nil {
+			return fmt.Errorf("backlog: %w", err)
+		}
+	}
+	const parallel = 8
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		unsent   int64
+		sem      = make(chan struct{}, parallel)
+	)
+	for i, task := range tasks {
+		n := int64(min(e.set.BatchSize, len(ids)-i*e.set.BatchSize))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(q)); err != nil {
+				mu.Lock()
+				unsent += n
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
 		if counted {
-			if err := e.Queue.Redis.IncrBy(ctx, backlogKey(c.ID), int64(len(batch))).Err(); err != nil {
-				return fmt.Errorf("backlog: %w", err)
-			}
+			e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(c.ID), unsent)
 		}
-		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(q)); err != nil {
-			if counted {
-				e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(c.ID), int64(len(batch)))
-			}
-			return fmt.Errorf("enqueue send: %w", err)
-		}
+		return fmt.Errorf("enqueue send: %w", firstErr)
 	}
 	return nil
 }
