@@ -108,10 +108,11 @@ func (a *alertRig) registerDevices() {
 			defer wg.Done()
 			for i := range next {
 				body := fmt.Sprintf(`{"platform":"fcm","token":%q}`, a.tokens[i])
-				if _, err := a.call("PUT", "/v1/subscribers/"+url.PathEscape(a.msisdns[i])+"/devices", "application/json",
+				// The error names neither the number (in the path) nor the token.
+				if status, err := a.call("PUT", "/v1/subscribers/"+url.PathEscape(a.msisdns[i])+"/devices", "application/json",
 					strings.NewReader(body), nil); err != nil {
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("subscriber %d: register device: %w", i, err))
+					errs = append(errs, fmt.Errorf("subscriber %d: register device: HTTP status %d (0: no answer)", i, status))
 					mu.Unlock()
 				}
 			}
