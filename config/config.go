@@ -57,8 +57,8 @@ type Config struct {
 
 	WorkerConcurrency int           `json:"worker_concurrency"`
 	AlertRetention    time.Duration `json:"alert_retention"`
-	// StaleAfter: a pending delivery with no progress this long has lost
-	// its task and is re-driven; SendingStaleAfter: a delivery claimed this
+	// StaleAfter: a pending delivery or reward with no progress this long
+	// has lost its task and is re-driven; SendingStaleAfter: a delivery claimed this
 	// long ago by a worker that never finished goes back to pending.
 	StaleAfter        time.Duration `json:"stale_after"`
 	SendingStaleAfter time.Duration `json:"sending_stale_after"`

@@ -70,11 +70,15 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	// a delivery is "sending" only while it is about to go out, so a killed
 	// worker leaves few in flight, the rest of its batch stays pending, and
 	// the reconciler can tell a dead claim from a slow one.
-	// An alert claims its whole batch: it takes slots ahead of marketing, so
-	// its claims never wait long, and it must not pay a store round trip per
-	// message.
+	// An alert claims a rate-limit chunk at a time: it takes slots ahead of
+	// marketing, so its claims never wait long, it pays one store round trip
+	// per twenty messages, and a killed worker leaves at most a chunk per
+	// task claimed and unrecorded. Faster marketing claims its whole batch.
 	step := len(p.SubscriberIDs)
-	if e.precise(c, p.Channel) && c.Kind.Marketing() {
+	switch {
+	case !c.Kind.Marketing():
+		step = alertStep
+	case e.precise(c, p.Channel):
 		step = 1
 	}
 	for start := 0; start < len(p.SubscriberIDs); start += step {
@@ -283,6 +287,10 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 	}
 	wg.Wait()
 }
+
+// alertStep is how many deliveries an alert claims, sends and records at
+// a time.
+const alertStep = 20
 
 // preciseRate is the fastest limit paced message by message.
 const preciseRate = 1000
