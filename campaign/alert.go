@@ -16,6 +16,11 @@ import (
 // thousands; the JSON body limit usually binds first).
 const MaxAlertContacts = 200_000
 
+// alertFirstContacts is how many contacts an alert sends to before the
+// rest of its list is written: half a second at a provider rate of 2,000 a
+// second, so that the rest is written while they go out.
+const alertFirstContacts = 1000
+
 // contactChunk is how many numbers go to the store in one call: an alert of
 // a few thousand contacts is one call each to make subscribers of them and
 // to store its contact list, which keeps the time to its first message
@@ -98,25 +103,21 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		return AlertResult{}, err
 	}
 
-	ids := make([]int64, 0, len(numbers))
-	for start := 0; start < len(numbers); start += contactChunk {
-		chunk := numbers[start:min(start+contactChunk, len(numbers))]
-		got, err := s.Subscribers.EnsureSubscribers(ctx, p.TenantID, chunk)
-		if err != nil {
-			return AlertResult{}, fmt.Errorf("ensure subscribers: %w", err)
-		}
-		for _, num := range chunk {
-			id, ok := got[num]
-			if !ok {
-				return AlertResult{}, fmt.Errorf("ensure subscribers: no id for %s", subscriber.Mask(num))
-			}
-			ids = append(ids, id)
-		}
+	// The first contacts are stored and sent before the rest are written:
+	// with a Dispatcher that can (AlertStarter), the alert is started with
+	// its fan-out held, the first contacts' deliveries are queued at once,
+	// and the fan-out (which pages the whole list, the first contacts
+	// again at no cost: their deliveries exist and are claimed once) is let
+	// go when the list is complete. Without one, the alert is stored as a
+	// draft, given all its contacts, and only then started: a worker
+	// scanning active campaigns must never fan out a running alert whose
+	// contact list is still being written.
+	starter, _ := s.Dispatcher.(AlertStarter)
+	first := numbers[:min(alertFirstContacts, len(numbers))]
+	firstIDs, err := s.ensureContacts(ctx, p.TenantID, first)
+	if err != nil {
+		return AlertResult{}, err
 	}
-
-	// The alert is stored as a draft, given its contacts, and only then
-	// moved to running: a worker scanning active campaigns must never see
-	// a running alert with a contact list still being written.
 	now := s.now().UTC()
 	c := Campaign{
 		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: KindExposureAlert,
@@ -126,26 +127,83 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	if err := s.Store.CreateCampaign(ctx, &c); err != nil {
 		return AlertResult{}, fmt.Errorf("create alert: %w", err)
 	}
-	for start := 0; start < len(ids); start += contactChunk {
-		if err := s.Store.AddContacts(ctx, c.ID, ids[start:min(start+contactChunk, len(ids))]); err != nil {
-			return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
-		}
+	if err := s.Store.AddContacts(ctx, c.ID, firstIDs); err != nil {
+		return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
 	}
 	from, to, err := Transition(ActionStart)
 	if err != nil {
 		return AlertResult{}, err
 	}
-	started, err := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now)
-	if err != nil {
-		return AlertResult{}, fmt.Errorf("start alert: %w", err)
+	var (
+		started Campaign
+		release func(context.Context) error
+	)
+	if starter != nil {
+		if release, err = starter.HoldFanout(ctx, c); err != nil {
+			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+		}
+		if started, err = s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now); err != nil {
+			release(context.WithoutCancel(ctx))
+			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+		}
+		if err := starter.SendFirst(ctx, started, firstIDs); err != nil {
+			// The fan-out sends them when it is let go.
+			s.logger().WarnContext(ctx, "alert: queue the first contacts", "alert_id", c.ID, "err", err)
+		}
+	}
+	for start := len(first); start < len(numbers); start += contactChunk {
+		ids, err := s.ensureContacts(ctx, p.TenantID, numbers[start:min(start+contactChunk, len(numbers))])
+		if err == nil {
+			err = s.Store.AddContacts(ctx, c.ID, ids)
+		}
+		if err != nil {
+			if starter != nil {
+				// Started with part of its list: stop it rather than let
+				// it complete as if that were all.
+				cf, ct, _ := Transition(ActionCancel)
+				s.Store.TransitionCampaign(context.WithoutCancel(ctx), p.TenantID, c.ID, cf, ct, s.now().UTC())
+				release(context.WithoutCancel(ctx))
+			}
+			return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
+		}
+	}
+	if starter == nil {
+		if started, err = s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now); err != nil {
+			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+		}
 	}
 	s.Audit(ctx, p, "alert.create", "campaign", c.ID, map[string]any{
 		"name": name, "channels": c.Channels, "templates": c.Templates,
 		"contacts": len(numbers), "invalid_contacts": len(res.InvalidContacts), "duplicates": res.Duplicates,
 	})
-	s.kick(ctx, started)
+	if starter != nil {
+		if err := release(ctx); err != nil {
+			s.logger().ErrorContext(ctx, "alert: start fan-out failed; the reconciler will pick it up",
+				"alert_id", c.ID, "err", err)
+		}
+	} else {
+		s.kick(ctx, started)
+	}
 	res.ID, res.State, res.Contacts = started.ID, started.State, len(numbers)
 	return res, nil
+}
+
+// ensureContacts makes subscribers of numbers not yet known and returns
+// the id of each, in order.
+func (s *Service) ensureContacts(ctx context.Context, tenantID string, numbers []string) ([]int64, error) {
+	got, err := s.Subscribers.EnsureSubscribers(ctx, tenantID, numbers)
+	if err != nil {
+		return nil, fmt.Errorf("ensure subscribers: %w", err)
+	}
+	ids := make([]int64, 0, len(numbers))
+	for _, num := range numbers {
+		id, ok := got[num]
+		if !ok {
+			return nil, fmt.Errorf("ensure subscribers: no id for %s", subscriber.Mask(num))
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 // contactReason says why a contact is refused without repeating the number.

@@ -13,6 +13,18 @@ type Dispatcher interface {
 	SendTest(ctx context.Context, c Campaign, msisdn string) ([]TestResult, error)
 }
 
+// AlertStarter is what a Dispatcher can do to get an alert's first
+// messages out while the rest of its contact list is still being written.
+type AlertStarter interface {
+	// HoldFanout keeps the alert's fan-out from starting (a monitor sees
+	// a running campaign whose chain is missing and starts one) until
+	// release is called; release then starts it.
+	HoldFanout(ctx context.Context, c Campaign) (release func(context.Context) error, err error)
+	// SendFirst writes and queues the deliveries of these contacts of a
+	// running alert at once, ahead of its fan-out.
+	SendFirst(ctx context.Context, c Campaign, subscriberIDs []int64) error
+}
+
 // TestResult is what one channel of a test send did.
 type TestResult struct {
 	Channel   Channel `json:"channel"`

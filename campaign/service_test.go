@@ -267,3 +267,98 @@ func TestACampaignPastItsEndCannotStart(t *testing.T) {
 		t.Errorf("kicked %v", e.disp.kicks)
 	}
 }
+
+// startingDispatcher records what the store held at each step of an
+// alert's start (see alertStarterFuncs).
+type startingDispatcher struct {
+	recordingDispatcher
+	st                         *sqlite.Store
+	tenantID                   string
+	steps                      []string
+	stateAtHold                campaign.State
+	first                      []int64
+	contactsAtFirst, atRelease int
+}
+
+func (d *startingDispatcher) contacts(t *testing.T, id string) (campaign.Campaign, int) {
+	c, err := d.st.GetCampaign(context.Background(), d.tenantID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for after := int64(0); ; {
+		ids, err := d.st.AudiencePage(context.Background(), c, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			return c, n
+		}
+		n += len(ids)
+		after = ids[len(ids)-1]
+	}
+}
+
+func TestAnAlertSendsToItsFirstContactsBeforeItsListIsWritten(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	d := &startingDispatcher{st: e.st, tenantID: e.p.TenantID}
+	hold := func(_ context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+		got, _ := d.contacts(t, c.ID)
+		d.steps, d.stateAtHold = append(d.steps, "hold"), got.State
+		return func(context.Context) error {
+			got, n := d.contacts(t, c.ID)
+			if got.State != campaign.StateRunning {
+				t.Errorf("the fan-out was let go with the alert %s", got.State)
+			}
+			d.steps, d.atRelease = append(d.steps, "release"), n
+			return nil
+		}, nil
+	}
+	starter := alertStarterFuncs{hold: hold, first: func(_ context.Context, c campaign.Campaign, ids []int64) error {
+		_, n := d.contacts(t, c.ID)
+		d.steps, d.first, d.contactsAtFirst = append(d.steps, "first"), ids, n
+		return nil
+	}, Dispatcher: d}
+	e.svc.Dispatcher = starter
+	tm := e.template(t, campaign.TemplateInput{Name: "a", Channel: campaign.ChannelSMS, Body: "Ban la F1, hay lien he y te"})
+	var contacts []string
+	for i := range 2500 {
+		contacts = append(contacts, fmt.Sprintf("09%08d", 12000000+i))
+	}
+	res, err := e.svc.CreateAlert(ctx, e.p, campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(d.steps, ","); got != "hold,first,release" {
+		t.Fatalf("steps %s, want hold,first,release", got)
+	}
+	if d.stateAtHold != campaign.StateDraft {
+		t.Errorf("the fan-out was held with the alert %s: a monitor could have fanned it out first", d.stateAtHold)
+	}
+	if len(d.first) == 0 || len(d.first) >= 2500 || d.contactsAtFirst != len(d.first) {
+		t.Errorf("the first %d contacts were sent with %d stored: want a first part of the list, stored", len(d.first), d.contactsAtFirst)
+	}
+	if d.atRelease != 2500 || res.Contacts != 2500 {
+		t.Errorf("the fan-out was let go with %d of %d contacts stored", d.atRelease, res.Contacts)
+	}
+	if len(d.kicks) != 0 {
+		t.Errorf("kicked %d times besides the release", len(d.kicks))
+	}
+}
+
+// alertStarterFuncs is a Dispatcher and AlertStarter of functions.
+type alertStarterFuncs struct {
+	campaign.Dispatcher
+	hold  func(context.Context, campaign.Campaign) (func(context.Context) error, error)
+	first func(context.Context, campaign.Campaign, []int64) error
+}
+
+func (a alertStarterFuncs) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+	return a.hold(ctx, c)
+}
+
+func (a alertStarterFuncs) SendFirst(ctx context.Context, c campaign.Campaign, ids []int64) error {
+	return a.first(ctx, c, ids)
+}

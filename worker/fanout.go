@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -56,6 +57,71 @@ func (e *Engine) startChain(ctx context.Context, c campaign.Campaign, redrive bo
 	if _, err := e.client.EnqueueContext(ctx, task); err != nil {
 		e.Queue.Redis.Del(context.WithoutCancel(ctx), leaseKey(c.ID))
 		return fmt.Errorf("enqueue fan-out: %w", err)
+	}
+	return nil
+}
+
+var _ campaign.AlertStarter = (*Engine)(nil)
+
+// alertHold bounds how long an alert's fan-out may be held while its
+// contact list is written (an api process that dies meanwhile holds it no
+// longer than this).
+const alertHold = 5 * time.Minute
+
+// HoldFanout takes the alert's fan-out lease for a hold, so that no chain
+// starts until release: release gives the lease up and starts the chain.
+// If the hold was lost meanwhile (an emptied Redis) and a chain fanned out
+// a partial list, release has the whole list paged again.
+func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+	hold := "hold:" + newChainID()
+	ok, err := e.Queue.Redis.SetNX(ctx, leaseKey(c.ID), hold, alertHold).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hold fan-out: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("hold fan-out: alert %s is already fanning out", c.ID)
+	}
+	return func(ctx context.Context) error {
+		held, err := releaseScript.Run(ctx, e.Queue.Redis, []string{leaseKey(c.ID)}, hold).Int()
+		if err != nil {
+			return fmt.Errorf("release fan-out: %w", err)
+		}
+		cur, err := e.Store.CampaignByID(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != campaign.StateRunning {
+			return nil
+		}
+		if held == 0 && (cur.FanoutCursor > 0 || cur.FanoutDone) {
+			if err := e.Store.SetFanoutProgress(ctx, c.ID, 0, false); err != nil {
+				return err
+			}
+			cur.FanoutCursor, cur.FanoutDone = 0, false
+		}
+		return e.startChain(ctx, cur, false, "alert")
+	}, nil
+}
+
+// SendFirst writes and queues the deliveries of these contacts of a
+// running alert, ahead of its fan-out.
+func (e *Engine) SendFirst(ctx context.Context, c campaign.Campaign, subscriberIDs []int64) error {
+	ids := slices.Clone(subscriberIDs)
+	slices.Sort(ids) // each send task's ids a contiguous stretch
+	ids = slices.Compact(ids)
+	for _, ch := range c.Channels {
+		nd := make([]campaign.NewDelivery, len(ids))
+		for i, id := range ids {
+			nd[i] = campaign.NewDelivery{SubscriberID: id}
+		}
+		n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
+		if err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+		e.Metrics.Fanout.Add(float64(n))
+		if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -389,10 +389,10 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 	for _, j := range part {
 		units += e.units(j)
 	}
-	// Marketing may queue a tenth of a second ahead of the provider: an
+	// Marketing may queue 25 ms ahead of the provider: an
 	// alert's first slot comes after what marketing holds (the limit
 	// holds for both), so this bounds how long an alert waits for it.
-	const maxAhead = 100 * time.Millisecond
+	const maxAhead = 25 * time.Millisecond
 	for {
 		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, 0, false

@@ -1089,15 +1089,34 @@ func (m *meteredSubscribers) EnsureSubscribers(ctx context.Context, tenantID str
 	return m.Store.EnsureSubscribers(ctx, tenantID, msisdns)
 }
 
-// meteredDispatcher times Kick.
+// meteredDispatcher times Kick and, when the dispatcher starts alerts
+// (campaign.AlertStarter), the hold, the first contacts' queueing and the
+// release of the fan-out (counted as Kick).
 type meteredDispatcher struct {
 	campaign.Dispatcher
-	kick callTimer
+	kick, hold, first callTimer
 }
 
 func (m *meteredDispatcher) Kick(ctx context.Context, c campaign.Campaign) error {
 	defer m.kick.since(time.Now())
 	return m.Dispatcher.Kick(ctx, c)
+}
+
+func (m *meteredDispatcher) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+	defer m.hold.since(time.Now())
+	release, err := m.Dispatcher.(campaign.AlertStarter).HoldFanout(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer m.kick.since(time.Now())
+		return release(ctx)
+	}, nil
+}
+
+func (m *meteredDispatcher) SendFirst(ctx context.Context, c campaign.Campaign, ids []int64) error {
+	defer m.first.since(time.Now())
+	return m.Dispatcher.(campaign.AlertStarter).SendFirst(ctx, c, ids)
 }
 
 // meteredSMS times the provider calls.
@@ -1682,7 +1701,9 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		{"AddContacts", alertStore.addContacts.total()},
 		{"TransitionCampaign", alertStore.transition.total()},
 		{"Audit", alertStore.audit.total()},
-		{"Kick", alertKick.kick.total()},
+		{"HoldFanout", alertKick.hold.total()},
+		{"SendFirst (the first contacts' deliveries and tasks)", alertKick.first.total()},
+		{"Kick (the fan-out let go)", alertKick.kick.total()},
 	}
 	if err != nil {
 		return res, fmt.Errorf("create alert: %w", err)
