@@ -3,17 +3,28 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"outreach/install"
+	"outreach/internal/testenv"
 	"outreach/reward"
+	"outreach/store/postgres"
 )
 
 // benchParallelism is goroutines per GOMAXPROCS: callbacks wait on the
@@ -24,12 +35,15 @@ const benchParallelism = 8
 // install of a subscriber who got the campaign's SMS (attribution by
 // referral code or number, the install recorded, a reward debited from the
 // campaign's budget and queued), through the API handler in process on
-// PostgreSQL. It reports callbacks/s and the p50 and p99 latency of one
-// callback. Fulfilment is not in the timed path (rewards are only queued).
+// PostgreSQL. It reports callbacks/s, the p50 and p99 latency of one
+// callback, and the CPU time per callback of this process and of its
+// PostgreSQL backends (see benchCPU). Fulfilment is not in the timed path
+// (rewards are only queued).
 //
 //	OUTREACH_TEST_DATABASE_URL=postgres://… go test ./api -run '^$' -bench InstallCallbacks -benchtime 20000x
 func BenchmarkInstallCallbacks(b *testing.B) {
-	h := newInstallHarness(b, openPostgres(b))
+	st, backends := openPostgresBench(b)
+	h := newInstallHarness(b, st)
 	var queued atomic.Int64
 	h.ledger.Enqueuer = reward.EnqueuerFunc(func(context.Context, string) error { queued.Add(1); return nil })
 	n := b.N
@@ -44,6 +58,7 @@ func BenchmarkInstallCallbacks(b *testing.B) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	b.SetParallelism(benchParallelism)
+	cpu := startCPU(b, backends)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -66,6 +81,7 @@ func BenchmarkInstallCallbacks(b *testing.B) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
+	cpu.report(b, n)
 	slices.Sort(lat)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "callbacks/s")
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
@@ -78,7 +94,8 @@ func BenchmarkInstallCallbacks(b *testing.B) {
 
 // BenchmarkRewardGrants fulfils pending rewards through the real
 // provisioning client against the fake carrier API on loopback, on
-// PostgreSQL, with 64 fulfilments in flight: reward grants per second.
+// PostgreSQL, with 16 fulfilments in flight (benchParallelism per
+// GOMAXPROCS): reward grants per second.
 //
 //	OUTREACH_TEST_DATABASE_URL=postgres://… go test ./api -run '^$' -bench RewardGrants -benchtime 20000x
 func BenchmarkRewardGrants(b *testing.B) {
@@ -115,6 +132,111 @@ func BenchmarkRewardGrants(b *testing.B) {
 	if got := h.fake.Totals().Grants; got != n {
 		b.Errorf("the fake credited %d, want %d", got, n)
 	}
+}
+
+// openPostgresBench opens the store under an application_name of its
+// own, which it returns, so that the bench can find its PostgreSQL backends.
+func openPostgresBench(b *testing.B) (installStore, string) {
+	b.Helper()
+	u, err := url.Parse(testenv.PostgresURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := fmt.Sprintf("outreach-bench-%d", os.Getpid())
+	q := u.Query()
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	st, err := postgres.Open(context.Background(), u.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return st, name
+}
+
+// benchCPU measures the CPU time that the timed part of a bench took: the
+// process's own (getrusage) and its PostgreSQL backends' (/proc, when the
+// server runs on this machine; the machine is shared, so these move much
+// less with other work than the rates do).
+type benchCPU struct {
+	pool     *pgxpool.Pool
+	name     string
+	self     time.Duration
+	backends map[string]time.Duration
+}
+
+func startCPU(b *testing.B, name string) *benchCPU {
+	b.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	c := &benchCPU{pool: pool, name: name, self: selfCPU()}
+	c.backends = c.backendCPU()
+	return c
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU returns the CPU time of each PostgreSQL backend connected
+// under the bench's application_name, by pid; none when /proc does not
+// show them (a server elsewhere).
+func (c *benchCPU) backendCPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	rows, err := c.pool.Query(context.Background(), `SELECT pid::text FROM pg_stat_activity WHERE application_name = $1`, c.name)
+	if err != nil {
+		return out
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return out
+	}
+	for _, pid := range pids {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after the command name, which ends with ')'.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = time.Duration(utime+stime) * time.Second / clockTicks
+	}
+	return out
+}
+
+// clockTicks is the kernel's USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+func (c *benchCPU) report(b *testing.B, n int) {
+	b.ReportMetric(float64((selfCPU()-c.self).Microseconds())/float64(n), "go-cpu-µs/op")
+	after := c.backendCPU()
+	if len(after) == 0 {
+		return
+	}
+	var pg time.Duration
+	for pid, t := range after {
+		pg += t - c.backends[pid]
+	}
+	b.ReportMetric(float64(pg.Microseconds())/float64(n), "pg-cpu-µs/op")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -29,6 +29,13 @@ const (
 	MaxBodyBytes = 16 << 10
 )
 
+// EarliestInstall is the earliest installed_at a callback may carry (the
+// latest is the receiver's clock plus MaxSkew). No install tracked here is
+// older; an earlier time is a backend's unset or broken clock (Go's zero
+// time, the Unix epoch), which would otherwise be stored as a real install
+// time and, attributed, fall outside every campaign's window.
+var EarliestInstall = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // Callback is the body of POST /v1/installs.
 type Callback struct {
 	MSISDN       string    `json:"msisdn,omitempty"`
@@ -118,6 +125,8 @@ func ParseCallback(body []byte) (Callback, error) {
 		fe.Add("installed_at", "required: an RFC 3339 time such as 2026-11-24T10:00:00Z")
 	} else if t, err := time.Parse(time.RFC3339Nano, at); err != nil {
 		fe.Add("installed_at", "must be an RFC 3339 time such as 2026-11-24T10:00:00Z")
+	} else if t.Before(EarliestInstall) {
+		fe.Add("installed_at", "must not be before %s", EarliestInstall.Format(time.RFC3339))
 	} else {
 		cb.InstalledAt = t.UTC().Truncate(time.Microsecond)
 	}

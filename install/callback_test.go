@@ -22,6 +22,12 @@ func TestParseCallback(t *testing.T) {
 			t.Errorf("got %+v\nwant %+v", cb, want)
 		}
 	})
+	t.Run("an install at the earliest time allowed is accepted", func(t *testing.T) {
+		cb, err := ParseCallback([]byte(`{"referral_code":"abc","device_id":"d","platform":"ios","installed_at":"2020-01-01T07:00:00+07:00"}`))
+		if err != nil || !cb.InstalledAt.Equal(EarliestInstall) {
+			t.Fatalf("installed_at %v, err %v", cb.InstalledAt, err)
+		}
+	})
 	t.Run("a referral code alone is enough", func(t *testing.T) {
 		if _, err := ParseCallback([]byte(`{"referral_code":"abc","device_id":"d","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`)); err != nil {
 			t.Fatal(err)
@@ -37,6 +43,8 @@ func TestParseCallback(t *testing.T) {
 		{"everything else missing", `{"msisdn":"0912345678"}`, []string{"device_id", "installed_at", "platform"}},
 		{"an unknown platform and a bad time", `{"msisdn":"0912345678","device_id":"d","platform":"windows","installed_at":"yesterday"}`, []string{"installed_at", "platform"}},
 		{"a device id too long", `{"msisdn":"0912345678","device_id":"` + strings.Repeat("x", 201) + `","platform":"ios","installed_at":"2026-11-24T10:00:00Z"}`, []string{"device_id"}},
+		{"an install before 2020 (an unset clock)", `{"msisdn":"0912345678","device_id":"d","platform":"ios","installed_at":"1970-01-01T00:00:00Z"}`, []string{"installed_at"}},
+		{"an install a second before 2020", `{"msisdn":"0912345678","device_id":"d","platform":"ios","installed_at":"2020-01-01T06:59:59+07:00"}`, []string{"installed_at"}},
 		{"a number where a string belongs", `{"msisdn":912345678,"device_id":"d","platform":"ios","installed_at":"2026-11-24T10:00:00Z"}`, []string{"msisdn"}},
 	}
 	for _, c := range fieldCases {

@@ -66,6 +66,9 @@ func FuzzParseCallback(f *testing.F) {
 		if cb.InstalledAt.Location() != time.UTC || !cb.InstalledAt.Equal(cb.InstalledAt.Truncate(time.Microsecond)) {
 			t.Fatalf("ParseCallback(%q).InstalledAt = %v, not UTC to the microsecond", body, cb.InstalledAt)
 		}
+		if cb.InstalledAt.Before(install.EarliestInstall) {
+			t.Fatalf("ParseCallback(%q).InstalledAt = %v, before %v", body, cb.InstalledAt, install.EarliestInstall)
+		}
 		// What was accepted reads back the same once re-encoded: a replay of
 		// the same install is recognised.
 		again, err := json.Marshal(cb)

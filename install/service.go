@@ -173,6 +173,9 @@ func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Res
 	if cb.InstalledAt.After(now.Add(MaxSkew)) {
 		return Result{}, apperr.FieldErrors{"installed_at": "is in the future"}
 	}
+	if cb.InstalledAt.Before(EarliestInstall) {
+		return Result{}, apperr.FieldErrors{"installed_at": "must not be before " + EarliestInstall.Format(time.RFC3339)}
+	}
 	target, att, via, err := s.attribute(ctx, tenantID, cb)
 	if err != nil {
 		return Result{}, err
@@ -262,8 +265,20 @@ func (s *Service) recordInstall(ctx context.Context, in *Install, req *reward.Re
 // install-promotion message sent to the number within its campaign's
 // window wins; else the install is organic.
 func (s *Service) attribute(ctx context.Context, tenantID string, cb Callback) (Target, *Attribution, Via, error) {
+	var pre *AttributionLookup
+	if as, ok := s.Store.(AttributionStore); ok {
+		l, err := as.LookUpAttribution(ctx, tenantID, cb, DefaultAttributionDays)
+		if err != nil {
+			return Target{}, nil, "", fmt.Errorf("attribute: %w", err)
+		}
+		pre = &l
+	}
 	var byCode *Attribution
-	if cb.ReferralCode != "" {
+	switch {
+	case cb.ReferralCode == "":
+	case pre != nil:
+		byCode = pre.ByCode
+	default:
 		a, found, err := s.Store.AttributionByReferral(ctx, tenantID, cb.ReferralCode)
 		if err != nil {
 			return Target{}, nil, "", fmt.Errorf("attribute by referral code: %w", err)
@@ -272,7 +287,6 @@ func (s *Service) attribute(ctx context.Context, tenantID string, cb Callback) (
 			byCode = &a
 		}
 	}
-	var target Target
 	switch {
 	case cb.MSISDN == "" && byCode == nil:
 		return Target{}, nil, "", apperr.FieldErrors{"referral_code": "unknown referral code, and no msisdn to attribute the install by"}
@@ -280,6 +294,20 @@ func (s *Service) attribute(ctx context.Context, tenantID string, cb Callback) (
 		return byCode.Target, byCode, ViaReferral, nil
 	case byCode != nil && byCode.Target.MSISDN == cb.MSISDN:
 		return byCode.Target, byCode, ViaReferral, nil
+	}
+	if pre == nil || !pre.TargetLooked {
+		pre = nil // what was found in one step does not cover this case
+	}
+	var target Target
+	if pre != nil {
+		if pre.Target == nil {
+			return Target{MSISDN: cb.MSISDN}, nil, ViaOrganic, nil
+		}
+		target = *pre.Target
+		if pre.Last == nil {
+			return target, nil, ViaOrganic, nil
+		}
+		return target, pre.Last, ViaLastMessage, nil
 	}
 	t, found, err := s.Store.InstallTarget(ctx, tenantID, cb.MSISDN)
 	if err != nil {

@@ -162,42 +162,83 @@ func scanInstall(r pgx.Row) (install.Install, error) {
 }
 
 // RecordInstall stores an install: counted, duplicate, or a replay of one
-// stored (see install.Store).
+// stored (see install.Store). Its first attempt, as counted, goes in the
+// batch of concurrent callbacks (installbatch.go); the rarer cases (a
+// later install of the number, a replay) and a failed batch are handled
+// here alone.
 func (s *Store) RecordInstall(ctx context.Context, in *install.Install) (install.RecordResult, error) {
+	c, err := newCountedInstall(in)
+	if err != nil {
+		return install.RecordResult{}, err
+	}
+	r, err := s.recordCounted(ctx, c)
+	switch {
+	case err == nil && r.inserted:
+		in.Duplicate = false
+		return install.RecordResult{}, nil
+	case err == nil:
+		return s.recordInstallAlone(ctx, in, true)
+	case errors.Is(err, errBatchFailed):
+		return s.recordInstallAlone(ctx, in, false)
+	}
+	return install.RecordResult{}, fmt.Errorf("postgres: record install: %w", err)
+}
+
+// newCountedInstall normalises in (its id set, its times in UTC at the
+// precision kept) and returns its first write, as counted.
+func newCountedInstall(in *install.Install) (countedInstall, error) {
 	if in.ID == "" {
 		in.ID = uuid.NewString()
 	}
-	var subID, campaignID, attributedAt, referral any
+	in.InstalledAt = in.InstalledAt.UTC().Truncate(time.Microsecond)
+	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
+	c := countedInstall{id: in.ID, tenantID: in.TenantID, msisdn: in.MSISDN, deviceID: in.DeviceID,
+		platform: string(in.Platform), region: in.Region, via: string(in.Via), installedAt: in.InstalledAt,
+		receivedAt: in.ReceivedAt, countShard: installShard(in.MSISDN)}
 	if in.SubscriberID != 0 {
-		subID = in.SubscriberID
+		id := in.SubscriberID
+		c.subscriberID = &id
 	}
 	if in.CampaignID != "" {
 		key, ok := ledgerUUID(in.CampaignID)
 		if !ok {
-			return install.RecordResult{}, fmt.Errorf("postgres: record install: campaign id %q is no uuid", in.CampaignID)
+			return countedInstall{}, fmt.Errorf("postgres: record install: campaign id %q is no uuid", in.CampaignID)
 		}
-		campaignID = key
+		c.campaignID = &key
 	}
 	if in.AttributedAt != nil {
-		attributedAt = in.AttributedAt.UTC()
+		at := in.AttributedAt.UTC()
+		c.attributedAt = &at
 	}
 	if in.ReferralCode != "" {
-		referral = in.ReferralCode
+		code := in.ReferralCode
+		c.referral = &code
 	}
-	in.InstalledAt = in.InstalledAt.UTC().Truncate(time.Microsecond)
-	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
-	shard := installShard(in.MSISDN)
+	return c, nil
+}
+
+// recordInstallAlone is RecordInstall in statements of its own; conflicted
+// says its first attempt, as counted, was made and met a unique conflict.
+func (s *Store) recordInstallAlone(ctx context.Context, in *install.Install, conflicted bool) (install.RecordResult, error) {
+	c, err := newCountedInstall(in)
+	if err != nil {
+		return install.RecordResult{}, err
+	}
 	for attempt := 0; attempt < 4; attempt++ {
 		for _, duplicate := range []bool{false, true} {
-			var n int
-			if err := s.pool.QueryRow(ctx, recordInstallSQL, in.ID, subID, in.InstalledAt, in.ReceivedAt, attributedAt,
-				campaignID, duplicate, in.TenantID, in.MSISDN, in.DeviceID, string(in.Platform), in.Region,
-				string(in.Via), referral, shard).Scan(&n); err != nil {
-				return install.RecordResult{}, fmt.Errorf("postgres: record install: %w", err)
-			}
-			if n == 1 {
-				in.Duplicate = duplicate
-				return install.RecordResult{}, nil
+			if conflicted {
+				conflicted = false
+			} else {
+				var n int
+				if err := s.pool.QueryRow(ctx, recordInstallSQL, c.id, c.subscriberID, c.installedAt, c.receivedAt,
+					c.attributedAt, c.campaignID, duplicate, c.tenantID, c.msisdn, c.deviceID, c.platform, c.region,
+					c.via, c.referral, c.countShard).Scan(&n); err != nil {
+					return install.RecordResult{}, fmt.Errorf("postgres: record install: %w", err)
+				}
+				if n == 1 {
+					in.Duplicate = duplicate
+					return install.RecordResult{}, nil
+				}
 			}
 			// A conflict: the same install stored before (a replay), or,
 			// the first time round, a counted install of the number.
@@ -254,17 +295,18 @@ const recordInstallRewardedSQL = `WITH ins AS (
 SELECT (SELECT count(*) FROM ins), (SELECT seq FROM rw)`
 
 // RecordInstallRewarded records a counted install and its pending reward
-// in one statement when it can; otherwise it records the install as
-// RecordInstall does and leaves the reward to the ledger (see
-// install.RewardingStore).
+// in one step when it can, in the batch of concurrent callbacks
+// (installbatch.go); otherwise it records the install as RecordInstall
+// does and leaves the reward to the ledger (see install.RewardingStore).
 func (s *Store) RecordInstallRewarded(ctx context.Context, in *install.Install, r *reward.Reward, budgetMB int64) (install.RecordResult, bool, error) {
-	if in.ID == "" {
-		in.ID = uuid.NewString()
-	}
 	campaignID, ok := ledgerUUID(in.CampaignID)
 	if !ok || in.SubscriberID == 0 || r.State != reward.StatePending || r.DataMB <= 0 {
 		res, err := s.RecordInstall(ctx, in)
 		return res, false, err
+	}
+	c, err := newCountedInstall(in)
+	if err != nil {
+		return install.RecordResult{}, false, err
 	}
 	if r.ID == "" {
 		r.ID = uuid.NewString()
@@ -273,38 +315,28 @@ func (s *Store) RecordInstallRewarded(ctx context.Context, in *install.Install, 
 		r.CreatedAt = ledgerNow()
 	}
 	r.CreatedAt = r.CreatedAt.UTC().Truncate(time.Microsecond)
-	in.InstalledAt = in.InstalledAt.UTC().Truncate(time.Microsecond)
-	in.ReceivedAt = in.ReceivedAt.UTC().Truncate(time.Microsecond)
-	var attributedAt, referral any
-	if in.AttributedAt != nil {
-		attributedAt = in.AttributedAt.UTC()
-	}
-	if in.ReferralCode != "" {
-		referral = in.ReferralCode
-	}
-	plan := budgetShards(budgetMB, r.DataMB)
-	var (
-		inserted int
-		seq      *int64
-	)
-	err := s.pool.QueryRow(ctx, recordInstallRewardedSQL, in.ID, in.SubscriberID, in.InstalledAt, in.ReceivedAt,
-		attributedAt, campaignID, in.TenantID, in.MSISDN, in.DeviceID, string(in.Platform), in.Region, string(in.Via),
-		referral, installShard(in.MSISDN), r.ID, r.DataMB, r.CreatedAt, homeShard(in.ID, len(plan))).Scan(&inserted, &seq)
-	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" {
-			// A reward rule said no: record the install alone; the ledger
-			// records the reward's rejection.
-			res, err := s.RecordInstall(ctx, in)
-			return res, false, err
-		}
+	rewardID := r.ID
+	c.rewardID, c.dataMB, c.rewardAt = &rewardID, r.DataMB, r.CreatedAt
+	c.budgetShard = homeShard(in.ID, len(budgetShards(budgetMB, r.DataMB)))
+	res, err := s.recordCounted(ctx, c)
+	switch {
+	case errors.Is(err, errBatchFailed):
+		// Most likely this install's reward, or another's in the batch,
+		// broke a reward rule: try again alone.
+		return s.recordInstallRewardedAlone(ctx, in, r, c)
+	case err != nil:
 		return install.RecordResult{}, false, fmt.Errorf("postgres: record install: %w", err)
-	}
-	if inserted == 0 {
+	case !res.inserted:
 		// A replay or a later install of the number.
-		res, err := s.RecordInstall(ctx, in)
-		return res, false, err
+		rec, err := s.recordInstallAlone(ctx, in, true)
+		return rec, false, err
 	}
+	return rewarded(in, r, campaignID, res.seq)
+}
+
+// rewarded completes in and r after their counted install was inserted,
+// with the reward's seq (nil: not stored).
+func rewarded(in *install.Install, r *reward.Reward, campaignID string, seq *int64) (install.RecordResult, bool, error) {
 	in.Duplicate, in.CampaignID = false, campaignID
 	if seq == nil {
 		// Counted, but the home shard had no room (or the budget is not
@@ -315,6 +347,34 @@ func (s *Store) RecordInstallRewarded(ctx context.Context, in *install.Install, 
 	r.SubscriberID, r.MSISDN, r.DeviceID = in.SubscriberID, in.MSISDN, in.DeviceID
 	r.UpdatedAt, r.Reason = r.CreatedAt, ""
 	return install.RecordResult{}, true, nil
+}
+
+// recordInstallRewardedAlone is RecordInstallRewarded in a statement of
+// its own, for c (newCountedInstall(in), with r's fields).
+func (s *Store) recordInstallRewardedAlone(ctx context.Context, in *install.Install, r *reward.Reward, c countedInstall) (install.RecordResult, bool, error) {
+	var (
+		inserted int
+		seq      *int64
+	)
+	err := s.pool.QueryRow(ctx, recordInstallRewardedSQL, c.id, c.subscriberID, c.installedAt, c.receivedAt,
+		c.attributedAt, c.campaignID, c.tenantID, c.msisdn, c.deviceID, c.platform, c.region, c.via,
+		c.referral, c.countShard, r.ID, r.DataMB, r.CreatedAt, c.budgetShard).Scan(&inserted, &seq)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			// A reward rule said no: record the install alone; the ledger
+			// records the reward's rejection.
+			res, err := s.recordInstallAlone(ctx, in, false)
+			return res, false, err
+		}
+		return install.RecordResult{}, false, fmt.Errorf("postgres: record install: %w", err)
+	}
+	if inserted == 0 {
+		// A replay or a later install of the number.
+		res, err := s.recordInstallAlone(ctx, in, true)
+		return res, false, err
+	}
+	return rewarded(in, r, *c.campaignID, seq)
 }
 
 func (s *Store) installByKey(ctx context.Context, k install.ReplayKey) (install.Install, bool, error) {

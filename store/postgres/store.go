@@ -19,6 +19,8 @@ var migrations embed.FS
 // Store is the PostgreSQL implementation of every domain store.
 type Store struct {
 	pool *pgxpool.Pool
+	// batches gathers concurrent install callbacks (installbatch.go).
+	batches installBatches
 }
 
 // Open connects to the database at url (postgres://…).
@@ -42,7 +44,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 }
 
 // Close closes the pool.
-func (s *Store) Close() error { s.pool.Close(); return nil }
+func (s *Store) Close() error { s.batches.close(); s.pool.Close(); return nil }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

@@ -547,6 +547,252 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		}
 	})
 
+	t.Run("a replay answers with the install as it was stored, empty fields included", func(t *testing.T) {
+		t.Parallel()
+		f := newInstFixture(t, newStore(t), 2)
+		c := f.promotion(t, f.tenant, 100, 1000, 14)
+		at := f.now.Add(-time.Hour).Add(654321 * time.Microsecond)
+		sent := f.now.Add(-2 * time.Hour)
+		organic := &install.Install{TenantID: f.tenant, MSISDN: "+84999999999", DeviceID: "dev-x",
+			Platform: install.PlatformIOS, InstalledAt: at, ReceivedAt: f.now, Via: install.ViaOrganic}
+		attributed := f.install(2, "dev-2", at)
+		attributed.CampaignID, attributed.Via, attributed.ReferralCode, attributed.AttributedAt =
+			c.ID, install.ViaReferral, "code2", &sent
+		for _, in := range []*install.Install{organic, attributed} {
+			want := *in
+			f.record(t, in)
+			want.ID = in.ID
+			again := want
+			again.ID = ""
+			if res := f.record(t, &again); !res.Replay {
+				t.Fatalf("%s: not a replay", in.DeviceID)
+			}
+			if (again.AttributedAt == nil) != (want.AttributedAt == nil) ||
+				again.AttributedAt != nil && !again.AttributedAt.Equal(*want.AttributedAt) {
+				t.Errorf("%s: attributed_at %v, want %v", in.DeviceID, again.AttributedAt, want.AttributedAt)
+			}
+			again.AttributedAt, want.AttributedAt = nil, nil
+			if !again.InstalledAt.Equal(want.InstalledAt) || !again.ReceivedAt.Equal(want.ReceivedAt) {
+				t.Errorf("%s: times %v %v, want %v %v", in.DeviceID, again.InstalledAt, again.ReceivedAt, want.InstalledAt, want.ReceivedAt)
+			}
+			again.InstalledAt, again.ReceivedAt, want.InstalledAt, want.ReceivedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if again != want {
+				t.Errorf("replay answered\n%+v\nwant\n%+v", again, want)
+			}
+		}
+	})
+
+	t.Run("a store that looks attribution up in one step answers as the three look-ups do", func(t *testing.T) {
+		t.Parallel()
+		st := newStore(t)
+		as, ok := st.(install.AttributionStore)
+		if !ok {
+			t.Skip("the store looks attribution up step by step")
+		}
+		f := newInstFixture(t, st, 6)
+		c := f.promotion(t, f.tenant, 100, 1000, 14)
+		later := f.promotion(t, f.tenant, 0, 0, 0)
+		f.send(t, c, "code", f.now.Add(-2*time.Hour), 1, 2, 3)
+		f.send(t, later, "late", f.now.Add(-time.Hour), 1, 4)
+		stranger := "+84999999999"
+		type query struct {
+			tenant string
+			cb     install.Callback
+		}
+		var qs []query
+		for _, code := range []string{"", "code1", "code2", "code3", "late4", "nope"} {
+			for _, msisdn := range []string{"", instMSISDN(1), instMSISDN(2), instMSISDN(4), instMSISDN(5), stranger} {
+				if code == "" && msisdn == "" {
+					continue
+				}
+				for _, tenant := range []string{f.tenant, f.other} {
+					qs = append(qs, query{tenant, install.Callback{ReferralCode: code, MSISDN: msisdn, InstalledAt: f.now}})
+				}
+			}
+		}
+		// What the three look-ups answer, made one by one.
+		want := func(q query) install.AttributionLookup {
+			var l install.AttributionLookup
+			if q.cb.ReferralCode != "" {
+				a, found, err := st.AttributionByReferral(f.ctx, q.tenant, q.cb.ReferralCode)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if found {
+					l.ByCode = &a
+				}
+			}
+			if q.cb.MSISDN == "" || l.ByCode != nil && l.ByCode.Target.MSISDN == q.cb.MSISDN {
+				return l
+			}
+			l.TargetLooked = true
+			target, found, err := st.InstallTarget(f.ctx, q.tenant, q.cb.MSISDN)
+			if err != nil || !found {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+			l.Target = &target
+			a, found, err := st.LastPromotion(f.ctx, q.tenant, target.SubscriberID, q.cb.InstalledAt, install.DefaultAttributionDays)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found {
+				l.Last = &a
+			}
+			return l
+		}
+		describe := func(l install.AttributionLookup) string {
+			out := fmt.Sprintf("looked %v", l.TargetLooked)
+			for _, p := range []struct {
+				name string
+				a    *install.Attribution
+			}{{"code", l.ByCode}, {"last", l.Last}} {
+				if p.a != nil {
+					days := -1
+					if p.a.Reward != nil {
+						days = p.a.Reward.AttributionDays
+					}
+					out += fmt.Sprintf(" %s{%s %+v %s %d}", p.name, p.a.CampaignID, p.a.Target, p.a.SentAt.UTC().Format(time.RFC3339Nano), days)
+				}
+			}
+			if l.Target != nil {
+				out += fmt.Sprintf(" target{%+v}", *l.Target)
+			}
+			return out
+		}
+		// All at once, so that a batching store carries many in one go.
+		got := make([]install.AttributionLookup, len(qs))
+		var wg sync.WaitGroup
+		errs := make(chan error, len(qs))
+		for i, q := range qs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := as.LookUpAttribution(f.ctx, q.tenant, q.cb, install.DefaultAttributionDays)
+				if err != nil {
+					errs <- err
+				}
+				got[i] = l
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		found := 0
+		for i, q := range qs {
+			w := want(q)
+			if describe(got[i]) != describe(w) {
+				t.Errorf("tenant %s code %q msisdn %q: got %s, want %s", q.tenant, q.cb.ReferralCode, q.cb.MSISDN,
+					describe(got[i]), describe(w))
+			}
+			if w.ByCode != nil || w.Last != nil {
+				found++
+			}
+		}
+		// The cases cover attribution by code and by last message.
+		if found < 10 {
+			t.Errorf("only %d of %d look-ups found a message: the fixture does not exercise attribution", found, len(qs))
+		}
+	})
+
+	t.Run("concurrent installs with their rewards each get their own answer, conflicts or not", func(t *testing.T) {
+		t.Parallel()
+		st := newStore(t)
+		rs, ok := st.(install.RewardingStore)
+		if !ok {
+			t.Skip("the store records installs and rewards apart")
+		}
+		const subscribers = 60
+		f := newInstFixture(t, st, subscribers+1)
+		c := f.promotion(t, f.tenant, 100, 100_000, 14)
+		f.create(t, f.reward(c, subscribers+1, "setup"), 100_000) // sets the budget up
+		// Each subscriber installs on a device of their own, except that
+		// subscribers 41-60 install on the devices of 1-20 (whose rewards
+		// then conflict), and every install is sent twice.
+		device := func(n int) string {
+			if n > 40 {
+				n -= 40
+			}
+			return fmt.Sprintf("dev-%d", n)
+		}
+		type answer struct {
+			n        int
+			id       string
+			rewarded bool
+			replay   bool
+			dup      bool
+		}
+		answers := make(chan answer, 2*subscribers)
+		var wg sync.WaitGroup
+		for k := range 2 {
+			for n := 1; n <= subscribers; n++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					in := f.install(n, device(n), f.now.Add(time.Duration(n)*time.Millisecond))
+					in.ID, in.CampaignID, in.Via = uuid.NewString(), c.ID, install.ViaLastMessage
+					r := &reward.Reward{TenantID: f.tenant, CampaignID: c.ID, SubscriberID: in.SubscriberID,
+						MSISDN: in.MSISDN, DeviceID: in.DeviceID, InstallID: in.ID, DataMB: 100,
+						State: reward.StatePending, CreatedAt: f.now}
+					res, rewarded, err := rs.RecordInstallRewarded(f.ctx, in, r, 100_000)
+					if err != nil {
+						t.Errorf("subscriber %d copy %d: %v", n, k, err)
+						return
+					}
+					answers <- answer{n, in.ID, rewarded, res.Replay, in.Duplicate}
+				}()
+			}
+		}
+		wg.Wait()
+		close(answers)
+		installOf := map[int]string{}
+		firsts, rewarded := 0, 0
+		for a := range answers {
+			if a.dup {
+				t.Errorf("subscriber %d: answered as a duplicate", a.n)
+			}
+			if prev, ok := installOf[a.n]; ok && prev != a.id {
+				t.Errorf("subscriber %d: installs %s and %s", a.n, prev, a.id)
+			}
+			installOf[a.n] = a.id
+			if !a.replay {
+				firsts++
+			}
+			if a.rewarded {
+				rewarded++
+				if a.replay {
+					t.Errorf("subscriber %d: a replay was paid", a.n)
+				}
+			}
+		}
+		if len(installOf) != subscribers || firsts != subscribers {
+			t.Errorf("%d subscribers answered, %d first answers; want %d of each", len(installOf), firsts, subscribers)
+		}
+		// One reward per device: the first install of each of the 40
+		// devices is paid with it, the other is not (nor is any replay).
+		if rewarded != 40 {
+			t.Errorf("%d installs paid with their reward, want 40 (one per device)", rewarded)
+		}
+		tot, err := f.st.RewardTotals(f.ctx, f.tenant, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tot.Count[reward.StatePending]; got != int64(rewarded)+1 {
+			t.Errorf("%d pending rewards stored, want the %d paid with their install and the setup one", got, rewarded)
+		}
+		if spent := f.spent(t, c); spent != 100*(int64(rewarded)+1) {
+			t.Errorf("spent %d, want %d", spent, 100*(rewarded+1))
+		}
+		counts, _ := f.st.InstallCounts(f.ctx, f.tenant)
+		if counts["HN"]+counts["DN"] != subscribers {
+			t.Errorf("counts = %v, want %d in all", counts, subscribers)
+		}
+	})
+
 	t.Run("a budget smaller than one reward pays none", func(t *testing.T) {
 		t.Parallel()
 		f := newInstFixture(t, newStore(t), 1)
