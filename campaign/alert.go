@@ -16,16 +16,15 @@ import (
 // thousands; the JSON body limit usually binds first).
 const MaxAlertContacts = 200_000
 
-// alertFirstContacts is how many contacts an alert sends to before the
-// rest of its list is written: half a second at a provider rate of 2,000 a
-// second, so that the rest is written while they go out.
-const alertFirstContacts = 1000
+// alertFirstContacts is the first part of an alert's list: stored (a look-up
+// each) and queued before the rest, so that the first message does not
+// wait on the whole list.
+const alertFirstContacts = 200
 
-// contactChunk is how many numbers go to the store in one call: an alert of
-// a few thousand contacts is one call each to make subscribers of them and
-// to store its contact list, which keeps the time to its first message
-// short.
-const contactChunk = 10_000
+// contactChunk is how many numbers go to the store in one call after the
+// first part: each part is queued as soon as it is stored, a fraction of a
+// second of sending at provider rates.
+const contactChunk = 1000
 
 // AlertInput is an exposure alert to create and start at once.
 type AlertInput struct {
@@ -103,15 +102,16 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		return AlertResult{}, err
 	}
 
-	// The first contacts are stored and sent before the rest are written:
-	// with a Dispatcher that can (AlertStarter), the alert is started with
-	// its fan-out held, the first contacts' deliveries are queued at once,
-	// and the fan-out (which pages the whole list, the first contacts
-	// again at no cost: their deliveries exist and are claimed once) is let
-	// go when the list is complete. Without one, the alert is stored as a
-	// draft, given all its contacts, and only then started: a worker
-	// scanning active campaigns must never fan out a running alert whose
-	// contact list is still being written.
+	// With a Dispatcher that can (AlertStarter), an alert is started with
+	// its fan-out held as soon as its first contacts are stored, and each
+	// part of the list is queued for sending as soon as it is stored: the
+	// first messages go out while the rest of the list is written. When
+	// the list is complete the fan-out is marked done (or, if a part could
+	// not be queued, let go to page the whole list: deliveries that exist
+	// are claimed once). Without one, the alert is stored as a draft,
+	// given all its contacts, and only then started: a worker scanning
+	// active campaigns must never fan out a running alert whose contact
+	// list is still being written.
 	starter, _ := s.Dispatcher.(AlertStarter)
 	first := numbers[:min(alertFirstContacts, len(numbers))]
 	firstIDs, err := s.ensureContacts(ctx, p.TenantID, first)
@@ -135,21 +135,26 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		return AlertResult{}, err
 	}
 	var (
-		started Campaign
-		release func(context.Context) error
+		started   Campaign
+		release   func(context.Context, bool) error
+		queuedAll = true
 	)
+	queue := func(ids []int64) {
+		if err := starter.QueueContacts(ctx, started, ids); err != nil {
+			// The fan-out sends them when it is let go.
+			queuedAll = false
+			s.logger().WarnContext(ctx, "alert: queue contacts", "alert_id", c.ID, "err", err)
+		}
+	}
 	if starter != nil {
 		if release, err = starter.HoldFanout(ctx, c); err != nil {
 			return AlertResult{}, fmt.Errorf("start alert: %w", err)
 		}
 		if started, err = s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now); err != nil {
-			release(context.WithoutCancel(ctx))
+			release(context.WithoutCancel(ctx), false)
 			return AlertResult{}, fmt.Errorf("start alert: %w", err)
 		}
-		if err := starter.SendFirst(ctx, started, firstIDs); err != nil {
-			// The fan-out sends them when it is let go.
-			s.logger().WarnContext(ctx, "alert: queue the first contacts", "alert_id", c.ID, "err", err)
-		}
+		queue(firstIDs)
 	}
 	for start := len(first); start < len(numbers); start += contactChunk {
 		ids, err := s.ensureContacts(ctx, p.TenantID, numbers[start:min(start+contactChunk, len(numbers))])
@@ -162,9 +167,12 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 				// it complete as if that were all.
 				cf, ct, _ := Transition(ActionCancel)
 				s.Store.TransitionCampaign(context.WithoutCancel(ctx), p.TenantID, c.ID, cf, ct, s.now().UTC())
-				release(context.WithoutCancel(ctx))
+				release(context.WithoutCancel(ctx), false)
 			}
 			return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
+		}
+		if starter != nil {
+			queue(ids)
 		}
 	}
 	if starter == nil {
@@ -177,7 +185,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		"contacts": len(numbers), "invalid_contacts": len(res.InvalidContacts), "duplicates": res.Duplicates,
 	})
 	if starter != nil {
-		if err := release(ctx); err != nil {
+		if err := release(ctx, queuedAll); err != nil {
 			s.logger().ErrorContext(ctx, "alert: start fan-out failed; the reconciler will pick it up",
 				"alert_id", c.ID, "err", err)
 		}

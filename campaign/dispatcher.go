@@ -13,16 +13,17 @@ type Dispatcher interface {
 	SendTest(ctx context.Context, c Campaign, msisdn string) ([]TestResult, error)
 }
 
-// AlertStarter is what a Dispatcher can do to get an alert's first
-// messages out while the rest of its contact list is still being written.
+// AlertStarter is what a Dispatcher can do to get an alert's messages out
+// while its contact list is still being written.
 type AlertStarter interface {
 	// HoldFanout keeps the alert's fan-out from starting (a monitor sees
 	// a running campaign whose chain is missing and starts one) until
-	// release is called; release then starts it.
-	HoldFanout(ctx context.Context, c Campaign) (release func(context.Context) error, err error)
-	// SendFirst writes and queues the deliveries of these contacts of a
-	// running alert at once, ahead of its fan-out.
-	SendFirst(ctx context.Context, c Campaign, subscriberIDs []int64) error
+	// release is called. release(queuedAll) marks the fan-out done when
+	// QueueContacts queued every contact, and starts it otherwise.
+	HoldFanout(ctx context.Context, c Campaign) (release func(ctx context.Context, queuedAll bool) error, err error)
+	// QueueContacts writes and queues the deliveries of these contacts of
+	// a running alert at once.
+	QueueContacts(ctx context.Context, c Campaign, subscriberIDs []int64) error
 }
 
 // TestResult is what one channel of a test send did.

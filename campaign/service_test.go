@@ -303,10 +303,13 @@ func TestAnAlertSendsToItsFirstContactsBeforeItsListIsWritten(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	d := &startingDispatcher{st: e.st, tenantID: e.p.TenantID}
-	hold := func(_ context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+	hold := func(_ context.Context, c campaign.Campaign) (func(context.Context, bool) error, error) {
 		got, _ := d.contacts(t, c.ID)
 		d.steps, d.stateAtHold = append(d.steps, "hold"), got.State
-		return func(context.Context) error {
+		return func(_ context.Context, queuedAll bool) error {
+			if !queuedAll {
+				t.Error("released as if a part of the list had not been queued")
+			}
 			got, n := d.contacts(t, c.ID)
 			if got.State != campaign.StateRunning {
 				t.Errorf("the fan-out was let go with the alert %s", got.State)
@@ -315,9 +318,15 @@ func TestAnAlertSendsToItsFirstContactsBeforeItsListIsWritten(t *testing.T) {
 			return nil
 		}, nil
 	}
-	starter := alertStarterFuncs{hold: hold, first: func(_ context.Context, c campaign.Campaign, ids []int64) error {
+	queued := 0
+	starter := alertStarterFuncs{hold: hold, queue: func(_ context.Context, c campaign.Campaign, ids []int64) error {
 		_, n := d.contacts(t, c.ID)
-		d.steps, d.first, d.contactsAtFirst = append(d.steps, "first"), ids, n
+		if len(d.first) == 0 {
+			d.steps, d.first, d.contactsAtFirst = append(d.steps, "first"), ids, n
+		}
+		if queued += len(ids); n != queued {
+			t.Errorf("queued %d contacts with %d stored", queued, n)
+		}
 		return nil
 	}, Dispatcher: d}
 	e.svc.Dispatcher = starter
@@ -340,6 +349,9 @@ func TestAnAlertSendsToItsFirstContactsBeforeItsListIsWritten(t *testing.T) {
 	if len(d.first) == 0 || len(d.first) >= 2500 || d.contactsAtFirst != len(d.first) {
 		t.Errorf("the first %d contacts were sent with %d stored: want a first part of the list, stored", len(d.first), d.contactsAtFirst)
 	}
+	if queued != 2500 {
+		t.Errorf("queued %d of 2500 contacts", queued)
+	}
 	if d.atRelease != 2500 || res.Contacts != 2500 {
 		t.Errorf("the fan-out was let go with %d of %d contacts stored", d.atRelease, res.Contacts)
 	}
@@ -351,14 +363,14 @@ func TestAnAlertSendsToItsFirstContactsBeforeItsListIsWritten(t *testing.T) {
 // alertStarterFuncs is a Dispatcher and AlertStarter of functions.
 type alertStarterFuncs struct {
 	campaign.Dispatcher
-	hold  func(context.Context, campaign.Campaign) (func(context.Context) error, error)
-	first func(context.Context, campaign.Campaign, []int64) error
+	hold  func(context.Context, campaign.Campaign) (func(context.Context, bool) error, error)
+	queue func(context.Context, campaign.Campaign, []int64) error
 }
 
-func (a alertStarterFuncs) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+func (a alertStarterFuncs) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context, bool) error, error) {
 	return a.hold(ctx, c)
 }
 
-func (a alertStarterFuncs) SendFirst(ctx context.Context, c campaign.Campaign, ids []int64) error {
-	return a.first(ctx, c, ids)
+func (a alertStarterFuncs) QueueContacts(ctx context.Context, c campaign.Campaign, ids []int64) error {
+	return a.queue(ctx, c, ids)
 }

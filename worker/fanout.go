@@ -69,10 +69,13 @@ var _ campaign.AlertStarter = (*Engine)(nil)
 const alertHold = 5 * time.Minute
 
 // HoldFanout takes the alert's fan-out lease for a hold, so that no chain
-// starts until release: release gives the lease up and starts the chain.
-// If the hold was lost meanwhile (an emptied Redis) and a chain fanned out
-// a partial list, release has the whole list paged again.
-func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+// starts until release. release(queuedAll) gives the lease up and, when
+// every contact was queued (QueueContacts), marks the fan-out done: the
+// monitor completes the alert, and re-drives what a lost task left
+// pending. Otherwise it starts the chain, which pages the whole list; if
+// the hold was lost meanwhile (an emptied Redis) and a chain fanned out a
+// part of the list, it is paged again from the start.
+func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context, bool) error, error) {
 	hold := "hold:" + newChainID()
 	ok, err := e.Queue.Redis.SetNX(ctx, leaseKey(c.ID), hold, alertHold).Result()
 	if err != nil {
@@ -81,7 +84,7 @@ func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(cont
 	if !ok {
 		return nil, fmt.Errorf("hold fan-out: alert %s is already fanning out", c.ID)
 	}
-	return func(ctx context.Context) error {
+	return func(ctx context.Context, queuedAll bool) error {
 		held, err := releaseScript.Run(ctx, e.Queue.Redis, []string{leaseKey(c.ID)}, hold).Int()
 		if err != nil {
 			return fmt.Errorf("release fan-out: %w", err)
@@ -93,6 +96,9 @@ func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(cont
 		if cur.State != campaign.StateRunning {
 			return nil
 		}
+		if held == 1 && queuedAll {
+			return e.Store.SetFanoutProgress(ctx, c.ID, 0, true)
+		}
 		if held == 0 && (cur.FanoutCursor > 0 || cur.FanoutDone) {
 			if err := e.Store.SetFanoutProgress(ctx, c.ID, 0, false); err != nil {
 				return err
@@ -103,9 +109,9 @@ func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(cont
 	}, nil
 }
 
-// SendFirst writes and queues the deliveries of these contacts of a
-// running alert, ahead of its fan-out.
-func (e *Engine) SendFirst(ctx context.Context, c campaign.Campaign, subscriberIDs []int64) error {
+// QueueContacts writes and queues the deliveries of these contacts of a
+// running alert.
+func (e *Engine) QueueContacts(ctx context.Context, c campaign.Campaign, subscriberIDs []int64) error {
 	ids := slices.Clone(subscriberIDs)
 	slices.Sort(ids) // each send task's ids a contiguous stretch
 	ids = slices.Compact(ids)

@@ -1102,21 +1102,21 @@ func (m *meteredDispatcher) Kick(ctx context.Context, c campaign.Campaign) error
 	return m.Dispatcher.Kick(ctx, c)
 }
 
-func (m *meteredDispatcher) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context) error, error) {
+func (m *meteredDispatcher) HoldFanout(ctx context.Context, c campaign.Campaign) (func(context.Context, bool) error, error) {
 	defer m.hold.since(time.Now())
 	release, err := m.Dispatcher.(campaign.AlertStarter).HoldFanout(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error {
+	return func(ctx context.Context, queuedAll bool) error {
 		defer m.kick.since(time.Now())
-		return release(ctx)
+		return release(ctx, queuedAll)
 	}, nil
 }
 
-func (m *meteredDispatcher) SendFirst(ctx context.Context, c campaign.Campaign, ids []int64) error {
+func (m *meteredDispatcher) QueueContacts(ctx context.Context, c campaign.Campaign, ids []int64) error {
 	defer m.first.since(time.Now())
-	return m.Dispatcher.(campaign.AlertStarter).SendFirst(ctx, c, ids)
+	return m.Dispatcher.(campaign.AlertStarter).QueueContacts(ctx, c, ids)
 }
 
 // meteredSMS times the provider calls.
@@ -1702,8 +1702,8 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		{"TransitionCampaign", alertStore.transition.total()},
 		{"Audit", alertStore.audit.total()},
 		{"HoldFanout", alertKick.hold.total()},
-		{"SendFirst (the first contacts' deliveries and tasks)", alertKick.first.total()},
-		{"Kick (the fan-out let go)", alertKick.kick.total()},
+		{"QueueContacts (deliveries and send tasks)", alertKick.first.total()},
+		{"Kick (the fan-out released)", alertKick.kick.total()},
 	}
 	if err != nil {
 		return res, fmt.Errorf("create alert: %w", err)
