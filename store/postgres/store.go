@@ -29,7 +29,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
-	if cfg.MaxConns < 16 {
+	// pgxpool's default (4 on two cores) starves the send tasks; an
+	// explicit pool_max_conns in the URL is the operator's to keep.
+	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
