@@ -115,7 +115,9 @@ func (b *batcher[I, O]) work(run func(context.Context, []I) ([]O, error)) {
 			}
 			calls = append(calls, c)
 		}
-		b.queue = append(b.queue[:0], b.queue[n:]...)
+		rest := copy(b.queue, b.queue[n:])
+		clear(b.queue[rest:]) // no stale calls kept alive
+		b.queue = b.queue[:rest]
 		b.mu.Unlock()
 		if len(calls) == 0 {
 			continue
