@@ -16,7 +16,7 @@ func TestNormalizeCachedAgreesWithFullParse(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	forms := []string{"0%s", "84%s", "+84%s"}
 	valid := 0
-	for i := 0; i < 40_000; i++ {
+	for i := 0; i < 5_000; i++ {
 		n := 7 + rng.IntN(5) // national numbers of 7 to 11 digits
 		nsn := make([]byte, n)
 		for j := range nsn {
@@ -34,7 +34,7 @@ func TestNormalizeCachedAgreesWithFullParse(t *testing.T) {
 			valid++
 		}
 	}
-	if valid < 1000 {
+	if valid < 100 {
 		t.Fatalf("only %d of the drawn numbers were valid: the draw does not exercise the cache", valid)
 	}
 }
