@@ -114,22 +114,7 @@ func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(cont
 func (e *Engine) QueueContacts(ctx context.Context, c campaign.Campaign, subscriberIDs []int64) error {
 	ids := slices.Clone(subscriberIDs)
 	slices.Sort(ids) // each send task's ids a contiguous stretch
-	ids = slices.Compact(ids)
-	for _, ch := range c.Channels {
-		nd := make([]campaign.NewDelivery, len(ids))
-		for i, id := range ids {
-			nd[i] = campaign.NewDelivery{SubscriberID: id}
-		}
-		n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
-		if err != nil {
-			return fmt.Errorf("insert deliveries: %w", err)
-		}
-		e.Metrics.Fanout.Add(float64(n))
-		if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.writeDeliveries(ctx, c, slices.Compact(ids))
 }
 
 func newChainID() string {
@@ -258,27 +243,8 @@ func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, limit i
 	if err != nil {
 		return false, fmt.Errorf("audience page: %w", err)
 	}
-	if len(ids) > 0 {
-		for _, ch := range c.Channels {
-			nd := make([]campaign.NewDelivery, len(ids))
-			for i, id := range ids {
-				nd[i] = campaign.NewDelivery{SubscriberID: id}
-				if c.Kind == campaign.KindInstallPromotion {
-					nd[i].ReferralCode = NewReferralCode()
-				}
-			}
-			n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
-			if err != nil {
-				return false, fmt.Errorf("insert deliveries: %w", err)
-			}
-			e.Metrics.Fanout.Add(float64(n))
-			// Every id of the page is enqueued, new or not: after a crash
-			// between insert and enqueue the rows exist but have no task;
-			// claiming is idempotent, so a repeat costs one task at most.
-			if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
-				return false, err
-			}
-		}
+	if err := e.writeDeliveries(ctx, c, ids); err != nil {
+		return false, err
 	}
 	done := len(ids) < limit
 	cursor := c.FanoutCursor
@@ -289,6 +255,35 @@ func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, limit i
 		return false, fmt.Errorf("fan-out progress: %w", err)
 	}
 	return !done, nil
+}
+
+// writeDeliveries writes the deliveries of these subscribers on every
+// channel of the campaign and enqueues their send tasks. Every id is
+// enqueued, new or not: after a crash between insert and enqueue the rows
+// exist but have no task; claiming is idempotent, so a repeat costs one
+// task at most.
+func (e *Engine) writeDeliveries(ctx context.Context, c campaign.Campaign, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, ch := range c.Channels {
+		nd := make([]campaign.NewDelivery, len(ids))
+		for i, id := range ids {
+			nd[i] = campaign.NewDelivery{SubscriberID: id}
+			if c.Kind == campaign.KindInstallPromotion {
+				nd[i].ReferralCode = NewReferralCode()
+			}
+		}
+		n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
+		if err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+		e.Metrics.Fanout.Add(float64(n))
+		if err := e.enqueueBatches(ctx, c, ch, ids, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // redriveRound re-enqueues deliveries the store still has pending, channel
