@@ -198,12 +198,7 @@ func killScenario(t *testing.T, latency time.Duration, recipients int) {
 func TestRedisEmptiedMidCampaign(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, false, timing{staleAfter: sizeOf().staleAfter, sendingStaleAfter: time.Minute})
-	r.boot()
-	r.seed()
-	r.worker("worker-1")
-	r.worker("worker-2")
-	r.startCampaign()
-	r.waitAccepted(r.sz.recipients*3/10, r.sz.complete)
+	r.twoWorkersToThirtyPercent()
 
 	accepted := r.fake.Count()
 	r.flushRedis()
@@ -231,12 +226,7 @@ func TestPostgresUnreachableMidCampaign(t *testing.T) {
 	// outcome is written after the outage: OUTREACH_SENDING_STALE_AFTER must
 	// outlast the outage, or the reconciler would resend it.
 	r := newRig(t, true, timing{staleAfter: sizeOf().staleAfter, sendingStaleAfter: outage + 20*time.Second})
-	r.boot()
-	r.seed()
-	r.worker("worker-1")
-	r.worker("worker-2")
-	r.startCampaign()
-	r.waitAccepted(r.sz.recipients*3/10, r.sz.complete)
+	r.twoWorkersToThirtyPercent()
 
 	accepted := r.fake.Count()
 	cut := r.proxy.Cut()

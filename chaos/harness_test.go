@@ -836,3 +836,15 @@ func (r *rig) checkFinished(s stats, audience int64) {
 		r.t.Errorf("the Redis database was shared with processes of another test (%v): these figures mean nothing", f)
 	}
 }
+
+// twoWorkersToThirtyPercent boots the api, seeds the audience, starts two
+// workers and the campaign, and returns once 30% of the messages are in:
+// where the campaign scenarios inject their fault.
+func (r *rig) twoWorkersToThirtyPercent() {
+	r.boot()
+	r.seed()
+	r.worker("worker-1")
+	r.worker("worker-2")
+	r.startCampaign()
+	r.waitAccepted(r.sz.recipients*3/10, r.sz.complete)
+}
