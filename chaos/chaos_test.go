@@ -164,6 +164,16 @@ func killScenario(t *testing.T, latency time.Duration, recipients int) {
 		r.logf("this scenario: %d recipients", recipients)
 	}
 	r.fake.SetLatency(latency)
+	if !r.sz.full {
+		// As at full size, the killed worker's tasks (concurrency x 100
+		// deliveries) hold at least what the fan-out backlog allows (the
+		// rate x OUTREACH_BACKLOG_SECONDS): the fan-out goes on only if
+		// their deliveries leave the backlog although those tasks never
+		// end.
+		r.setRates(500, 500)
+		r.env["OUTREACH_BACKLOG_SECONDS"] = "1"
+		r.logf("this scenario: a backlog of 1 s of the rate, %d deliveries; %d in the worker's tasks", r.sz.smsRate, r.sz.concurrency*100)
+	}
 	r.boot()
 	r.seed()
 	w1 := r.worker("worker-1")

@@ -328,14 +328,72 @@ func (r *rig) stopAll() {
 	r.mu.Lock()
 	procs := append([]*proc(nil), r.procs...)
 	r.mu.Unlock()
+	failed := r.t.Failed()
+	if failed {
+		// A process still running when the test failed may be stuck: ask
+		// it for its goroutines (Go's runtime prints them on SIGQUIT) first.
+		for _, p := range procs {
+			if !p.exited() {
+				p.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-p.done:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}
+	}
 	for _, p := range procs {
 		p.kill9()
 	}
-	if r.t.Failed() {
+	if failed {
 		for _, p := range procs {
 			r.t.Logf("---- tail of %s (%s) ----\n%s", p.name, p.log, tailFile(p.log, 40))
+			if g := ownGoroutines(p.log, 60); g != "" {
+				r.t.Logf("---- goroutines of %s in outreach's code at the end ----\n%s", p.name, g)
+			}
 		}
 	}
+}
+
+// ownGoroutines returns the goroutine stacks of a SIGQUIT dump in the log
+// at path that pass through outreach's own packages (the runtime's, the
+// HTTP server's and the drivers' idle ones say nothing), identical stacks
+// counted once, at most max of them.
+func ownGoroutines(path string, max int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	text := string(b)
+	i := strings.Index(text, "\ngoroutine ")
+	if i < 0 {
+		return ""
+	}
+	count := map[string]int{}
+	heads := map[string]string{}
+	var order []string
+	for _, g := range strings.Split(text[i+1:], "\n\n") {
+		if !strings.HasPrefix(g, "goroutine ") || !strings.Contains(g, "outreach/") {
+			continue
+		}
+		// The header names the goroutine and how long it has waited (the
+		// first one's is shown); the stack is what identical ones share.
+		head, stack, _ := strings.Cut(g, "\n")
+		if _, ok := count[stack]; !ok {
+			order = append(order, stack)
+			heads[stack] = head
+		}
+		count[stack]++
+	}
+	var out []string
+	for _, stack := range order {
+		if len(out) == max {
+			out = append(out, fmt.Sprintf("(%d more stacks left out)", len(order)-max))
+			break
+		}
+		out = append(out, fmt.Sprintf("%d goroutine(s) like %s\n%s", count[stack], heads[stack], stack))
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func freeAddr(t *testing.T) string {

@@ -55,8 +55,11 @@ type Config struct {
 	RewardsSecret   string         `json:"-"`
 	AdoptionTarget  int64          `json:"adoption_target"`
 
-	WorkerConcurrency int           `json:"worker_concurrency"`
-	AlertRetention    time.Duration `json:"alert_retention"`
+	WorkerConcurrency int `json:"worker_concurrency"`
+	// BacklogSeconds: how many seconds of a campaign's rate its fan-out
+	// may queue in Redis ahead of sending.
+	BacklogSeconds int           `json:"backlog_seconds"`
+	AlertRetention time.Duration `json:"alert_retention"`
 	// StaleAfter: a pending delivery or reward with no progress this long
 	// has lost its task and is re-driven; SendingStaleAfter: a delivery claimed this
 	// long ago by a worker that never finished goes back to pending.
@@ -210,6 +213,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		RewardsSecret:             l.str("OUTREACH_REWARDS_SECRET", ""),
 		AdoptionTarget:            int64(l.positive("OUTREACH_ADOPTION_TARGET", 50_000_000)),
 		WorkerConcurrency:         l.positive("OUTREACH_WORKER_CONCURRENCY", 50),
+		BacklogSeconds:            l.positive("OUTREACH_BACKLOG_SECONDS", 5),
 		AlertRetention:            l.duration("OUTREACH_ALERT_RETENTION", 14*24*time.Hour),
 		StaleAfter:                l.duration("OUTREACH_STALE_AFTER", 2*time.Minute),
 		SendingStaleAfter:         l.duration("OUTREACH_SENDING_STALE_AFTER", 5*time.Minute),
@@ -324,6 +328,7 @@ func (c *Config) Redacted() map[string]any {
 		"marketing_label": c.MarketingLabel, "install_base_url": c.InstallBaseURL,
 		"install_secret": secret(c.InstallSecret), "rewards_url": c.RewardsURL, "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
+		"backlog_seconds": c.BacklogSeconds,
 		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
 		"sending_stale_after": c.SendingStaleAfter.String(), "retry_base": c.RetryBase.String(),
 	}

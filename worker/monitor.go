@@ -73,6 +73,14 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if c.State != campaign.StateRunning {
 			continue
 		}
+		if redrive {
+			// Claims of a dead worker go back to pending during fan-out
+			// too: the retry of its task (after asynq's lease) or the
+			// re-drive at the end of fan-out sends them.
+			if err := e.resetStaleSending(ctx, c); err != nil {
+				return err
+			}
+		}
 		if !c.FanoutDone {
 			// startChain does nothing while a live chain holds the lease.
 			if err := e.startChain(ctx, c, false, "monitor"); err != nil {
@@ -106,16 +114,6 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 // StaleAfter: their task was lost. Claiming is idempotent, so one that was
 // only slow costs an extra task, never an extra message.
 func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
-	if r, ok := e.Store.(staleResetter); ok {
-		n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.set.SendingStaleAfter))
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			e.Logger.Warn("deliveries claimed by a worker that never finished put back to pending",
-				"campaign", c.ID, "deliveries", n)
-		}
-	}
 	older := e.Now().Add(-e.set.StaleAfter)
 	for _, ch := range c.Channels {
 		var after int64
@@ -135,6 +133,24 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// resetStaleSending puts back to pending the campaign's deliveries claimed
+// more than SendingStaleAfter ago and never recorded: their worker died.
+func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) error {
+	r, ok := e.Store.(staleResetter)
+	if !ok {
+		return nil
+	}
+	n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.set.SendingStaleAfter))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		e.Logger.Warn("deliveries claimed by a worker that never finished put back to pending",
+			"campaign", c.ID, "deliveries", n)
 	}
 	return nil
 }

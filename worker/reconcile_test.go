@@ -106,3 +106,54 @@ func (h *harness) expectOnce(msisdns []string) {
 		}
 	}
 }
+
+// TestASendTaskLeavesTheBacklogWhenItStarts: the fan-out backlog counts the
+// deliveries waiting in Redis. A task must leave it when it starts: a
+// worker killed mid-task never ends it, asynq runs it again after its
+// lease as a retry, and deliveries still counted then would stay counted
+// for good; a backlog full of them stopped a campaign's fan-out.
+func TestASendTaskLeavesTheBacklogWhenItStarts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(20)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs: no fan-out
+		ids, err := h.store.AudiencePage(h.ctx, c, 0, 5)
+		if err != nil || len(ids) != 5 {
+			t.Fatalf("audience page: %v, %v", ids, err)
+		}
+		nd := make([]campaign.NewDelivery, len(ids))
+		for i, id := range ids {
+			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+		}
+		if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
+			t.Fatal(err)
+		}
+		rdb := h.conns[0].Redis
+		if err := rdb.Set(h.ctx, worker.BacklogKey(c.ID), len(ids), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		// The provider holds each answer: the task is mid-send for a while.
+		h.twilio.SetLatency(2 * time.Second)
+		e := h.newEngine(worker.Settings{})
+		done := make(chan error, 1)
+		go func() { done <- e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelSMS, ids) }()
+		for h.twilio.Count() == 0 {
+			select {
+			case err := <-done:
+				t.Fatalf("the task ended before its first message reached the provider: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		// The first message is at the provider, its answer held back.
+		if n, err := rdb.Get(h.ctx, worker.BacklogKey(c.ID)).Int(); err != nil || n != 0 {
+			t.Errorf("backlog while the task sends = %d (%v), want 0", n, err)
+		}
+		h.twilio.SetLatency(0)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := rdb.Get(h.ctx, worker.BacklogKey(c.ID)).Int(); n != 0 {
+			t.Errorf("backlog after the task = %d, want 0 (counted once)", n)
+		}
+	})
+}

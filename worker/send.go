@@ -34,9 +34,16 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad send payload: %v", asynq.SkipRetry, err)
 	}
 	if n, _ := asynq.GetRetryCount(ctx); p.Counted && n == 0 {
-		// Once per task, not per asynq retry of it, or the count drifts
-		// below what is really queued and fan-out stops being paced.
-		defer e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(p.CampaignID), int64(len(p.SubscriberIDs)))
+		// The backlog counts deliveries waiting in Redis: a task leaves it
+		// when it starts, once, not per asynq retry of it (or the count
+		// drifts below what is really queued and fan-out stops being
+		// paced). Not when it ends: a task whose worker is killed never
+		// ends, and asynq runs it again after its lease as a retry, so its
+		// deliveries would stay counted for good; a full backlog of them
+		// would stop the campaign's fan-out.
+		if err := e.Queue.Redis.DecrBy(ctx, backlogKey(p.CampaignID), int64(len(p.SubscriberIDs))).Err(); err != nil {
+			e.Logger.Warn("backlog", "campaign", p.CampaignID, "err", err)
+		}
 	}
 	c, err := e.campaign(ctx, p.CampaignID)
 	if err != nil {
@@ -560,8 +567,22 @@ func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	j.out.Status = campaign.StatusPending
 	j.out.ErrorCode = code
 	j.retry = true
-	j.retryIn = max(after, backoff(min(j.r.Attempts, e.set.MaxAttempts), e.set.RetryBase, 5*time.Minute))
+	limit := 5 * time.Minute
+	if throttleCodes[code] {
+		// "Not now" is about the sender, not this message: every retry
+		// takes its slot in the sender's rate like any send, so the
+		// provider sees no more than the rate whatever the backoff. A
+		// message unlucky many times in a row under a storm of refusals
+		// waits at most half a minute a time (at five minutes it was
+		// keeping a campaign open for half an hour for a handful).
+		limit = throttleBackoffMax
+	}
+	j.retryIn = max(after, backoff(min(j.r.Attempts, e.set.MaxAttempts), e.set.RetryBase, limit))
 }
+
+// throttleBackoffMax bounds the backoff of a refusal in throttleCodes
+// (the provider's Retry-After, when longer, still wins).
+const throttleBackoffMax = 30 * time.Second
 
 // finish writes every outcome in one batch and schedules the retries.
 func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) error {

@@ -92,7 +92,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Policy: policyFrom(cfg), Metrics: worker.NewMetrics(a.registry), Logger: log,
 		Settings: worker.Settings{
 			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
-			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency,
+			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency, BacklogSeconds: cfg.BacklogSeconds,
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
 			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter, RetryBase: cfg.RetryBase,
 		},

@@ -1,0 +1,21 @@
+package worker
+
+import (
+	"context"
+
+	"outreach/campaign"
+)
+
+// RunCountedSendTask runs, in the calling goroutine, the send task that
+// fan-out enqueues for these deliveries (counted into the backlog), as a
+// worker runs it the first time.
+func (e *Engine) RunCountedSendTask(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) error {
+	t, err := newSendTask(sendPayload{CampaignID: campaignID, Channel: ch, SubscriberIDs: subscriberIDs, Counted: true}, false)
+	if err != nil {
+		return err
+	}
+	return e.handleSend(ctx, t)
+}
+
+// BacklogKey names the Redis counter of a campaign's queued deliveries.
+func BacklogKey(campaignID string) string { return backlogKey(campaignID) }
