@@ -35,10 +35,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// the time of a 1M-row import.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=cache_size(-65536)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	registered, err := sql.Open("sqlite", dsn) // opens no connection: it finds the driver
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	drv := registered.Driver()
+	registered.Close()
+	db := sql.OpenDB(connector{drv: drv, dsn: dsn})
 	// One writer at a time is SQLite's model; a small pool still lets reads
 	// proceed beside a write in WAL mode.
 	db.SetMaxOpenConns(4)
