@@ -25,6 +25,9 @@ func TestDefaultsAreTheEmbeddedSetup(t *testing.T) {
 	if c.InstallBaseURL != "http://localhost:8080/i/" || c.AlertRetention != 14*24*time.Hour {
 		t.Errorf("install base %q, retention %v", c.InstallBaseURL, c.AlertRetention)
 	}
+	if c.WorkerConcurrency != 50 || c.BacklogSeconds != 5 {
+		t.Errorf("worker concurrency %d, backlog %d s", c.WorkerConcurrency, c.BacklogSeconds)
+	}
 }
 
 func TestABadVariableIsNamedInTheError(t *testing.T) {
@@ -38,6 +41,7 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"TWILIO_ACCOUNT_SID":       {"OUTREACH_SMS_PROVIDER": "twilio"},
 		"OUTREACH_SMS_PROVIDER":    {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
 		"OUTREACH_ALERT_RETENTION": {"OUTREACH_ALERT_RETENTION": "forever"},
+		"OUTREACH_BACKLOG_SECONDS": {"OUTREACH_BACKLOG_SECONDS": "0"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
