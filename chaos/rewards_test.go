@@ -171,10 +171,13 @@ func newRewardRun(t *testing.T, proxyPG bool, tm timing, workers int) *rewardRun
 	return rr
 }
 
-// installBody is the callback of installer i on device dev.
+// installBody is the callback of installer i on device dev. installed_at
+// keeps its fraction of a second: cut to the second, an install made in the
+// second its promotion was sent would read as before it, and go
+// unattributed.
 func installBody(msisdn string, i int, dev string, at time.Time) []byte {
 	b, _ := json.Marshal(map[string]any{"msisdn": msisdn, "device_id": fmt.Sprintf("chaos-%d-%s", i, dev),
-		"platform": "android", "installed_at": at.UTC().Format(time.RFC3339)})
+		"platform": "android", "installed_at": at.UTC().Format(time.RFC3339Nano)})
 	return b
 }
 
