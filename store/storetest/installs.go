@@ -518,24 +518,23 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		if sub, _ := f.st.GetSubscriber(f.ctx, f.tenant, instMSISDN(1)); !sub.Installed {
 			t.Error("subscriber not marked installed")
 		}
+		// pay records subscriber n's install on dev at `at`, with its reward.
+		pay := func(n int, dev string, at time.Time) (*install.Install, install.RecordResult, bool, error) {
+			in := f.install(n, dev, at)
+			in.ID, in.CampaignID = uuid.NewString(), c.ID
+			res, rewarded, err := rs.RecordInstallRewarded(f.ctx, in, rewardOf(in), 100_000)
+			return in, res, rewarded, err
+		}
 		// A replay is answered as RecordInstall answers it; nothing more is paid.
-		again := f.install(1, "dev-1", f.now)
-		again.ID, again.CampaignID = uuid.NewString(), c.ID
-		if res, rewarded, err := rs.RecordInstallRewarded(f.ctx, again, rewardOf(again), 100_000); err != nil || rewarded ||
-			!res.Replay || again.ID != in.ID {
+		if again, res, rewarded, err := pay(1, "dev-1", f.now); err != nil || rewarded || !res.Replay || again.ID != in.ID {
 			t.Errorf("replay: rewarded %v replay %v id %s err %v", rewarded, res.Replay, again.ID, err)
 		}
 		// A device rewarded already: the install still counts, unpaid here.
-		other := f.install(2, "dev-1", f.now)
-		other.ID, other.CampaignID = uuid.NewString(), c.ID
-		if res, rewarded, err := rs.RecordInstallRewarded(f.ctx, other, rewardOf(other), 100_000); err != nil || rewarded ||
-			res.Replay || other.Duplicate {
+		if other, res, rewarded, err := pay(2, "dev-1", f.now); err != nil || rewarded || res.Replay || other.Duplicate {
 			t.Errorf("device rewarded: rewarded %v replay %v duplicate %v err %v", rewarded, res.Replay, other.Duplicate, err)
 		}
 		// A later install of a number is a duplicate, unpaid.
-		later := f.install(1, "dev-9", f.now.Add(time.Hour))
-		later.ID, later.CampaignID = uuid.NewString(), c.ID
-		if _, rewarded, err := rs.RecordInstallRewarded(f.ctx, later, rewardOf(later), 100_000); err != nil || rewarded || !later.Duplicate {
+		if later, _, rewarded, err := pay(1, "dev-9", f.now.Add(time.Hour)); err != nil || rewarded || !later.Duplicate {
 			t.Errorf("later install: rewarded %v duplicate %v err %v", rewarded, later.Duplicate, err)
 		}
 		counts, _ := f.st.InstallCounts(f.ctx, f.tenant)
