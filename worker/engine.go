@@ -32,7 +32,12 @@ type Settings struct {
 	Concurrency      int // marketing tasks in flight per process
 	AlertConcurrency int
 	BatchSize        int // deliveries per send task
-	FanoutChunk      int // subscribers read per fan-out round
+	// FastBatchSize is the deliveries per send task of a marketing
+	// campaign sent faster than message by message (see precise): one
+	// claim and one queue task for that many, their outcomes still
+	// recorded BatchSize at a time.
+	FastBatchSize int
+	FanoutChunk   int // subscribers read per fan-out round
 	// BacklogSeconds bounds the deliveries queued ahead of sending, in
 	// seconds of the campaign's rate.
 	BacklogSeconds int
@@ -71,6 +76,7 @@ func (s *Settings) defaults() {
 	def(&s.Concurrency, 50)
 	def(&s.AlertConcurrency, 20)
 	def(&s.BatchSize, 100)
+	def(&s.FastBatchSize, 5*s.BatchSize)
 	def(&s.FanoutChunk, 2000)
 	def(&s.BacklogSeconds, 5)
 	def(&s.MaxBacklog, 20000)

@@ -19,3 +19,6 @@ func (e *Engine) RunCountedSendTask(ctx context.Context, campaignID string, ch c
 
 // BacklogKey names the Redis counter of a campaign's queued deliveries.
 func BacklogKey(campaignID string) string { return backlogKey(campaignID) }
+
+// TaskSize is how many deliveries of c on ch fan-out puts in one send task.
+func (e *Engine) TaskSize(c campaign.Campaign, ch campaign.Channel) int { return e.taskSize(c, ch) }

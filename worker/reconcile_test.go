@@ -117,17 +117,7 @@ func TestASendTaskLeavesTheBacklogWhenItStarts(t *testing.T) {
 		h.seed(20)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		c = h.act(c.ID, campaign.ActionStart) // no worker runs: no fan-out
-		ids, err := h.store.AudiencePage(h.ctx, c, 0, 5)
-		if err != nil || len(ids) != 5 {
-			t.Fatalf("audience page: %v, %v", ids, err)
-		}
-		nd := make([]campaign.NewDelivery, len(ids))
-		for i, id := range ids {
-			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
-		}
-		if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
-			t.Fatal(err)
-		}
+		ids := h.pendingDeliveries(c, 5)
 		rdb := h.conns[0].Redis
 		if err := rdb.Set(h.ctx, worker.BacklogKey(c.ID), len(ids), 0).Err(); err != nil {
 			t.Fatal(err)
@@ -156,4 +146,22 @@ func TestASendTaskLeavesTheBacklogWhenItStarts(t *testing.T) {
 			t.Errorf("backlog after the task = %d, want 0 (counted once)", n)
 		}
 	})
+}
+
+// pendingDeliveries writes pending SMS deliveries for the first n of c's
+// audience, as a fan-out round would, and returns their subscriber ids.
+func (h *harness) pendingDeliveries(c campaign.Campaign, n int) []int64 {
+	h.t.Helper()
+	ids, err := h.store.AudiencePage(h.ctx, c, 0, n)
+	if err != nil || len(ids) != n {
+		h.t.Fatalf("audience page: %v, %v", ids, err)
+	}
+	nd := make([]campaign.NewDelivery, len(ids))
+	for i, id := range ids {
+		nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+	}
+	if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
+		h.t.Fatal(err)
+	}
+	return ids
 }

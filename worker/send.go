@@ -108,15 +108,23 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		if len(recips) == 0 {
 			continue
 		}
-		jobs, err := e.prepare(ctx, c, recips)
-		if err != nil {
-			// Put the claim back so that a retry or the reconciler finds them.
-			e.putBack(ctx, recips)
-			return err
-		}
-		e.sendAll(ctx, c, jobs)
-		if err := e.finish(ctx, c, jobs); err != nil {
-			return err
+		// A fast batch is claimed at once but sent and recorded BatchSize
+		// at a time, so that a killed worker leaves at most that many per
+		// task sent and unrecorded.
+		for len(recips) > 0 {
+			part := recips[:min(e.set.BatchSize, len(recips))]
+			recips = recips[len(part):]
+			jobs, err := e.prepare(ctx, c, part)
+			if err != nil {
+				// Put the claim back so that a retry or the reconciler finds them.
+				e.putBack(ctx, append(part, recips...))
+				return err
+			}
+			e.sendAll(ctx, c, jobs)
+			if err := e.finish(ctx, c, jobs); err != nil {
+				e.putBack(ctx, recips)
+				return err
+			}
 		}
 	}
 	return nil
@@ -136,6 +144,9 @@ func (e *Engine) expire(ctx context.Context, c campaign.Campaign, p sendPayload)
 }
 
 func (e *Engine) putBack(ctx context.Context, recips []campaign.Recipient) {
+	if len(recips) == 0 {
+		return
+	}
 	outs := make([]campaign.Outcome, len(recips))
 	for i, r := range recips {
 		outs[i] = campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,

@@ -1134,14 +1134,15 @@ func (m *meteredSMS) SendSMS(ctx context.Context, s provider.SMS) (provider.Resu
 }
 
 type engineFlags struct {
-	concurrency, sendConcurrency, batch, fanoutChunk, maxBacklog, alertConcurrency *int
+	concurrency, sendConcurrency, batch, fastBatch, fanoutChunk, maxBacklog, alertConcurrency *int
 }
 
 func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
 	return engineFlags{
 		concurrency:      fs.Int("concurrency", concurrency, "marketing send tasks in flight (worker.Settings.Concurrency)"),
 		sendConcurrency:  fs.Int("send-concurrency", sendConcurrency, "provider calls in flight per send task"),
-		batch:            fs.Int("batch", 100, "deliveries per send task"),
+		batch:            fs.Int("batch", 100, "deliveries per send task, and per claim and record of a fast batch"),
+		fastBatch:        fs.Int("fast-batch", 500, "deliveries per send task of a marketing campaign faster than 1,000/s"),
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
@@ -1152,12 +1153,12 @@ func (f engineFlags) settings(smsRate int) worker.Settings {
 	return worker.Settings{SMSSender: benchService, SMSRate: smsRate, PushRate: smsRate,
 		InstallBaseURL: benchInstall, StatusCallback: benchCallback,
 		Concurrency: *f.concurrency, AlertConcurrency: *f.alertConcurrency, SendConcurrency: *f.sendConcurrency,
-		BatchSize: *f.batch, FanoutChunk: *f.fanoutChunk, MaxBacklog: *f.maxBacklog}
+		BatchSize: *f.batch, FastBatchSize: *f.fastBatch, FanoutChunk: *f.fanoutChunk, MaxBacklog: *f.maxBacklog}
 }
 
 func (f engineFlags) String() string {
-	return fmt.Sprintf("concurrency %d, send-concurrency %d, batch %d, fanout-chunk %d, max-backlog %d",
-		*f.concurrency, *f.sendConcurrency, *f.batch, *f.fanoutChunk, *f.maxBacklog)
+	return fmt.Sprintf("concurrency %d, send-concurrency %d, batch %d, fast batch %d, fanout-chunk %d, max-backlog %d",
+		*f.concurrency, *f.sendConcurrency, *f.batch, *f.fastBatch, *f.fanoutChunk, *f.maxBacklog)
 }
 
 // startEngine runs an engine until the returned stop is called.
