@@ -44,8 +44,9 @@ type Store interface {
 	SetFanoutProgress(ctx context.Context, campaignID string, cursor int64, done bool) error
 
 	// ClaimDeliveries moves the given pending deliveries to sending
-	// (attempts+1) and returns them with their subscribers; deliveries not
-	// pending are left alone and not returned.
+	// (attempts+1) and returns them with their subscribers (and, for push,
+	// their devices); deliveries not pending are left alone and not
+	// returned.
 	ClaimDeliveries(ctx context.Context, campaignID string, ch Channel, subscriberIDs []int64) ([]Recipient, error)
 	// RecordOutcomes writes send results in one batch. Status pending puts a
 	// delivery back for a retry.

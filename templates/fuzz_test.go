@@ -20,11 +20,14 @@ func FuzzCountSMS(f *testing.F) {
 }
 
 func FuzzTransliterate(f *testing.F) {
-	for _, seed := range []string{"", headline, figures, "Ðiện “Biên”…", "e\u0301\u0323", "\xff", "Å\u212b한국어"} {
+	for _, seed := range []string{"", headline, figures, "Ðiện “Biên”…", "e\u0301\u0323", "\xff", "a \u0301b  \u00a0c\xff d ", " ", "Å\u212b한국어"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		once := Transliterate(text)
+		if whole := transliterate(text); once != whole {
+			t.Fatalf("Transliterate(%q) word by word = %q, the whole text at once = %q", text, once, whole)
+		}
 		for _, r := range once {
 			if unicode.Is(unicode.Mn, r) || r == 'đ' || r == 'Đ' {
 				t.Fatalf("Transliterate(%q) = %q keeps %q", text, once, r)

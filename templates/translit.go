@@ -2,6 +2,8 @@ package templates
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,7 +20,56 @@ import (
 //
 // Marks are dropped in every script, so use it only on text meant to be
 // read as unaccented Latin.
+//
+// Normalisation never reaches across an ASCII space (a starter that
+// composes with nothing), so each space-separated word is transliterated
+// on its own: ASCII words stay as they are and the others go through a
+// small cache, since a campaign's messages repeat the same words.
 func Transliterate(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for {
+		word, rest, more := strings.Cut(s, " ")
+		if ascii(word) {
+			b.WriteString(word)
+		} else if t, ok := wordCache.Load(word); ok {
+			b.WriteString(t.(string))
+		} else {
+			t := transliterate(word)
+			if wordCacheSize.Add(1) <= wordCacheMax {
+				wordCache.Store(word, t)
+			}
+			b.WriteString(t)
+		}
+		if !more {
+			return b.String()
+		}
+		b.WriteByte(' ')
+		s = rest
+	}
+}
+
+// wordCache holds the transliteration of up to wordCacheMax words (a
+// template's words and the names and places filled into it); words past
+// that are transliterated each time.
+var (
+	wordCache     sync.Map
+	wordCacheSize atomic.Int64
+)
+
+const wordCacheMax = 8192
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// transliterate is Transliterate of the whole text at once.
+func transliterate(s string) string {
 	d := norm.NFD.String(validUTF8(s))
 	var b strings.Builder
 	b.Grow(len(d))

@@ -198,9 +198,9 @@ const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = atte
 	RETURNING ` + deliveryColumns
 
 // ClaimDeliveries moves the pending ones among the given deliveries to
-// sending and returns them with their subscribers and devices, in one round
-// trip: the claim, then the subscribers and their devices by primary key
-// and by the devices' leading column.
+// sending and returns them with their subscribers and, for push, their
+// devices, in one round trip: the claim, then the subscribers and their
+// devices by primary key and by the devices' leading column.
 func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) ([]campaign.Recipient, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok || len(subscriberIDs) == 0 {
@@ -240,20 +240,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		})
 		return err
 	})
-	b.Queue(`SELECT subscriber_id, platform, token, created_at FROM devices
+	if ch == campaign.ChannelPush { // an SMS needs no devices
+		b.Queue(`SELECT subscriber_id, platform, token, created_at FROM devices
 		WHERE subscriber_id = ANY($1) ORDER BY subscriber_id, created_at, token`, ids).
-		Query(func(rows pgx.Rows) error {
-			var (
-				id  int64
-				dev subscriber.Device
-			)
-			_, err := pgx.ForEachRow(rows, []any{&id, &dev.Platform, &dev.Token, &dev.CreatedAt}, func() error {
-				dev.CreatedAt = dev.CreatedAt.UTC()
-				devs[id] = append(devs[id], dev)
-				return nil
+			Query(func(rows pgx.Rows) error {
+				var (
+					id  int64
+					dev subscriber.Device
+				)
+				_, err := pgx.ForEachRow(rows, []any{&id, &dev.Platform, &dev.Token, &dev.CreatedAt}, func() error {
+					dev.CreatedAt = dev.CreatedAt.UTC()
+					devs[id] = append(devs[id], dev)
+					return nil
+				})
+				return err
 			})
-			return err
-		})
+	}
 	if err := s.sendBatch(ctx, b, genericPlans); err != nil {
 		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
 	}

@@ -108,7 +108,8 @@ func (s *Store) InsertDeliveries(ctx context.Context, c campaign.Campaign, ch ca
 }
 
 // ClaimDeliveries moves the pending ones among the given deliveries to
-// sending and returns them with their subscribers and devices. The unary +
+// sending and returns them with their subscribers, and push deliveries
+// with their devices (an SMS needs none). The unary +
 // keeps the planner on the unique key (one look-up per id) rather than the
 // (campaign_id, status) index, which would scan every pending delivery.
 func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) ([]campaign.Recipient, error) {
@@ -142,15 +143,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		return nil, nil
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SubscriberID < out[j].SubscriberID })
-	if err := s.fillRecipients(ctx, out); err != nil {
+	if err := s.fillRecipients(ctx, out, ch == campaign.ChannelPush); err != nil {
 		return nil, fmt.Errorf("sqlite: claim deliveries: %w", err)
 	}
 	return out, nil
 }
 
-// fillRecipients adds subscriber details and devices to recipients sorted by
-// subscriber id.
-func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient) error {
+// fillRecipients adds subscriber details, and devices if asked, to
+// recipients sorted by subscriber id.
+func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient, devices bool) error {
 	ids := make([]int64, len(rs))
 	at := make(map[int64]int, len(rs))
 	for i, r := range rs {
@@ -186,7 +187,7 @@ func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient) err
 		}
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := rows.Err(); err != nil || !devices {
 		return err
 	}
 	rows, err = s.db.QueryContext(ctx, `SELECT subscriber_id, platform, token, created_at
