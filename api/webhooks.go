@@ -18,7 +18,7 @@ import (
 
 // Receipts applies delivery receipts; campaign.Store implements it.
 type Receipts interface {
-	ApplyReceipt(ctx context.Context, provider, messageID string, status campaign.Status, errorCode string, at time.Time) (bool, error)
+	ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, error)
 }
 
 // OptOuts sets a number's marketing opt-out in every tenant that has it.
@@ -83,7 +83,19 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 		c.Status(http.StatusNoContent)
 		return
 	}
-	if _, err := w.Receipts.ApplyReceipt(c.Request.Context(), twilio.ProviderName, cb.MessageSID, st, cb.ErrorCode, time.Now()); err != nil {
+	r := campaign.Receipt{Provider: twilio.ProviderName, MessageID: cb.MessageSID, Status: st,
+		ErrorCode: cb.ErrorCode, At: time.Now()}
+	// The worker names the delivery in each message's callback URL (signed
+	// with the rest): a send whose answer was lost is found by it.
+	if d := c.Query(campaign.DeliveryParam); d != "" {
+		key, err := campaign.ParseDeliveryKey(d)
+		if err != nil {
+			WriteError(c, apperr.FieldErrors{campaign.DeliveryParam: err.Error()})
+			return
+		}
+		r.Delivery = &key
+	}
+	if _, err := w.Receipts.ApplyReceipt(c.Request.Context(), r); err != nil {
 		WriteError(c, err)
 		return
 	}

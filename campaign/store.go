@@ -60,9 +60,12 @@ type Store interface {
 	UnfinishedPage(ctx context.Context, campaignID string, ch Channel, afterID int64, olderThan time.Time, limit int) ([]int64, error)
 	// CountUnfinished counts deliveries pending or sending.
 	CountUnfinished(ctx context.Context, campaignID string) (int64, error)
-	// ApplyReceipt moves the delivery with this provider message id forward
-	// to status (never backward); reports whether anything changed.
-	ApplyReceipt(ctx context.Context, provider, messageID string, status Status, errorCode string, at time.Time) (bool, error)
+	// ApplyReceipt moves the receipt's delivery forward to its status
+	// (never backward); reports whether anything changed. The delivery is
+	// r.Delivery when given (its message id, if on record, must be
+	// r.MessageID, which it takes if none is), else the one with the
+	// provider's message id.
+	ApplyReceipt(ctx context.Context, r Receipt) (bool, error)
 	// DeliveryCounts summarises a campaign's deliveries.
 	DeliveryCounts(ctx context.Context, tenantID, campaignID string) (Counts, error)
 	// ListDeliveries pages deliveries by id; status "" means all.

@@ -245,7 +245,9 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	}
 	text := e.Policy.DecorateSMS(c.Kind, body, ct.t.Transliterate)
 	j.segments = templates.CountSMS(text).Segments
-	j.sms = provider.SMS{To: r.MSISDN, Body: text, StatusCallback: e.set.StatusCallback, ValidityPeriod: time.Hour}
+	callback := campaign.CallbackURL(e.set.StatusCallback,
+		campaign.DeliveryKey{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel})
+	j.sms = provider.SMS{To: r.MSISDN, Body: text, StatusCallback: callback, ValidityPeriod: time.Hour}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,6 +45,9 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 	c.json("POST", "/v1/templates", map[string]any{"name": "t", "channel": "sms", "body": "Cai Bluezone: {{.InstallLink}}"}, &tpl)
 	c.json("POST", "/v1/campaigns", map[string]any{"name": "c", "channels": []string{"sms"},
 		"templates": map[string]string{"sms": tpl.ID}}, &camp)
+	// The provider takes the second subscriber's message but its answer is
+	// lost: the delivery is "unknown" until the receipt names it.
+	fake.LoseAnswerTo("+84987654321", true)
 	c.json("POST", "/v1/campaigns/"+camp.ID+"/start", nil, nil)
 	deadline := time.Now().Add(20 * time.Second)
 	for fake.Count() < 2 {
@@ -52,25 +56,37 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	msg := fake.Messages()[0]
-	if msg.StatusCallback != base+"/webhooks/twilio/status" {
+	var msg, lost twiliofake.Message
+	for _, m := range fake.Messages() {
+		if m.To == "+84987654321" {
+			lost = m
+		} else {
+			msg = m
+		}
+	}
+	// Each message's callback URL names its delivery.
+	cb, err := url.Parse(msg.StatusCallback)
+	if err != nil || cb.Scheme+"://"+cb.Host+cb.Path != base+"/webhooks/twilio/status" ||
+		!strings.HasPrefix(cb.Query().Get("d"), camp.ID+".") || !strings.HasSuffix(cb.Query().Get("d"), ".sms") {
 		t.Fatalf("StatusCallback = %q", msg.StatusCallback)
 	}
-	delivered := func() int64 {
+	count := func(status string) int64 {
 		var s struct{ Deliveries map[string]int64 }
 		c.do("GET", "/v1/campaigns/"+camp.ID+"/stats", "", nil, &s)
-		return s.Deliveries["delivered"]
+		return s.Deliveries[status]
 	}
-	waitDelivered := func(want int64) {
+	wait := func(status string, want int64) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for delivered() != want {
+		for count(status) != want {
 			if time.Now().After(deadline) {
-				t.Fatalf("delivered = %d, want %d", delivered(), want)
+				t.Fatalf("%s = %d, want %d", status, count(status), want)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	waitDelivered := func(want int64) { t.Helper(); wait("delivered", want) }
+	wait("unknown", 1)
 
 	// A forged receipt (wrong signature) gets 403 and changes nothing.
 	form := url.Values{"MessageSid": {msg.SID}, "MessageStatus": {"delivered"}, "AccountSid": {"AC0123456789"},
@@ -86,8 +102,22 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("forged receipt: %d, want 403", resp.StatusCode)
 	}
+	// A signed receipt whose URL names no delivery it can read: 422, naming d.
+	bad := base + "/webhooks/twilio/status?d=not-a-delivery"
+	req, _ = http.NewRequest("POST", bad, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", twiliofake.Sign("secrettoken42", bad, form))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 422 || !strings.Contains(string(body), `"d"`) {
+		t.Fatalf("receipt naming a malformed delivery: %d %s, want 422 naming d", resp.StatusCode, body)
+	}
 	time.Sleep(200 * time.Millisecond)
-	if n := delivered(); n != 0 {
+	if n := count("delivered"); n != 0 {
 		t.Fatalf("a forged receipt marked %d delivered", n)
 	}
 	// A signed one moves the delivery forward; a repeat changes nothing.
@@ -100,6 +130,30 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	waitDelivered(1) // "sent" after "delivered" does not move it back
+
+	// The receipt of the message whose answer was lost resolves it, by the
+	// delivery its URL names, and records its SID.
+	if err := fake.SendStatus(context.Background(), lost, "delivered", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(2)
+	if n := count("unknown"); n != 0 {
+		t.Fatalf("unknown = %d after the receipt, want 0", n)
+	}
+	var page struct {
+		Deliveries []struct {
+			MSISDN            string `json:"msisdn"`
+			ProviderMessageID string `json:"provider_message_id"`
+		}
+	}
+	c.do("GET", "/v1/campaigns/"+camp.ID+"/deliveries", "", nil, &page)
+	sids := map[string]bool{}
+	for _, d := range page.Deliveries {
+		sids[d.ProviderMessageID] = true
+	}
+	if !sids[lost.SID] || !sids[msg.SID] {
+		t.Fatalf("deliveries %+v, want SIDs %s and %s", page.Deliveries, msg.SID, lost.SID)
+	}
 
 	// An inbound "Hủy" opts the subscriber out; "START" opts back in.
 	optedOut := func() bool {

@@ -429,26 +429,40 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 	return n, nil
 }
 
-// ApplyReceipt moves a delivery forward to status, never back: the rank
+// ApplyReceipt moves a delivery forward to its status, never back: the rank
 // comparison sits in the update's condition, so a repeated or late receipt
-// changes nothing.
-func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, status campaign.Status, errorCode string, at time.Time) (bool, error) {
-	if messageID == "" {
+// changes nothing. A receipt that names its delivery is a look-up of one
+// key in one partition; one that does not is found by its message id.
+func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, error) {
+	if r.MessageID == "" {
 		return false, nil
 	}
+	at := r.At
 	if at.IsZero() {
 		at = nowMicro()
 	}
 	var sentAt any
-	switch status {
+	switch r.Status {
 	case campaign.StatusSent, campaign.StatusDelivered, campaign.StatusUndelivered:
 		sentAt = at
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = $1,
+	set := `UPDATE deliveries SET status = $1,
 			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
-			sent_at = COALESCE(sent_at, $4)
-		WHERE provider_message_id = $5 AND COALESCE(provider, '') = $6 AND `+storesql.StatusRankSQL("status")+` < $7`,
-		string(status), errorCode, at, sentAt, messageID, provider, storesql.StatusRank(status))
+			sent_at = COALESCE(sent_at, $4), provider_message_id = $5
+		WHERE COALESCE(provider, '') = $6 AND ` + storesql.StatusRankSQL("status") + ` < $7`
+	args := []any{string(r.Status), r.ErrorCode, at, sentAt, r.MessageID, r.Provider, storesql.StatusRank(r.Status)}
+	if k := r.Delivery; k != nil {
+		key, ok := campaignKey(k.CampaignID)
+		if !ok {
+			return false, nil
+		}
+		set += ` AND campaign_id = $8 AND subscriber_id = $9 AND channel = $10
+			AND (provider_message_id IS NULL OR provider_message_id = $5)`
+		args = append(args, key, k.SubscriberID, string(k.Channel))
+	} else {
+		set += ` AND provider_message_id = $5`
+	}
+	tag, err := s.pool.Exec(ctx, set, args...)
 	if err != nil {
 		return false, fmt.Errorf("postgres: apply receipt: %w", err)
 	}

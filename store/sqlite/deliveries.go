@@ -351,22 +351,38 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 // ApplyReceipt moves a delivery forward to status, never back: the rank
 // comparison sits in the update's condition, so a repeated or late receipt
 // changes nothing.
-func (s *Store) ApplyReceipt(ctx context.Context, provider, messageID string, status campaign.Status, errorCode string, at time.Time) (bool, error) {
-	if messageID == "" {
+func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, error) {
+	if r.MessageID == "" {
 		return false, nil
 	}
+	at := r.At
 	if at.IsZero() {
 		at = nowMicro()
 	}
 	var sentAt any
-	switch status {
+	switch r.Status {
 	case campaign.StatusSent, campaign.StatusDelivered, campaign.StatusUndelivered:
 		sentAt = stamp(at)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = ?,
-			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?)
-		WHERE provider_message_id = ? AND COALESCE(provider, '') = ? AND `+storesql.StatusRankSQL("status")+` < ?`,
-		string(status), nullIfEmpty(errorCode), stamp(at), sentAt, messageID, provider, storesql.StatusRank(status))
+	q := `UPDATE deliveries SET status = ?,
+			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?),
+			provider_message_id = ?
+		WHERE COALESCE(provider, '') = ? AND ` + storesql.StatusRankSQL("status") + ` < ?`
+	args := []any{string(r.Status), nullIfEmpty(r.ErrorCode), stamp(at), sentAt, r.MessageID,
+		r.Provider, storesql.StatusRank(r.Status)}
+	if k := r.Delivery; k != nil {
+		key, ok := campaignKey(k.CampaignID)
+		if !ok {
+			return false, nil
+		}
+		q += ` AND campaign_id = ? AND subscriber_id = ? AND channel = ?
+			AND (provider_message_id IS NULL OR provider_message_id = ?)`
+		args = append(args, key, k.SubscriberID, string(k.Channel), r.MessageID)
+	} else {
+		q += ` AND provider_message_id = ?`
+		args = append(args, r.MessageID)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: apply receipt: %w", err)
 	}

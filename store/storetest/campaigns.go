@@ -713,7 +713,8 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		send(b, campaign.ChannelSMS, campaign.StatusSent, now.Add(-30*time.Hour), 3)
 		send(alert, campaign.ChannelSMS, campaign.StatusSent, now.Add(-time.Hour), 1, 2, 3)
 		send(foreign, campaign.ChannelSMS, campaign.StatusSent, now.Add(-time.Hour), 1, 2, 3)
-		if ok, err := f.st.ApplyReceipt(f.ctx, "p", fmt.Sprint(a.ID, campaign.ChannelSMS, 2), campaign.StatusDelivered, "", now); !ok || err != nil {
+		if ok, err := f.st.ApplyReceipt(f.ctx, campaign.Receipt{Provider: "p",
+			MessageID: fmt.Sprint(a.ID, campaign.ChannelSMS, 2), Status: campaign.StatusDelivered, At: now}); !ok || err != nil {
 			t.Fatalf("receipt = %v, %v", ok, err)
 		}
 		got, err := f.st.MarketingSent(f.ctx, f.tenant, []int64{s1, s2, s3}, now.Add(-24*time.Hour))
@@ -769,7 +770,8 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 			{"other", "SM2", campaign.StatusFailed, "", false},
 			{"twilio", "SM404", campaign.StatusDelivered, "", false},
 		} {
-			changed, err := f.st.ApplyReceipt(f.ctx, step.provider, step.id, step.status, step.code, now)
+			changed, err := f.st.ApplyReceipt(f.ctx, campaign.Receipt{Provider: step.provider, MessageID: step.id,
+				Status: step.status, ErrorCode: step.code, At: now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -784,6 +786,60 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 		if d := ds[f.ids[msisdn(2)]]; d.Status != campaign.StatusUndelivered || d.ErrorCode != "30003" {
 			t.Errorf("undelivered = %+v", d)
+		}
+	})
+
+	t.Run("a receipt that names its delivery resolves a send whose answer was lost", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2)
+		sentAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusUnknown,
+				Provider: "twilio", At: sentAt},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+				Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		key := func(n int) *campaign.DeliveryKey {
+			return &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(n)], Channel: campaign.ChannelSMS}
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		for _, step := range []struct {
+			what    string
+			r       campaign.Receipt
+			changed bool
+		}{
+			{"by message id alone", campaign.Receipt{Provider: "twilio", MessageID: "SM1", Status: campaign.StatusDelivered}, false},
+			{"another provider's", campaign.Receipt{Provider: "other", MessageID: "SM1", Delivery: key(1), Status: campaign.StatusDelivered}, false},
+			{"the push delivery", campaign.Receipt{Provider: "twilio", MessageID: "SM1", Status: campaign.StatusDelivered,
+				Delivery: &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelPush}}, false},
+			{"naming the delivery", campaign.Receipt{Provider: "twilio", MessageID: "SM1", Delivery: key(1), Status: campaign.StatusDelivered}, true},
+			{"again", campaign.Receipt{Provider: "twilio", MessageID: "SM1", Delivery: key(1), Status: campaign.StatusDelivered}, false},
+			{"another message id for a delivery that has one", campaign.Receipt{Provider: "twilio", MessageID: "SM9", Delivery: key(2),
+				Status: campaign.StatusUndelivered, ErrorCode: "30003"}, false},
+			{"its own message id", campaign.Receipt{Provider: "twilio", MessageID: "SM2", Delivery: key(2),
+				Status: campaign.StatusUndelivered, ErrorCode: "30003"}, true},
+		} {
+			step.r.At = now
+			changed, err := f.st.ApplyReceipt(f.ctx, step.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != step.changed {
+				t.Errorf("receipt %s: changed = %v, want %v", step.what, changed, step.changed)
+			}
+		}
+		ds := f.bySubscriber(t, c)
+		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusDelivered || d.ProviderMessageID != "SM1" ||
+			d.SentAt == nil || !d.SentAt.Equal(sentAt) {
+			t.Errorf("the unknown send after its receipt = %+v", d)
+		}
+		if d := ds[f.ids[msisdn(2)]]; d.Status != campaign.StatusUndelivered || d.ProviderMessageID != "SM2" || d.ErrorCode != "30003" {
+			t.Errorf("the sent one after its receipt = %+v", d)
 		}
 	})
 
@@ -809,7 +865,8 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := f.st.ApplyReceipt(f.ctx, "p", "a", campaign.StatusDelivered, "", time.Now()); !ok || err != nil {
+		if ok, err := f.st.ApplyReceipt(f.ctx, campaign.Receipt{Provider: "p", MessageID: "a",
+			Status: campaign.StatusDelivered, At: time.Now()}); !ok || err != nil {
 			t.Fatalf("receipt = %v, %v", ok, err)
 		}
 		got, err := f.st.DeliveryCounts(f.ctx, f.tenant, c.ID)

@@ -271,6 +271,21 @@ func (s *Server) FailTo(to string, status, code int) {
 	s.mu.Unlock()
 }
 
+// loseAnswer is the failure status of LoseAnswerTo.
+const loseAnswer = -1
+
+// LoseAnswerTo makes every message to this number be accepted (recorded,
+// counted, given a SID) and its connection then cut before the answer: the
+// client cannot know whether it went (Twilio's "answer lost" case), while
+// SendStatus can still report on it. LoseAnswerTo(to, false) removes it.
+func (s *Server) LoseAnswerTo(to string, lose bool) {
+	if lose {
+		s.FailTo(to, loseAnswer, 0)
+	} else {
+		s.FailTo(to, 0, 0)
+	}
+}
+
 // errorMessages are Twilio's texts for the codes tests use most.
 var errorMessages = map[int]string{
 	20003: "Authenticate",
@@ -346,7 +361,8 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 21617, "")
 		return
 	}
-	if fl, ok := s.injected(m.To); ok {
+	fl, failed := s.injected(m.To)
+	if failed && fl.status != loseAnswer {
 		s.sleep(r.Context())
 		if fl.code == 0 {
 			writeHTML(w, fl.status)
@@ -368,6 +384,15 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 	s.count.Add(1)
 
 	s.sleep(r.Context())
+	if failed { // accepted, then the connection is cut before the answer
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
 	body := s.appendMessageJSON(bufPool.Get().(*bytes.Buffer), &m)
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json; charset=utf-8"}
