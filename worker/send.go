@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -26,6 +27,9 @@ type job struct {
 	out      campaign.Outcome
 	retry    bool
 	retryIn  time.Duration
+	// abandoned: not sent because its claim grew too old (see
+	// claimDeadline); nothing is recorded for it.
+	abandoned bool
 }
 
 func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
@@ -101,6 +105,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 		ids := p.SubscriberIDs[start:min(start+step, len(p.SubscriberIDs))]
+		claimed := time.Now()
 		recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, ids)
 		if err != nil {
 			return fmt.Errorf("claim: %w", err)
@@ -120,15 +125,39 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 				e.putBack(ctx, append(part, recips...))
 				return err
 			}
-			e.sendAll(ctx, c, jobs)
+			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()))
 			if err := e.finish(ctx, c, jobs); err != nil {
 				e.putBack(ctx, recips)
 				return err
+			}
+			if abandoned {
+				// This worker was held up (starved of CPU, the store or
+				// the rate): what it had not sent goes back to pending,
+				// while it is still surely its own, or else stays for
+				// the monitor to reset.
+				if time.Since(claimed) < e.set.SendingStaleAfter*3/4 {
+					var rest []campaign.Recipient
+					for _, j := range jobs {
+						if j.abandoned {
+							rest = append(rest, j.r)
+						}
+					}
+					e.putBack(ctx, append(rest, recips...))
+				}
+				return nil
 			}
 		}
 	}
 	return nil
 }
+
+// claimDeadline is how long after its claim a delivery may still be sent.
+// The monitor takes a delivery "sending" for longer than SendingStaleAfter
+// for a dead worker's and puts it back to pending, for another worker to
+// send: a live but held-up worker must not send it after that, or the
+// subscriber gets it twice. Half the period leaves the other half for a
+// send already on its way (a provider call is bounded well below that).
+func (e *Engine) claimDeadline() time.Duration { return e.set.SendingStaleAfter / 2 }
 
 // expire skips deliveries whose campaign ends before the window reopens.
 func (e *Engine) expire(ctx context.Context, c campaign.Campaign, p sendPayload) error {
@@ -256,7 +285,9 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 // message takes its slot from Redis just before it goes out, one waiter per
 // process and key, so that no worker's late wake-up can bunch messages past
 // the limit. Faster limits reserve in chunks and pace them locally.
-func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) {
+// sendAll sends the jobs not decided yet, each at its slot, none after
+// deadline: it reports whether it left some unsent for that (abandoned).
+func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time) (abandoned bool) {
 	urgent := !c.Kind.Marketing()
 	pending := make([]*job, 0, len(jobs))
 	for _, j := range jobs {
@@ -268,10 +299,18 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 	// goroutine per message would grow a new stack through the provider
 	// client's deep calls every time.
 	work := make(chan *job)
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		late atomic.Bool
+	)
 	for range min(e.set.SendConcurrency, len(pending)) {
 		wg.Go(func() {
 			for j := range work {
+				if time.Now().After(deadline) { // it waited for a free hand too long
+					j.abandoned = true
+					late.Store(true)
+					continue
+				}
 				e.sendOne(ctx, c, j)
 			}
 		})
@@ -317,11 +356,22 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job) 
 			if d := time.Until(at); d > time.Millisecond {
 				time.Sleep(d)
 			}
+			if time.Now().After(deadline) {
+				for _, j := range pending[start+i:] {
+					j.abandoned = true
+				}
+				abandoned = true
+				break
+			}
 			work <- j
+		}
+		if abandoned {
+			break
 		}
 	}
 	close(work)
 	wg.Wait()
+	return abandoned || late.Load()
 }
 
 // alertStep is how many deliveries an alert claims, sends and records at
@@ -619,6 +669,9 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 	var retry []int64
 	var retryIn time.Duration
 	for _, j := range jobs {
+		if j.abandoned {
+			continue
+		}
 		outs = append(outs, j.out)
 		if j.retry {
 			retry = append(retry, j.r.SubscriberID)
