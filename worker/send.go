@@ -284,9 +284,9 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 // bounded concurrency. At provider rates (up to a thousand a second) every
 // message takes its slot from Redis just before it goes out, one waiter per
 // process and key, so that no worker's late wake-up can bunch messages past
-// the limit. Faster limits reserve in chunks and pace them locally.
-// sendAll sends the jobs not decided yet, each at its slot, none after
-// deadline: it reports whether it left some unsent for that (abandoned).
+// the limit. Faster limits reserve in chunks and pace them locally. No
+// message goes out after deadline (see claimDeadline): sendAll reports
+// whether it left some unsent for that, marked abandoned.
 func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time) (abandoned bool) {
 	urgent := !c.Kind.Marketing()
 	pending := make([]*job, 0, len(jobs))
