@@ -740,18 +740,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 	t.Run("receipts only move a delivery forward and a repeat changes nothing", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
-		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
-		f.insert(t, c, campaign.ChannelSMS, 1, 2)
-		f.claim(t, c, campaign.ChannelSMS, 1, 2)
-		sentAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
-		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
-			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
-				Provider: "twilio", ProviderMessageID: "SM1", Segments: 1, At: sentAt},
-			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
-				Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		c, sentAt := f.twoSent(t, campaign.Outcome{Status: campaign.StatusSent, ProviderMessageID: "SM1", Segments: 1})
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		for _, step := range []struct {
 			provider, id string
@@ -792,18 +781,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 	t.Run("a receipt that names its delivery resolves a send whose answer was lost", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
-		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
-		f.insert(t, c, campaign.ChannelSMS, 1, 2)
-		f.claim(t, c, campaign.ChannelSMS, 1, 2)
-		sentAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
-		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
-			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusUnknown,
-				Provider: "twilio", At: sentAt},
-			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
-				Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		c, sentAt := f.twoSent(t, campaign.Outcome{Status: campaign.StatusUnknown}) // the answer was lost
 		key := func(n int) *campaign.DeliveryKey {
 			return &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(n)], Channel: campaign.ChannelSMS}
 		}
@@ -1419,4 +1397,24 @@ func benchCampaign(b *testing.B, st CampaignStore, n int) (campaign.Campaign, []
 		b.Fatal(err)
 	}
 	return c, ids
+}
+
+// twoSent makes a running install promotion with SMS deliveries to
+// subscribers 1 and 2, sent a minute ago through "twilio": the first with
+// first's status, message id and segments, the second sent as "SM2".
+func (f *fixture) twoSent(t *testing.T, first campaign.Outcome) (campaign.Campaign, time.Time) {
+	t.Helper()
+	c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+	f.insert(t, c, campaign.ChannelSMS, 1, 2)
+	f.claim(t, c, campaign.ChannelSMS, 1, 2)
+	sentAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+	first.CampaignID, first.SubscriberID, first.Channel = c.ID, f.ids[msisdn(1)], campaign.ChannelSMS
+	first.Provider, first.At = "twilio", sentAt
+	if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{first,
+		{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+			Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c, sentAt
 }
