@@ -274,8 +274,11 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	}
 	text := e.Policy.DecorateSMS(c.Kind, body, ct.t.Transliterate)
 	j.segments = templates.CountSMS(text).Segments
-	callback := campaign.CallbackURL(e.set.StatusCallback,
-		campaign.DeliveryKey{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel})
+	callback := e.set.StatusCallback // a test send has no delivery to name
+	if r.SubscriberID > 0 {
+		callback = campaign.CallbackURL(callback,
+			campaign.DeliveryKey{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel})
+	}
 	j.sms = provider.SMS{To: r.MSISDN, Body: text, StatusCallback: callback, ValidityPeriod: time.Hour}
 	return nil
 }

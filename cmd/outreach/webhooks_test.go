@@ -175,4 +175,23 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 	if optedOut() {
 		t.Fatal("inbound START did not opt the subscriber back in")
 	}
+
+	// A test send has no delivery: its callback names none, and its
+	// receipt is taken (and changes nothing).
+	if code := c.json("POST", "/v1/campaigns/"+camp.ID+"/test", map[string]string{"msisdn": "0911111111"}, nil); code != 200 {
+		t.Fatalf("test send: %d", code)
+	}
+	var proof twiliofake.Message
+	for _, m := range fake.Messages() {
+		if m.To == "+84911111111" {
+			proof = m
+		}
+	}
+	if proof.StatusCallback != base+"/webhooks/twilio/status" {
+		t.Fatalf("a test send's StatusCallback = %q, want the plain URL", proof.StatusCallback)
+	}
+	if err := fake.SendStatus(context.Background(), proof, "delivered", ""); err != nil {
+		t.Fatalf("a test send's receipt: %v", err)
+	}
+	waitDelivered(2)
 }
