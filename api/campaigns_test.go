@@ -160,6 +160,10 @@ func TestCampaignValidation(t *testing.T) {
 		{"a budget below one reward", func(b map[string]any) {
 			b["reward"] = map[string]any{"data_mb": 5120, "budget_mb": 1000, "attribution_days": 14}
 		}, []string{"reward.budget_mb"}},
+		{"a reward confirmation that is not an SMS template", func(b map[string]any) {
+			b["reward"] = map[string]any{"data_mb": 5120, "budget_mb": 51200, "attribution_days": 14,
+				"confirm_template": s.pushTemplate}
+		}, []string{"reward.confirm_template"}},
 		{"an unknown region", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG", "XX"}}
 		}, []string{"audience.regions"}},

@@ -52,6 +52,9 @@ type Reward struct {
 	DataMB          int64 `json:"data_mb"`
 	BudgetMB        int64 `json:"budget_mb"`
 	AttributionDays int   `json:"attribution_days"`
+	// ConfirmTemplate, when set, is an SMS template sent to the subscriber
+	// once their reward is granted ({{.RewardMB}}, {{.Name}}, {{.Region}}).
+	ConfirmTemplate string `json:"confirm_template,omitempty"`
 }
 
 // Campaign is one install promotion or exposure alert.

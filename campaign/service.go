@@ -447,6 +447,11 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 		if r.AttributionDays < 1 || r.AttributionDays > MaxAttributionDays {
 			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
 		}
+		if r.ConfirmTemplate != "" {
+			if err := s.checkTemplate(ctx, p, fe, "reward.confirm_template", r.ConfirmTemplate, ChannelSMS); err != nil {
+				return Campaign{}, err
+			}
+		}
 	}
 	if err := fe.Err(); err != nil {
 		return Campaign{}, err
@@ -534,23 +539,32 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add(field, "required for channel %s", ch)
 			continue
 		}
-		var t MessageTemplate
-		var err error
-		if _, perr := uuid.Parse(id); perr != nil {
-			err = apperr.NotFound("template")
-		} else {
-			t, err = s.Store.GetTemplate(ctx, p.TenantID, id)
+		if err := s.checkTemplate(ctx, p, fe, field, id, ch); err != nil {
+			return err
 		}
-		if errors.Is(err, apperr.ErrNotFound) {
-			fe.Add(field, "no template %q", id)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read template: %w", err)
-		}
-		if t.Channel != ch {
-			fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
-		}
+	}
+	return nil
+}
+
+// checkTemplate adds to fe, under field, what is wrong with template id for
+// channel ch: not the tenant's, or for another channel.
+func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, field, id string, ch Channel) error {
+	var t MessageTemplate
+	var err error
+	if _, perr := uuid.Parse(id); perr != nil {
+		err = apperr.NotFound("template")
+	} else {
+		t, err = s.Store.GetTemplate(ctx, p.TenantID, id)
+	}
+	if errors.Is(err, apperr.ErrNotFound) {
+		fe.Add(field, "no template %q", id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read template: %w", err)
+	}
+	if t.Channel != ch {
+		fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
 	}
 	return nil
 }

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
+	"outreach/campaign"
 	"outreach/internal/queue"
+	"outreach/provider"
 	"outreach/reward"
+	"outreach/templates"
 )
 
 // TypeFulfil provisions one reward.
@@ -77,3 +82,55 @@ func (e *Engine) reconcileRewards(ctx context.Context) error {
 	_, err := reward.Reconcile(ctx, e.Ledger, e, 1000)
 	return err
 }
+
+// ConfirmReward sends the subscriber of a granted reward its campaign's
+// confirmation SMS, when the campaign has one (Reward.ConfirmTemplate). It
+// is a service message, not marketing: no label, no opt-out text, no send
+// window; it takes its slots in the sender's rate like any SMS. The
+// fulfiller calls it once, when the grant is recorded.
+func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
+	c, err := e.Store.CampaignByID(ctx, r.CampaignID)
+	if err != nil {
+		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
+	}
+	if c.Reward == nil || c.Reward.ConfirmTemplate == "" {
+		return nil
+	}
+	ct, err := e.template(ctx, c.TenantID, c.Reward.ConfirmTemplate)
+	if err != nil {
+		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
+	}
+	vars := templates.Vars{RewardMB: r.DataMB}
+	if s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, r.MSISDN); err == nil {
+		vars.Name, vars.Region, vars.Attributes = s.Attributes["name"], s.Region, s.Attributes
+	}
+	body, err := ct.body.Render(vars)
+	if err != nil {
+		return fmt.Errorf("confirm reward %s: render: %w", r.ID, err)
+	}
+	text := strings.TrimSpace(body)
+	if ct.t.Transliterate {
+		text = templates.Transliterate(text)
+	}
+	key, rate := e.senderKeyFor(campaign.ChannelSMS)
+	for {
+		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, templates.CountSMS(text).Segments, confirmAhead, false)
+		if err == nil && ok {
+			sleepCtx(ctx, res.Delay)
+			break
+		}
+		sleepCtx(ctx, clampWait(wait, err))
+		if ctx.Err() != nil {
+			return fmt.Errorf("confirm reward %s: waiting for the sender's rate: %w", r.ID, ctx.Err())
+		}
+	}
+	if _, err := e.SMS.SendSMS(ctx, provider.SMS{To: r.MSISDN, Body: text,
+		StatusCallback: e.set.StatusCallback, ValidityPeriod: time.Hour}); err != nil {
+		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// confirmAhead is how far ahead a confirmation may hold the sender's rate,
+// as marketing does.
+const confirmAhead = 25 * time.Millisecond

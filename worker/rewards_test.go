@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,21 +27,8 @@ func TestAPendingRewardWhoseTaskWasArchivedIsFulfilledAgain(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.seed(1)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
-		subs, err := h.store.AudiencePage(h.ctx, c, 0, 1)
-		if err != nil || len(subs) != 1 {
-			t.Fatalf("audience: %v %v", subs, err)
-		}
-		st := h.store.(reward.Store)
-		fake := provisioningfake.New("rewards-secret")
-		t.Cleanup(fake.Close)
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		ledger := &reward.Ledger{Store: st, StaleAfter: time.Nanosecond, Logger: quiet}
-		conn := h.conn()
-		e := worker.New(worker.Deps{Store: h.store, Subscribers: h.store, Queue: conn, SMS: h.sms, Push: h.push,
-			Policy: h.policy, Ledger: ledger, Fulfiller: &reward.Fulfiller{Store: st, Provisioner: fake.Client(), Logger: quiet},
-			Settings: worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: time.Second}, Logger: quiet})
-		t.Cleanup(func() { e.Close() })
-		ledger.Enqueuer = e
+		rr := h.rewardRig(c, time.Nanosecond, worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: time.Second})
+		subs, st, fake, ledger, e, conn := rr.subs, rr.store, rr.fake, rr.ledger, rr.engine, rr.conn
 
 		r, _, err := ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: subs[0],
 			MSISDN: "+84910000000", DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
@@ -80,4 +68,89 @@ func TestAPendingRewardWhoseTaskWasArchivedIsFulfilledAgain(t *testing.T) {
 			t.Errorf("credited %d times, want once", tot.Grants)
 		}
 	})
+}
+
+// A campaign with a confirmation template sends each subscriber whose
+// reward is granted one SMS from it, rendered and transliterated, without
+// the marketing label: a service message, sent even to a subscriber who
+// opted out of marketing. A second fulfilment of the granted reward sends
+// nothing more. A template that is not an SMS template is refused.
+func TestAGrantedRewardIsConfirmedOnceBySMS(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(1) // opted out of marketing (seed opts out every tenth)
+		sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cài Bluezone: {{.InstallLink}}", Transliterate: true})
+		thanks := h.template(campaign.TemplateInput{Name: "thanks", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cảm ơn {{.Name}}! Bạn đã được cộng {{.RewardMB}}MB data.", Transliterate: true})
+		push := h.template(campaign.TemplateInput{Name: "push", Channel: campaign.ChannelPush, Locale: "vi",
+			Title: "Bluezone", Body: "Cảm ơn"})
+		in := campaign.CampaignInput{Name: "Bluezone Q4", Kind: campaign.KindInstallPromotion,
+			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
+			Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 10, AttributionDays: 14, ConfirmTemplate: push}}
+		if _, err := h.service.CreateCampaign(h.ctx, h.admin, in); err == nil || !strings.Contains(err.Error(), "reward.confirm_template") {
+			t.Errorf("a push template to confirm rewards: %v, want an error naming reward.confirm_template", err)
+		}
+		in.Reward.ConfirmTemplate = thanks
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr := h.rewardRig(c, 0, worker.Settings{SMSRate: 100000})
+		subs, st, ledger, ful := rr.subs, rr.store, rr.ledger, rr.fulfiller
+		ful.Confirm = rr.engine.ConfirmReward
+
+		r, _, err := ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: subs[0],
+			MSISDN: msisdns[0], DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
+		if err != nil || r.State != reward.StatePending {
+			t.Fatalf("reward %+v: %v", r, err)
+		}
+		if err := ful.Fulfil(h.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := ful.Fulfil(h.ctx, r.ID); err != nil { // a repeat (a retried task)
+			t.Fatal(err)
+		}
+		if got, err := st.GetReward(h.ctx, r.ID); err != nil || got.State != reward.StateGranted {
+			t.Fatalf("reward %+v, %v: want granted", got, err)
+		}
+		if n := h.twilio.CountTo(msisdns[0]); n != 1 {
+			t.Fatalf("the subscriber got %d confirmations, want 1", n)
+		}
+		want := "Cam on Khach 0! Ban da duoc cong 5120MB data."
+		if m := h.twilio.Messages(); len(m) != 1 || m[0].Body != want {
+			t.Errorf("confirmation %+v, want the body %q", m, want)
+		}
+	})
+}
+
+// rewardRig is an engine with a reward ledger and a fulfiller that credits
+// a provisioning fake, for campaign c's first subscriber.
+type rewardRig struct {
+	subs      []int64 // c's audience, its first page of one
+	store     reward.Store
+	fake      *provisioningfake.Server
+	ledger    *reward.Ledger
+	fulfiller *reward.Fulfiller
+	engine    *worker.Engine
+	conn      *queue.Conn
+}
+
+func (h *harness) rewardRig(c campaign.Campaign, ledgerStale time.Duration, set worker.Settings) rewardRig {
+	h.t.Helper()
+	subs, err := h.store.AudiencePage(h.ctx, c, 0, 1)
+	if err != nil || len(subs) != 1 {
+		h.t.Fatalf("audience: %v %v", subs, err)
+	}
+	st := h.store.(reward.Store)
+	fake := provisioningfake.New("rewards-secret")
+	h.t.Cleanup(fake.Close)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ledger := &reward.Ledger{Store: st, StaleAfter: ledgerStale, Logger: quiet}
+	ful := &reward.Fulfiller{Store: st, Provisioner: fake.Client(), Logger: quiet}
+	conn := h.conn()
+	e := worker.New(worker.Deps{Store: h.store, Subscribers: h.store, Queue: conn, SMS: h.sms, Push: h.push,
+		Policy: h.policy, Ledger: ledger, Fulfiller: ful, Settings: set, Logger: quiet})
+	h.t.Cleanup(func() { e.Close() })
+	ledger.Enqueuer = e
+	return rewardRig{subs: subs, store: st, fake: fake, ledger: ledger, fulfiller: ful, engine: e, conn: conn}
 }
