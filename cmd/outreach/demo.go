@@ -145,13 +145,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return d.call(marketer, "PUT", "/v1/subscribers/"+s.msisdn+"/devices", "application/json", strings.NewReader(body), nil)
 	})
 
-	var smsT, pushT, camp struct{ ID, State string }
+	var smsT, pushT, thanksT, camp struct{ ID, State string }
 	if err := d.json(marketer, "POST", "/v1/templates", map[string]any{"name": "bluezone-sms", "channel": "sms", "locale": "vi",
 		"body": "Cài Bluezone, nhận {{.RewardMB}}MB data: {{.InstallLink}}", "transliterate": true}, &smsT); err != nil {
 		return err
 	}
 	if err := d.json(marketer, "POST", "/v1/templates", map[string]any{"name": "bluezone-push", "channel": "push", "locale": "vi",
 		"title": "Bluezone bảo vệ bạn", "body": "Cài Bluezone để nhận {{.RewardMB}}MB data miễn phí"}, &pushT); err != nil {
+		return err
+	}
+	if err := d.json(marketer, "POST", "/v1/templates", map[string]any{"name": "bluezone-thanks", "channel": "sms", "locale": "vi",
+		"body": "Cảm ơn bạn đã cài Bluezone! {{.RewardMB}}MB data đã được cộng vào tài khoản.", "transliterate": true}, &thanksT); err != nil {
 		return err
 	}
 	expected := 0
@@ -163,7 +167,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		"kind": "install_promotion", "channels": []string{"sms", "push"},
 		"templates": map[string]string{"sms": smsT.ID, "push": pushT.ID},
 		"audience":  map[string]any{"installed": false},
-		"reward":    map[string]any{"data_mb": 5120, "budget_mb": budget, "attribution_days": 14}}, &camp); err != nil {
+		"reward": map[string]any{"data_mb": 5120, "budget_mb": budget, "attribution_days": 14,
+			"confirm_template": thanksT.ID}}, &camp); err != nil {
 		return err
 	}
 	if err := d.json(marketer, "POST", "/v1/campaigns/"+camp.ID+"/start", nil, &camp); err != nil {
@@ -211,6 +216,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			installers = append(installers, s)
 		}
 	}
+	sentBefore := a.prov.Outbox.Sent() // the campaign and the alert are done: what follows is confirmations
 	var duplicates atomic.Int64
 	d.parallel("install callbacks", len(installers), func(i int) error {
 		s := installers[i]
@@ -239,8 +245,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	d.step(fmt.Sprintf("rewards: %d granted, %d MB credited (budget %d MB); the provisioning API saw %d grants",
-		final.Rewards.Granted, final.Rewards.MB, budget, len(prov.Grants())))
+	// Each grant is followed by its confirmation SMS, sent just after the
+	// grant is recorded: give the last ones a moment.
+	confirmed := a.prov.Outbox.Sent() - sentBefore
+	for wait := time.Now().Add(10 * time.Second); int64(confirmed) < final.Rewards.Granted && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+		confirmed = a.prov.Outbox.Sent() - sentBefore
+	}
+	d.step(fmt.Sprintf("rewards: %d granted, %d MB credited (budget %d MB); the provisioning API saw %d grants; %d confirmation SMS sent",
+		final.Rewards.Granted, final.Rewards.MB, budget, len(prov.Grants()), confirmed))
 
 	var rep install.Adoption
 	if err := d.call(marketer, "GET", "/v1/reports/adoption", "", nil, &rep); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -20,5 +21,10 @@ func TestTheDemoRunsTheWholeTourAndPrintsTheAdoptionReport(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// Every granted reward was confirmed by SMS, once.
+	m := regexp.MustCompile(`rewards: (\d+) granted.*; (\d+) confirmation SMS sent`).FindStringSubmatch(out.String())
+	if m == nil || m[1] != m[2] || m[1] == "0" {
+		t.Errorf("granted rewards and confirmations: %q, want as many of each, more than none", m)
 	}
 }
