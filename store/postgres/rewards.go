@@ -89,8 +89,13 @@ FROM debit
 RETURNING ` + rewardColumns
 
 // ensureBudgetSQL creates a campaign's budget shards on its first reward.
+// Once they exist it inserts nothing and looks at nothing but one index
+// entry: an insert that meets a shard row being debited by another
+// transaction would wait for it to end, and a campaign whose shards are
+// full comes here for every reward it refuses.
 const ensureBudgetSQL = `INSERT INTO campaign_budgets (campaign_id, shard, tenant_id, budget_mb)
 SELECT $1::uuid, (s - 1)::smallint, $2::text, b FROM unnest($3::bigint[]) WITH ORDINALITY AS t(b, s)
+WHERE NOT EXISTS (SELECT 1 FROM campaign_budgets WHERE campaign_id = $1::uuid)
 ON CONFLICT (campaign_id, shard) DO NOTHING`
 
 // roomySQL finds a shard with room for one more reward, the home shard's
