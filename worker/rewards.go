@@ -113,8 +113,9 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 		text = templates.Transliterate(text)
 	}
 	key, rate := e.senderKeyFor(campaign.ChannelSMS)
+	segments := templates.CountSMS(text).Segments
 	for {
-		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, templates.CountSMS(text).Segments, confirmAhead, false)
+		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, segments, confirmAhead, false)
 		if err == nil && ok {
 			sleepCtx(ctx, res.Delay)
 			break

@@ -429,6 +429,19 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 	return n, nil
 }
 
+// applyReceiptSQL moves a delivery forward; the two statements below add
+// which delivery: by the provider's message id, or by its key (taking the
+// message id if it has none, refusing another).
+var (
+	applyReceiptSQL = `UPDATE deliveries SET status = $1,
+			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
+			sent_at = COALESCE(sent_at, $4), provider_message_id = $5
+		WHERE COALESCE(provider, '') = $6 AND ` + storesql.StatusRankSQL("status") + ` < $7`
+	applyReceiptByMessageSQL = applyReceiptSQL + ` AND provider_message_id = $5`
+	applyReceiptByKeySQL     = applyReceiptSQL + ` AND campaign_id = $8 AND subscriber_id = $9 AND channel = $10
+			AND (provider_message_id IS NULL OR provider_message_id = $5)`
+)
+
 // ApplyReceipt moves a delivery forward to its status, never back: the rank
 // comparison sits in the update's condition, so a repeated or late receipt
 // changes nothing. A receipt that names its delivery is a look-up of one
@@ -446,21 +459,15 @@ func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, err
 	case campaign.StatusSent, campaign.StatusDelivered, campaign.StatusUndelivered:
 		sentAt = at
 	}
-	set := `UPDATE deliveries SET status = $1,
-			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
-			sent_at = COALESCE(sent_at, $4), provider_message_id = $5
-		WHERE COALESCE(provider, '') = $6 AND ` + storesql.StatusRankSQL("status") + ` < $7`
+	set := applyReceiptByMessageSQL
 	args := []any{string(r.Status), r.ErrorCode, at, sentAt, r.MessageID, r.Provider, storesql.StatusRank(r.Status)}
 	if k := r.Delivery; k != nil {
 		key, ok := campaignKey(k.CampaignID)
 		if !ok {
 			return false, nil
 		}
-		set += ` AND campaign_id = $8 AND subscriber_id = $9 AND channel = $10
-			AND (provider_message_id IS NULL OR provider_message_id = $5)`
+		set = applyReceiptByKeySQL
 		args = append(args, key, k.SubscriberID, string(k.Channel))
-	} else {
-		set += ` AND provider_message_id = $5`
 	}
 	tag, err := s.pool.Exec(ctx, set, args...)
 	if err != nil {

@@ -348,6 +348,19 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 	return n, nil
 }
 
+// applyReceiptSQL moves a delivery forward; the two statements below add
+// which delivery: by the provider's message id, or by its key (taking the
+// message id if it has none, refusing another).
+var (
+	applyReceiptSQL = `UPDATE deliveries SET status = ?,
+			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?),
+			provider_message_id = ?
+		WHERE COALESCE(provider, '') = ? AND ` + storesql.StatusRankSQL("status") + ` < ?`
+	applyReceiptByMessageSQL = applyReceiptSQL + ` AND provider_message_id = ?`
+	applyReceiptByKeySQL     = applyReceiptSQL + ` AND campaign_id = ? AND subscriber_id = ? AND channel = ?
+			AND (provider_message_id IS NULL OR provider_message_id = ?)`
+)
+
 // ApplyReceipt moves a delivery forward to status, never back: the rank
 // comparison sits in the update's condition, so a repeated or late receipt
 // changes nothing.
@@ -364,10 +377,7 @@ func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, err
 	case campaign.StatusSent, campaign.StatusDelivered, campaign.StatusUndelivered:
 		sentAt = stamp(at)
 	}
-	q := `UPDATE deliveries SET status = ?,
-			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?),
-			provider_message_id = ?
-		WHERE COALESCE(provider, '') = ? AND ` + storesql.StatusRankSQL("status") + ` < ?`
+	q := applyReceiptByMessageSQL
 	args := []any{string(r.Status), nullIfEmpty(r.ErrorCode), stamp(at), sentAt, r.MessageID,
 		r.Provider, storesql.StatusRank(r.Status)}
 	if k := r.Delivery; k != nil {
@@ -375,11 +385,9 @@ func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, err
 		if !ok {
 			return false, nil
 		}
-		q += ` AND campaign_id = ? AND subscriber_id = ? AND channel = ?
-			AND (provider_message_id IS NULL OR provider_message_id = ?)`
+		q = applyReceiptByKeySQL
 		args = append(args, key, k.SubscriberID, string(k.Channel), r.MessageID)
 	} else {
-		q += ` AND provider_message_id = ?`
 		args = append(args, r.MessageID)
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
