@@ -215,21 +215,30 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	errc := make(chan error, 2)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	running := 0
 	if mode != "api" {
+		running++
 		go func() { errc <- a.engine.Run(runCtx) }()
 	}
-	if mode != "worker" {
-		go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
-	} else {
-		// A worker still answers health checks and metrics.
-		go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
-	}
+	running++
+	go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		running--
 	}
 	cancel()
-	log.Info("shutting down")
+	log.Info("shutting down: finishing the requests and tasks in flight")
+	// The store and the queue close (a.Close) only once the HTTP server has
+	// answered its requests and the workers have recorded what they sent:
+	// closing them under a send task would leave its messages sent but
+	// unrecorded, and sent again after the restart.
+	for ; running > 0; running-- {
+		if e := <-errc; err == nil {
+			err = e
+		}
+	}
+	log.Info("stopped")
 	return err
 }
 
@@ -245,14 +254,24 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	shut := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		srv.Shutdown(sctx)
+		shut <- srv.Shutdown(sctx)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Serve returns as soon as Shutdown starts; the requests in flight are
+	// answered only once Shutdown returns.
+	if err := <-shut; err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
 	return nil
 }
+
+// shutdownGrace is how long a stopping server lets its requests in flight
+// finish (a streamed import may take longer; it is then cut).
+const shutdownGrace = 10 * time.Second
