@@ -55,6 +55,13 @@ type Deps struct {
 	// MaxUploadBytes limits a subscriber import, which is streamed and never
 	// held in memory (default 1 GiB).
 	MaxUploadBytes int64
+	// ProbesOnly serves /healthz, /readyz and /metrics and nothing else
+	// (a worker process); Extra is not called.
+	ProbesOnly bool
+	// TrustedProxies are the addresses or CIDR ranges of the load balancers
+	// in front of the API, whose X-Forwarded-For names the client (per-source
+	// rate limits and logs). Empty: the peer address is the client.
+	TrustedProxies []string
 	// Extra adds routes of other packages (installs, rewards, webhooks,
 	// reports) after the built-in ones, behind the same request id,
 	// recovery, access log and metrics. Use auth(roles…) for key-protected
@@ -101,7 +108,9 @@ func newEngine(d Deps) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	_ = r.SetTrustedProxies(nil)
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil || len(d.TrustedProxies) == 0 {
+		_ = r.SetTrustedProxies(nil) // config.Validate has named a bad entry
+	}
 	r.Use(s.requestID, s.observe, s.recovery, s.limits)
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, &Error{Err: errNoRoute, Message: "no such route"})
@@ -110,17 +119,23 @@ func newEngine(d Deps) *gin.Engine {
 		writeError(c, &Error{Err: errMethod, Message: "method not allowed on this route"})
 	})
 	for _, rt := range s.routes() {
+		if d.ProbesOnly && !probes[rt.path] {
+			continue
+		}
 		handlers := []gin.HandlerFunc{}
 		if rt.roles != nil {
 			handlers = append(handlers, s.auth(rt.roles...))
 		}
 		r.Handle(rt.method, rt.path, append(handlers, rt.handle)...)
 	}
-	if d.Extra != nil {
+	if d.Extra != nil && !d.ProbesOnly {
 		d.Extra(r, s.auth)
 	}
 	return r
 }
+
+// probes are the routes of a process that serves no API (Deps.ProbesOnly).
+var probes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 var (
 	admin    = []tenant.Role{tenant.RoleAdmin}

@@ -69,15 +69,22 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	f.setReady(nil)
 
 	must(t, 401, f.call(t, "GET", "/v1/subscribers/0912345678", "", nil))
+	for i := range 5 {
+		f.call(t, fmt.Sprintf("MADEUP%d", i), "/healthz", "", nil)
+	}
 	m := string(must(t, 200, f.call(t, "GET", "/metrics", "", nil)).body)
 	for _, want := range []string{
 		`outreach_http_requests_total{method="GET",route="/readyz",status="503"} 1`,
 		`outreach_http_requests_total{method="GET",route="/v1/subscribers/:msisdn",status="401"} 1`,
 		`outreach_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200"`,
+		`outreach_http_requests_total{method="other",route="unmatched",status="405"} 5`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if strings.Contains(m, "MADEUP") {
+		t.Error("an invented method became a metric label")
 	}
 	if strings.Contains(m, "912345678") {
 		t.Error("metrics carry a phone number")

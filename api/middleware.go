@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"outreach/internal/apperr"
 	"outreach/subscriber"
 )
 
@@ -109,12 +112,13 @@ func (s *server) observe(c *gin.Context) {
 	route := routeOf(c)
 	status := c.Writer.Status()
 	code := strconv.Itoa(status)
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, code).Inc()
-	s.metrics.latency.WithLabelValues(route, c.Request.Method, code).Observe(elapsed.Seconds())
+	method := metricMethod(c.Request.Method)
+	s.metrics.requests.WithLabelValues(route, method, code).Inc()
+	s.metrics.latency.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
 
 	attrs := []slog.Attr{
 		slog.String("request_id", requestIDOf(c)),
-		slog.String("method", c.Request.Method),
+		slog.String("method", method),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
@@ -127,7 +131,15 @@ func (s *server) observe(c *gin.Context) {
 		attrs = append(attrs, slog.String("msisdn", subscriber.Mask(m)))
 	}
 	if status < 500 && len(c.Errors) > 0 {
-		attrs = append(attrs, slog.String("error", c.Errors.Last().Error()))
+		// The code and the names of the bad fields, not the message: a
+		// message may quote what the client sent (a number, a token).
+		err := c.Errors.Last().Err
+		_, d := classify(err)
+		attrs = append(attrs, slog.String("error", d.Code))
+		var fe apperr.FieldErrors
+		if errors.As(err, &fe) {
+			attrs = append(attrs, slog.Any("fields", slices.Sorted(maps.Keys(fe))))
+		}
 	}
 	level := slog.LevelInfo
 	switch {
@@ -209,4 +221,16 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// metricMethod is the request method as a metric label: any method outside
+// HTTP's own is "other", so that a client inventing methods cannot grow
+// /metrics without bound.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

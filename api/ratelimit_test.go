@@ -224,3 +224,57 @@ func TestPublicRateLimitRoutesLimitsOnlyTheNamedRoutes(t *testing.T) {
 		t.Errorf("/healthz: %d", code)
 	}
 }
+
+func TestBehindATrustedProxyEachClientHasItsOwnLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    []int
+	}{
+		{"a trusted balancer's X-Forwarded-For names the client", []string{"10.0.0.0/8"}, []int{302, 302, 302, 429, 302, 302}},
+		{"an untrusted peer's X-Forwarded-For is ignored", nil, []int{302, 302, 429, 429, 429, 429}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewPerSourceLimiter(1e-3, 2, 0)
+			h := New(Deps{
+				Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+				TrustedProxies: tc.trusted,
+				Extra: func(r *gin.Engine, _ AuthFunc) {
+					r.GET("/i/:code", PublicRateLimit(l), func(c *gin.Context) { c.Status(http.StatusFound) })
+				},
+			})
+			var got []int
+			for _, client := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.1", "198.51.100.1", "198.51.100.3", "198.51.100.2"} {
+				req := httptest.NewRequest("GET", "/i/abc123", nil)
+				req.RemoteAddr = "10.1.2.3:5555" // the balancer
+				req.Header.Set("X-Forwarded-For", client)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				got = append(got, rec.Code)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("statuses %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAProbesOnlyHandlerServesNoAPI(t *testing.T) {
+	t.Parallel()
+	h := New(Deps{
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ProbesOnly: true,
+		Extra: func(r *gin.Engine, _ AuthFunc) {
+			r.GET("/i/:code", func(c *gin.Context) { c.Status(http.StatusFound) })
+		},
+	})
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200,
+		"/v1/campaigns": 404, "/v1/templates/x": 404, "/i/abc": 404} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
+		}
+	}
+}

@@ -137,7 +137,7 @@ func TestTheSameSubscriberUnderEveryForm(t *testing.T) {
 			t.Errorf("devices %v", devs)
 		}
 		r := must(t, 422, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
-			map[string]string{"platform": "sms", "token": ""}))
+			map[string]string{"platform": "TOKENof0912345678", "token": ""}))
 		if d := r.details(t); d["platform"] == nil || d["token"] == nil {
 			t.Errorf("details %v", d)
 		}
@@ -163,6 +163,11 @@ func TestTheSameSubscriberUnderEveryForm(t *testing.T) {
 		}
 		if !strings.Contains(logs, `"msisdn":"*`) {
 			t.Errorf("access log lacks the masked number")
+		}
+		// A 4xx is logged by its code and the names of the bad fields, never
+		// by a message that quotes what the client sent.
+		if !strings.Contains(logs, `"error":"invalid_fields","fields":["platform","token"]`) {
+			t.Errorf("access log lacks the error code and fields:\n%s", logs)
 		}
 	})
 }

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,10 +17,13 @@ import (
 // Config is every setting of the engine. Secrets are tagged json:"-" and
 // blanked by Redacted.
 type Config struct {
-	HTTPAddr    string `json:"http_addr"`
-	DatabaseURL string `json:"-"`
-	RedisURL    string `json:"-"`
-	PublicURL   string `json:"public_url"`
+	HTTPAddr string `json:"http_addr"`
+	// TrustedProxies: the load balancers (addresses or CIDR ranges) whose
+	// X-Forwarded-For names the client.
+	TrustedProxies []string `json:"trusted_proxies"`
+	DatabaseURL    string   `json:"-"`
+	RedisURL       string   `json:"-"`
+	PublicURL      string   `json:"public_url"`
 
 	SMSProvider  string `json:"sms_provider"`  // log | twilio
 	PushProvider string `json:"push_provider"` // log | native
@@ -222,6 +226,11 @@ func Load(getenv func(string) string) (*Config, error) {
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
 	}
 	c.InstallBaseURL = l.str("OUTREACH_INSTALL_BASE_URL", c.PublicURL+"/i/")
+	for _, p := range strings.Split(l.str("OUTREACH_TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
+	}
 	var err error
 	if c.Timezone, err = time.LoadLocation(c.TimezoneName); err != nil {
 		l.fail("OUTREACH_TIMEZONE", "unknown time zone %q", c.TimezoneName)
@@ -261,6 +270,18 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(name, "want an http(s) URL, got %q", v)
 		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("OUTREACH_TRUSTED_PROXIES", "%q is neither an IP address nor a CIDR range", p)
+			}
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("OUTREACH_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if c.RewardsURL != "" {
 		if u, err := url.Parse(c.RewardsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -317,7 +338,7 @@ func (c *Config) Database() (driver, dsn string, err error) {
 // their passwords.
 func (c *Config) Redacted() map[string]any {
 	out := map[string]any{
-		"http_addr": c.HTTPAddr, "database_url": redactURL(c.DatabaseURL), "redis_url": redactURL(c.RedisURL),
+		"http_addr": c.HTTPAddr, "trusted_proxies": c.TrustedProxies, "database_url": redactURL(c.DatabaseURL), "redis_url": redactURL(c.RedisURL),
 		"public_url": c.PublicURL, "sms_provider": c.SMSProvider, "push_provider": c.PushProvider,
 		"twilio_account_sid": c.TwilioAccountSID, "twilio_auth_token": secret(c.TwilioAuthToken),
 		"twilio_from": c.TwilioFrom, "twilio_messaging_service_sid": c.TwilioMessagingServiceSID,
@@ -342,13 +363,29 @@ func secret(s string) string {
 	return "[set]"
 }
 
+// redactURL blanks a URL's password, in its user part or as a query
+// parameter (PostgreSQL accepts ?password=); a URL that does not parse is
+// not shown at all.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	if s == "" {
+		return ""
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable]"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

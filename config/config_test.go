@@ -42,6 +42,8 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"OUTREACH_SMS_PROVIDER":    {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
 		"OUTREACH_ALERT_RETENTION": {"OUTREACH_ALERT_RETENTION": "forever"},
 		"OUTREACH_BACKLOG_SECONDS": {"OUTREACH_BACKLOG_SECONDS": "0"},
+		"OUTREACH_LOG_LEVEL":       {"OUTREACH_LOG_LEVEL": "verbose"},
+		"OUTREACH_TRUSTED_PROXIES": {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
@@ -52,22 +54,28 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 }
 
 func TestRedactedNeverShowsSecrets(t *testing.T) {
-	c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
-		"TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
-		"OUTREACH_DATABASE_URL": "postgres://u:dbpass@db/x", "OUTREACH_INSTALL_SECRET": "inst-secret"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := strings.Join(func() []string {
-		var s []string
-		for k, v := range c.Redacted() {
-			s = append(s, k, toString(v))
+	for _, dbURL := range []string{"postgres://u:dbpass@db/x", "postgres://u@db/x?sslmode=disable&password=dbpass"} {
+		c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
+			"TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
+			"OUTREACH_DATABASE_URL": dbURL, "OUTREACH_INSTALL_SECRET": "inst-secret",
+			"OUTREACH_REDIS_URL": "redis://:redispass@cache:6379/0"}))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return s
-	}(), " ")
-	for _, secret := range []string{"tok-secret", "dbpass", "inst-secret"} {
-		if strings.Contains(out, secret) {
-			t.Errorf("Redacted shows %q", secret)
+		out := strings.Join(func() []string {
+			var s []string
+			for k, v := range c.Redacted() {
+				s = append(s, k, toString(v))
+			}
+			return s
+		}(), " ")
+		for _, secret := range []string{"tok-secret", "dbpass", "inst-secret", "redispass"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("Redacted shows %q (database URL %s)", secret, dbURL)
+			}
+		}
+		if !strings.Contains(out, "db/x") {
+			t.Errorf("Redacted hides the database itself: %s", out)
 		}
 	}
 }

@@ -88,11 +88,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	defer a.Close()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	handler := a.newHandler(false)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a.engine.Run(runCtx) }()
 	ready := make(chan string, 1)
-	go func() { defer wg.Done(); serveHTTP(runCtx, addr, a.handler, log, ready) }()
+	go func() { defer wg.Done(); serveHTTP(runCtx, addr, handler, log, ready) }()
 	defer wg.Wait()
 	defer cancel()
 	<-ready

@@ -48,7 +48,6 @@ type app struct {
 	installs  *install.Service
 	service   *campaign.Service
 	registry  *prometheus.Registry
-	handler   http.Handler
 }
 
 func policyFrom(cfg *config.Config) campaign.Policy {
@@ -107,10 +106,19 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		Rewards: a.store,
 		Policy:  &policy, SampleVars: templates.Vars{Name: "Nguyễn Văn An", Region: "HN",
 			InstallLink: cfg.InstallBaseURL + worker.NewReferralCode()}}
-	a.handler = api.New(api.Deps{
+	return a, nil
+}
+
+// newHandler returns the HTTP API; probesOnly keeps only /healthz, /readyz
+// and /metrics (a worker process answers those and nothing else). Call it
+// once per app: it registers the HTTP metrics.
+func (a *app) newHandler(probesOnly bool) http.Handler {
+	cfg := a.cfg
+	return api.New(api.Deps{
 		Service: a.service, Tenants: a.store, Subscribers: a.store,
 		Importer: &subscriber.Importer{Store: a.store},
-		Ready:    a.ready, Registry: a.registry, Logger: log,
+		Ready:    a.ready, Registry: a.registry, Logger: a.log, ProbesOnly: probesOnly,
+		TrustedProxies: cfg.TrustedProxies,
 		Extra: func(r *gin.Engine, auth api.AuthFunc) {
 			// Per-source limits on the unauthenticated routes. Generous: Twilio
 			// does not retry a receipt answered 429, one app backend carries
@@ -123,12 +131,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 				"/i/:code":                 api.NewPerSourceLimiter(20, 100, 0),
 			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
-				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: log}.Register(r)
+				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: a.log}.Register(r)
 			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
 				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL})
 		},
 	})
-	return a, nil
 }
 
 func statusCallback(cfg *config.Config) string {
@@ -221,7 +228,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		go func() { errc <- a.engine.Run(runCtx) }()
 	}
 	running++
-	go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.handler, log, nil) }()
+	go func() { errc <- serveHTTP(runCtx, cfg.HTTPAddr, a.newHandler(mode == "worker"), log, nil) }()
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
