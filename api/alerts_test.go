@@ -90,6 +90,28 @@ func TestAlertCreation(t *testing.T) {
 	t.Run("an admin may read it too", func(t *testing.T) {
 		must(t, 200, f.call(t, "GET", "/v1/alerts/"+id, f.key(tenantA, tenant.RoleAdmin), nil))
 	})
+	t.Run("its health official lists, pauses, resumes and cancels it; a marketer may not", func(t *testing.T) {
+		mk := f.key(tenantA, tenant.RoleMarketer)
+		r := must(t, 200, f.call(t, "GET", "/v1/campaigns?kind=exposure_alert", hk, nil))
+		if !strings.Contains(string(r.body), id) {
+			t.Errorf("the health key's list lacks its alert: %s", r.body)
+		}
+		for _, action := range []string{"pause", "resume", "cancel"} {
+			if r := f.call(t, "POST", "/v1/campaigns/"+id+"/"+action, mk, nil); r.status != 403 {
+				t.Errorf("a marketer's %s of an alert: %d %s", action, r.status, r.body)
+			}
+		}
+		must(t, 200, f.call(t, "POST", "/v1/campaigns/"+id+"/pause", hk, nil))
+		must(t, 200, f.call(t, "POST", "/v1/campaigns/"+id+"/resume", hk, nil))
+		must(t, 200, f.call(t, "POST", "/v1/campaigns/"+id+"/test", hk, map[string]string{"msisdn": "0912000999"}))
+		if r := f.call(t, "POST", "/v1/campaigns/"+s.campaign+"/pause", hk, nil); r.status != 403 {
+			t.Errorf("a health key's pause of an install promotion: %d %s", r.status, r.body)
+		}
+		got := must(t, 200, f.call(t, "POST", "/v1/campaigns/"+id+"/cancel", hk, nil)).obj(t)
+		if got["state"] != "cancelled" {
+			t.Errorf("after cancel: %v", got)
+		}
+	})
 	t.Run("an install campaign is not an alert", func(t *testing.T) {
 		must(t, 404, f.call(t, "GET", "/v1/alerts/"+s.campaign, hk, nil))
 	})

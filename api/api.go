@@ -165,13 +165,16 @@ func (s *server) routes() []route {
 		{http.MethodPost, "/v1/templates/:id/preview", authors, s.previewTemplate},
 
 		{http.MethodPost, "/v1/campaigns", marketer, s.createCampaign},
-		{http.MethodGet, "/v1/campaigns", marketer, s.listCampaigns},
-		{http.MethodGet, "/v1/campaigns/:id", marketer, s.getCampaign},
+		// Health keys list and read their alerts here and pause, resume,
+		// cancel or test them; the service refuses each role the other's
+		// kind of campaign (campaign.mayChange).
+		{http.MethodGet, "/v1/campaigns", authors, s.listCampaigns},
+		{http.MethodGet, "/v1/campaigns/:id", authors, s.getCampaign},
 		{http.MethodPost, "/v1/campaigns/:id/start", marketer, s.act(campaign.ActionStart)},
-		{http.MethodPost, "/v1/campaigns/:id/pause", marketer, s.act(campaign.ActionPause)},
-		{http.MethodPost, "/v1/campaigns/:id/resume", marketer, s.act(campaign.ActionResume)},
-		{http.MethodPost, "/v1/campaigns/:id/cancel", marketer, s.act(campaign.ActionCancel)},
-		{http.MethodPost, "/v1/campaigns/:id/test", marketer, s.sendTest},
+		{http.MethodPost, "/v1/campaigns/:id/pause", authors, s.act(campaign.ActionPause)},
+		{http.MethodPost, "/v1/campaigns/:id/resume", authors, s.act(campaign.ActionResume)},
+		{http.MethodPost, "/v1/campaigns/:id/cancel", authors, s.act(campaign.ActionCancel)},
+		{http.MethodPost, "/v1/campaigns/:id/test", authors, s.sendTest},
 		{http.MethodGet, "/v1/campaigns/:id/stats", viewer, s.campaignStats},
 		{http.MethodGet, "/v1/campaigns/:id/deliveries", viewer, s.campaignDeliveries},
 

@@ -56,8 +56,8 @@ var routeMatrix = []routeCase{
 		body: func(seeded) any { return map[string]any{"vars": map[string]any{"Name": "An"}} }},
 
 	{method: "POST", path: "/v1/campaigns", forbidden: notMarketer},
-	{method: "GET", path: "/v1/campaigns", forbidden: notMarketer},
-	{method: "GET", path: "/v1/campaigns/:id", forbidden: notMarketer, owned: true},
+	{method: "GET", path: "/v1/campaigns", forbidden: notAuthor},
+	{method: "GET", path: "/v1/campaigns/:id", forbidden: notAuthor, owned: true},
 	{method: "POST", path: "/v1/campaigns/:id/start", forbidden: notMarketer, owned: true},
 	{method: "POST", path: "/v1/campaigns/:id/pause", forbidden: notMarketer, owned: true},
 	{method: "POST", path: "/v1/campaigns/:id/resume", forbidden: notMarketer, owned: true},

@@ -641,11 +641,16 @@ func (s *Service) Get(ctx context.Context, p tenant.Principal, id string) (Campa
 	return s.Store.GetCampaign(ctx, p.TenantID, id)
 }
 
-// mayChange refuses a change to an exposure alert by a key that may not
-// send alerts: a marketer can read alerts but not pause or cancel them.
+// mayChange refuses a change to a campaign by a key whose role does not own
+// its kind: exposure alerts are the health authority's (a marketer can read
+// them but not pause, cancel or test them), install promotions the
+// marketer's. Admin may change both.
 func mayChange(p tenant.Principal, c Campaign) error {
-	if c.Kind == KindExposureAlert && !p.Role.Allows(tenant.RoleHealth) {
+	switch {
+	case c.Kind == KindExposureAlert && !p.Role.Allows(tenant.RoleHealth):
 		return fmt.Errorf("%w: only a health or admin key may change an exposure alert", apperr.ErrForbidden)
+	case c.Kind != KindExposureAlert && !p.Role.Allows(tenant.RoleMarketer):
+		return fmt.Errorf("%w: only a marketer or admin key may change an install promotion", apperr.ErrForbidden)
 	}
 	return nil
 }

@@ -134,3 +134,32 @@ func TestAlertContactListsArePurgedAfterRetentionLeavingCounts(t *testing.T) {
 		}
 	})
 }
+
+func TestACancelledAlertStopsWithinASecond(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		// 3,000 alert SMS at 100/s: thirty seconds. Thirty tasks of 100
+		// start at once and each claims 20: 600 claimed, six seconds of
+		// the sender's rate, when the cancel comes.
+		msisdns := h.seed(3000)
+		h.startWorker(worker.Settings{SMSRate: 100})
+		a := h.alert(msisdns)
+		for h.twilio.Count() < 50 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.act(a.ID, campaign.ActionCancel)
+		time.Sleep(time.Second) // a cancel takes effect within a second
+		stopped := h.twilio.Count()
+		time.Sleep(1500 * time.Millisecond)
+		if n := h.twilio.Count(); n != stopped {
+			t.Fatalf("a cancelled alert sent %d more SMS after the first second", n-stopped)
+		}
+		if stopped >= 2500 {
+			t.Fatalf("the alert sent %d before the cancel could be tested", stopped)
+		}
+		st := h.stats(a.ID)
+		if st.Deliveries[campaign.StatusSending] != 0 {
+			t.Errorf("%d deliveries left sending: %+v", st.Deliveries[campaign.StatusSending], st.Deliveries)
+		}
+		t.Logf("%d alert SMS before the cancel took effect; deliveries %v", stopped, st.Deliveries)
+	})
+}

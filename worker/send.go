@@ -303,8 +303,9 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 	// client's deep calls every time.
 	work := make(chan *job)
 	var (
-		wg   sync.WaitGroup
-		late atomic.Bool
+		wg      sync.WaitGroup
+		late    atomic.Bool
+		stopped bool // paused, cancelled or shutting down
 	)
 	for range min(e.set.SendConcurrency, len(pending)) {
 		wg.Go(func() {
@@ -355,9 +356,10 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 			break
 		}
 		for i, j := range part {
-			at := due.Add(time.Duration(i) * interval)
-			if d := time.Until(at); d > time.Millisecond {
-				time.Sleep(d)
+			if !e.sleepWhileRunning(ctx, c.ID, due.Add(time.Duration(i)*interval)) {
+				putBack(pending[start+i:])
+				stopped = true
+				break
 			}
 			if time.Now().After(deadline) {
 				for _, j := range pending[start+i:] {
@@ -368,7 +370,7 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 			}
 			work <- j
 		}
-		if abandoned {
+		if abandoned || stopped {
 			break
 		}
 	}
@@ -433,10 +435,8 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, false
 		}
-		if !urgent {
-			if cur, err := e.campaign(ctx, c.ID); err == nil && cur.State != campaign.StateRunning {
-				return time.Time{}, false
-			}
+		if !e.stillRunning(ctx, c.ID) {
+			return time.Time{}, false
 		}
 		if !campaignDone {
 			_, got, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, 1, 0, false)
@@ -486,11 +486,8 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, 0, false
 		}
-		if !urgent {
-			cur, err := e.campaign(ctx, c.ID)
-			if err == nil && cur.State != campaign.StateRunning {
-				return time.Time{}, 0, false
-			}
+		if !e.stillRunning(ctx, c.ID) {
+			return time.Time{}, 0, false
 		}
 		now := time.Now()
 		var campDelay time.Duration
@@ -513,6 +510,34 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 			interval = max(interval, time.Second/time.Duration(c.RatePerSecond))
 		}
 		return now.Add(delay), interval, true
+	}
+}
+
+// stillRunning reports whether the campaign is running and the engine is
+// not stopping; the campaign is read through the cache, so a pause or a
+// cancel is seen within its 250 ms.
+func (e *Engine) stillRunning(ctx context.Context, id string) bool {
+	if ctx.Err() != nil || e.stopped() {
+		return false
+	}
+	cur, err := e.campaign(ctx, id)
+	return err != nil || cur.State == campaign.StateRunning
+}
+
+// sleepWhileRunning waits until at, a message's reserved slot, and answers
+// false as soon as the campaign stops running or the engine stops: an
+// alert may hold slots seconds ahead behind other alerts, and a cancel must
+// stop it within a second, not after every slot it holds.
+func (e *Engine) sleepWhileRunning(ctx context.Context, id string, at time.Time) bool {
+	for {
+		if !e.stillRunning(ctx, id) {
+			return false
+		}
+		d := time.Until(at)
+		if d <= time.Millisecond {
+			return true
+		}
+		time.Sleep(min(d, 100*time.Millisecond))
 	}
 }
 
