@@ -50,6 +50,9 @@ const (
 	SkipInvalidNumber     SkipReason = "invalid_number"
 	SkipDuplicate         SkipReason = "duplicate"
 	SkipCampaignCancelled SkipReason = "cancelled"
+	// SkipCampaignEnded: the campaign's end_by came before the message
+	// could go out.
+	SkipCampaignEnded SkipReason = "campaign_ended"
 )
 
 // Delivery is one message to one recipient on one channel. It is unique per

@@ -1,10 +1,15 @@
 package worker_test
 
 import (
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"outreach/campaign"
+	"outreach/internal/queue"
 	"outreach/worker"
 )
 
@@ -146,5 +151,124 @@ func TestAPausedCampaignSendsNothingUntilResumed(t *testing.T) {
 			}
 		}
 		t.Logf("%d sent before the pause, %d in all", paused, h.twilio.Count())
+	})
+}
+
+func TestMarketingStopsWhenTheSendWindowClosesAndGoesOnWhenItOpens(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(400) // 360 eligible at 60/s: six seconds
+		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
+		h.clock.Set(time.Date(2026, 11, 24, 21, 59, 0, 0, h.policy.Zone))
+		h.startWorker(worker.Settings{HoldRecheck: 500 * time.Millisecond})
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 60)
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 60 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.clock.Set(time.Date(2026, 11, 24, 22, 0, 1, 0, h.policy.Zone))
+		time.Sleep(time.Second) // the close takes effect within a second
+		closed := h.twilio.Count()
+		time.Sleep(1500 * time.Millisecond)
+		if n := h.twilio.Count(); n != closed {
+			t.Fatalf("%d marketing messages went out after the window closed at 22:00", n-closed)
+		}
+		if closed >= 360 {
+			t.Fatalf("the campaign finished (%d) before the window closed", closed)
+		}
+		if s := h.stats(c.ID); s.Deliveries[campaign.StatusSending] != 0 {
+			t.Errorf("deliveries left claimed over the night: %v", s.Deliveries)
+		}
+		h.clock.Set(time.Date(2026, 11, 25, 7, 0, 5, 0, h.policy.Zone))
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		for i, m := range msisdns {
+			want := 1
+			if i%10 == 0 {
+				want = 0
+			}
+			if got := h.twilio.CountTo(m); got != want {
+				t.Fatalf("subscriber %d got %d messages, want %d", i, got, want)
+			}
+		}
+		t.Logf("%d sent before 22:00, the rest after 07:00", closed)
+	})
+}
+
+func TestHeldMarketingKeepsRedisBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(3000)
+		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
+		h.clock.Set(time.Date(2026, 11, 24, 23, 30, 0, 0, h.policy.Zone))
+		// StaleAfter 1 s: the monitor would take the held deliveries for lost
+		// several times over during the wait.
+		h.startWorker(worker.Settings{HoldRecheck: 200 * time.Millisecond, BacklogSeconds: 1,
+			StaleAfter: time.Second})
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 10) // backlog bound 200
+		h.act(c.ID, campaign.ActionStart)
+		insp := asynq.NewInspectorFromRedisClient(h.conns[0].Redis)
+		worst := 0
+		for range 20 {
+			time.Sleep(200 * time.Millisecond)
+			queued := 0
+			for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+				insp.ListPendingTasks, insp.ListScheduledTasks, insp.ListRetryTasks} {
+				tasks, err := list(queue.QueueMarketing, asynq.PageSize(1000))
+				if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+					t.Fatal(err)
+				}
+				for _, ti := range tasks {
+					var p struct {
+						S []int64 `json:"s"`
+					}
+					json.Unmarshal(ti.Payload, &p)
+					queued += len(p.S)
+				}
+			}
+			worst = max(worst, queued)
+		}
+		if n := h.twilio.Count(); n != 0 {
+			t.Fatalf("%d messages went out at 23:30", n)
+		}
+		t.Logf("at most %d deliveries queued in Redis for an audience of 2,700 held through the night", worst)
+		if worst > 300 {
+			t.Fatalf("%d deliveries queued in Redis while held, want at most the backlog bound (200) and a task", worst)
+		}
+	})
+}
+
+func TestNothingGoesOutAfterTheCampaignsEndAndTheRestIsSkipped(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(400) // 360 eligible at 60/s: six seconds
+		now := time.Now().Truncate(time.Second)
+		h.clock.Set(now)
+		h.startWorker(worker.Settings{})
+		end := now.Add(time.Hour)
+		sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cai Bluezone: {{.InstallLink}}"})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "ends at noon",
+			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelSMS},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms}, RatePerSecond: 60, EndBy: &end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 60 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.clock.Set(end.Add(time.Second))
+		time.Sleep(time.Second)
+		ended := h.twilio.Count()
+		h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		if n := h.twilio.Count(); n != ended {
+			t.Fatalf("%d messages went out after the campaign's end_by", n-ended)
+		}
+		s := h.stats(c.ID)
+		// Every delivery is settled: sent before the end, or skipped (the
+		// opted-out ones reached before it as opted_out, the rest as
+		// campaign_ended).
+		if s.Deliveries[campaign.StatusSent] != int64(ended) || s.Skipped[campaign.SkipCampaignEnded] < int64(360-ended) ||
+			int64(ended)+s.Skipped[campaign.SkipCampaignEnded]+s.Skipped[campaign.SkipOptedOut] != 400 {
+			t.Fatalf("%d sent before the end, stats %+v: want the rest skipped as campaign_ended", ended, s)
+		}
+		t.Logf("%d sent before end_by, %d skipped as campaign_ended", ended, s.Skipped[campaign.SkipCampaignEnded])
 	})
 }

@@ -101,13 +101,26 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			}
 			continue
 		}
-		if redrive {
+		if redrive && !e.holding(c, now) {
 			if err := e.redriveStale(ctx, c); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// holding reports whether c's deliveries may be waiting in held tasks for
+// the send window: it is closed, or opened less than StaleAfter ago. Their
+// pending deliveries make no progress meanwhile, and re-driving them as
+// lost would add a copy of them to Redis on every pass through the night.
+// Past the campaign's end_by nothing is held (a task skips them at once).
+func (e *Engine) holding(c campaign.Campaign, now time.Time) bool {
+	if c.EndBy != nil && !now.Before(*c.EndBy) {
+		return false
+	}
+	return !e.Policy.HoldUntil(c.Kind, now).IsZero() ||
+		!e.Policy.HoldUntil(c.Kind, now.Add(-e.set.StaleAfter)).IsZero()
 }
 
 // redriveStale re-enqueues deliveries that have made no progress for

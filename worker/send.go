@@ -58,24 +58,8 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		// re-drives them. Cancelled or completed: nothing more goes out.
 		return nil
 	}
-	now := e.Now()
-	if hold := e.Policy.HoldUntil(c.Kind, now); !hold.IsZero() {
-		if c.EndBy != nil && hold.After(*c.EndBy) {
-			return e.expire(ctx, c, p)
-		}
-		// Outside the send window: the whole batch waits for it to open,
-		// unclaimed, without counting as a failure.
-		task, err := newSendTask(sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs}, false)
-		if err != nil {
-			return err
-		}
-		// Re-check at least every HoldRecheck rather than sleeping until the
-		// computed opening: the policy (or the clock) may change meanwhile.
-		wait := min(hold.Sub(now), e.set.HoldRecheck)
-		if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessIn(wait)); err != nil {
-			return fmt.Errorf("hold for send window: %w", err)
-		}
-		return nil
+	if done, err := e.holdOrExpire(ctx, c, p); done || err != nil {
+		return err
 	}
 	// At provider rates claim one delivery at a time, just before its slot:
 	// a delivery is "sending" only while it is about to go out, so a killed
@@ -102,6 +86,11 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 			if c.State != campaign.StateRunning {
 				return nil
+			}
+			// The window closed or the campaign's end came meanwhile: the
+			// rest (and what was put back) waits for the window or ends.
+			if done, err := e.holdOrExpire(ctx, c, p); done || err != nil {
+				return err
 			}
 		}
 		ids := p.SubscriberIDs[start:min(start+step, len(p.SubscriberIDs))]
@@ -148,7 +137,70 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
+	// Sending stopped at the window's close or the campaign's end: what was
+	// put back waits for the window or ends with the campaign.
+	if _, err := e.holdOrExpire(ctx, c, p); err != nil {
+		return err
+	}
 	return nil
+}
+
+// holdOrExpire handles a marketing batch that may not go out now. Past the
+// campaign's end_by, or outside the send window when the campaign ends
+// before it reopens, its pending deliveries are skipped. Outside the window
+// the batch waits for it to open, unclaimed, without counting as a failure,
+// and still counted in the campaign's backlog, so that fan-out does not fill
+// Redis with the audience through a night. done reports that the batch was
+// dealt with (nothing may be sent now).
+func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPayload) (done bool, err error) {
+	if !c.Kind.Marketing() && !e.Policy.AlertsRespectWindow {
+		return false, nil
+	}
+	now := e.Now()
+	if c.EndBy != nil && !now.Before(*c.EndBy) {
+		return true, e.expire(ctx, c, p, campaign.SkipCampaignEnded)
+	}
+	hold := e.Policy.HoldUntil(c.Kind, now)
+	if hold.IsZero() {
+		return false, nil
+	}
+	if c.EndBy != nil && hold.After(*c.EndBy) {
+		return true, e.expire(ctx, c, p, campaign.SkipQuietHoursExpired)
+	}
+	held := sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs, Counted: p.Counted}
+	task, err := newSendTask(held, false)
+	if err != nil {
+		return true, err
+	}
+	if held.Counted {
+		// The held task leaves the backlog again when it starts.
+		if err := e.Queue.Redis.IncrBy(ctx, backlogKey(c.ID), int64(len(held.SubscriberIDs))).Err(); err != nil {
+			return true, fmt.Errorf("backlog: %w", err)
+		}
+	}
+	// Re-check at least every HoldRecheck rather than sleeping until the
+	// computed opening: the policy (or the clock) may change meanwhile.
+	wait := min(hold.Sub(now), e.set.HoldRecheck)
+	if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessIn(wait)); err != nil {
+		if held.Counted {
+			e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(c.ID), int64(len(held.SubscriberIDs)))
+		}
+		return true, fmt.Errorf("hold for send window: %w", err)
+	}
+	return true, nil
+}
+
+// sendable reports whether a marketing message of c may go out now: inside
+// the send window and before the campaign's end.
+func (e *Engine) sendable(c campaign.Campaign) bool {
+	if !c.Kind.Marketing() && !e.Policy.AlertsRespectWindow {
+		return true
+	}
+	now := e.Now()
+	if c.EndBy != nil && !now.Before(*c.EndBy) {
+		return false
+	}
+	return e.Policy.HoldUntil(c.Kind, now).IsZero()
 }
 
 // claimDeadline is how long after its claim a delivery may still be sent.
@@ -159,15 +211,16 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 // send already on its way (a provider call is bounded well below that).
 func (e *Engine) claimDeadline() time.Duration { return e.set.SendingStaleAfter / 2 }
 
-// expire skips deliveries whose campaign ends before the window reopens.
-func (e *Engine) expire(ctx context.Context, c campaign.Campaign, p sendPayload) error {
+// expire skips the batch's pending deliveries: their campaign has ended, or
+// ends before the window reopens.
+func (e *Engine) expire(ctx context.Context, c campaign.Campaign, p sendPayload, why campaign.SkipReason) error {
 	recips, err := e.Store.ClaimDeliveries(ctx, c.ID, p.Channel, p.SubscriberIDs)
 	if err != nil {
 		return err
 	}
 	outs := make([]campaign.Outcome, len(recips))
 	for i, r := range recips {
-		outs[i] = e.skip(r, p.Channel, campaign.SkipQuietHoursExpired)
+		outs[i] = e.skip(r, p.Channel, why)
 	}
 	return e.Store.RecordOutcomes(ctx, outs)
 }
@@ -513,15 +566,18 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 	}
 }
 
-// stillRunning reports whether the campaign is running and the engine is
-// not stopping; the campaign is read through the cache, so a pause or a
+// stillRunning reports whether the campaign is running, may send now (see
+// sendable) and the engine is not stopping; the campaign is read through the cache, so a pause or a
 // cancel is seen within its 250 ms.
 func (e *Engine) stillRunning(ctx context.Context, id string) bool {
 	if ctx.Err() != nil || e.stopped() {
 		return false
 	}
 	cur, err := e.campaign(ctx, id)
-	return err != nil || cur.State == campaign.StateRunning
+	if err != nil {
+		return true
+	}
+	return cur.State == campaign.StateRunning && e.sendable(cur)
 }
 
 // sleepWhileRunning waits until at, a message's reserved slot, and answers
