@@ -3,6 +3,8 @@ package campaign
 import (
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"outreach/config"
 	"outreach/templates"
@@ -46,19 +48,97 @@ func (p Policy) Capped(k Kind) bool {
 
 // DecorateSMS adds the marketing label and the opt-out instructions to a
 // marketing SMS body, transliterating the additions with the body when the
-// template asks for it.
+// template asks for it. The result is what the provider must be handed: it
+// is NFC normalised (templates.SMSText), the form templates.CountSMS
+// measures, so the segments counted for the rate limit are the segments
+// sent.
 func (p Policy) DecorateSMS(k Kind, body string, transliterate bool) string {
-	text := strings.TrimSpace(body)
+	// Compose first, so that a decomposed body still finds a label or an
+	// opt-out text that is already there.
+	text := templates.SMSText(strings.TrimSpace(body), false)
 	if k.Marketing() {
-		if p.Label != "" && !strings.HasPrefix(text, p.Label) {
-			text = p.Label + ": " + text
+		if label := templates.SMSText(strings.TrimSpace(p.Label), false); label != "" && !hasLabel(text, label) {
+			text = joinLabel(label, text)
 		}
-		if p.OptOutText != "" && !strings.Contains(text, p.OptOutText) {
-			text += ". " + p.OptOutText
+		if opt := templates.SMSText(strings.TrimSpace(p.OptOutText), false); opt != "" && !strings.Contains(text, opt) {
+			text = joinOptOut(text, opt)
 		}
 	}
-	if transliterate {
-		text = templates.Transliterate(text)
+	return templates.SMSText(text, transliterate)
+}
+
+// hasLabel reports whether text already starts with label used as a label:
+// "QC: …", "QC …", "QC - …", "[QC] …" or "(QC) …", the forms carriers use.
+// A body that merely starts with the label's letters is not labelled: "QCVN
+// 01:2020 …" (a national technical standard), "QC2 …" or "QC.vn" still get
+// "QC: ". So a label ending in a letter or digit must be followed by a
+// colon, a dash, white space or nothing; one ending in punctuation ("[QC]",
+// "QC:") already separates itself. Case counts: the rules ask for "QC", and
+// adding it to a body starting "qc " costs four characters, not compliance.
+func hasLabel(text, label string) bool {
+	for _, form := range [...]string{label, "[" + label + "]", "(" + label + ")"} {
+		rest, ok := strings.CutPrefix(text, form)
+		if !ok {
+			continue
+		}
+		if last, _ := utf8.DecodeLastRuneInString(form); !isWordRune(last) {
+			return true
+		}
+		next, _ := utf8.DecodeRuneInString(rest)
+		if rest == "" || unicode.IsSpace(next) || strings.ContainsRune(":-–—|", next) {
+			return true
+		}
 	}
-	return text
+	return false
+}
+
+func isWordRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+}
+
+// joinLabel puts label in front of text as "QC: text". A label configured
+// with its own punctuation ("QC:", "[QC]") is followed by a space only.
+func joinLabel(label, text string) string {
+	sep := ": "
+	if r, _ := utf8.DecodeLastRuneInString(label); !isWordRune(r) {
+		sep = " "
+	}
+	if text == "" {
+		return label
+	}
+	return label + sep + text
+}
+
+// joinOptOut appends the opt-out instructions to text. After a sentence's
+// end (". ! ? …", possibly inside a closing quote or bracket) a space is
+// enough: "Cai ngay! Tu choi: soan TC gui 9241". Anything else, and above
+// all a link ({{.InstallLink}} usually ends the body), gets " - ": a "."
+// glued to a URL ("https://bz.vn/i/AbCd1234.") is taken into the link by
+// many SMS apps and breaks it, while a space ends the link everywhere and
+// the dash still shows, as the full stop did, where the offer ends and the
+// instructions begin ("… https://bz.vn/i/AbCd1234 - Tu choi: soan TC gui
+// 9241"). A newline would work too, one septet cheaper, but " - " keeps
+// the message one running line like the rest of the body. " - " is
+// plain GSM-7 (three septets, one more than the ". " it replaces), so it
+// never switches a message to UCS-2.
+func joinOptOut(text, opt string) string {
+	switch {
+	case text == "":
+		return opt
+	case endsSentence(text):
+		return text + " " + opt
+	default:
+		return text + " - " + opt
+	}
+}
+
+// endsSentence reports whether text ends in sentence punctuation, looking
+// through closing quotes and brackets: `Cai ngay!"` ends a sentence,
+// "(https://bz.vn)" does not.
+func endsSentence(text string) bool {
+	s := strings.TrimRightFunc(text, func(r rune) bool {
+		return strings.ContainsRune(`"')]}»”’›`, r)
+	})
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return strings.ContainsRune(".!?…‼⁇⁈⁉。！？", r)
 }

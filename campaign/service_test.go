@@ -179,7 +179,7 @@ func TestPreviewWithPolicyAndSampleVars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "QC: Cai Bluezone nhan 5120MB: https://bz.vn/i/AbCd1234. Tu choi soan TC gui 789"
+	want := "QC: Cai Bluezone nhan 5120MB: https://bz.vn/i/AbCd1234 - Tu choi soan TC gui 789"
 	if pv.Text != want || pv.Encoding != templates.GSM7 || pv.Segments != 1 || pv.Characters != len(want) {
 		t.Errorf("marketing preview %+v, want %q", pv, want)
 	}

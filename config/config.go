@@ -181,12 +181,26 @@ func ParseCap(s string) (Cap, error) {
 	return Cap{Count: count, Period: period}, nil
 }
 
-// Load reads the environment through getenv (os.Getenv in production).
+// Load reads the environment through getenv (a test's map, say), which
+// cannot tell a variable set to "" from an unset one: "" means unset. The
+// process reads its environment through LoadLookup(os.LookupEnv).
 func Load(getenv func(string) string) (*Config, error) {
 	if getenv == nil {
-		getenv = os.Getenv
+		return LoadLookup(nil)
 	}
-	l := loader{getenv: getenv}
+	return LoadLookup(func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	})
+}
+
+// LoadLookup is Load through lookup, which answers like os.LookupEnv:
+// whether the variable is set, and its value. nil means os.LookupEnv.
+func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	l := loader{lookup: lookup}
 	c := &Config{
 		HTTPAddr:                  l.str("OUTREACH_HTTP_ADDR", ":8080"),
 		DatabaseURL:               l.str("OUTREACH_DATABASE_URL", "sqlite://./outreach.db"),
@@ -209,7 +223,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		SMSRate:                   l.positive("OUTREACH_SMS_RATE", 100),
 		PushRate:                  l.positive("OUTREACH_PUSH_RATE", 1000),
 		TimezoneName:              l.str("OUTREACH_TIMEZONE", "Asia/Ho_Chi_Minh"),
-		MarketingLabel:            l.str("OUTREACH_MARKETING_LABEL", "QC"),
+		MarketingLabel:            l.strOrNone("OUTREACH_MARKETING_LABEL", "QC"),
 		OptOutText:                l.str("OUTREACH_OPT_OUT_TEXT", "Tu choi: soan TC gui 9241"),
 		InstallStoreURL:           l.str("OUTREACH_INSTALL_STORE_URL", "https://bluezone.gov.vn/"),
 		InstallSecret:             l.str("OUTREACH_INSTALL_SECRET", ""),
@@ -391,8 +405,13 @@ func redactURL(s string) string {
 }
 
 type loader struct {
-	getenv func(string) string
+	lookup func(string) (string, bool)
 	err    error
+}
+
+func (l *loader) getenv(name string) string {
+	v, _ := l.lookup(name)
+	return v
 }
 
 func (l *loader) fail(name, format string, args ...any) {
@@ -404,6 +423,18 @@ func (l *loader) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// strOrNone is str for a variable whose empty value means none: unset is
+// def, set to "" (or to blanks) is "". OUTREACH_MARKETING_LABEL is one;
+// OUTREACH_OPT_OUT_TEXT is not: Vietnam's rules want opt-out instructions on
+// every marketing SMS, so an empty one means the default.
+func (l *loader) strOrNone(name, def string) string {
+	v, ok := l.lookup(name)
+	if !ok {
+		return def
+	}
+	return strings.TrimSpace(v)
 }
 
 func (l *loader) positive(name string, def int) int {

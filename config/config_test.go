@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,76 @@ func TestWindowsAcrossMidnightAndNextOpen(t *testing.T) {
 	always, _ := ParseWindow("00:00-24:00")
 	if !always.Always() || !always.Contains(late) {
 		t.Error("00:00-24:00 is not always open")
+	}
+}
+
+func lookupOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// TestEmptyMarketingLabelMeansNone: the README says an empty
+// OUTREACH_MARKETING_LABEL means no label, so set-to-empty must differ from
+// unset (the default QC). OUTREACH_OPT_OUT_TEXT is required by the rules on
+// every marketing SMS: empty there still means the default.
+func TestEmptyMarketingLabelMeansNone(t *testing.T) {
+	const defOptOut = "Tu choi: soan TC gui 9241"
+	cases := []struct {
+		name          string
+		env           map[string]string
+		label, optOut string
+	}{
+		{"unset means the defaults", nil, "QC", defOptOut},
+		{"an empty label means none", map[string]string{"OUTREACH_MARKETING_LABEL": ""}, "", defOptOut},
+		{"a blank label means none", map[string]string{"OUTREACH_MARKETING_LABEL": "  "}, "", defOptOut},
+		{"a label is trimmed", map[string]string{"OUTREACH_MARKETING_LABEL": " [QC] "}, "[QC]", defOptOut},
+		{"an empty opt-out text means the default", map[string]string{"OUTREACH_OPT_OUT_TEXT": ""}, "QC", defOptOut},
+		{"an opt-out text is taken", map[string]string{"OUTREACH_OPT_OUT_TEXT": "Tu choi QC soan TC gui 199"},
+			"QC", "Tu choi QC soan TC gui 199"},
+	}
+	for _, tc := range cases {
+		c, err := LoadLookup(lookupOf(tc.env))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.MarketingLabel != tc.label || c.OptOutText != tc.optOut {
+			t.Errorf("%s: label %q, opt-out %q; want %q, %q", tc.name, c.MarketingLabel, c.OptOutText, tc.label, tc.optOut)
+		}
+	}
+
+	// A plain getenv cannot say a variable is set to "": it reads as unset,
+	// as it always did.
+	c, err := Load(envOf(map[string]string{"OUTREACH_MARKETING_LABEL": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MarketingLabel != "QC" {
+		t.Errorf("Load(envOf) with an empty label: %q, want the default QC", c.MarketingLabel)
+	}
+}
+
+// TestEmptyMarketingLabelFromTheProcessEnvironment: the process reads its
+// environment through os.LookupEnv (cmd/outreach passes it), so a
+// deployment's OUTREACH_MARKETING_LABEL= means no label.
+func TestEmptyMarketingLabelFromTheProcessEnvironment(t *testing.T) {
+	t.Setenv("OUTREACH_MARKETING_LABEL", "")
+	for name, load := range map[string]func() (*Config, error){
+		"LoadLookup(nil)":          func() (*Config, error) { return LoadLookup(nil) },
+		"LoadLookup(os.LookupEnv)": func() (*Config, error) { return LoadLookup(os.LookupEnv) },
+	} {
+		c, err := load()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.MarketingLabel != "" {
+			t.Errorf("%s with OUTREACH_MARKETING_LABEL set empty: label %q, want none", name, c.MarketingLabel)
+		}
+	}
+	os.Unsetenv("OUTREACH_MARKETING_LABEL") // t.Setenv restores it after the test
+	c, err := LoadLookup(os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MarketingLabel != "QC" {
+		t.Errorf("OUTREACH_MARKETING_LABEL unset: label %q, want QC", c.MarketingLabel)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func FuzzCountSMS(f *testing.F) {
@@ -32,6 +34,9 @@ func FuzzTransliterate(f *testing.F) {
 			if unicode.Is(unicode.Mn, r) || r == 'đ' || r == 'Đ' {
 				t.Fatalf("Transliterate(%q) = %q keeps %q", text, once, r)
 			}
+		}
+		if !norm.NFC.IsNormalString(once) {
+			t.Fatalf("Transliterate(%q) = %+q is not NFC", text, once)
 		}
 		if twice := Transliterate(once); twice != once {
 			t.Fatalf("Transliterate(%q) = %q, then %q", text, once, twice)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/template"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on what a template may be and produce. They are in bytes, not
@@ -109,13 +111,20 @@ func Parse(name, body string) (*Template, error) {
 // Render fills the template in. It fails only when the text would exceed
 // MaxOutputBytes or a builtin fails on these values (say, slice out of
 // range); the error is an *Error.
+//
+// The text is NFC normalised, whatever form the body or the values were
+// typed in (a name imported from a macOS file is often decomposed): that is
+// the form CountSMS measures, so a caller that sends what Render returns
+// sends what it counted. NFC is canonically equivalent, so push text reads
+// the same. It may be a few bytes longer than the execution's output in rare
+// scripts (composition exclusions); MaxOutputBytes bounds the execution.
 func (t *Template) Render(v Vars) (string, error) {
 	out, err := t.execute(view{Name: v.Name, InstallLink: v.InstallLink,
 		RewardMB: v.RewardMB, Region: v.Region, attrs: v.Attributes})
 	if err != nil {
 		return "", &Error{Template: t.name, Reason: tidy(t.name, err), Err: err}
 	}
-	return out, nil
+	return norm.NFC.String(out), nil
 }
 
 func (t *Template) execute(v view) (string, error) {

@@ -42,6 +42,9 @@ func TestRender(t *testing.T) {
 			"https://bluezone.gov.vn/i/abc?n=Nguy%E1%BB%85n+V%C4%83n+An"},
 		{"a template's own text is kept as written", "Cài Bluezone ngay.", an, "Cài Bluezone ngay."},
 		{"an empty body renders nothing", "", an, ""},
+		{"a decomposed name is rendered composed, as it is counted", "Chào {{.Name}}!",
+			Vars{Name: "Nguye\u0302\u0303n Va\u0306n An"}, "Chào Nguyễn Văn An!"},
+		{"a decomposed body is rendered composed", "Xin cha\u0300o {{.Region}}", an, "Xin chào Đà Nẵng"},
 		{"the spec's example renders", "Cai Bluezone de nhan {{.RewardMB}}MB: {{.InstallLink}}", an,
 			"Cai Bluezone de nhan 5120MB: https://bluezone.gov.vn/i/abc"},
 	}

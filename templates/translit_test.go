@@ -120,3 +120,42 @@ func TestPreview(t *testing.T) {
 		})
 	}
 }
+
+// TestSMSText: the text to send is NFC whatever the input's form, so that
+// CountSMS (which measures the NFC form) counts what is sent.
+func TestSMSText(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		in            string
+		transliterate bool
+		want          string
+		count         Count
+	}{
+		{"decomposed GSM-7 Vietnamese is composed", "Xin cha\u0300o", false, "Xin chào", Count{GSM7, 8, 8, 1}},
+		{"decomposed UCS-2 Vietnamese is composed", "Vie\u0323\u0302t Nam", false, "Việt Nam", Count{UCS2, 8, 8, 1}},
+		{"decomposed Vietnamese transliterated is plain ASCII", "Vie\u0323\u0302t Nam", true, "Viet Nam", Count{GSM7, 8, 8, 1}},
+		{"marks in a non-canonical order are composed", "e\u0301\u0323", false, "\u1EB9\u0301", Count{UCS2, 2, 2, 1}},
+		{"composed text is returned as it is", promo, false, promo, Count{UCS2, 123, 123, 2}},
+		{"seventy decomposed ư are one UCS-2 segment, not three", strings.Repeat("u\u031b", 70), false,
+			strings.Repeat("ư", 70), Count{UCS2, 70, 70, 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := SMSText(tc.in, tc.transliterate)
+			if got != tc.want || !norm.NFC.IsNormalString(got) {
+				t.Errorf("SMSText(%+q) = %+q, want %+q", tc.in, got, tc.want)
+			}
+			if c := CountSMS(got); c != tc.count {
+				t.Errorf("CountSMS(%q) = %+v, want %+v", got, c, tc.count)
+			}
+			if parts := SplitSMS(got); strings.Join(parts, "") != got {
+				t.Errorf("SplitSMS(%q) = %q: the parts are not the text", got, parts)
+			}
+			if text, c := Preview(tc.in, tc.transliterate); text != got || c != CountSMS(got) {
+				t.Errorf("Preview(%+q) = %+q, %+v; SMSText gives %+q", tc.in, text, c, got)
+			}
+		})
+	}
+}

@@ -781,7 +781,7 @@ func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outs
 	switch *f.store {
 	case "postgres":
 		if dbURL == "" {
-			dbURL = getenv("OUTREACH_DATABASE_URL")
+			dbURL, _ = getenv("OUTREACH_DATABASE_URL")
 		}
 		if !strings.HasPrefix(dbURL, "postgres://") && !strings.HasPrefix(dbURL, "postgresql://") {
 			return nil, errors.New("bench: --store postgres needs --database-url postgres://… (or OUTREACH_DATABASE_URL)")
@@ -813,7 +813,7 @@ func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outs
 
 	redisURL := *f.redisURL
 	if redisURL == "" {
-		redisURL = getenv("OUTREACH_REDIS_URL")
+		redisURL, _ = getenv("OUTREACH_REDIS_URL")
 	}
 	if e.queue, err = queue.Connect(redisURL); err != nil {
 		return nil, err

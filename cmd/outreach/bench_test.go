@@ -19,7 +19,7 @@ func runBenchCmd(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	noEnv := func(string) string { return "" }
+	noEnv := func(string) (string, bool) { return "", false }
 	if err := realMain(ctx, append([]string{"bench"}, args...), &out, &errb, noEnv); err != nil {
 		t.Fatalf("outreach bench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
@@ -76,7 +76,7 @@ func TestBenchAlertReachesEveryContactOnceWhileMarketingRuns(t *testing.T) {
 func TestBenchCommandsExplainThemselves(t *testing.T) {
 	for _, cmd := range []string{"ceiling", "campaign", "alert"} {
 		var errb bytes.Buffer
-		err := realMain(context.Background(), []string{"bench", cmd, "--help"}, io.Discard, &errb, func(string) string { return "" })
+		err := realMain(context.Background(), []string{"bench", cmd, "--help"}, io.Discard, &errb, func(string) (string, bool) { return "", false })
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("bench %s --help: %v, want flag.ErrHelp", cmd, err)
 		}
@@ -84,7 +84,7 @@ func TestBenchCommandsExplainThemselves(t *testing.T) {
 			t.Errorf("bench %s --help printed:\n%s", cmd, errb.String())
 		}
 	}
-	if err := realMain(context.Background(), []string{"bench", "nonsense"}, io.Discard, io.Discard, func(string) string { return "" }); err == nil {
+	if err := realMain(context.Background(), []string{"bench", "nonsense"}, io.Discard, io.Discard, func(string) (string, bool) { return "", false }); err == nil {
 		t.Error("bench nonsense: no error")
 	}
 }

@@ -12,7 +12,7 @@ import (
 func TestTheDemoRunsTheWholeTourAndPrintsTheAdoptionReport(t *testing.T) {
 	var out bytes.Buffer
 	err := realMain(context.Background(), []string{"demo", "--subscribers", "400", "--dir", t.TempDir()}, &out, io.Discard,
-		func(string) string { return "" })
+		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}

@@ -18,7 +18,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := config.LoadLookup(getenv)
 	if err != nil {
 		return err
 	}

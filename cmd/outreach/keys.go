@@ -18,7 +18,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := config.LoadLookup(getenv)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			return fmt.Errorf("keys: --role: %w", err)
 		}
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := config.LoadLookup(getenv)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	err := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "outreach:", err)
@@ -42,8 +42,9 @@ Configuration comes from OUTREACH_* environment variables (see README.md).
 Run "outreach COMMAND --help" for a command's flags.
 `
 
-// env reads one environment variable.
-type env func(string) string
+// env looks up one environment variable, as os.LookupEnv does: a variable
+// set to "" is not an unset one (OUTREACH_MARKETING_LABEL= means no label).
+type env func(string) (string, bool)
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	if len(args) == 0 {

@@ -203,7 +203,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(getenv)
+	cfg, err := config.LoadLookup(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
