@@ -11,6 +11,7 @@ import (
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
+	"outreach/internal/csvcell"
 )
 
 func (s *server) createCampaign(c *gin.Context) {
@@ -134,10 +135,12 @@ func statsRows(st campaign.Stats) [][]string {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	rows := [][]string{
 		{"metric", "value"},
-		{"id", st.ID},
-		{"name", st.Name},
-		{"kind", string(st.Kind)},
-		{"state", string(st.State)},
+		// Text cells go through csvcell.Text (a name is the user's choice); the
+		// numbers below are written as they are.
+		{"id", csvcell.Text(st.ID)},
+		{"name", csvcell.Text(st.Name)},
+		{"kind", csvcell.Text(string(st.Kind))},
+		{"state", csvcell.Text(string(st.State))},
 		{"audience", i(st.Audience)},
 	}
 	for _, status := range campaign.AllStatuses {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,7 +59,9 @@ func (w TwilioWebhooks) verified(handle func(c *gin.Context, form url.Values)) g
 	return func(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, w.MaxBodyBytes)
 		if err := c.Request.ParseForm(); err != nil {
-			WriteError(c, fmt.Errorf("%w: callback body: %v", apperr.ErrMalformed, err))
+			// %w twice: a body over MaxBodyBytes keeps its
+			// *http.MaxBytesError, which classify answers 413 too_large.
+			WriteError(c, fmt.Errorf("%w: callback body: %w", apperr.ErrMalformed, err))
 			return
 		}
 		form := c.Request.PostForm
@@ -112,7 +115,12 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 	if kw == subscriber.KeywordOptOut || kw == subscriber.KeywordOptIn {
 		msisdn, err := subscriber.NormalizeMSISDN(in.From)
 		if err != nil {
-			WriteError(c, apperr.FieldErrors{"From": err.Error()})
+			// No subscriber has a number that fails validation, so this
+			// keyword opts nobody out: answer as for any other message
+			// (Twilio would retry an error), never echoing the number.
+			w.Logger.Info("inbound keyword from an invalid number", "from", maskInvalidFrom(in.From),
+				"opt_out", kw == subscriber.KeywordOptOut)
+			emptyTwiML(c)
 			return
 		}
 		n, err := w.OptOuts.OptOutEverywhere(c.Request.Context(), msisdn, kw == subscriber.KeywordOptOut)
@@ -122,6 +130,22 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 		}
 		w.Logger.Info("inbound keyword", "subscriber", subscriber.Mask(msisdn), "opt_out", kw == subscriber.KeywordOptOut, "subscribers", n)
 	}
-	// An empty TwiML answer: Twilio's own keyword handling (or none) replies.
+	emptyTwiML(c)
+}
+
+// emptyTwiML answers an inbound message with an empty TwiML response:
+// Twilio's own keyword handling (or none) replies.
+func emptyTwiML(c *gin.Context) {
 	c.Data(http.StatusOK, "text/xml", []byte(`<?xml version="1.0" encoding="UTF-8"?><Response></Response>`))
+}
+
+// maskInvalidFrom is a From that failed validation, masked for the log as
+// subscriber.Mask does (its last 3 characters kept) but counting characters,
+// not bytes, and with at most 16 stars.
+func maskInvalidFrom(from string) string {
+	r := []rune(from)
+	if len(r) <= 3 {
+		return "***"
+	}
+	return strings.Repeat("*", min(len(r)-3, 16)) + string(r[len(r)-3:])
 }

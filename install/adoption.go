@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 
+	"outreach/internal/csvcell"
 	"outreach/subscriber"
 )
 
@@ -13,7 +14,7 @@ import (
 type Adoption struct {
 	Target   int64 `json:"target"`
 	Installs int64 `json:"installs"`
-	// Progress is Installs / Target, to three decimals.
+	// Progress is Installs / Target, to three decimals (see Ratio).
 	Progress float64 `json:"progress"`
 	// Unassigned counts installs of numbers with no known region; they are
 	// in Installs but in no region.
@@ -27,8 +28,8 @@ type RegionAdoption struct {
 	Name       string `json:"name"`
 	Population int64  `json:"population"`
 	Installs   int64  `json:"installs"`
-	// Rate is Installs / Population, to three decimals (0 when the
-	// population is unknown).
+	// Rate is Installs / Population, to three decimals (see Ratio; 0 when
+	// the population is unknown).
 	Rate float64 `json:"rate"`
 	// Rank is 1 for the highest rate; regions with no population come
 	// last.
@@ -48,7 +49,7 @@ func BuildAdoption(regions []subscriber.Region, counts map[string]int64, target 
 		ra := RegionAdoption{Code: r.Code, Name: r.Name, Population: r.Population, Installs: n}
 		if r.Population > 0 {
 			exact[r.Code] = float64(n) / float64(r.Population)
-			ra.Rate = round3(exact[r.Code])
+			ra.Rate = Ratio(n, r.Population)
 		}
 		a.Regions = append(a.Regions, ra)
 	}
@@ -74,23 +75,50 @@ func BuildAdoption(regions []subscriber.Region, counts map[string]int64, target 
 	for i := range a.Regions {
 		a.Regions[i].Rank = i + 1
 	}
-	if target > 0 {
-		a.Progress = round3(float64(a.Installs) / float64(target))
-	}
+	a.Progress = Ratio(a.Installs, target)
 	return a
 }
 
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+// Ratio is n/d to three decimals, or to three significant digits when three
+// decimals would round a non-zero ratio down to 0 (4 installs among 854,679
+// people are 0.00000468, not 0). It is 0 when n is 0 or d is not positive.
+func Ratio(n, d int64) float64 {
+	if n <= 0 || d <= 0 {
+		return 0
+	}
+	x := float64(n) / float64(d)
+	if r := math.Round(x*1000) / 1000; r != 0 {
+		return r
+	}
+	scale := math.Pow(10, 2-math.Floor(math.Log10(x)))
+	return math.Round(x*scale) / scale
+}
+
+// formatRatio writes a ratio with three decimals, or with all the digits
+// Ratio kept when three decimals would show a non-zero ratio as 0.000.
+func formatRatio(x float64) string {
+	if x != 0 && math.Round(x*1000) == 0 {
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(x, 'f', 3, 64)
+}
 
 // CSV returns the report as rows: a header, one row per region in rank
-// order, then the national row (code "national"), whose population column
-// holds the target and whose rate is the progress.
+// order, then the national row (code "national"). Every column means the
+// same in every row: the national population is the sum of the regions'
+// (installs counts every install, those of no known region too, and rate
+// is installs / population). The target and the progress against it are
+// the last two columns, empty in the regions' rows. Names and codes are
+// made safe for spreadsheets (csvcell.Text).
 func (a Adoption) CSV() [][]string {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
-	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
-	rows := [][]string{{"rank", "code", "name", "population", "installs", "rate"}}
+	rows := [][]string{{"rank", "code", "name", "population", "installs", "rate", "target", "progress"}}
+	var population int64
 	for _, r := range a.Regions {
-		rows = append(rows, []string{strconv.Itoa(r.Rank), r.Code, r.Name, i(r.Population), i(r.Installs), f(r.Rate)})
+		population += r.Population
+		rows = append(rows, []string{strconv.Itoa(r.Rank), csvcell.Text(r.Code), csvcell.Text(r.Name),
+			i(r.Population), i(r.Installs), formatRatio(r.Rate), "", ""})
 	}
-	return append(rows, []string{"", "national", "National (target)", i(a.Target), i(a.Installs), f(a.Progress)})
+	return append(rows, []string{"", "national", "National", i(population), i(a.Installs),
+		formatRatio(Ratio(a.Installs, population)), i(a.Target), formatRatio(a.Progress)})
 }

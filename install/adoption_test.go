@@ -43,3 +43,32 @@ func TestBuildAdoptionWithNothingYet(t *testing.T) {
 		t.Errorf("empty report = %+v", a)
 	}
 }
+
+func TestRatioKeepsSmallRatesNonZero(t *testing.T) {
+	cases := []struct {
+		n, d int64
+		want float64
+		text string
+	}{
+		{456_000, 1_128_713, 0.404, "0.404"},
+		{2_397_000, 8_043_624, 0.298, "0.298"},
+		{371_000, 1_320_285, 0.281, "0.281"},
+		{59_800, 854_679, 0.07, "0.070"},
+		{4, 854_679, 0.00000468, "0.00000468"},
+		{1, 100_000_000, 0.00000001, "0.00000001"},
+		{1, 2000, 0.001, "0.001"}, // 0.0005 rounds up to three decimals
+		{1, 3000, 0.000333, "0.000333"},
+		{0, 854_679, 0, "0.000"},
+		{5, 0, 0, "0.000"},
+		{5, 5, 1, "1.000"},
+	}
+	for _, c := range cases {
+		got := Ratio(c.n, c.d)
+		if got != c.want {
+			t.Errorf("Ratio(%d, %d) = %v, want %v", c.n, c.d, got, c.want)
+		}
+		if s := formatRatio(got); s != c.text {
+			t.Errorf("formatRatio(Ratio(%d, %d)) = %q, want %q", c.n, c.d, s, c.text)
+		}
+	}
+}

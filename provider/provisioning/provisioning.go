@@ -25,9 +25,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"outreach/provider"
 )
@@ -99,7 +102,7 @@ func (c *Client) Grant(ctx context.Context, g provider.Grant) error {
 		return &provider.Error{Provider: Name, Class: provider.Transient, Message: "call failed", Err: err}
 	}
 	defer res.Body.Close()
-	detail, _ := io.ReadAll(io.LimitReader(res.Body, 2048))
+	detail, _ := io.ReadAll(io.LimitReader(res.Body, maxDetail))
 	switch {
 	case res.StatusCode >= 200 && res.StatusCode < 300, res.StatusCode == http.StatusConflict:
 		return nil
@@ -112,15 +115,68 @@ func (c *Client) Grant(ctx context.Context, g provider.Grant) error {
 	}
 }
 
+// maxDetail bounds the part of an error body read.
+const maxDetail = 2048
+
+// maxExcerpt bounds the part of an error body kept in an error's message.
+const maxExcerpt = 160
+
+// message is the error text of a failed call: the status and a short,
+// sanitised excerpt of the body. A carrier API may echo the request, so the
+// body can hold the subscriber's number: every run of 6 or more digits
+// (separators " -.()/" allowed between them) is masked but for its last 3
+// digits, before the excerpt is cut, so that no number reaches the logs
+// or a reward's last_error.
 func message(status int, body []byte) string {
-	msg := strings.TrimSpace(string(body))
-	if len(msg) > 200 {
-		msg = msg[:200]
+	if len(body) >= maxDetail {
+		// The body was cut: drop a digit run it may have cut too short
+		// to be masked.
+		body = bytes.TrimRight(body, "0123456789 ./()-")
+	}
+	msg := excerpt(redactDigits(string(body)), maxExcerpt)
+	text := http.StatusText(status)
+	if text == "" {
+		text = "HTTP " + strconv.Itoa(status)
 	}
 	if msg == "" {
-		return http.StatusText(status)
+		return text
 	}
-	return http.StatusText(status) + ": " + msg
+	return text + ": " + msg
+}
+
+// digitRun is a run of 6 or more digits, single separators allowed
+// between them, as in "+84 912 345 678" or "0912-345-678".
+var digitRun = regexp.MustCompile(`[0-9](?:[ ./()-]?[0-9]){5,}`)
+
+// redactDigits masks each digitRun in s, keeping the run's last 3 digits
+// like mask.
+func redactDigits(s string) string {
+	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
+		return mask(strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, run))
+	})
+}
+
+// excerpt is s on one line (control characters and runs of spaces made
+// single spaces), cut to at most max bytes at a character boundary, with
+// "…" when cut.
+func excerpt(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func retryAfter(h string) time.Duration {

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"outreach/store/sqlite"
+	"outreach/subscriber"
+)
+
+const (
+	hookToken  = "twiliotoken"
+	hookPublic = "http://outreach.test"
+)
+
+// withTwilioWebhooks registers only the Twilio webhooks, logging to logs.
+func withTwilioWebhooks(logs io.Writer) fixtureOption {
+	return func(d *Deps) {
+		st := d.Tenants.(*sqlite.Store)
+		d.Extra = func(r *gin.Engine, _ AuthFunc) {
+			TwilioWebhooks{AuthToken: hookToken, PublicURL: hookPublic, Receipts: st, OptOuts: st,
+				Keywords: subscriber.DefaultKeywords, Logger: slog.New(slog.NewTextHandler(logs, nil))}.Register(r)
+		}
+	}
+}
+
+// twilioSign is Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL and
+// the form's keys and values in key order.
+func twilioSign(fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteString(form.Get(k))
+	}
+	m := hmac.New(sha1.New, []byte(hookToken))
+	m.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func postHook(t *testing.T, f *fixture, path string, form url.Values, body string) response {
+	t.Helper()
+	if body == "" {
+		body = form.Encode()
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", twilioSign(hookPublic+path, form))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func TestATwilioWebhookBodyOverTheLimitIs413(t *testing.T) {
+	f := newFixture(t, withTwilioWebhooks(io.Discard))
+	for _, path := range []string{"/webhooks/twilio/status", "/webhooks/twilio/inbound"} {
+		t.Run(path, func(t *testing.T) {
+			form := url.Values{"MessageSid": {"SM1"}, "Body": {strings.Repeat("a", 65<<10)}}
+			r := must(t, http.StatusRequestEntityTooLarge, postHook(t, f, path, form, ""))
+			if r.errorCode(t) != "too_large" {
+				t.Errorf("got %s", r.body)
+			}
+		})
+	}
+	t.Run("a malformed body is still 400", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/webhooks/twilio/status", strings.NewReader("a=%zz"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("status %d, want 400", res.StatusCode)
+		}
+	})
+}
+
+func TestAnInboundKeywordFromAnInvalidNumberIsAnsweredWithoutEchoingIt(t *testing.T) {
+	logs := &syncBuffer{}
+	f := newFixture(t, withTwilioWebhooks(logs))
+	const path = "/webhooks/twilio/inbound"
+	for _, from := range []string{"+8400123456789", "0912345", "not-a-number-4567"} {
+		t.Run(from, func(t *testing.T) {
+			form := url.Values{"MessageSid": {"SM1"}, "From": {from}, "To": {"+15005550006"}, "Body": {"STOP"}}
+			r := must(t, http.StatusOK, postHook(t, f, path, form, ""))
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/xml") || !strings.Contains(string(r.body), "<Response></Response>") {
+				t.Errorf("answer %q %s, want empty TwiML", r.header.Get("Content-Type"), r.body)
+			}
+			if strings.Contains(string(r.body), from) || strings.Contains(string(r.body), from[:len(from)-3]) {
+				t.Errorf("answer %s echoes the number", r.body)
+			}
+			if strings.Contains(logs.String(), from[:len(from)-3]) {
+				t.Errorf("log holds the number: %s", logs.String())
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "inbound keyword from an invalid number") || !strings.Contains(logs.String(), "789") {
+		t.Errorf("log = %s", logs.String())
+	}
+
+	t.Run("a valid number still opts out", func(t *testing.T) {
+		ctx := context.Background()
+		const msisdn = "+84912345678"
+		if _, err := f.store.UpsertSubscribers(ctx, f.tenants[tenantA].ID, []subscriber.Row{{MSISDN: msisdn, Region: "HN"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		form := url.Values{"MessageSid": {"SM2"}, "From": {msisdn}, "To": {"+15005550006"}, "Body": {"STOP"}}
+		must(t, http.StatusOK, postHook(t, f, path, form, ""))
+		if !strings.Contains(logs.String(), "subscribers=1") {
+			t.Errorf("no subscriber opted out; log = %s", logs.String())
+		}
+	})
+}
