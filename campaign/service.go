@@ -733,6 +733,9 @@ func stateIn(s State, in []State) bool {
 // SendTest renders the campaign's messages for one MSISDN (any accepted
 // form) and sends them at once, outside the campaign's ledger.
 func (s *Service) SendTest(ctx context.Context, p tenant.Principal, id, msisdn string) ([]TestResult, error) {
+	if strings.TrimSpace(msisdn) == "" {
+		return nil, apperr.FieldErrors{"msisdn": "required: the number to send the test to"}
+	}
 	num, err := subscriber.NormalizeMSISDN(msisdn)
 	if err != nil {
 		return nil, apperr.FieldErrors{"msisdn": "not a valid phone number"}

@@ -5,11 +5,18 @@ import (
 	"fmt"
 
 	"outreach/campaign"
+	"outreach/internal/apperr"
 	"outreach/subscriber"
 )
 
+// testSendRate is how many test sends a tenant may make per second.
+const testSendRate = 1
+
 // SendTest renders the campaign's messages for one number and sends them
-// now, outside the ledger and the rate limits: a marketer's proof.
+// now, outside the ledger: a marketer's (or a health official's) proof. It
+// keeps the rules that protect subscribers and the sender: an opted-out
+// subscriber gets no marketing test, each message takes its slots in the
+// sender's rate, and a tenant may make one test send a second.
 func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn string) ([]campaign.TestResult, error) {
 	norm, err := subscriber.NormalizeMSISDN(msisdn)
 	if err != nil {
@@ -18,12 +25,23 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 	r := campaign.Recipient{Delivery: campaign.Delivery{CampaignID: c.ID, TenantID: c.TenantID, MSISDN: norm}}
 	if s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, norm); err == nil {
 		r.Region, r.Locale, r.Attributes, r.Devices = s.Region, s.Locale, s.Attributes, s.Devices
+		r.OptedOut = s.OptedOut
+	}
+	if _, ok, wait, err := e.limiter.Reserve(ctx, "test:"+c.TenantID, testSendRate, 1, 0, false); err != nil {
+		return nil, fmt.Errorf("test send rate: %w", err)
+	} else if !ok {
+		return nil, fmt.Errorf("%w: test sends are limited to %d a second per tenant; retry in %d ms",
+			apperr.ErrLimited, testSendRate, max(wait.Milliseconds(), 1))
 	}
 	if c.Kind == campaign.KindInstallPromotion {
 		r.ReferralCode = "TEST"
 	}
 	var out []campaign.TestResult
 	for _, ch := range c.Channels {
+		if r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) {
+			out = append(out, campaign.TestResult{Channel: ch, Error: string(campaign.SkipOptedOut)})
+			continue
+		}
 		r.Channel = ch
 		j := &job{r: r, channel: ch}
 		if err := e.render(ctx, c, j); err != nil {
@@ -34,6 +52,13 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 			tr.Error = string(j.out.SkipReason)
 			out = append(out, tr)
 			continue
+		}
+		units := j.segments
+		if j.channel == campaign.ChannelPush {
+			units = len(j.pushes)
+		}
+		if err := e.waitForSender(ctx, j.channel, units); err != nil {
+			return nil, err
 		}
 		if j.channel == campaign.ChannelSMS {
 			tr.Text = j.sms.Body

@@ -102,7 +102,7 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 	}
 	vars := templates.Vars{RewardMB: r.DataMB}
 	if s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, r.MSISDN); err == nil {
-		vars.Name, vars.Region, vars.Attributes = s.Attributes["name"], s.Region, s.Attributes
+		vars.Name, vars.Region, vars.Attributes = nameOf(s.Attributes), s.Region, s.Attributes
 	}
 	body, err := ct.body.Render(vars)
 	if err != nil {
@@ -112,18 +112,8 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 	if ct.t.Transliterate {
 		text = templates.Transliterate(text)
 	}
-	key, rate := e.senderKeyFor(campaign.ChannelSMS)
-	segments := templates.CountSMS(text).Segments
-	for {
-		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, segments, confirmAhead, false)
-		if err == nil && ok {
-			sleepCtx(ctx, res.Delay)
-			break
-		}
-		sleepCtx(ctx, clampWait(wait, err))
-		if ctx.Err() != nil {
-			return fmt.Errorf("confirm reward %s: waiting for the sender's rate: %w", r.ID, ctx.Err())
-		}
+	if err := e.waitForSender(ctx, campaign.ChannelSMS, templates.CountSMS(text).Segments); err != nil {
+		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
 	}
 	if _, err := e.SMS.SendSMS(ctx, provider.SMS{To: r.MSISDN, Body: text,
 		StatusCallback: e.set.StatusCallback, ValidityPeriod: time.Hour}); err != nil {
@@ -132,6 +122,38 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 	return nil
 }
 
-// confirmAhead is how far ahead a confirmation may hold the sender's rate,
-// as marketing does.
-const confirmAhead = 25 * time.Millisecond
+// senderAhead is how far ahead a message outside the send tasks (a reward's
+// confirmation, a test send) may hold the sender's rate, as marketing does.
+const senderAhead = 25 * time.Millisecond
+
+// waitForSender takes units in the sender's rate for one message on ch that
+// is not part of a campaign's sending, waiting for them: the provider's
+// limit holds for every message.
+func (e *Engine) waitForSender(ctx context.Context, ch campaign.Channel, units int) error {
+	key, rate := e.senderKeyFor(ch)
+	for {
+		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, max(units, 1), senderAhead, false)
+		if err == nil && ok {
+			sleepCtx(ctx, res.Delay)
+			return ctx.Err()
+		}
+		sleepCtx(ctx, clampWait(wait, err))
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the sender's rate: %w", ctx.Err())
+		}
+	}
+}
+
+// nameOf is a subscriber's {{.Name}}: the "name" attribute, whatever the
+// case of the import's column header.
+func nameOf(attrs map[string]string) string {
+	if n, ok := attrs["name"]; ok {
+		return n
+	}
+	for k, v := range attrs {
+		if strings.EqualFold(k, "name") {
+			return v
+		}
+	}
+	return ""
+}

@@ -281,7 +281,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 // render builds the provider messages of one job, or marks it skipped.
 func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error {
 	r := j.r
-	vars := templates.Vars{Name: r.Attributes["name"], Region: r.Region, Attributes: r.Attributes}
+	vars := templates.Vars{Name: nameOf(r.Attributes), Region: r.Region, Attributes: r.Attributes}
 	if r.ReferralCode != "" {
 		vars.InstallLink = e.set.InstallBaseURL + r.ReferralCode
 	}
