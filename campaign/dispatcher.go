@@ -26,6 +26,13 @@ type AlertStarter interface {
 	QueueContacts(ctx context.Context, c Campaign, subscriberIDs []int64) error
 }
 
+// Settler is what a Dispatcher can do once a campaign is cancelled: skip its
+// deliveries that were never sent (reason cancelled), so that its stats
+// settle instead of showing them pending for good.
+type Settler interface {
+	Settle(ctx context.Context, c Campaign) error
+}
+
 // TestResult is what one channel of a test send did.
 type TestResult struct {
 	Channel   Channel `json:"channel"`

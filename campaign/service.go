@@ -702,8 +702,16 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 	}
 	s.Audit(ctx, p, "campaign."+string(action), "campaign", id, map[string]any{
 		"from": c.State, "to": updated.State})
-	if updated.State == StateRunning {
+	switch updated.State {
+	case StateRunning:
 		s.kick(ctx, updated)
+	case StateCancelled:
+		if st, ok := s.Dispatcher.(Settler); ok {
+			if err := st.Settle(ctx, updated); err != nil {
+				s.logger().ErrorContext(ctx, "settle a cancelled campaign failed; its unsent deliveries stay pending",
+					"campaign_id", updated.ID, "err", err)
+			}
+		}
 	}
 	return updated, nil
 }

@@ -190,6 +190,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	mux.HandleFunc(TypeFanout, e.handleFanout)
 	mux.HandleFunc(TypeSend, e.handleSend)
 	mux.HandleFunc(TypeFulfil, e.handleFulfil)
+	mux.HandleFunc(TypeSettle, e.handleSettle)
 
 	common := asynq.Config{
 		Logger:                   asynqLogger{e.Logger},

@@ -272,3 +272,37 @@ func TestNothingGoesOutAfterTheCampaignsEndAndTheRestIsSkipped(t *testing.T) {
 		t.Logf("%d sent before end_by, %d skipped as campaign_ended", ended, s.Skipped[campaign.SkipCampaignEnded])
 	})
 }
+
+func TestACancelledCampaignsUnsentDeliveriesAreSkippedAsCancelled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(400) // 360 eligible at 60/s: six seconds
+		h.startWorker(worker.Settings{})
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 60)
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 60 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.act(c.ID, campaign.ActionCancel)
+		deadline := time.Now().Add(20 * time.Second)
+		var s campaign.Stats
+		for {
+			s = h.stats(c.ID)
+			if s.Deliveries[campaign.StatusPending]+s.Deliveries[campaign.StatusSending] == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a cancelled campaign's deliveries never settled: %v", s.Deliveries)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		sent := int64(h.twilio.Count())
+		if s.Deliveries[campaign.StatusSent] != sent || s.Skipped[campaign.SkipCampaignCancelled] == 0 ||
+			sent+s.Skipped[campaign.SkipCampaignCancelled]+s.Skipped[campaign.SkipOptedOut] != 400 {
+			t.Fatalf("%d sent; stats %v, skipped %v: want every unsent delivery skipped as cancelled", sent, s.Deliveries, s.Skipped)
+		}
+		if s.State != campaign.StateCancelled {
+			t.Errorf("state %s", s.State)
+		}
+		t.Logf("%d sent before the cancel, %d skipped as cancelled", sent, s.Skipped[campaign.SkipCampaignCancelled])
+	})
+}

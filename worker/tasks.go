@@ -17,6 +17,7 @@ import (
 const (
 	TypeFanout = "campaign:fanout"
 	TypeSend   = "delivery:send"
+	TypeSettle = "campaign:settle"
 )
 
 // fanoutPayload is one step of a campaign's fan-out chain.
