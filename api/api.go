@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,9 @@ type Deps struct {
 	// MaxUploadBytes limits a subscriber import, which is streamed and never
 	// held in memory (default 1 GiB).
 	MaxUploadBytes int64
+	// BodyReadTimeout bounds how long a request's body may take to arrive
+	// (default 30 s; a subscriber import may take an hour).
+	BodyReadTimeout time.Duration
 	// ProbesOnly serves /healthz, /readyz and /metrics and nothing else
 	// (a worker process); Extra is not called.
 	ProbesOnly bool
@@ -94,6 +98,9 @@ func newEngine(d Deps) *gin.Engine {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.BodyReadTimeout <= 0 {
+		d.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

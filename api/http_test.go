@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -181,5 +184,30 @@ func TestStatusTable(t *testing.T) {
 				t.Errorf("classify = %d %s, want %d %s", status, d.Code, tc.status, tc.code)
 			}
 		})
+	}
+}
+
+func TestABodyTricklingInIsCutOff(t *testing.T) {
+	f := newFixture(t, func(d *Deps) { d.BodyReadTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/templates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{", f.key(tenantA, tenant.RoleMarketer))
+	// Cut off: answered (400) or closed, not left waiting for the rest
+	// until the client gives up.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		resp.Body.Close()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a trickling body held the connection until the client gave up: %v", err)
+	}
+	if err == nil && resp.StatusCode < 400 {
+		t.Errorf("a body that never arrived was answered %d", resp.StatusCode)
 	}
 }

@@ -88,8 +88,27 @@ func routeOf(c *gin.Context) string {
 
 type limits struct{ body, upload int64 }
 
+// Read deadlines: a request's body must arrive within BodyReadTimeout (a
+// subscriber import, streamed, within uploadReadTimeout), so that a client
+// trickling a body a byte at a time cannot hold a connection and its
+// goroutine for ever. The server's ReadHeaderTimeout bounds the headers.
+const (
+	DefaultBodyReadTimeout = 30 * time.Second
+	uploadReadTimeout      = time.Hour
+)
+
+// uploads are the routes whose body is a streamed upload.
+var uploads = map[string]bool{"/v1/subscribers/import": true}
+
 func (s *server) limits(c *gin.Context) {
 	c.Set(keyLimits, limits{body: s.d.MaxBodyBytes, upload: s.d.MaxUploadBytes})
+	timeout := s.d.BodyReadTimeout
+	if uploads[c.FullPath()] {
+		timeout = uploadReadTimeout
+	}
+	// Not every ResponseWriter can (httptest's recorder cannot): then the
+	// body is read without a deadline, as before.
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(timeout))
 	c.Next()
 }
 
