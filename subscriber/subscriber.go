@@ -72,9 +72,11 @@ type Store interface {
 	EnsureSubscribers(ctx context.Context, tenantID string, msisdns []string) (map[string]int64, error)
 	// GetSubscriber returns one subscriber with devices and lists.
 	GetSubscriber(ctx context.Context, tenantID, msisdn string) (Subscriber, error)
-	// PutDevice registers a push token (idempotent per platform and token).
+	// PutDevice registers a push token for the subscriber (idempotent). A
+	// token is one app install on one phone: within the tenant it belongs
+	// to this subscriber alone from now on, on this platform alone.
 	PutDevice(ctx context.Context, tenantID, msisdn string, d Device) error
-	// RemoveDevice deletes a dead push token wherever it is registered.
+	// RemoveDevice deletes a dead push token of the tenant.
 	RemoveDevice(ctx context.Context, tenantID string, platform Platform, token string) error
 	// SetOptOut sets or clears the marketing opt-out.
 	SetOptOut(ctx context.Context, tenantID, msisdn string, optedOut bool) error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -290,24 +291,37 @@ func (s *Store) GetSubscriber(ctx context.Context, tenantID, msisdn string) (sub
 }
 
 // PutDevice registers a push token for a known subscriber; idempotent.
+//
+// A token is one app install on one phone, so within the tenant it belongs
+// to this subscriber alone, on this platform: the unique (tenant_id, token)
+// key moves a token registered on another number (the phone changed hands,
+// the app was reinstalled under another number) or on another platform to
+// this registration, in the same statement, so concurrent registrations of
+// one token leave exactly one row. Re-registering the same device changes
+// nothing, its creation time included.
 func (s *Store) PutDevice(ctx context.Context, tenantID, msisdn string, d subscriber.Device) error {
 	if err := subValidateDevice(d); err != nil {
 		return err
 	}
+	var at *time.Time
+	if !d.CreatedAt.IsZero() {
+		at = &d.CreatedAt
+	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `SELECT id FROM subscribers WHERE tenant_id = $1 AND msisdn = $2`, tenantID, msisdn).Scan(&id)
+	err := s.pool.QueryRow(ctx, `WITH sub AS (
+			SELECT id FROM subscribers WHERE tenant_id = $1 AND msisdn = $2
+		), put AS (
+			INSERT INTO devices (tenant_id, subscriber_id, platform, token, created_at)
+			SELECT $1, id, $3, $4, COALESCE($5::timestamptz, now()) FROM sub
+			ON CONFLICT (tenant_id, token) DO UPDATE SET
+				subscriber_id = EXCLUDED.subscriber_id,
+				platform = EXCLUDED.platform,
+				created_at = EXCLUDED.created_at
+			WHERE (devices.subscriber_id, devices.platform) IS DISTINCT FROM (EXCLUDED.subscriber_id, EXCLUDED.platform)
+		)
+		SELECT id FROM sub`, tenantID, msisdn, string(d.Platform), d.Token, at).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return apperr.NotFound("subscriber")
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: put device: %w", err)
-	}
-	if d.CreatedAt.IsZero() {
-		_, err = s.pool.Exec(ctx, `INSERT INTO devices (subscriber_id, platform, token) VALUES ($1, $2, $3)
-			ON CONFLICT (subscriber_id, platform, token) DO NOTHING`, id, string(d.Platform), d.Token)
-	} else {
-		_, err = s.pool.Exec(ctx, `INSERT INTO devices (subscriber_id, platform, token, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (subscriber_id, platform, token) DO NOTHING`, id, string(d.Platform), d.Token, d.CreatedAt)
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: put device: %w", err)
@@ -326,11 +340,11 @@ func subValidateDevice(d subscriber.Device) error {
 	return fe.Err()
 }
 
-// RemoveDevice deletes a push token from every subscriber of the tenant
-// that registered it; removing an unknown token is not an error.
+// RemoveDevice deletes a push token from the tenant, whichever subscriber
+// holds it (the (tenant_id, token) key finds it); removing an unknown token
+// is not an error.
 func (s *Store) RemoveDevice(ctx context.Context, tenantID string, platform subscriber.Platform, token string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM devices d USING subscribers s
-		WHERE d.platform = $2 AND d.token = $3 AND s.id = d.subscriber_id AND s.tenant_id = $1`,
+	if _, err := s.pool.Exec(ctx, `DELETE FROM devices WHERE tenant_id = $1 AND platform = $2 AND token = $3`,
 		tenantID, string(platform), token); err != nil {
 		return fmt.Errorf("postgres: remove device: %w", err)
 	}

@@ -294,24 +294,46 @@ func (s *Store) GetSubscriber(ctx context.Context, tenantID, msisdn string) (sub
 }
 
 // PutDevice registers a push token for a known subscriber; idempotent.
+//
+// A token is one app install on one phone, so within the tenant it belongs
+// to this subscriber alone, on this platform: the unique (tenant_id, token)
+// key moves a token registered on another number (the phone changed hands,
+// the app was reinstalled under another number) or on another platform to
+// this registration, in the same transaction as the look-up of the
+// subscriber. Re-registering the same device changes nothing, its creation
+// time included.
 func (s *Store) PutDevice(ctx context.Context, tenantID, msisdn string, d subscriber.Device) error {
 	if err := subValidateDevice(d); err != nil {
 		return err
 	}
+	at := d.CreatedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: put device: %w", err)
+	}
+	defer tx.Rollback()
 	var id int64
-	err := s.db.QueryRowContext(ctx, subIDSQL, tenantID, msisdn).Scan(&id)
+	err = tx.QueryRowContext(ctx, subIDSQL, tenantID, msisdn).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apperr.NotFound("subscriber")
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: put device: %w", err)
 	}
-	at := d.CreatedAt
-	if at.IsZero() {
-		at = time.Now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (tenant_id, subscriber_id, platform, token, created_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, token) DO UPDATE SET
+			subscriber_id = excluded.subscriber_id,
+			platform = excluded.platform,
+			created_at = excluded.created_at
+		WHERE subscriber_id IS NOT excluded.subscriber_id OR platform IS NOT excluded.platform`,
+		tenantID, id, string(d.Platform), d.Token, coreStamp(at)); err != nil {
+		return fmt.Errorf("sqlite: put device: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO devices (subscriber_id, platform, token, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (subscriber_id, platform, token) DO NOTHING`, id, string(d.Platform), d.Token, coreStamp(at)); err != nil {
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: put device: %w", err)
 	}
 	return nil
@@ -328,14 +350,12 @@ func subValidateDevice(d subscriber.Device) error {
 	return fe.Err()
 }
 
-// RemoveDevice deletes a push token from every subscriber of the tenant
-// that registered it; removing an unknown token is not an error.
+// RemoveDevice deletes a push token from the tenant, whichever subscriber
+// holds it (the (tenant_id, token) key finds it); removing an unknown token
+// is not an error.
 func (s *Store) RemoveDevice(ctx context.Context, tenantID string, platform subscriber.Platform, token string) error {
-	// EXISTS, not IN (SELECT id …): the token index finds the few rows and
-	// each is checked by primary key, never the tenant's whole base.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE platform = ? AND token = ?
-		AND EXISTS (SELECT 1 FROM subscribers s WHERE s.id = devices.subscriber_id AND s.tenant_id = ?)`,
-		string(platform), token, tenantID); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE tenant_id = ? AND platform = ? AND token = ?`,
+		tenantID, string(platform), token); err != nil {
 		return fmt.Errorf("sqlite: remove device: %w", err)
 	}
 	return nil

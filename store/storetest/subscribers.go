@@ -363,13 +363,14 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678"}, {MSISDN: "+84987654321"}}, "")
 		fcm := subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-token"}
 		apns := subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "apns-token"}
+		// Registered on another number first, the token moves to this one.
+		if err := s.PutDevice(ctx, tn.ID, "+84987654321", fcm); err != nil {
+			t.Fatal(err)
+		}
 		for _, d := range []subscriber.Device{fcm, fcm, apns} {
 			if err := s.PutDevice(ctx, tn.ID, "+84912345678", d); err != nil {
 				t.Fatalf("PutDevice: %v", err)
 			}
-		}
-		if err := s.PutDevice(ctx, tn.ID, "+84987654321", fcm); err != nil {
-			t.Fatal(err)
 		}
 		devs := get(t, s, tn.ID, "+84912345678").Devices
 		if len(devs) != 2 {
@@ -388,10 +389,121 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 			t.Fatalf("devices after remove = %+v, want only the apns one", devs)
 		}
 		if devs := get(t, s, tn.ID, "+84987654321").Devices; len(devs) != 0 {
-			t.Fatalf("a dead token stays on another subscriber: %+v", devs)
+			t.Fatalf("a token stays on the number it moved from: %+v", devs)
 		}
 		if err := s.RemoveDevice(ctx, tn.ID, subscriber.PlatformFCM, "fcm-token"); err != nil {
 			t.Fatalf("removing an unknown token: %v", err)
+		}
+	})
+
+	// A push token is one app install on one phone: registered for another
+	// number of the tenant (the phone changed hands, the app was reinstalled
+	// under another number) it leaves the old one, or an exposure alert
+	// would reach someone else's phone.
+	t.Run("a token registered on another subscriber moves to it, within the tenant only", func(t *testing.T) {
+		s, tn := setup(t)
+		other, err := s.EnsureTenant(ctx, t.Name()+"/mobifone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const a, b, tok = "+84912345678", "+84988000002", "tok-fcm-1"
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: a}, {MSISDN: b}}, "")
+		upsert(t, s, other.ID, []subscriber.Row{{MSISDN: a}}, "")
+		put := func(tenantID, msisdn string, p subscriber.Platform, token string) {
+			t.Helper()
+			if err := s.PutDevice(ctx, tenantID, msisdn, subscriber.Device{Platform: p, Token: token}); err != nil {
+				t.Fatalf("PutDevice(%s, %s, %s): %v", msisdn, p, token, err)
+			}
+		}
+		// holding lists the platforms under which msisdn holds token.
+		holding := func(tenantID, msisdn, token string) []subscriber.Platform {
+			t.Helper()
+			var ps []subscriber.Platform
+			for _, d := range get(t, s, tenantID, msisdn).Devices {
+				if d.Token == token {
+					ps = append(ps, d.Platform)
+				}
+			}
+			return ps
+		}
+		fcm, apns := subscriber.PlatformFCM, subscriber.PlatformAPNs
+
+		put(tn.ID, a, fcm, tok)
+		put(tn.ID, a, apns, "tok-a-own") // a's other phone stays with a
+		put(other.ID, a, fcm, tok)       // the same token in another tenant
+		put(tn.ID, b, fcm, tok)
+		if got := holding(tn.ID, a, tok); len(got) != 0 {
+			t.Fatalf("A still holds the token under %v after it was registered on B", got)
+		}
+		if got := holding(tn.ID, a, "tok-a-own"); !slices.Equal(got, []subscriber.Platform{apns}) {
+			t.Fatalf("A's other device = %v, want kept", got)
+		}
+		if got := holding(tn.ID, b, tok); !slices.Equal(got, []subscriber.Platform{fcm}) {
+			t.Fatalf("B holds the token under %v, want fcm once", got)
+		}
+
+		first := get(t, s, tn.ID, b).Devices
+		put(tn.ID, b, fcm, tok) // idempotent: nothing changes
+		if again := get(t, s, tn.ID, b).Devices; len(again) != 1 || !again[0].CreatedAt.Equal(first[0].CreatedAt) {
+			t.Fatalf("devices after re-registering = %+v, want unchanged %+v", again, first)
+		}
+
+		put(tn.ID, b, apns, tok) // the platform changes: one row, the new platform
+		if got := holding(tn.ID, b, tok); !slices.Equal(got, []subscriber.Platform{apns}) {
+			t.Fatalf("B holds the token under %v after a platform change, want apns once", got)
+		}
+		if devs := get(t, s, tn.ID, b).Devices; len(devs) != 1 {
+			t.Fatalf("B's devices = %+v, want one", devs)
+		}
+		if got := holding(tn.ID, a, tok); len(got) != 0 {
+			t.Fatalf("A holds the token again under %v", got)
+		}
+
+		if got := holding(other.ID, a, tok); !slices.Equal(got, []subscriber.Platform{fcm}) {
+			t.Fatalf("the other tenant's subscriber holds the token under %v, want fcm untouched", got)
+		}
+		if err := s.RemoveDevice(ctx, tn.ID, apns, tok); err != nil {
+			t.Fatal(err)
+		}
+		if got := holding(other.ID, a, tok); !slices.Equal(got, []subscriber.Platform{fcm}) {
+			t.Fatalf("removing the token in one tenant touched the other: %v", got)
+		}
+
+		put(tn.ID, a, fcm, tok) // and back to A
+		if got, gotB := holding(tn.ID, a, tok), holding(tn.ID, b, tok); !slices.Equal(got, []subscriber.Platform{fcm}) || len(gotB) != 0 {
+			t.Fatalf("after moving back: A holds %v, B holds %v; want A fcm once, B none", got, gotB)
+		}
+	})
+
+	t.Run("concurrent registrations of one token leave it on one subscriber", func(t *testing.T) {
+		s, tn := setup(t)
+		const n = 8
+		var rows []subscriber.Row
+		for i := range n {
+			rows = append(rows, subscriber.Row{MSISDN: fmt.Sprintf("+8491234%04d", i)})
+		}
+		upsert(t, s, tn.ID, rows, "")
+		errs := make(chan error, n)
+		for i, r := range rows {
+			p := subscriber.PlatformFCM
+			if i%2 == 1 {
+				p = subscriber.PlatformAPNs
+			}
+			go func() {
+				errs <- s.PutDevice(ctx, tn.ID, r.MSISDN, subscriber.Device{Platform: p, Token: "shared-token"})
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("PutDevice: %v", err)
+			}
+		}
+		held := 0
+		for _, r := range rows {
+			held += len(get(t, s, tn.ID, r.MSISDN).Devices)
+		}
+		if held != 1 {
+			t.Fatalf("the token is registered %d times, want once", held)
 		}
 	})
 
