@@ -35,12 +35,12 @@ func (s *server) listCampaigns(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	cs, err := s.d.Service.List(c.Request.Context(), principal(c), campaign.Kind(c.Query("kind")), int(limit))
+	page, err := s.d.Service.List(c.Request.Context(), principal(c), campaign.Kind(c.Query("kind")), c.Query("after"), int(limit))
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"campaigns": cs})
+	c.JSON(http.StatusOK, page)
 }
 
 func (s *server) getCampaign(c *gin.Context) {

@@ -239,6 +239,28 @@ func TestAnotherTenantsCampaignsAreNotListed(t *testing.T) {
 	if cs := r.obj(t)["campaigns"].([]any); len(cs) != 1 {
 		t.Errorf("kind filter lists %d campaigns, want 1", len(cs))
 	}
+
+	// Paged one at a time: every campaign once, then no next page.
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	seen, after := map[string]bool{}, ""
+	for range 5 {
+		page := must(t, 200, f.call(t, "GET", "/v1/campaigns?limit=1&after="+after, mk, nil)).obj(t)
+		for _, c := range page["campaigns"].([]any) {
+			seen[c.(map[string]any)["id"].(string)] = true
+		}
+		next, _ := page["next_after"].(string)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("paging one at a time saw %d campaigns, the list has %d", len(seen), len(ids))
+	}
+	r = must(t, 422, f.call(t, "GET", "/v1/campaigns?after="+s.campaign, f.key(tenantB, tenant.RoleAdmin), nil))
+	if _, ok := r.details(t)["after"]; !ok {
+		t.Errorf("another tenant's campaign as the cursor: %s", r.body)
+	}
 }
 
 func TestATemplateOfAnotherTenantCannotBeUsed(t *testing.T) {

@@ -615,25 +615,44 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 	return regions, nil
 }
 
-// List lists the tenant's campaigns, newest first; kind "" means all.
-func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, limit int) ([]Campaign, error) {
+// CampaignPage is one page of campaigns; NextAfter, when not "", is the
+// After of the next.
+type CampaignPage struct {
+	Campaigns []Campaign `json:"campaigns"`
+	NextAfter string     `json:"next_after,omitempty"`
+}
+
+// List lists the tenant's campaigns, newest first; kind "" means all, after
+// (a campaign id, the NextAfter of the page before) where the page starts.
+func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, after string, limit int) (CampaignPage, error) {
 	switch kind {
 	case "", KindInstallPromotion, KindExposureAlert:
 	default:
-		return nil, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
+		return CampaignPage{}, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
 	}
 	limit, err := pageSize(limit)
 	if err != nil {
-		return nil, err
+		return CampaignPage{}, err
 	}
-	cs, err := s.Store.ListCampaigns(ctx, p.TenantID, kind, limit)
+	if after != "" {
+		if _, err := s.Store.GetCampaign(ctx, p.TenantID, after); errors.Is(err, apperr.ErrNotFound) {
+			return CampaignPage{}, apperr.FieldErrors{"after": "not one of the tenant's campaigns"}
+		} else if err != nil {
+			return CampaignPage{}, err
+		}
+	}
+	cs, err := s.Store.ListCampaigns(ctx, p.TenantID, kind, after, limit)
 	if err != nil {
-		return nil, err
+		return CampaignPage{}, err
 	}
+	page := CampaignPage{Campaigns: cs}
 	if cs == nil {
-		cs = []Campaign{}
+		page.Campaigns = []Campaign{}
 	}
-	return cs, nil
+	if len(cs) == limit {
+		page.NextAfter = cs[len(cs)-1].ID
+	}
+	return page, nil
 }
 
 // Get reads one of the tenant's campaigns.

@@ -19,8 +19,9 @@ type Store interface {
 	GetCampaign(ctx context.Context, tenantID, id string) (Campaign, error)
 	// CampaignByID reads a campaign of any tenant (workers).
 	CampaignByID(ctx context.Context, id string) (Campaign, error)
-	// ListCampaigns lists newest first; kind "" means all kinds.
-	ListCampaigns(ctx context.Context, tenantID string, kind Kind, limit int) ([]Campaign, error)
+	// ListCampaigns lists newest first; kind "" means all kinds. after, when
+	// not "", is the id of the tenant's campaign the page starts after.
+	ListCampaigns(ctx context.Context, tenantID string, kind Kind, after string, limit int) ([]Campaign, error)
 	// TransitionCampaign moves the campaign to `to` if its state is one of
 	// `from`, else apperr.ErrConflict. Entering running sets started_at (if
 	// unset); entering a final state sets finished_at.

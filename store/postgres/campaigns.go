@@ -183,16 +183,23 @@ func (s *Store) CampaignByID(ctx context.Context, id string) (campaign.Campaign,
 
 // ListCampaigns lists the tenant's campaigns newest first; a limit of 0 or
 // less means 100.
-func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, limit int) ([]campaign.Campaign, error) {
+func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, after string, limit int) ([]campaign.Campaign, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	if kind == "" {
-		return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
-			WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, tenantID, limit)
+	var afterKey any // NULL: from the newest
+	if after != "" {
+		key, ok := campaignKey(after)
+		if !ok {
+			return []campaign.Campaign{}, nil
+		}
+		afterKey = key
 	}
 	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
-		WHERE tenant_id = $1 AND kind = $2 ORDER BY created_at DESC, id DESC LIMIT $3`, tenantID, string(kind), limit)
+		WHERE tenant_id = $1 AND ($2 = '' OR kind = $2)
+		  AND ($3::uuid IS NULL OR (created_at, id) <
+		       (SELECT created_at, id FROM campaigns WHERE tenant_id = $1 AND id = $3::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`, tenantID, string(kind), afterKey, limit)
 }
 
 // TransitionCampaign changes the state in one conditional update, so two

@@ -246,16 +246,15 @@ func (s *Store) CampaignByID(ctx context.Context, id string) (campaign.Campaign,
 
 // ListCampaigns lists the tenant's campaigns newest first; a limit of 0 or
 // less means 100.
-func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, limit int) ([]campaign.Campaign, error) {
+func (s *Store) ListCampaigns(ctx context.Context, tenantID string, kind campaign.Kind, after string, limit int) ([]campaign.Campaign, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	if kind == "" {
-		return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
-			WHERE tenant_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, tenantID, limit)
-	}
 	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
-		WHERE tenant_id = ? AND kind = ? ORDER BY created_at DESC, id DESC LIMIT ?`, tenantID, string(kind), limit)
+		WHERE tenant_id = ? AND (? = '' OR kind = ?)
+		  AND (? = '' OR (created_at, id) <
+		       (SELECT created_at, id FROM campaigns WHERE tenant_id = ? AND id = ?))
+		ORDER BY created_at DESC, id DESC LIMIT ?`, tenantID, string(kind), string(kind), after, tenantID, after, limit)
 }
 
 // TransitionCampaign changes the state in one conditional update, so two

@@ -157,15 +157,21 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 		for _, tc := range []struct {
 			kind  campaign.Kind
+			after string
 			limit int
 			want  []string
 		}{
-			{"", 10, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
-			{"", 2, []string{ids[4], ids[3]}},
-			{campaign.KindInstallPromotion, 10, []string{ids[4], ids[2], ids[0]}},
-			{campaign.KindExposureAlert, 10, []string{ids[3], ids[1]}},
+			{"", "", 10, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+			{"", "", 2, []string{ids[4], ids[3]}},
+			{"", ids[3], 2, []string{ids[2], ids[1]}},
+			{"", ids[1], 2, []string{ids[0]}},
+			{"", ids[0], 2, nil},
+			{campaign.KindInstallPromotion, "", 10, []string{ids[4], ids[2], ids[0]}},
+			{campaign.KindInstallPromotion, ids[4], 1, []string{ids[2]}},
+			{campaign.KindExposureAlert, "", 10, []string{ids[3], ids[1]}},
+			{"", foreign.ID, 10, nil}, // another tenant's campaign starts no page
 		} {
-			list, err := f.st.ListCampaigns(f.ctx, f.tenant, tc.kind, tc.limit)
+			list, err := f.st.ListCampaigns(f.ctx, f.tenant, tc.kind, tc.after, tc.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +180,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 				got = append(got, c.ID)
 			}
 			if !slices.Equal(got, tc.want) {
-				t.Errorf("kind %q limit %d: got %v, want %v", tc.kind, tc.limit, got, tc.want)
+				t.Errorf("kind %q after %q limit %d: got %v, want %v", tc.kind, tc.after, tc.limit, got, tc.want)
 			}
 		}
 	})
