@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -93,17 +92,4 @@ func installError(err error) error {
 		return &Error{Err: err, Message: me.Message}
 	}
 	return err
-}
-
-// queryInt reads an optional whole-number query parameter (0 when absent).
-func queryInt(c *gin.Context, name string) (int64, error) {
-	v := c.Query(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > 1<<53 {
-		return 0, apperr.FieldErrors{name: "must be a whole number of 0 or more"}
-	}
-	return n, nil
 }

@@ -17,12 +17,12 @@ func (h *installRoutes) listRewards(c *gin.Context) {
 		return
 	}
 	p, _ := PrincipalOf(c)
-	after, err := queryInt(c, "after")
+	after, err := intQuery(c, "after")
 	if err != nil {
 		WriteError(c, err)
 		return
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := intQuery(c, "limit")
 	if err != nil {
 		WriteError(c, err)
 		return

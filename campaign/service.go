@@ -693,10 +693,6 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 		return Campaign{}, err
 	}
 	now := s.now()
-	if (action == ActionStart || action == ActionResume) && c.EndBy != nil && !c.EndBy.After(now) {
-		return Campaign{}, apperr.Conflict("campaign was to end by %s; it cannot %s now",
-			c.EndBy.UTC().Format(time.RFC3339), action)
-	}
 	effective := action
 	if action == ActionStart && c.StartAt != nil && c.StartAt.After(now) {
 		if c.State == StateScheduled {
@@ -711,6 +707,10 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 	}
 	if !stateIn(c.State, from) {
 		return Campaign{}, apperr.Conflict("cannot %s a campaign that is %s", action, c.State)
+	}
+	if (action == ActionStart || action == ActionResume) && c.EndBy != nil && !c.EndBy.After(now) {
+		return Campaign{}, apperr.Conflict("campaign was to end by %s; it cannot %s now",
+			c.EndBy.UTC().Format(time.RFC3339), action)
 	}
 	updated, err := s.Store.TransitionCampaign(ctx, p.TenantID, id, from, to, now.UTC())
 	if err != nil {
