@@ -37,30 +37,36 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: bad send payload: %v", asynq.SkipRetry, err)
 	}
-	if n, _ := asynq.GetRetryCount(ctx); p.Counted && n == 0 {
-		// The backlog counts deliveries waiting in Redis: a task leaves it
-		// when it starts, once, not per asynq retry of it (or the count
-		// drifts below what is really queued and fan-out stops being
-		// paced). Not when it ends: a task whose worker is killed never
-		// ends, and asynq runs it again after its lease as a retry, so its
-		// deliveries would stay counted for good; a full backlog of them
-		// would stop the campaign's fan-out.
-		if err := e.Queue.Redis.DecrBy(ctx, backlogKey(p.CampaignID), int64(len(p.SubscriberIDs))).Err(); err != nil {
-			e.Logger.Warn("backlog", "campaign", p.CampaignID, "err", err)
+	// The backlog counts deliveries waiting in Redis: a task leaves it when
+	// it starts, once, not per asynq retry of it (or the count drifts below
+	// what is really queued and fan-out stops being paced). Not when it
+	// ends: a task whose worker is killed never ends, and asynq runs it
+	// again after its lease as a retry, so its deliveries would stay
+	// counted for good; a full backlog of them would stop the campaign's
+	// fan-out. A batch held for the send window stays counted.
+	n, _ := asynq.GetRetryCount(ctx)
+	counted := p.Counted && n == 0
+	leave := func() {
+		if counted {
+			e.leaveBacklog(ctx, p)
+			counted = false
 		}
 	}
 	c, err := e.campaign(ctx, p.CampaignID)
 	if err != nil {
+		leave()
 		return err
 	}
 	if c.State != campaign.StateRunning {
 		// Paused: the deliveries stay pending in the store and a resume
 		// re-drives them. Cancelled or completed: nothing more goes out.
+		leave()
 		return nil
 	}
-	if done, err := e.holdOrExpire(ctx, c, p); done || err != nil {
+	if done, err := e.holdOrExpire(ctx, c, p, counted); done || err != nil {
 		return err
 	}
+	leave()
 	// At provider rates claim one delivery at a time, just before its slot:
 	// a delivery is "sending" only while it is about to go out, so a killed
 	// worker leaves few in flight, the rest of its batch stays pending, and
@@ -89,7 +95,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 			// The window closed or the campaign's end came meanwhile: the
 			// rest (and what was put back) waits for the window or ends.
-			if done, err := e.holdOrExpire(ctx, c, p); done || err != nil {
+			if done, err := e.holdOrExpire(ctx, c, p, false); done || err != nil {
 				return err
 			}
 		}
@@ -139,7 +145,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	}
 	// Sending stopped at the window's close or the campaign's end: what was
 	// put back waits for the window or ends with the campaign.
-	if _, err := e.holdOrExpire(ctx, c, p); err != nil {
+	if _, err := e.holdOrExpire(ctx, c, p, false); err != nil {
 		return err
 	}
 	return nil
@@ -150,30 +156,38 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 // before it reopens, its pending deliveries are skipped. Outside the window
 // the batch waits for it to open, unclaimed, without counting as a failure,
 // and still counted in the campaign's backlog, so that fan-out does not fill
-// Redis with the audience through a night. done reports that the batch was
-// dealt with (nothing may be sent now).
-func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPayload) (done bool, err error) {
+// Redis with the audience through a night. counted says the batch is still
+// in the backlog's count (a task's first start); it leaves the count here
+// unless it is held. done reports that the batch was dealt with (nothing
+// may be sent now).
+func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPayload, counted bool) (done bool, err error) {
 	if !c.Kind.Marketing() && !e.Policy.AlertsRespectWindow {
 		return false, nil
 	}
 	now := e.Now()
-	if c.EndBy != nil && !now.Before(*c.EndBy) {
-		return true, e.expire(ctx, c, p, campaign.SkipCampaignEnded)
-	}
 	hold := e.Policy.HoldUntil(c.Kind, now)
-	if hold.IsZero() {
+	var expired campaign.SkipReason
+	switch {
+	case c.EndBy != nil && !now.Before(*c.EndBy):
+		expired = campaign.SkipCampaignEnded
+	case hold.IsZero():
 		return false, nil
+	case c.EndBy != nil && hold.After(*c.EndBy):
+		expired = campaign.SkipQuietHoursExpired
 	}
-	if c.EndBy != nil && hold.After(*c.EndBy) {
-		return true, e.expire(ctx, c, p, campaign.SkipQuietHoursExpired)
+	if expired != "" {
+		if counted {
+			e.leaveBacklog(ctx, p)
+		}
+		return true, e.expire(ctx, c, p, expired)
 	}
 	held := sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs, Counted: p.Counted}
 	task, err := newSendTask(held, false)
 	if err != nil {
 		return true, err
 	}
-	if held.Counted {
-		// The held task leaves the backlog again when it starts.
+	if held.Counted && !counted {
+		// Back into the count: the held task leaves it when it starts.
 		if err := e.Queue.Redis.IncrBy(ctx, backlogKey(c.ID), int64(len(held.SubscriberIDs))).Err(); err != nil {
 			return true, fmt.Errorf("backlog: %w", err)
 		}
@@ -183,11 +197,18 @@ func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPa
 	wait := min(hold.Sub(now), e.set.HoldRecheck)
 	if _, err := e.client.EnqueueContext(ctx, task, asynq.Queue(queueFor(c.Kind)), asynq.ProcessIn(wait)); err != nil {
 		if held.Counted {
-			e.Queue.Redis.DecrBy(context.WithoutCancel(ctx), backlogKey(c.ID), int64(len(held.SubscriberIDs)))
+			e.leaveBacklog(context.WithoutCancel(ctx), held)
 		}
 		return true, fmt.Errorf("hold for send window: %w", err)
 	}
 	return true, nil
+}
+
+// leaveBacklog takes p's deliveries out of the campaign's backlog count.
+func (e *Engine) leaveBacklog(ctx context.Context, p sendPayload) {
+	if err := e.Queue.Redis.DecrBy(ctx, backlogKey(p.CampaignID), int64(len(p.SubscriberIDs))).Err(); err != nil {
+		e.Logger.Warn("backlog", "campaign", p.CampaignID, "err", err)
+	}
 }
 
 // sendable reports whether a marketing message of c may go out now: inside
