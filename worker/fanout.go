@@ -164,7 +164,9 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 		return nil // superseded by another chain
 	}
 	deadline := time.Now().Add(fanoutStep)
-	for time.Now().Before(deadline) {
+	// A stopping engine hands the rest to a fresh task at once (below)
+	// instead of holding its shutdown for the rest of the step.
+	for time.Now().Before(deadline) && !e.stopped() {
 		c, err := e.Store.CampaignByID(ctx, p.CampaignID)
 		if err != nil {
 			return err

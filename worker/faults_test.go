@@ -156,11 +156,11 @@ func TestAPausedCampaignSendsNothingUntilResumed(t *testing.T) {
 
 func TestMarketingStopsWhenTheSendWindowClosesAndGoesOnWhenItOpens(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		msisdns := h.seed(400) // 360 eligible at 60/s: six seconds
+		msisdns := h.seed(400) // 360 eligible at 150/s: two and a half seconds
 		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
 		h.clock.Set(time.Date(2026, 11, 24, 21, 59, 0, 0, h.policy.Zone))
 		h.startWorker(worker.Settings{HoldRecheck: 500 * time.Millisecond})
-		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 60)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 150)
 		h.act(c.ID, campaign.ActionStart)
 		for h.twilio.Count() < 60 {
 			time.Sleep(10 * time.Millisecond)
@@ -206,7 +206,7 @@ func TestHeldMarketingKeepsRedisBounded(t *testing.T) {
 		h.act(c.ID, campaign.ActionStart)
 		insp := asynq.NewInspectorFromRedisClient(h.conns[0].Redis)
 		worst := 0
-		for range 20 {
+		for range 12 {
 			time.Sleep(200 * time.Millisecond)
 			queued := 0
 			for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
