@@ -63,8 +63,8 @@ type Deps struct {
 	// (a worker process); Extra is not called.
 	ProbesOnly bool
 	// TrustedProxies are the addresses or CIDR ranges of the load balancers
-	// in front of the API, whose X-Forwarded-For names the client (per-source
-	// rate limits and logs). Empty: the peer address is the client.
+	// in front of the API, whose X-Forwarded-For names the client for the
+	// per-source rate limits. Empty: the peer address is the client.
 	TrustedProxies []string
 	// Extra adds routes of other packages (installs, rewards, webhooks,
 	// reports) after the built-in ones, behind the same request id,
@@ -115,6 +115,9 @@ func newEngine(d Deps) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// Only X-Forwarded-For, which a balancer appends to: X-Real-IP would
+	// be taken from the client as sent when the balancer sets none.
+	r.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil || len(d.TrustedProxies) == 0 {
 		_ = r.SetTrustedProxies(nil) // config.Validate has named a bad entry
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -209,5 +210,39 @@ func TestABodyTricklingInIsCutOff(t *testing.T) {
 	}
 	if err == nil && resp.StatusCode < 400 {
 		t.Errorf("a body that never arrived was answered %d", resp.StatusCode)
+	}
+}
+
+func TestASlowAnswerOutlivesTheBodyReadTimeout(t *testing.T) {
+	f := newFixture(t, func(d *Deps) {
+		d.BodyReadTimeout = 200 * time.Millisecond
+		d.Extra = func(r *gin.Engine, _ AuthFunc) {
+			slow := func(c *gin.Context) {
+				io.Copy(io.Discard, c.Request.Body)
+				select {
+				case <-time.After(600 * time.Millisecond):
+					c.String(http.StatusOK, "done")
+				case <-c.Request.Context().Done():
+					c.String(http.StatusServiceUnavailable, "cancelled")
+				}
+			}
+			r.GET("/slow", slow)
+			r.POST("/slow", slow)
+		}
+	})
+	for _, tc := range []struct{ method, body string }{{"GET", ""}, {"POST", `{"a":1}`}} {
+		req, _ := http.NewRequest(tc.method, f.srv.URL+"/slow", strings.NewReader(tc.body))
+		if tc.body == "" {
+			req.Body = http.NoBody
+		}
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.method, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "done" {
+			t.Errorf("%s answered %d %q: the body's read deadline cut the request", tc.method, resp.StatusCode, b)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -102,14 +103,41 @@ var uploads = map[string]bool{"/v1/subscribers/import": true}
 
 func (s *server) limits(c *gin.Context) {
 	c.Set(keyLimits, limits{body: s.d.MaxBodyBytes, upload: s.d.MaxUploadBytes})
-	timeout := s.d.BodyReadTimeout
-	if uploads[c.FullPath()] {
-		timeout = uploadReadTimeout
+	if body := c.Request.Body; body != nil && body != http.NoBody && c.Request.ContentLength != 0 {
+		timeout := s.d.BodyReadTimeout
+		if uploads[c.FullPath()] {
+			timeout = uploadReadTimeout
+		}
+		// Only while the body is read: with no body (or once it is read)
+		// net/http reads the connection in the background to see the
+		// client hang up, and a deadline there would cancel a slow answer.
+		// Not every ResponseWriter can (httptest's recorder cannot): then
+		// the body is read without a deadline, as before.
+		rc := http.NewResponseController(c.Writer)
+		if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+			c.Request.Body = &deadlineBody{ReadCloser: body, rc: rc}
+		}
 	}
-	// Not every ResponseWriter can (httptest's recorder cannot): then the
-	// body is read without a deadline, as before.
-	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(timeout))
 	c.Next()
+}
+
+// deadlineBody lifts the connection's read deadline once the body has been
+// read to its end. A body cut off by the deadline keeps it: the server
+// reads what is left of a body before it answers, and without the deadline
+// it would wait for the trickle again.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func limitsOf(c *gin.Context) limits {

@@ -144,9 +144,10 @@ func sourceKey(addr string) string {
 // away before any body is read or signature checked. A nil limiter lets
 // everything through.
 //
-// The source is c.ClientIP(): the engine trusts no proxy, so it is the
-// peer address. Behind a load balancer, set the engine's trusted proxies
-// (or the limit is per balancer, not per client).
+// The source is c.ClientIP(): the peer address, or behind the load
+// balancers named in Deps.TrustedProxies (OUTREACH_TRUSTED_PROXIES) the
+// client their X-Forwarded-For names; without them the limit would be per
+// balancer, not per client.
 func PublicRateLimit(limiter *PerSourceLimiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ok, wait := limiter.Allow(c.ClientIP())

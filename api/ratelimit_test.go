@@ -278,3 +278,27 @@ func TestAProbesOnlyHandlerServesNoAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestAClientCannotChooseItsSourceByXRealIP(t *testing.T) {
+	t.Parallel()
+	l := NewPerSourceLimiter(1e-3, 1, 0)
+	h := New(Deps{
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TrustedProxies: []string{"10.0.0.0/8"},
+		Extra: func(r *gin.Engine, _ AuthFunc) {
+			r.GET("/i/:code", PublicRateLimit(l), func(c *gin.Context) { c.Status(http.StatusFound) })
+		},
+	})
+	var got []int
+	for i := range 3 {
+		req := httptest.NewRequest("GET", "/i/abc123", nil)
+		req.RemoteAddr = "10.1.2.3:5555" // a balancer that sets no X-Forwarded-For
+		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i+1))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		got = append(got, rec.Code)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]int{302, 429, 429}) {
+		t.Fatalf("statuses %v: a client's own X-Real-IP chose its bucket", got)
+	}
+}

@@ -635,11 +635,13 @@ func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, after
 		return CampaignPage{}, err
 	}
 	if after != "" {
-		if _, err := s.Store.GetCampaign(ctx, p.TenantID, after); errors.Is(err, apperr.ErrNotFound) {
+		ac, err := s.Store.GetCampaign(ctx, p.TenantID, after)
+		if errors.Is(err, apperr.ErrNotFound) {
 			return CampaignPage{}, apperr.FieldErrors{"after": "not one of the tenant's campaigns"}
 		} else if err != nil {
 			return CampaignPage{}, err
 		}
+		after = ac.ID // the canonical form, whatever form the client wrote
 	}
 	cs, err := s.Store.ListCampaigns(ctx, p.TenantID, kind, after, limit)
 	if err != nil {
@@ -726,7 +728,8 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 		s.kick(ctx, updated)
 	case StateCancelled:
 		if st, ok := s.Dispatcher.(Settler); ok {
-			if err := st.Settle(ctx, updated); err != nil {
+			// Not cut short by a client that hangs up once it has its answer.
+			if err := st.Settle(context.WithoutCancel(ctx), updated); err != nil {
 				s.logger().ErrorContext(ctx, "settle a cancelled campaign failed; its unsent deliveries stay pending",
 					"campaign_id", updated.ID, "err", err)
 			}

@@ -82,6 +82,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	case e.precise(c, p.Channel):
 		step = 1
 	}
+	putBack := false // some of the batch went back to pending unsent
 	for start := 0; start < len(p.SubscriberIDs); start += step {
 		if start > 0 {
 			if e.stopped() {
@@ -121,6 +122,9 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 				return err
 			}
 			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()))
+			for _, j := range jobs {
+				putBack = putBack || j.out.Status == campaign.StatusPending
+			}
 			if err := e.finish(ctx, c, jobs); err != nil {
 				e.putBack(ctx, recips)
 				return err
@@ -143,10 +147,13 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	// Sending stopped at the window's close or the campaign's end: what was
-	// put back waits for the window or ends with the campaign.
-	if _, err := e.holdOrExpire(ctx, c, p, false); err != nil {
-		return err
+	// Sending stopped (at the window's close or the campaign's end, say) and
+	// put deliveries back: they wait for the window or end with the
+	// campaign. The whole batch is held: its sent ones are claimed no more.
+	if putBack {
+		if _, err := e.holdOrExpire(ctx, c, p, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -184,6 +191,9 @@ func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPa
 	held := sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs, Counted: p.Counted}
 	task, err := newSendTask(held, false)
 	if err != nil {
+		if counted {
+			e.leaveBacklog(ctx, p)
+		}
 		return true, err
 	}
 	if held.Counted && !counted {

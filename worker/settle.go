@@ -69,6 +69,12 @@ func (e *Engine) handleSettle(ctx context.Context, t *asynq.Task) error {
 	for _, ch := range c.Channels {
 		var after int64
 		for {
+			if e.stopped() {
+				// A stopping engine leaves the rest to the next round,
+				// which another worker (or this one, restarted) runs.
+				p.Round++
+				return e.enqueueSettle(ctx, p, 0)
+			}
 			ids, err := e.Store.UnfinishedPage(ctx, c.ID, ch, after, now, page)
 			if err != nil {
 				return err

@@ -266,7 +266,14 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		shut <- srv.Shutdown(sctx)
+		err := srv.Shutdown(sctx)
+		if err != nil {
+			// Past the grace: cut the requests still running (their
+			// handlers see their context end) rather than close the
+			// store under them unannounced.
+			srv.Close()
+		}
+		shut <- err
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -274,11 +281,12 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	// Serve returns as soon as Shutdown starts; the requests in flight are
 	// answered only once Shutdown returns.
 	if err := <-shut; err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		log.Warn("requests still running after the shutdown grace were cut", "grace", shutdownGrace.String(), "err", err)
 	}
 	return nil
 }
 
 // shutdownGrace is how long a stopping server lets its requests in flight
-// finish (a streamed import may take longer; it is then cut).
+// finish; a longer one (a streamed import, say) is then cut: its connection
+// is closed and its handler's context ends.
 const shutdownGrace = 10 * time.Second
