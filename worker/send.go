@@ -168,19 +168,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 // unless it is held. done reports that the batch was dealt with (nothing
 // may be sent now).
 func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPayload, counted bool) (done bool, err error) {
-	if !c.Kind.Marketing() && !e.Policy.AlertsRespectWindow {
-		return false, nil
-	}
 	now := e.Now()
-	hold := e.Policy.HoldUntil(c.Kind, now)
-	var expired campaign.SkipReason
-	switch {
-	case c.EndBy != nil && !now.Before(*c.EndBy):
-		expired = campaign.SkipCampaignEnded
-	case hold.IsZero():
+	hold, expired := e.blocked(c, now)
+	if hold.IsZero() && expired == "" {
 		return false, nil
-	case c.EndBy != nil && hold.After(*c.EndBy):
-		expired = campaign.SkipQuietHoursExpired
 	}
 	if expired != "" {
 		if counted {
@@ -221,17 +212,29 @@ func (e *Engine) leaveBacklog(ctx context.Context, p sendPayload) {
 	}
 }
 
-// sendable reports whether a marketing message of c may go out now: inside
-// the send window and before the campaign's end.
-func (e *Engine) sendable(c campaign.Campaign) bool {
+// blocked says why a message of c may not go out at now: expired (the skip
+// reason) past the campaign's end_by, or outside the send window when the
+// campaign ends before it reopens; else hold, the window's next opening.
+// Both zero: it may go out.
+func (e *Engine) blocked(c campaign.Campaign, now time.Time) (hold time.Time, expired campaign.SkipReason) {
 	if !c.Kind.Marketing() && !e.Policy.AlertsRespectWindow {
-		return true
+		return time.Time{}, ""
 	}
-	now := e.Now()
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
-		return false
+		return time.Time{}, campaign.SkipCampaignEnded
 	}
-	return e.Policy.HoldUntil(c.Kind, now).IsZero()
+	hold = e.Policy.HoldUntil(c.Kind, now)
+	if !hold.IsZero() && c.EndBy != nil && hold.After(*c.EndBy) {
+		return time.Time{}, campaign.SkipQuietHoursExpired
+	}
+	return hold, ""
+}
+
+// sendable reports whether a message of c may go out now: inside the send
+// window and before the campaign's end.
+func (e *Engine) sendable(c campaign.Campaign) bool {
+	hold, expired := e.blocked(c, e.Now())
+	return hold.IsZero() && expired == ""
 }
 
 // claimDeadline is how long after its claim a delivery may still be sent.

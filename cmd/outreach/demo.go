@@ -76,7 +76,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		"OUTREACH_REWARDS_URL": prov.URL(), "OUTREACH_REWARDS_SECRET": "demo-rewards-secret",
 		"OUTREACH_ADOPTION_TARGET": fmt.Sprint(50_000_000 / demoScale),
 	}
-	cfg, err := config.LoadLookup(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	cfg, err := config.LoadLookup(mapEnv(vars))
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func TestNoSecretNumberOrTokenReachesTheLogs(t *testing.T) {
 		"OUTREACH_REWARDS_URL":                  prov.URL(),
 		"OUTREACH_REWARDS_SECRET":               rewardsSecret,
 	}
-	getenv := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	getenv := mapEnv(vars)
 
 	// Subscribers with known numbers, imported in the three written forms;
 	// contacts only the alert knows; push tokens.

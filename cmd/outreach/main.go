@@ -46,6 +46,11 @@ Run "outreach COMMAND --help" for a command's flags.
 // set to "" is not an unset one (OUTREACH_MARKETING_LABEL= means no label).
 type env func(string) (string, bool)
 
+// mapEnv is an env over fixed settings (the demo's, a test's).
+func mapEnv(vars map[string]string) env {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

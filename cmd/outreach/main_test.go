@@ -45,7 +45,7 @@ func embedded(t *testing.T) (env, string) {
 		"OUTREACH_DATABASE_URL": "sqlite://" + t.TempDir() + "/outreach.db",
 		"OUTREACH_SEND_WINDOW":  "00:00-24:00",
 	}
-	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, "http://" + addr
+	return mapEnv(vars), "http://" + addr
 }
 
 // serve runs `outreach serve` until the test ends and waits for /readyz.

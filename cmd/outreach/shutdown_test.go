@@ -28,7 +28,7 @@ func TestStoppingTheServerFinishesTheWorkInFlight(t *testing.T) {
 		"OUTREACH_SEND_WINDOW":  "00:00-24:00",
 		"OUTREACH_SMS_RATE":     "5000",
 	}
-	getenv := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	getenv := mapEnv(vars)
 	base := "http://" + addr
 
 	ctx, cancel := context.WithCancel(context.Background())

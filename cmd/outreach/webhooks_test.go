@@ -32,7 +32,7 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 		"OUTREACH_TWILIO_MESSAGING_SERVICE_SID": "MG0123456789",
 		"OUTREACH_TWILIO_BASE_URL":              fakeURL,
 	}
-	getenv := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	getenv := mapEnv(vars)
 	serve(t, getenv)
 	waitReady(t, base)
 	c := client{t: t, base: base, key: createKey(t, getenv, "viettel", "admin")}

@@ -3,12 +3,11 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"outreach/store/sqlite"
-	"outreach/subscriber"
+	"outreach/store/storetest"
 )
 
 // Migration 0007 makes a push token unique per tenant; applied to a base
@@ -80,37 +79,5 @@ func TestDeviceTokenMigrationKeepsNewestRegistration(t *testing.T) {
 		t.Fatalf("Migrate over duplicate tokens: %v", err)
 	}
 
-	devices := func(tenantID, msisdn string) []string {
-		t.Helper()
-		sub, err := s.GetSubscriber(ctx, tenantID, msisdn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, d := range sub.Devices {
-			out = append(out, string(d.Platform)+":"+d.Token)
-		}
-		return out
-	}
-	for _, w := range []struct {
-		tenant, msisdn string
-		want           []string
-	}{
-		{tn.ID, a, []string{"fcm:tok-3", "apns:tok-2"}},
-		{tn.ID, b, []string{"fcm:tok-1"}},
-		{tn.ID, c, nil},
-		{other.ID, a, []string{"fcm:tok-1"}},
-	} {
-		if got := devices(w.tenant, w.msisdn); !slices.Equal(got, w.want) {
-			t.Errorf("devices of %s in %s = %v, want %v", w.msisdn, w.tenant, got, w.want)
-		}
-	}
-
-	// The migrated table takes registrations under the new rule.
-	if err := s.PutDevice(ctx, tn.ID, c, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "tok-3"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := devices(tn.ID, a); !slices.Equal(got, []string{"apns:tok-2"}) {
-		t.Errorf("devices of A after moving tok-3 = %v", got)
-	}
+	storetest.CheckMigratedDeviceTokens(t, s, tn.ID, other.ID, a, b, c)
 }

@@ -649,3 +649,44 @@ func BenchImport(b *testing.B, s SubscriberStore) {
 		report(b)
 	})
 }
+
+// CheckMigratedDeviceTokens checks a store just migrated over the device rows
+// both stores' migration tests insert (tokens of tenant tn registered to a,
+// b and c, one of them also in tenant other): each token is left with its
+// newest registration, the other tenant keeps its own, and the migrated
+// table takes registrations under the one-subscriber rule.
+func CheckMigratedDeviceTokens(t *testing.T, s subscriber.Store, tn, other, a, b, c string) {
+	t.Helper()
+	ctx := context.Background()
+	devices := func(tenantID, msisdn string) []string {
+		t.Helper()
+		sub, err := s.GetSubscriber(ctx, tenantID, msisdn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range sub.Devices {
+			out = append(out, string(d.Platform)+":"+d.Token)
+		}
+		return out
+	}
+	for _, w := range []struct {
+		tenant, msisdn string
+		want           []string
+	}{
+		{tn, a, []string{"fcm:tok-3", "apns:tok-2"}},
+		{tn, b, []string{"fcm:tok-1"}},
+		{tn, c, nil},
+		{other, a, []string{"fcm:tok-1"}},
+	} {
+		if got := devices(w.tenant, w.msisdn); !slices.Equal(got, w.want) {
+			t.Errorf("devices of %s in %s = %v, want %v", w.msisdn, w.tenant, got, w.want)
+		}
+	}
+	if err := s.PutDevice(ctx, tn, c, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "tok-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := devices(tn, a); !slices.Equal(got, []string{"apns:tok-2"}) {
+		t.Errorf("devices of A after moving tok-3 = %v", got)
+	}
+}
