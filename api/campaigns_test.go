@@ -167,6 +167,9 @@ func TestCampaignValidation(t *testing.T) {
 		{"an unknown region", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG", "XX"}}
 		}, []string{"audience.regions"}},
+		{"a list never imported", func(b map[string]any) {
+			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": "q3-typo"}
+		}, []string{"audience.list"}},
 		{"an end before the start", func(b map[string]any) {
 			b["start_at"] = time.Now().Add(48 * time.Hour).Format(time.RFC3339)
 			b["end_by"] = time.Now().Add(24 * time.Hour).Format(time.RFC3339)
@@ -190,7 +193,8 @@ func TestCampaignValidation(t *testing.T) {
 			}
 		})
 	}
-	t.Run("known regions are accepted", func(t *testing.T) {
+	t.Run("known regions and an imported list are accepted", func(t *testing.T) {
+		must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import?list=q3", mk, "text/csv", "msisdn,region\n0912345678,HG\n"))
 		b := f.campaignBody(s)
 		b["audience"] = map[string]any{"regions": []string{"HG", "DB"}, "installed": false, "list": "q3"}
 		got := must(t, 201, f.call(t, "POST", "/v1/campaigns", mk, b)).obj(t)

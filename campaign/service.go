@@ -606,6 +606,15 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 	}
 	if len(a.List) > MaxListNameLength {
 		fe.Add("audience.list", "at most %d characters", MaxListNameLength)
+	} else if a.List != "" && s.Subscribers != nil {
+		// A mistyped name would otherwise make a campaign that reaches no one.
+		ok, err := s.Subscribers.ListExists(ctx, p.TenantID, a.List)
+		if err != nil {
+			return nil, fmt.Errorf("look up list: %w", err)
+		}
+		if !ok {
+			fe.Add("audience.list", "no list named %q: import its subscribers with ?list= first", a.List)
+		}
 	}
 	for k := range a.Attributes {
 		if strings.TrimSpace(k) == "" {

@@ -52,9 +52,13 @@ type Store interface {
 	// RecordOutcomes writes send results in one batch. Status pending puts a
 	// delivery back for a retry.
 	RecordOutcomes(ctx context.Context, outs []Outcome) error
-	// MarketingSent counts, per subscriber, marketing deliveries sent since
-	// `since` across all the tenant's campaigns (the frequency cap).
-	MarketingSent(ctx context.Context, tenantID string, subscriberIDs []int64, since time.Time) (map[int64]int, error)
+	// ApplyCap applies the frequency cap to deliveries the caller has
+	// claimed (sending), atomically across workers: per subscriber it counts
+	// the tenant's other marketing deliveries sent, delivered, unknown or in
+	// flight since q.Since. Those below q.Limit are reserved (sent_at set to
+	// q.At, so every later check counts them while they are in flight); the
+	// ids at the cap are returned, unreserved, for the caller to skip.
+	ApplyCap(ctx context.Context, q CapCheck) (capped []int64, err error)
 	// UnfinishedPage returns up to limit subscriber ids after afterID whose
 	// delivery on ch is pending or sending (older than olderThan), for the
 	// reconciler and for completion checks.
@@ -87,4 +91,14 @@ type AuditEntry struct {
 	ObjectID   string          `json:"object_id"`
 	Details    json.RawMessage `json:"details,omitempty"`
 	At         time.Time       `json:"at"`
+}
+
+// CapCheck is one batch's frequency-cap check (Store.ApplyCap).
+type CapCheck struct {
+	TenantID, CampaignID string
+	Channel              Channel
+	SubscriberIDs        []int64
+	Since                time.Time // the start of the cap's period
+	Limit                int       // marketing messages allowed per subscriber in it
+	At                   time.Time // now: the reservation's time
 }

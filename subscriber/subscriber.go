@@ -83,4 +83,7 @@ type Store interface {
 	// ReplaceRegions replaces the tenant's region table.
 	ReplaceRegions(ctx context.Context, tenantID string, regions []Region) error
 	ListRegions(ctx context.Context, tenantID string) ([]Region, error)
+	// ListExists reports whether the tenant has a list of that name (one
+	// an import with ?list= created).
+	ListExists(ctx context.Context, tenantID, name string) (bool, error)
 }

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"fmt"
+	"outreach/config"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,44 @@ func TestACampaignReachesEveryEligibleSubscriberExactlyOncePerChannel(t *testing
 		if !strings.HasPrefix(m.Body, "QC: Cai Bluezone de nhan 5120MB: https://outreach.test/i/") ||
 			!strings.HasSuffix(m.Body, "Tu choi: soan TC gui 9241") {
 			t.Errorf("SMS body %q lacks the label, link or opt-out text", m.Body)
+		}
+	})
+}
+
+// Two marketing campaigns to one audience, started together and sent by two
+// workers, under a cap of one marketing message a day: each subscriber gets
+// exactly one SMS, from one campaign or the other, and the other campaign
+// records its delivery skipped for the cap.
+func TestTwoCampaignsAtOnceKeepTheFrequencyCap(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.policy.Cap = config.Cap{Count: 1, Period: 24 * time.Hour}
+		msisdns := h.seed(400)
+		for range 2 {
+			h.startWorker(worker.Settings{BatchSize: 20, FastBatchSize: 20})
+		}
+		a := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		b := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(a.ID, campaign.ActionStart)
+		h.act(b.ID, campaign.ActionStart)
+		sa := h.waitState(a.ID, campaign.StateCompleted, 60*time.Second)
+		sb := h.waitState(b.ID, campaign.StateCompleted, 60*time.Second)
+
+		eligible := 0
+		for i, m := range msisdns {
+			want := 1
+			if i%10 == 0 {
+				want = 0 // opted out
+			}
+			eligible += want
+			if got := h.twilio.CountTo(m); got != want {
+				t.Fatalf("subscriber %d got %d SMS, want %d (stats %v and %v)", i, got, want, sa.Deliveries, sb.Deliveries)
+			}
+		}
+		sent := sa.Deliveries[campaign.StatusSent] + sb.Deliveries[campaign.StatusSent]
+		capped := sa.Skipped[campaign.SkipFrequencyCap] + sb.Skipped[campaign.SkipFrequencyCap]
+		if sent != int64(eligible) || capped != int64(eligible) {
+			t.Errorf("sent %d and capped %d across the two campaigns, want %d each (stats %v %v and %v %v)",
+				sent, capped, eligible, sa.Deliveries, sa.Skipped, sb.Deliveries, sb.Skipped)
 		}
 	})
 }

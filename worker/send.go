@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,27 +282,34 @@ func (e *Engine) skip(r campaign.Recipient, ch campaign.Channel, why campaign.Sk
 
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
-	var capped map[int64]int
+	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) }
+	var capped []int64
 	if e.Policy.Capped(c.Kind) {
-		ids := make([]int64, len(recips))
-		for i, r := range recips {
-			ids[i] = r.SubscriberID
+		ids := make([]int64, 0, len(recips))
+		for _, r := range recips {
+			if !optedOut(r) {
+				ids = append(ids, r.SubscriberID)
+			}
 		}
+		now := e.Now()
 		var err error
-		capped, err = e.Store.MarketingSent(ctx, c.TenantID, ids, e.Now().Add(-e.Policy.Cap.Period))
+		capped, err = e.Store.ApplyCap(ctx, campaign.CapCheck{TenantID: c.TenantID, CampaignID: c.ID,
+			Channel: recips[0].Channel, SubscriberIDs: ids, Since: now.Add(-e.Policy.Cap.Period),
+			Limit: e.Policy.Cap.Count, At: now})
 		if err != nil {
 			return nil, fmt.Errorf("frequency cap: %w", err)
 		}
+		slices.Sort(capped)
 	}
 	jobs := make([]*job, 0, len(recips))
 	for _, r := range recips {
 		j := &job{r: r, channel: r.Channel}
 		jobs = append(jobs, j)
-		switch {
-		case r.OptedOut && e.Policy.SkipsOptedOut(c.Kind):
+		if optedOut(r) {
 			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
 			continue
-		case capped != nil && capped[r.SubscriberID] >= e.Policy.Cap.Count:
+		}
+		if _, at := slices.BinarySearch(capped, r.SubscriberID); at {
 			j.out = e.skip(r, r.Channel, campaign.SkipFrequencyCap)
 			continue
 		}

@@ -285,7 +285,8 @@ const recordOutcomesSQL = `UPDATE deliveries AS d SET
 		error_code = NULLIF(u.error_code, ''),
 		segments = CASE WHEN u.segments > 0 THEN u.segments ELSE d.segments END,
 		updated_at = u.at,
-		sent_at = CASE WHEN u.status IN ('sent', 'unknown') THEN u.at ELSE d.sent_at END
+		sent_at = CASE WHEN u.status IN ('sent', 'unknown') THEN u.at
+			WHEN d.status = 'unknown' THEN d.sent_at END
 	FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
 		$11::smallint[], $12::timestamptz[])
 		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at)
@@ -357,32 +358,66 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 	return nil
 }
 
-// MarketingSent counts marketing messages that went out (sent, delivered or
-// unknown) to each subscriber since `since`, across the tenant's campaigns.
-func (s *Store) MarketingSent(ctx context.Context, tenantID string, subscriberIDs []int64, since time.Time) (map[int64]int, error) {
-	out := make(map[int64]int)
-	if len(subscriberIDs) == 0 {
-		return out, nil
+// capLockClass is the first key of the frequency cap's advisory locks (the
+// second is the tenant's hash).
+const capLockClass = 7_404_242
+
+// ApplyCap counts, under a per-tenant transaction lock, each subscriber's
+// marketing deliveries sent or in flight since q.Since (other than the one
+// checked), and reserves the claimed deliveries below the cap by setting
+// their sent_at: two workers checking the same subscriber take turns, and
+// the later one counts the earlier one's reservation.
+func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) ([]int64, error) {
+	key, ok := campaignKey(q.CampaignID)
+	if !ok || len(q.SubscriberIDs) == 0 {
+		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT subscriber_id, count(*) FROM deliveries
-		WHERE subscriber_id = ANY($1) AND kind_marketing AND sent_at >= $2
-		AND tenant_id = $3 AND status IN ('sent', 'delivered', 'unknown')
-		GROUP BY subscriber_id`, subscriberIDs, since, tenantID)
+	ids := slices.Clone(q.SubscriberIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: marketing sent: %w", err)
+		return nil, fmt.Errorf("postgres: apply cap: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, capLockClass, q.TenantID); err != nil {
+		return nil, fmt.Errorf("postgres: apply cap: lock: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FROM deliveries
+		WHERE subscriber_id = ANY($1) AND kind_marketing AND sent_at >= $2
+		AND tenant_id = $3 AND status IN ('sending', 'sent', 'delivered', 'unknown')
+		AND NOT (campaign_id = $4 AND channel = $5)
+		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: apply cap: count: %w", err)
 	}
 	var (
-		id int64
-		n  int
+		id, n  int64
+		capped []int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-		out[id] = n
+		if n >= int64(q.Limit) {
+			capped = append(capped, id)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: marketing sent: %w", err)
+		return nil, fmt.Errorf("postgres: apply cap: count: %w", err)
 	}
-	return out, nil
+	slices.Sort(capped)
+	room := slices.DeleteFunc(ids, func(id int64) bool { _, at := slices.BinarySearch(capped, id); return at })
+	if len(room) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET sent_at = $6
+			WHERE campaign_id = $1 AND channel = $2 AND subscriber_id BETWEEN $3 AND $4
+			  AND subscriber_id = ANY($5) AND status = 'sending'`,
+			key, string(q.Channel), room[0], room[len(room)-1], room, q.At); err != nil {
+			return nil, fmt.Errorf("postgres: apply cap: reserve: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: apply cap: %w", err)
+	}
+	return capped, nil
 }
 
 // UnfinishedPage pages the subscribers whose delivery on ch is pending or

@@ -17,7 +17,7 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 	if err != nil {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'pending', updated_at = now()
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'pending', updated_at = now(), sent_at = NULL
 		WHERE campaign_id = $1 AND status = 'sending' AND updated_at < $2`, id, olderThan)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: reset stale sending: %w", err)

@@ -409,6 +409,16 @@ func (s *Store) ReplaceRegions(ctx context.Context, tenantID string, regions []s
 	return nil
 }
 
+// ListExists reports whether the tenant has a list of that name.
+func (s *Store) ListExists(ctx context.Context, tenantID, name string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM lists WHERE tenant_id = $1 AND name = $2)`, tenantID, name).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("postgres: list exists: %w", err)
+	}
+	return ok, nil
+}
+
 // ListRegions returns the tenant's regions ordered by code.
 func (s *Store) ListRegions(ctx context.Context, tenantID string) ([]subscriber.Region, error) {
 	rows, err := s.pool.Query(ctx, `SELECT code, name, population FROM regions WHERE tenant_id = $1 ORDER BY code`, tenantID)

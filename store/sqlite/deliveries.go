@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,7 +231,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 	stmt, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, skip_reason = ?,
 			provider = COALESCE(?, provider), provider_message_id = COALESCE(?, provider_message_id),
 			error_code = ?, segments = CASE WHEN ? > 0 THEN ? ELSE segments END,
-			updated_at = ?, sent_at = COALESCE(?, sent_at)
+			updated_at = ?, sent_at = COALESCE(?, CASE WHEN status = 'unknown' THEN sent_at END)
 		WHERE campaign_id = ? AND subscriber_id = ? AND channel = ?
 		AND status IN ('pending', 'sending', 'unknown')`)
 	if err != nil {
@@ -267,33 +268,61 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 	return nil
 }
 
-// MarketingSent counts marketing messages that went out (sent, delivered or
-// unknown) to each subscriber since `since`, across the tenant's campaigns.
-func (s *Store) MarketingSent(ctx context.Context, tenantID string, subscriberIDs []int64, since time.Time) (map[int64]int, error) {
-	out := make(map[int64]int)
-	if len(subscriberIDs) == 0 {
-		return out, nil
+// ApplyCap counts each subscriber's marketing deliveries sent or in flight
+// since q.Since (other than the one checked) and reserves the claimed
+// deliveries below the cap by setting their sent_at, in one write
+// transaction: SQLite's single writer makes two checks take turns, and the
+// later one counts the earlier one's reservation.
+func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) ([]int64, error) {
+	key, ok := campaignKey(q.CampaignID)
+	if !ok || len(q.SubscriberIDs) == 0 {
+		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT subscriber_id, count(*) FROM deliveries
-		WHERE subscriber_id IN (SELECT value FROM json_each(?)) AND kind_marketing AND sent_at >= ?
-		AND tenant_id = ? AND status IN ('sent', 'delivered', 'unknown')
-		GROUP BY subscriber_id`, int64sJSON(subscriberIDs), stamp(since), tenantID)
+	tx, err := s.db.BeginTx(ctx, nil) // immediate: takes the write lock now
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: marketing sent: %w", err)
+		return nil, fmt.Errorf("sqlite: apply cap: %w", err)
 	}
-	defer rows.Close()
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT subscriber_id, count(*) FROM deliveries
+		WHERE subscriber_id IN (SELECT value FROM json_each(?)) AND kind_marketing AND sent_at >= ?
+		AND tenant_id = ? AND status IN ('sending', 'sent', 'delivered', 'unknown')
+		AND NOT (campaign_id = ? AND channel = ?)
+		GROUP BY subscriber_id`, int64sJSON(q.SubscriberIDs), stamp(q.Since), q.TenantID, key, string(q.Channel))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
+	}
+	var capped []int64
 	for rows.Next() {
-		var id int64
-		var n int
+		var id, n int64
 		if err := rows.Scan(&id, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: marketing sent: %w", err)
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
 		}
-		out[id] = n
+		if n >= int64(q.Limit) {
+			capped = append(capped, id)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: marketing sent: %w", err)
+		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}
-	return out, nil
+	slices.Sort(capped)
+	room := slices.DeleteFunc(slices.Clone(q.SubscriberIDs), func(id int64) bool {
+		_, at := slices.BinarySearch(capped, id)
+		return at
+	})
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET sent_at = ?
+		WHERE campaign_id = ? AND channel = ? AND +status = 'sending'
+		AND subscriber_id IN (SELECT value FROM json_each(?))`,
+		stamp(q.At), key, string(q.Channel), int64sJSON(room)); err != nil {
+		return nil, fmt.Errorf("sqlite: apply cap: reserve: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: apply cap: %w", err)
+	}
+	return capped, nil
 }
 
 // UnfinishedPage pages the subscribers whose delivery on ch is pending or

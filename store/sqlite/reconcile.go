@@ -15,7 +15,7 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 	if !ok {
 		return 0, nil
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', updated_at = ?
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', sent_at = NULL, updated_at = ?
 		WHERE campaign_id = ? AND status = 'sending' AND updated_at < ?`, stamp(time.Now()), key, stamp(olderThan))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reset stale sending: %w", err)

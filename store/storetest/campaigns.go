@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -698,7 +699,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		b := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
 		alert := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
 		foreign := f.campaign(t, f.other, campaign.KindInstallPromotion, campaign.StateRunning)
-		s1, s2, s3 := f.ids[msisdn(1)], f.ids[msisdn(2)], f.ids[msisdn(3)]
+		s2, s3 := f.ids[msisdn(2)], f.ids[msisdn(3)]
 		send := func(c campaign.Campaign, ch campaign.Channel, status campaign.Status, at time.Time, ns ...int) {
 			t.Helper()
 			f.insert(t, c, ch, ns...)
@@ -723,23 +724,75 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 			MessageID: fmt.Sprint(a.ID, campaign.ChannelSMS, 2), Status: campaign.StatusDelivered, At: now}); !ok || err != nil {
 			t.Fatalf("receipt = %v, %v", ok, err)
 		}
-		got, err := f.st.MarketingSent(f.ctx, f.tenant, []int64{s1, s2, s3}, now.Add(-24*time.Hour))
-		if err != nil {
+		// check claims ns on c's SMS and applies a cap of limit since `since`;
+		// it answers the numbers at the cap.
+		check := func(c campaign.Campaign, since time.Time, limit int, ns ...int) []int {
+			t.Helper()
+			f.insert(t, c, campaign.ChannelSMS, ns...)
+			f.claim(t, c, campaign.ChannelSMS, ns...)
+			return f.applyCap(t, c, since, limit, ns...)
+		}
+		// Within 90 minutes: s1 has 2 (a's SMS, a's push unknown), s2 1 (a's
+		// SMS, delivered); b's failed push, the alert and the other
+		// tenant's campaign do not count.
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		if got := check(c, now.Add(-90*time.Minute), 2, 1, 2, 3); !slices.Equal(got, []int{1}) {
+			t.Fatalf("capped within 90 min at 2 = %v, want [1]", got)
+		}
+		// Within 24 hours s1 has 3, s2 1 and s3 none (b's SMS was 30 h ago),
+		// plus c's reservations of s2 and s3, still in flight.
+		d := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		if got := check(d, now.Add(-24*time.Hour), 2, 1, 2, 3); !slices.Equal(got, []int{1, 2}) {
+			t.Fatalf("capped within 24 h at 2 = %v, want [1 2]: an in-flight reservation counts", got)
+		}
+		// A reservation put back (pending) or failed counts no more.
+		var outs []campaign.Outcome
+		for _, x := range []campaign.Campaign{c, d} {
+			outs = append(outs,
+				campaign.Outcome{CampaignID: x.ID, SubscriberID: s3, Channel: campaign.ChannelSMS, Status: campaign.StatusPending},
+				campaign.Outcome{CampaignID: x.ID, SubscriberID: s2, Channel: campaign.ChannelSMS, Status: campaign.StatusFailed, ErrorCode: "30003"})
+		}
+		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
 			t.Fatal(err)
 		}
-		want := map[int64]int{s1: 3, s2: 1}
-		if !equalCounts(got, want) {
-			t.Errorf("within 24h = %v, want %v", got, want)
+		for _, x := range []campaign.Campaign{c, d} {
+			if dl := f.bySubscriber(t, x)[s3]; dl.Status != campaign.StatusPending || dl.SentAt != nil {
+				t.Fatalf("a put-back delivery = %s sent at %v, want pending and never sent", dl.Status, dl.SentAt)
+			}
 		}
-		got, err = f.st.MarketingSent(f.ctx, f.tenant, []int64{s1, s2, s3}, now.Add(-90*time.Minute))
-		if err != nil {
-			t.Fatal(err)
+		e := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		if got := check(e, now.Add(-24*time.Hour), 2, 2, 3); len(got) != 0 {
+			t.Fatalf("capped after the put-backs = %v, want none", got)
 		}
-		if want := map[int64]int{s1: 2, s2: 1}; !equalCounts(got, want) {
-			t.Errorf("within 90 min = %v, want %v", got, want)
+		if got := f.applyCap(t, e, now, 1); len(got) != 0 {
+			t.Fatalf("no subscribers capped %v", got)
 		}
-		if got, err := f.st.MarketingSent(f.ctx, f.tenant, nil, now); err != nil || len(got) != 0 {
-			t.Errorf("no subscribers = %v, %v", got, err)
+	})
+
+	t.Run("two campaigns checking the cap at once never both reserve the last message", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		since := time.Now().Add(-time.Hour)
+		ns := seq(4, 12)
+		for round := range 5 {
+			x := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+			y := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+			for _, c := range []campaign.Campaign{x, y} {
+				f.insert(t, c, campaign.ChannelSMS, ns...)
+				f.claim(t, c, campaign.ChannelSMS, ns...)
+			}
+			// Limit round+1: the earlier rounds' reservations fill round slots.
+			var got [2][]int
+			var wg sync.WaitGroup
+			for i, c := range []campaign.Campaign{x, y} {
+				wg.Go(func() { got[i] = f.applyCap(t, c, since, round+1, ns...) })
+			}
+			wg.Wait()
+			for _, n := range ns {
+				if slices.Contains(got[0], n) == slices.Contains(got[1], n) {
+					t.Fatalf("round %d: subscriber %d capped in x %v and y %v: want exactly one", round, n, got[0], got[1])
+				}
+			}
 		}
 	})
 
@@ -1271,6 +1324,29 @@ func sameSet(got, want []int64) bool {
 	slices.Sort(got)
 	slices.Sort(want)
 	return slices.Equal(got, want)
+}
+
+// applyCap applies a cap of limit since `since` to c's claimed SMS of ns
+// and answers the numbers at the cap, ascending.
+func (f *fixture) applyCap(t *testing.T, c campaign.Campaign, since time.Time, limit int, ns ...int) []int {
+	t.Helper()
+	var ids []int64
+	byID := map[int64]int{}
+	for _, n := range ns {
+		ids = append(ids, f.ids[msisdn(n)])
+		byID[f.ids[msisdn(n)]] = n
+	}
+	capped, err := f.st.ApplyCap(f.ctx, campaign.CapCheck{TenantID: c.TenantID, CampaignID: c.ID,
+		Channel: campaign.ChannelSMS, SubscriberIDs: ids, Since: since, Limit: limit, At: time.Now()})
+	if err != nil {
+		t.Errorf("ApplyCap: %v", err)
+	}
+	var out []int
+	for _, id := range capped {
+		out = append(out, byID[id])
+	}
+	slices.Sort(out)
+	return out
 }
 
 func equalCounts(got, want map[int64]int) bool {

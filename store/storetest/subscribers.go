@@ -285,6 +285,16 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		if l := get(t, s, other.ID, "+84912345678").Lists; !slices.Equal(l, []string{"f1-contacts"}) {
 			t.Fatalf("other tenant's lists = %v, want only its own [f1-contacts]", l)
 		}
+		for _, c := range []struct {
+			tenant, name string
+			want         bool
+		}{{tn.ID, "f1-contacts", true}, {tn.ID, "vip", true}, {tn.ID, "VIP", false}, {tn.ID, "nope", false},
+			{other.ID, "f1-contacts", true}, {other.ID, "vip", false}} {
+			got, err := s.ListExists(ctx, c.tenant, c.name)
+			if err != nil || got != c.want {
+				t.Fatalf("ListExists(%s) = %v, %v; want %v", c.name, got, err, c.want)
+			}
+		}
 	})
 
 	t.Run("an upsert for an unknown tenant is not found", func(t *testing.T) {
