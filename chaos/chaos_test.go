@@ -16,8 +16,8 @@ const (
 // startup bounds the time from start to the first messages.
 const startup = 60 * time.Second
 
-// Every scenario runs in parallel with the others, GOMAXPROCS (-parallel) at
-// a time: each has its own schema, Redis database, fake and processes.
+// Every scenario runs in parallel with the others, four at a time (main_test.go):
+// each has its own schema, Redis database, fake and processes.
 
 // TestA429StormCompletesWithoutDuplicates has Twilio answer half of all
 // requests 429 (code 20429) for the whole campaign. Throttling is transient:

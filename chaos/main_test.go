@@ -1,10 +1,12 @@
 package chaos
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +30,23 @@ func TestMain(m *testing.M) {
 		os.Getenv(testenv.RequireVar) == "1" {
 		dir, binary, buildErr = build()
 	}
+	// The scenarios mostly wait (for outages, leases, backoffs): four run
+	// at once unless -test.parallel says otherwise.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", strconv.Itoa(scenariosAtOnce))
+	}
 	code := m.Run()
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }
+
+// scenariosAtOnce is how many scenarios run in parallel by default.
+const scenariosAtOnce = 4
 
 func build() (dir, bin string, err error) {
 	root, err := moduleRoot()

@@ -136,6 +136,9 @@ type Engine struct {
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
 	keyLocks  map[string]*sync.Mutex
+	// orphanSeen is when each fulfilment task was first seen active
+	// under no live worker (rewards.go).
+	orphanSeen map[string]time.Time
 	// stopping closes when Run's context ends: handlers put what they have
 	// not sent back to pending instead of finishing their batch.
 	stopping     chan struct{}
@@ -170,12 +173,13 @@ func New(d Deps) *Engine {
 	set.defaults()
 	return &Engine{
 		Deps: d, set: set,
-		client:    asynq.NewClient(d.Queue.Opt),
-		limiter:   NewLimiter(d.Queue.Redis),
-		breakers:  newBreakers(d.Now),
-		tmplCache: map[string]*compiled{},
-		campCache: map[string]cachedCampaign{},
-		stopping:  make(chan struct{}),
+		client:     asynq.NewClient(d.Queue.Opt),
+		limiter:    NewLimiter(d.Queue.Redis),
+		breakers:   newBreakers(d.Now),
+		tmplCache:  map[string]*compiled{},
+		campCache:  map[string]cachedCampaign{},
+		orphanSeen: map[string]time.Time{},
+		stopping:   make(chan struct{}),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,46 +22,106 @@ const TypeFulfil = "reward:fulfil"
 
 var _ reward.Enqueuer = (*Engine)(nil)
 
-// EnqueueFulfil queues the provisioning of a reward; the task id is the
-// reward id, so a reward is never queued twice at once.
+// EnqueueFulfil queues the provisioning of a reward. The task id is the
+// reward id, so a reward is never queued twice at once; a task orphaned by
+// a dead worker gives way to the next generation's id (reward:ID:1, …).
 func (e *Engine) EnqueueFulfil(ctx context.Context, rewardID string) error {
-	id := "reward:" + rewardID
-	task := asynq.NewTask(TypeFulfil, []byte(rewardID), asynq.MaxRetry(20), asynq.Queue(queue.QueueDefault),
-		asynq.TaskID(id))
-	_, err := e.client.EnqueueContext(ctx, task)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		err = e.replaceDeadTask(ctx, task, id)
+	for gen := range maxFulfilGenerations {
+		id := "reward:" + rewardID
+		if gen > 0 {
+			id += ":" + strconv.Itoa(gen)
+		}
+		task := asynq.NewTask(TypeFulfil, []byte(rewardID), asynq.MaxRetry(20), asynq.Queue(queue.QueueDefault),
+			asynq.TaskID(id))
+		_, err := e.client.EnqueueContext(ctx, task)
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			var orphaned bool
+			orphaned, err = e.replaceDeadTask(ctx, task, id)
+			if err == nil && orphaned {
+				continue
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("enqueue reward %s: %w", rewardID, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("enqueue reward %s: %w", rewardID, err)
-	}
-	return nil
+	return fmt.Errorf("enqueue reward %s: its last %d tasks were orphaned by dead workers", rewardID, maxFulfilGenerations)
 }
+
+// maxFulfilGenerations bounds the task ids one reward uses: each new one
+// follows a kill -9 of the worker running the one before.
+const maxFulfilGenerations = 8
+
+// orphanGrace is how long a task must be seen active under no live worker
+// before it is taken for orphaned: asynq lists a worker's tasks in its
+// heartbeat (every 5 s, kept 10 s), so a task just started is not listed yet.
+const orphanGrace = 8 * time.Second
 
 // replaceDeadTask enqueues task again when the task holding its id will
 // never run: asynq keeps an archived task (retries used up, say through a
 // long provisioning outage, or a lease that expired on the last retry) and
 // its id for months, and a pending reward whose only task is archived would
 // never be granted. A live task (queued, scheduled, retrying, running) is
-// left alone.
-func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id string) error {
+// left alone. A task active under no live worker (its worker was killed)
+// is orphaned: asynq's own recovery waits for its lease and runs only once
+// a minute; the caller gives the reward the next id instead. Running the
+// orphan again later is harmless: the reward is final by then, and the
+// provisioning API takes the reward id as its idempotency key.
+func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id string) (orphaned bool, err error) {
 	insp := asynq.NewInspectorFromRedisClient(e.Queue.Redis)
 	info, err := insp.GetTaskInfo(queue.QueueDefault, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 	case err != nil:
-		return err
+		return false, err
+	case info.State == asynq.TaskStateActive:
+		return e.orphaned(insp, id)
 	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
-		return nil
+		return false, nil
 	default:
 		if err := insp.DeleteTask(queue.QueueDefault, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return err
+			return false, err
 		}
 	}
 	if _, err := e.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
+}
+
+// orphaned reports whether the active task id has been running under no
+// live worker for orphanGrace.
+func (e *Engine) orphaned(insp *asynq.Inspector, id string) (bool, error) {
+	servers, err := insp.Servers()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range servers {
+		for _, w := range s.ActiveWorkers {
+			if w.TaskID == id {
+				e.mu.Lock()
+				delete(e.orphanSeen, id)
+				e.mu.Unlock()
+				return false, nil
+			}
+		}
+	}
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	first, ok := e.orphanSeen[id]
+	if !ok {
+		// Forget sightings of tasks long since recovered.
+		for k, at := range e.orphanSeen {
+			if now.Sub(at) > time.Hour {
+				delete(e.orphanSeen, k)
+			}
+		}
+		e.orphanSeen[id] = now
+		return false, nil
+	}
+	return now.Sub(first) >= orphanGrace, nil
 }
 
 func (e *Engine) handleFulfil(ctx context.Context, t *asynq.Task) error {
