@@ -2,16 +2,21 @@ package worker_test
 
 import (
 	"fmt"
-	"outreach/config"
 	"strings"
 	"testing"
 	"time"
 
 	"outreach/campaign"
+	"outreach/config"
 	"outreach/worker"
 )
 
+// forEachBackend runs a scenario on each backend in turn. Scenarios run in
+// parallel with each other (-parallel, GOMAXPROCS by default): each has its
+// own store, Redis database, fakes and clock, and most of their time is
+// spent waiting on rates, windows and stale claims.
 func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, newHarness(t, b)) })
 	}
