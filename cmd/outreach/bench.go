@@ -1135,6 +1135,7 @@ func (m *meteredSMS) SendSMS(ctx context.Context, s provider.SMS) (provider.Resu
 
 type engineFlags struct {
 	concurrency, sendConcurrency, batch, fastBatch, fanoutChunk, maxBacklog, alertConcurrency *int
+	frequencyCap                                                                              *string
 }
 
 func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
@@ -1146,7 +1147,20 @@ func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFl
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
+		frequencyCap: fs.String("frequency-cap", "0", "the marketing frequency cap, as OUTREACH_FREQUENCY_CAP "+
+			"(3/24h: at most 3 a day); 0 is off"),
 	}
+}
+
+// policy is the bench's marketing policy with the --frequency-cap asked for.
+func (f engineFlags) policy() (campaign.Policy, error) {
+	p := benchPolicy()
+	c, err := config.ParseCap(*f.frequencyCap)
+	if err != nil {
+		return p, fmt.Errorf("--frequency-cap: %w", err)
+	}
+	p.Cap = c
+	return p, nil
 }
 
 func (f engineFlags) settings(smsRate int) worker.Settings {
@@ -1162,9 +1176,10 @@ func (f engineFlags) String() string {
 }
 
 // startEngine runs an engine until the returned stop is called.
-func startEngine(ctx context.Context, e *benchEnv, st campaign.Store, sms *meteredSMS, set worker.Settings, log *slog.Logger) (*worker.Engine, func() error) {
+func startEngine(ctx context.Context, e *benchEnv, st campaign.Store, sms *meteredSMS, set worker.Settings,
+	policy campaign.Policy, log *slog.Logger) (*worker.Engine, func() error) {
 	eng := worker.New(worker.Deps{Store: st, Subscribers: e.store, Queue: e.queue, SMS: sms,
-		Policy: benchPolicy(), Settings: set, Logger: log})
+		Policy: policy, Settings: set, Logger: log})
 	runCtx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- eng.Run(runCtx) }()
@@ -1266,7 +1281,8 @@ type campaignResult struct {
 
 func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	fs := newFlags("bench campaign", "Seeds N subscribers, creates an SMS install-promotion campaign with no rate limit\n"+
-		"(sender rate set very high, window always open, frequency cap off) and runs the real engine\n"+
+		"(sender rate set very high, window always open, frequency cap off unless --frequency-cap) and runs\n"+
+		"the real engine "+
 		"(worker.New + Run in this process) with the real twilio-go client against a minimal local sink.\n"+
 		"Reports fan-out rows/s, end-to-end messages/s, CPU s per 100,000 messages, peak RSS, peak\n"+
 		"Redis used_memory, and the ratio to the ceiling measured first in the same run; checks that\n"+
@@ -1313,7 +1329,10 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	defer e.Close()
 	res := &campaignResult{N: int64(n), Settings: eng.String(), StoreStr: e.storeDesc, RedisStr: e.redisDesc}
 	fmt.Fprintf(stdout, "store: %s; queue: %s\n", e.storeDesc, e.redisDesc)
-	policy := benchPolicy()
+	policy, err := eng.policy()
+	if err != nil {
+		return nil, err
+	}
 	if withCeiling {
 		if ceilingN <= 0 {
 			ceilingN = min(n, 100000)
@@ -1338,7 +1357,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	ms := &meteredStore{Store: e.store}
 	sms := &meteredSMS{Client: e.sms}
 	set := eng.settings(10_000_000)
-	engine, stopEngine := startEngine(ctx, e, ms, sms, set, benchLogger(stderr))
+	engine, stopEngine := startEngine(ctx, e, ms, sms, set, policy, benchLogger(stderr))
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
 		Logger: benchLogger(stderr)}
@@ -1638,10 +1657,13 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		contacts = append(contacts, benchOutsiderMSISDN(j))
 	}
 
-	policy := benchPolicy()
 	sms := &meteredSMS{Client: e.sms}
 	ms := &meteredStore{Store: e.store}
-	engine, stopEngine := startEngine(ctx, e, ms, sms, eng.settings(r), benchLogger(stderr))
+	policy, err := eng.policy()
+	if err != nil {
+		return nil, err
+	}
+	engine, stopEngine := startEngine(ctx, e, ms, sms, eng.settings(r), policy, benchLogger(stderr))
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
 		Logger: benchLogger(stderr)}
