@@ -136,7 +136,7 @@ func TestAlertContactListsArePurgedAfterRetentionLeavingCounts(t *testing.T) {
 }
 
 func TestACancelledAlertStopsWithinASecond(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		// 1,500 alert SMS at 50/s: thirty seconds. Fifteen tasks of 100
 		// start at once and each claims 20: 300 claimed, six seconds of
 		// the sender's rate, when the cancel comes.

@@ -17,6 +17,17 @@ import (
 // spent waiting on rates, windows and stale claims.
 func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
 	t.Parallel()
+	eachBackend(t, fn)
+}
+
+// forEachBackendAlone is forEachBackend for a scenario that checks an
+// effect within a second (a pause, a cancel, a window's close): it runs
+// before the parallel ones, with no other scenario of the package.
+func forEachBackendAlone(t *testing.T, fn func(t *testing.T, h *harness)) {
+	eachBackend(t, fn)
+}
+
+func eachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, newHarness(t, b)) })
 	}

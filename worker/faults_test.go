@@ -121,7 +121,7 @@ func TestMarketingOutsideTheSendWindowWaitsForItToOpen(t *testing.T) {
 }
 
 func TestAPausedCampaignSendsNothingUntilResumed(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(400) // 360 eligible at 60/s: 6 seconds
 		h.startWorker(worker.Settings{})
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 60)
@@ -147,7 +147,7 @@ func TestAPausedCampaignSendsNothingUntilResumed(t *testing.T) {
 }
 
 func TestMarketingStopsWhenTheSendWindowClosesAndGoesOnWhenItOpens(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(400) // 360 eligible at 150/s: two and a half seconds
 		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
 		h.clock.Set(time.Date(2026, 11, 24, 21, 59, 0, 0, h.policy.Zone))
@@ -220,7 +220,7 @@ func TestHeldMarketingKeepsRedisBounded(t *testing.T) {
 }
 
 func TestNothingGoesOutAfterTheCampaignsEndAndTheRestIsSkipped(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		h.seed(400) // 360 eligible at 60/s: six seconds
 		now := time.Now().Truncate(time.Second)
 		h.clock.Set(now)
