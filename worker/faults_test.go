@@ -290,3 +290,36 @@ func TestACancelledCampaignsUnsentDeliveriesAreSkippedAsCancelled(t *testing.T) 
 		t.Logf("%d sent before the cancel, %d skipped as cancelled", sent, s.Skipped[campaign.SkipCampaignCancelled])
 	})
 }
+
+// A cancel whose settle task never reached the queue (Redis unreachable at
+// that moment, or emptied since) leaves the campaign's unsent deliveries
+// pending; the monitor finds the cancelled campaign with deliveries still
+// unsent and settles it, and nothing is sent.
+func TestACancelledCampaignWhoseSettleWasLostIsSettledByTheMonitor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(50)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
+		h.pendingDeliveries(c, 50)
+		// Cancelled in the store alone: no settle is queued.
+		if _, err := h.store.TransitionCampaign(h.ctx, c.TenantID, c.ID, []campaign.State{campaign.StateRunning},
+			campaign.StateCancelled, h.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		h.startWorker(worker.Settings{})
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s := h.stats(c.ID)
+			if s.Deliveries[campaign.StatusPending]+s.Deliveries[campaign.StatusSending] == 0 {
+				if s.Skipped[campaign.SkipCampaignCancelled] != 50 || h.twilio.Count() != 0 {
+					t.Fatalf("skipped %v, %d sent: want all 50 skipped as cancelled and none sent", s.Skipped, h.twilio.Count())
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cancelled campaign's deliveries are still unsent after 30 s: %v", s.Deliveries)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}

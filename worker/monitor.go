@@ -107,6 +107,30 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			}
 		}
 	}
+	if redrive {
+		return e.settleUnsettled(ctx, now)
+	}
+	return nil
+}
+
+// unsettledWithin is how long after its cancel a campaign's unsent
+// deliveries are still settled by the monitor.
+const unsettledWithin = 7 * 24 * time.Hour
+
+// settleUnsettled queues the settle of every campaign cancelled lately that
+// still has deliveries pending or sending: the backstop for a settle lost
+// (the queue unreachable at the cancel, or Redis emptied since). A settle
+// already queued keeps its task id, so this adds nothing while it waits.
+func (e *Engine) settleUnsettled(ctx context.Context, now time.Time) error {
+	cs, err := e.Store.UnsettledCampaigns(ctx, now.Add(-unsettledWithin))
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := e.Settle(ctx, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

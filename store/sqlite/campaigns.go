@@ -311,6 +311,15 @@ func (s *Store) ActiveCampaigns(ctx context.Context) ([]campaign.Campaign, error
 		WHERE state IN ('running', 'paused') ORDER BY created_at, id`)
 }
 
+// UnsettledCampaigns returns the cancelled campaigns finished since `since`
+// with deliveries still pending or sending.
+func (s *Store) UnsettledCampaigns(ctx context.Context, since time.Time) ([]campaign.Campaign, error) {
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns c
+		WHERE state = 'cancelled' AND finished_at >= ?
+		  AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND d.status IN ('pending', 'sending'))
+		ORDER BY created_at, id`, stamp(since))
+}
+
 // AddContacts adds subscribers to an alert's contact list; repeats are
 // ignored.
 func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error {

@@ -308,6 +308,46 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("cancelled campaigns with unsent deliveries are listed to be settled", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		cancel := func(c campaign.Campaign, at time.Time) {
+			t.Helper()
+			if _, err := f.st.TransitionCampaign(f.ctx, c.TenantID, c.ID, []campaign.State{campaign.StateRunning},
+				campaign.StateCancelled, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, pending, campaign.ChannelSMS, 1, 2)
+		cancel(pending, now.Add(-time.Hour))
+		sending := f.campaign(t, f.other, campaign.KindExposureAlert, campaign.StateRunning)
+		f.insert(t, sending, campaign.ChannelPush, 3)
+		f.claim(t, sending, campaign.ChannelPush, 3)
+		cancel(sending, now.Add(-time.Minute))
+		settled := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, settled, campaign.ChannelSMS, 4)
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: settled.ID, SubscriberID: f.ids[msisdn(4)],
+			Channel: campaign.ChannelSMS, Status: campaign.StatusSkipped, SkipReason: campaign.SkipCampaignCancelled}}); err != nil {
+			t.Fatal(err)
+		}
+		cancel(settled, now.Add(-time.Minute))
+		old := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, old, campaign.ChannelSMS, 5)
+		cancel(old, now.Add(-48*time.Hour))
+		running := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, running, campaign.ChannelSMS, 6)
+
+		list, err := f.st.UnsettledCampaigns(f.ctx, now.Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := campaignIDs(list), sorted(pending.ID, sending.ID); !slices.Equal(got, want) {
+			t.Errorf("unsettled = %v, want %v (pending %s, sending %s)", got, want, pending.ID, sending.ID)
+		}
+	})
+
 	t.Run("audience filters page through exactly the matching subscribers in id order", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
