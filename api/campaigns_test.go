@@ -176,6 +176,9 @@ func TestCampaignValidation(t *testing.T) {
 		}, []string{"end_by"}},
 		{"a time that is not RFC 3339", func(b map[string]any) { b["start_at"] = "tomorrow" }, []string{"start_at"}},
 		{"a number where a string belongs", func(b map[string]any) { b["name"] = 7 }, []string{"name"}},
+		{"every value of the wrong type is named, not only the first", func(b map[string]any) {
+			b["name"], b["rate_per_second"], b["start_at"] = 7, "fast", "tomorrow"
+		}, []string{"name", "rate_per_second", "start_at"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

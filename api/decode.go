@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
 	"sort"
@@ -42,7 +43,11 @@ func decodeJSON(c *gin.Context, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err, body)
+		jerr := jsonError(err, body)
+		if fe, ok := jerr.(apperr.FieldErrors); ok {
+			return everyFieldError(body, v, fe)
+		}
+		return jerr
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: data after the object"}
@@ -77,6 +82,36 @@ func jsonError(err error, body []byte) error {
 			Message: fmt.Sprintf("unknown field %q", field), Details: map[string]string{"field": field}}
 	}
 	return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// everyFieldError decodes each member of the body's object on its own into
+// a fresh value of v's type, so that the first value of the wrong type does
+// not hide the others: the answer names every such field. first is the
+// decoder's own answer, kept when the members cannot be told apart.
+func everyFieldError(body []byte, v any, first apperr.FieldErrors) apperr.FieldErrors {
+	var members map[string]json.RawMessage
+	t := reflect.TypeOf(v)
+	if json.Unmarshal(body, &members) != nil || t.Kind() != reflect.Pointer {
+		return first
+	}
+	all := apperr.FieldErrors{}
+	for k, raw := range members {
+		one, err := json.Marshal(map[string]json.RawMessage{k: raw})
+		if err != nil {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(one))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(reflect.New(t.Elem()).Interface()); err != nil {
+			if fe, ok := jsonError(err, one).(apperr.FieldErrors); ok {
+				maps.Copy(all, fe)
+			}
+		}
+	}
+	if len(all) == 0 {
+		return first
+	}
+	return all
 }
 
 // kindName says what JSON a Go type wants, for messages.
