@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -61,8 +62,10 @@ type Store interface {
 	// the tenant's other marketing deliveries sent, delivered, unknown or in
 	// flight since q.Since. Those below q.Limit are reserved (sent_at set to
 	// q.At, so every later check counts them while they are in flight); the
-	// ids at the cap are returned, unreserved, for the caller to skip.
-	ApplyCap(ctx context.Context, q CapCheck) (capped []int64, err error)
+	// others are returned, unreserved: Capped at the cap by messages that
+	// went out (to skip), Held there only with messages still in flight,
+	// which may yet fail (to try again later).
+	ApplyCap(ctx context.Context, q CapCheck) (CapResult, error)
 	// UnfinishedPage returns up to limit subscriber ids after afterID whose
 	// delivery on ch is pending or sending (older than olderThan), for the
 	// reconciler and for completion checks.
@@ -105,4 +108,34 @@ type CapCheck struct {
 	Since                time.Time // the start of the cap's period
 	Limit                int       // marketing messages allowed per subscriber in it
 	At                   time.Time // now: the reservation's time
+}
+
+// CapResult sorts the subscribers of a CapCheck the cap does not let through.
+type CapResult struct {
+	Capped []int64 // at the cap with messages that went out: skip
+	Held   []int64 // at the cap only with messages in flight: try again later
+}
+
+// Sort files one subscriber counted by a store: gone messages that went
+// out and all of them, in flight included, against the limit.
+func (r *CapResult) Sort(id, gone, all int64, limit int) {
+	switch {
+	case gone >= int64(limit):
+		r.Capped = append(r.Capped, id)
+	case all >= int64(limit):
+		r.Held = append(r.Held, id)
+	}
+}
+
+// Room is the ids of ids neither capped nor held, sorted: the ones to
+// reserve and send.
+func (r CapResult) Room(ids []int64) []int64 {
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(r.Capped, id) && !slices.Contains(r.Held, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -172,3 +172,58 @@ func TestTwoCampaignsAtOnceKeepTheFrequencyCap(t *testing.T) {
 		}
 	})
 }
+
+// A subscriber at the cap only because another campaign's message to them
+// is still on its way is not skipped: the delivery waits, and when that
+// message fails, this one goes. Under a cap of one a day, campaign A holds
+// every subscriber's one slot with a message in flight; campaign B sends
+// nothing meanwhile, and once A's messages fail, B reaches everyone once.
+func TestAMessageHeldByTheCapGoesWhenTheOneInFlightFails(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.policy.Cap = config.Cap{Count: 1, Period: 24 * time.Hour}
+		msisdns := h.seed(20)
+		a := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		a = h.act(a.ID, campaign.ActionStart) // no worker runs yet
+		ids := h.pendingDeliveries(a, 20)
+		// A worker of A's has claimed them and passed the cap check.
+		recips, err := h.store.ClaimDeliveries(h.ctx, a.ID, campaign.ChannelSMS, ids)
+		if err != nil || len(recips) != 20 {
+			t.Fatalf("claim: %d, %v", len(recips), err)
+		}
+		now := h.clock.Now()
+		if res, err := h.store.ApplyCap(h.ctx, campaign.CapCheck{TenantID: a.TenantID, CampaignID: a.ID,
+			Channel: campaign.ChannelSMS, SubscriberIDs: ids, Since: now.Add(-24 * time.Hour), Limit: 1, At: now}); err != nil ||
+			len(res.Capped)+len(res.Held) != 0 {
+			t.Fatalf("A's cap check: %+v, %v", res, err)
+		}
+
+		h.startWorker(worker.Settings{RetryBase: 200 * time.Millisecond})
+		b := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(b.ID, campaign.ActionStart)
+		time.Sleep(2 * time.Second)
+		if n := h.twilio.Count(); n != 0 {
+			t.Fatalf("B sent %d while A's messages were in flight", n)
+		}
+		var outs []campaign.Outcome
+		for _, id := range ids {
+			outs = append(outs, campaign.Outcome{CampaignID: a.ID, SubscriberID: id, Channel: campaign.ChannelSMS,
+				Status: campaign.StatusFailed, ErrorCode: "30003", At: h.clock.Now()})
+		}
+		if err := h.store.RecordOutcomes(h.ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+		s := h.waitState(b.ID, campaign.StateCompleted, 30*time.Second)
+		for i, m := range msisdns {
+			want := 1
+			if i%10 == 0 {
+				want = 0 // opted out
+			}
+			if got := h.twilio.CountTo(m); got != want {
+				t.Fatalf("subscriber %d got %d SMS from B, want %d (stats %v, skipped %v)", i, got, want, s.Deliveries, s.Skipped)
+			}
+		}
+		if s.Skipped[campaign.SkipFrequencyCap] != 0 {
+			t.Errorf("B skipped %d for the cap: a message held by one in flight must wait, not be skipped", s.Skipped[campaign.SkipFrequencyCap])
+		}
+	})
+}

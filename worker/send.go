@@ -283,7 +283,7 @@ func (e *Engine) skip(r campaign.Recipient, ch campaign.Channel, why campaign.Sk
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
 	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) }
-	var capped []int64
+	var capped campaign.CapResult
 	if e.Policy.Capped(c.Kind) {
 		ids := make([]int64, 0, len(recips))
 		for _, r := range recips {
@@ -299,18 +299,23 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		if err != nil {
 			return nil, fmt.Errorf("frequency cap: %w", err)
 		}
-		slices.Sort(capped)
 	}
 	jobs := make([]*job, 0, len(recips))
 	for _, r := range recips {
 		j := &job{r: r, channel: r.Channel}
 		jobs = append(jobs, j)
-		if optedOut(r) {
+		switch {
+		case optedOut(r):
 			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
 			continue
-		}
-		if _, at := slices.BinarySearch(capped, r.SubscriberID); at {
+		case slices.Contains(capped.Capped, r.SubscriberID):
 			j.out = e.skip(r, r.Channel, campaign.SkipFrequencyCap)
+			continue
+		case slices.Contains(capped.Held, r.SubscriberID):
+			// At the cap only with another campaign's message still on its
+			// way: if that one fails, this one may go. Ask again later.
+			j.out = campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel, At: e.Now()}
+			e.retryLater(j, e.set.RetryBase, capWaitCode)
 			continue
 		}
 		if err := e.render(ctx, c, j); err != nil {
@@ -762,7 +767,11 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 // limits, a full sender queue, our own open breaker), not "this message
 // fails": they never use up a delivery's attempts.
 var throttleCodes = map[string]bool{"20429": true, "429": true, "21611": true, "30001": true,
-	"QUOTA_EXCEEDED": true, "TooManyRequests": true, "breaker_open": true}
+	"QUOTA_EXCEEDED": true, "TooManyRequests": true, "breaker_open": true, capWaitCode: true}
+
+// capWaitCode marks a delivery put back because the subscriber is at the
+// frequency cap only with messages still in flight.
+const capWaitCode = "frequency_cap_wait"
 
 func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	if j.r.Attempts >= e.set.MaxAttempts && !throttleCodes[code] {

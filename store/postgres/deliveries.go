@@ -367,57 +367,57 @@ const capLockClass = 7_404_242
 // checked), and reserves the claimed deliveries below the cap by setting
 // their sent_at: two workers checking the same subscriber take turns, and
 // the later one counts the earlier one's reservation.
-func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) ([]int64, error) {
+func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.CapResult, error) {
+	var res campaign.CapResult
 	key, ok := campaignKey(q.CampaignID)
 	if !ok || len(q.SubscriberIDs) == 0 {
-		return nil, nil
+		return res, nil
 	}
 	ids := slices.Clone(q.SubscriberIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: apply cap: %w", err)
+		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, capLockClass, q.TenantID); err != nil {
-		return nil, fmt.Errorf("postgres: apply cap: lock: %w", err)
+	// A holder frozen mid-transaction must not stall every batch of the
+	// tenant behind it: the waiter gives up, and its task is retried.
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FROM deliveries
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, capLockClass, q.TenantID); err != nil {
+		return res, fmt.Errorf("postgres: apply cap: lock: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending'), count(*) FROM deliveries
 		WHERE subscriber_id = ANY($1) AND kind_marketing AND sent_at >= $2
 		AND tenant_id = $3 AND status IN ('sending', 'sent', 'delivered', 'unknown')
 		AND NOT (campaign_id = $4 AND channel = $5)
 		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: apply cap: count: %w", err)
+		return res, fmt.Errorf("postgres: apply cap: count: %w", err)
 	}
-	var (
-		id, n  int64
-		capped []int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-		if n >= int64(q.Limit) {
-			capped = append(capped, id)
-		}
+	var id, gone, all int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &gone, &all}, func() error {
+		res.Sort(id, gone, all, q.Limit)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: apply cap: count: %w", err)
+		return res, fmt.Errorf("postgres: apply cap: count: %w", err)
 	}
-	slices.Sort(capped)
-	room := slices.DeleteFunc(ids, func(id int64) bool { _, at := slices.BinarySearch(capped, id); return at })
+	room := res.Room(ids)
 	if len(room) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE deliveries SET sent_at = $6
 			WHERE campaign_id = $1 AND channel = $2 AND subscriber_id BETWEEN $3 AND $4
 			  AND subscriber_id = ANY($5) AND status = 'sending'`,
 			key, string(q.Channel), room[0], room[len(room)-1], room, q.At); err != nil {
-			return nil, fmt.Errorf("postgres: apply cap: reserve: %w", err)
+			return res, fmt.Errorf("postgres: apply cap: reserve: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: apply cap: %w", err)
+		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
-	return capped, nil
+	return res, nil
 }
 
 // UnfinishedPage pages the subscribers whose delivery on ch is pending or

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -273,56 +272,49 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 // deliveries below the cap by setting their sent_at, in one write
 // transaction: SQLite's single writer makes two checks take turns, and the
 // later one counts the earlier one's reservation.
-func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) ([]int64, error) {
+func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.CapResult, error) {
+	var res campaign.CapResult
 	key, ok := campaignKey(q.CampaignID)
 	if !ok || len(q.SubscriberIDs) == 0 {
-		return nil, nil
+		return res, nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil) // immediate: takes the write lock now
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: %w", err)
+		return res, fmt.Errorf("sqlite: apply cap: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT subscriber_id, count(*) FROM deliveries
+	rows, err := tx.QueryContext(ctx, `SELECT subscriber_id, SUM(status <> 'sending'), count(*) FROM deliveries
 		WHERE subscriber_id IN (SELECT value FROM json_each(?)) AND kind_marketing AND sent_at >= ?
 		AND tenant_id = ? AND status IN ('sending', 'sent', 'delivered', 'unknown')
 		AND NOT (campaign_id = ? AND channel = ?)
 		GROUP BY subscriber_id`, int64sJSON(q.SubscriberIDs), stamp(q.Since), q.TenantID, key, string(q.Channel))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
+		return res, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}
-	var capped []int64
 	for rows.Next() {
-		var id, n int64
-		if err := rows.Scan(&id, &n); err != nil {
+		var id, gone, all int64
+		if err := rows.Scan(&id, &gone, &all); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
+			return res, fmt.Errorf("sqlite: apply cap: count: %w", err)
 		}
-		if n >= int64(q.Limit) {
-			capped = append(capped, id)
-		}
+		res.Sort(id, gone, all, q.Limit)
 	}
 	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
+		return res, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: count: %w", err)
+		return res, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}
-	slices.Sort(capped)
-	room := slices.DeleteFunc(slices.Clone(q.SubscriberIDs), func(id int64) bool {
-		_, at := slices.BinarySearch(capped, id)
-		return at
-	})
 	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET sent_at = ?
 		WHERE campaign_id = ? AND channel = ? AND +status = 'sending'
 		AND subscriber_id IN (SELECT value FROM json_each(?))`,
-		stamp(q.At), key, string(q.Channel), int64sJSON(room)); err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: reserve: %w", err)
+		stamp(q.At), key, string(q.Channel), int64sJSON(res.Room(q.SubscriberIDs))); err != nil {
+		return res, fmt.Errorf("sqlite: apply cap: reserve: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: apply cap: %w", err)
+		return res, fmt.Errorf("sqlite: apply cap: %w", err)
 	}
-	return capped, nil
+	return res, nil
 }
 
 // UnfinishedPage pages the subscribers whose delivery on ch is pending or
