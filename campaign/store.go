@@ -31,10 +31,11 @@ type Store interface {
 	DueScheduled(ctx context.Context, now time.Time) ([]Campaign, error)
 	// ActiveCampaigns returns running and paused campaigns of every tenant.
 	ActiveCampaigns(ctx context.Context) ([]Campaign, error)
-	// UnsettledCampaigns returns the cancelled campaigns, finished since
-	// `since`, that still have deliveries pending or sending: the monitor
-	// settles them again should the settle queued at the cancel be lost.
-	UnsettledCampaigns(ctx context.Context, since time.Time) ([]Campaign, error)
+	// UnsettledCampaigns returns the cancelled campaigns, finished from
+	// `from` up to `to`, that still have deliveries pending or sending: the
+	// monitor settles them again should the settle queued at the cancel be
+	// lost.
+	UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]Campaign, error)
 
 	// AddContacts sets the audience of an exposure alert (subscriber ids).
 	AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error

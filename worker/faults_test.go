@@ -301,9 +301,10 @@ func TestACancelledCampaignWhoseSettleWasLostIsSettledByTheMonitor(t *testing.T)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
 		h.pendingDeliveries(c, 50)
-		// Cancelled in the store alone: no settle is queued.
+		// Cancelled in the store alone, four minutes ago (the harness takes
+		// claims for stale after two): no settle is queued.
 		if _, err := h.store.TransitionCampaign(h.ctx, c.TenantID, c.ID, []campaign.State{campaign.StateRunning},
-			campaign.StateCancelled, h.clock.Now()); err != nil {
+			campaign.StateCancelled, h.clock.Now().Add(-4*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		h.startWorker(worker.Settings{})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +62,15 @@ func openSQLite(t *testing.T) testStore {
 }
 
 func openPostgres(t *testing.T) testStore {
-	st, err := postgres.Open(context.Background(), testenv.PostgresURL(t))
+	// Scenarios run in parallel next to the chaos suite's processes: a
+	// small pool keeps them within PostgreSQL's default 100 connections.
+	url := testenv.PostgresURL(t)
+	if strings.Contains(url, "?") {
+		url += "&pool_max_conns=8"
+	} else {
+		url += "?pool_max_conns=8"
+	}
+	st, err := postgres.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,10 +119,11 @@ const unsettledWithin = 7 * 24 * time.Hour
 
 // settleUnsettled queues the settle of every campaign cancelled lately that
 // still has deliveries pending or sending: the backstop for a settle lost
-// (the queue unreachable at the cancel, or Redis emptied since). A settle
-// already queued keeps its task id, so this adds nothing while it waits.
+// (the queue unreachable at the cancel, or Redis emptied since). It leaves
+// alone a campaign cancelled less than SendingStaleAfter and a minute ago,
+// whose own settle may still be waiting for claims to go stale.
 func (e *Engine) settleUnsettled(ctx context.Context, now time.Time) error {
-	cs, err := e.Store.UnsettledCampaigns(ctx, now.Add(-unsettledWithin))
+	cs, err := e.Store.UnsettledCampaigns(ctx, now.Add(-unsettledWithin), now.Add(-e.set.SendingStaleAfter-time.Minute))
 	if err != nil {
 		return err
 	}

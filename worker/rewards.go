@@ -34,6 +34,9 @@ func (e *Engine) EnqueueFulfil(ctx context.Context, rewardID string) error {
 		task := asynq.NewTask(TypeFulfil, []byte(rewardID), asynq.MaxRetry(20), asynq.Queue(queue.QueueDefault),
 			asynq.TaskID(id))
 		_, err := e.client.EnqueueContext(ctx, task)
+		if err == nil {
+			e.forgetOrphan(id)
+		}
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
 			var orphaned bool
 			orphaned, err = e.replaceDeadTask(ctx, task, id)
@@ -71,6 +74,11 @@ const orphanGrace = 8 * time.Second
 func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id string) (orphaned bool, err error) {
 	insp := asynq.NewInspectorFromRedisClient(e.Queue.Redis)
 	info, err := insp.GetTaskInfo(queue.QueueDefault, id)
+	if err == nil && info.State != asynq.TaskStateActive || errors.Is(err, asynq.ErrTaskNotFound) {
+		// Not running: a sighting of it orphaned is over (it may run
+		// again later, under a live worker, and must start afresh).
+		e.forgetOrphan(id)
+	}
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 	case err != nil:
@@ -90,6 +98,12 @@ func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id strin
 	return false, nil
 }
 
+func (e *Engine) forgetOrphan(id string) {
+	e.mu.Lock()
+	delete(e.orphanSeen, id)
+	e.mu.Unlock()
+}
+
 // orphaned reports whether the active task id has been running under no
 // live worker for orphanGrace.
 func (e *Engine) orphaned(insp *asynq.Inspector, id string) (bool, error) {
@@ -100,9 +114,7 @@ func (e *Engine) orphaned(insp *asynq.Inspector, id string) (bool, error) {
 	for _, s := range servers {
 		for _, w := range s.ActiveWorkers {
 			if w.TaskID == id {
-				e.mu.Lock()
-				delete(e.orphanSeen, id)
-				e.mu.Unlock()
+				e.forgetOrphan(id)
 				return false, nil
 			}
 		}

@@ -359,14 +359,19 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 }
 
 // capLockClass is the first key of the frequency cap's advisory locks (the
-// second is the tenant's hash).
+// second is the tenant's hash with a stripe of its subscribers).
 const capLockClass = 7_404_242
 
-// ApplyCap counts, under a per-tenant transaction lock, each subscriber's
-// marketing deliveries sent or in flight since q.Since (other than the one
-// checked), and reserves the claimed deliveries below the cap by setting
-// their sent_at: two workers checking the same subscriber take turns, and
-// the later one counts the earlier one's reservation.
+// capStripes is how many locks divide a tenant's subscribers for the cap
+// check (subscriber id modulo capStripes).
+const capStripes = 16
+
+// ApplyCap counts, under transaction locks on the tenant's stripes of the
+// subscribers, each subscriber's marketing deliveries sent or in flight
+// since q.Since (other than the one checked), and reserves the claimed
+// deliveries below the cap by setting their sent_at: two workers checking
+// the same subscriber take turns, and the later one counts the earlier
+// one's reservation.
 func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.CapResult, error) {
 	var res campaign.CapResult
 	key, ok := campaignKey(q.CampaignID)
@@ -386,7 +391,18 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
 		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, capLockClass, q.TenantID); err != nil {
+	// One lock per stripe of the tenant's subscribers the batch touches,
+	// taken in one order: two checks of a subscriber take turns, while a
+	// campaign paced message by message checks up to capStripes at once.
+	stripes := make([]int32, 0, capStripes)
+	for _, id := range ids {
+		stripes = append(stripes, int32(id%capStripes))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM (
+			SELECT hashtext($2) # s AS k FROM unnest($3::int[]) AS s ORDER BY k) AS locks`,
+		capLockClass, q.TenantID, stripes); err != nil {
 		return res, fmt.Errorf("postgres: apply cap: lock: %w", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending'), count(*) FROM deliveries

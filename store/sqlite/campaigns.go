@@ -311,13 +311,13 @@ func (s *Store) ActiveCampaigns(ctx context.Context) ([]campaign.Campaign, error
 		WHERE state IN ('running', 'paused') ORDER BY created_at, id`)
 }
 
-// UnsettledCampaigns returns the cancelled campaigns finished since `since`
+// UnsettledCampaigns returns the cancelled campaigns finished from `from` to `to`
 // with deliveries still pending or sending.
-func (s *Store) UnsettledCampaigns(ctx context.Context, since time.Time) ([]campaign.Campaign, error) {
+func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]campaign.Campaign, error) {
 	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns c
-		WHERE state = 'cancelled' AND finished_at >= ?
+		WHERE state = 'cancelled' AND finished_at >= ? AND finished_at < ?
 		  AND EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = c.id AND d.status IN ('pending', 'sending'))
-		ORDER BY created_at, id`, stamp(since))
+		ORDER BY created_at, id`, stamp(from), stamp(to))
 }
 
 // AddContacts adds subscribers to an alert's contact list; repeats are

@@ -325,21 +325,24 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		sending := f.campaign(t, f.other, campaign.KindExposureAlert, campaign.StateRunning)
 		f.insert(t, sending, campaign.ChannelPush, 3)
 		f.claim(t, sending, campaign.ChannelPush, 3)
-		cancel(sending, now.Add(-time.Minute))
+		cancel(sending, now.Add(-30*time.Minute))
 		settled := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
 		f.insert(t, settled, campaign.ChannelSMS, 4)
 		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: settled.ID, SubscriberID: f.ids[msisdn(4)],
 			Channel: campaign.ChannelSMS, Status: campaign.StatusSkipped, SkipReason: campaign.SkipCampaignCancelled}}); err != nil {
 			t.Fatal(err)
 		}
-		cancel(settled, now.Add(-time.Minute))
+		cancel(settled, now.Add(-30*time.Minute))
 		old := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
 		f.insert(t, old, campaign.ChannelSMS, 5)
 		cancel(old, now.Add(-48*time.Hour))
+		recent := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, recent, campaign.ChannelSMS, 7)
+		cancel(recent, now.Add(-time.Minute)) // its own settle may still be under way
 		running := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
 		f.insert(t, running, campaign.ChannelSMS, 6)
 
-		list, err := f.st.UnsettledCampaigns(f.ctx, now.Add(-24*time.Hour))
+		list, err := f.st.UnsettledCampaigns(f.ctx, now.Add(-24*time.Hour), now.Add(-10*time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
