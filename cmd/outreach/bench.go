@@ -1136,6 +1136,7 @@ func (m *meteredSMS) SendSMS(ctx context.Context, s provider.SMS) (provider.Resu
 type engineFlags struct {
 	concurrency, sendConcurrency, batch, fastBatch, fanoutChunk, maxBacklog, alertConcurrency *int
 	frequencyCap                                                                              *string
+	rate                                                                                      *int
 }
 
 func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
@@ -1147,6 +1148,8 @@ func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFl
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
+		rate: fs.Int("rate", 0, "bench campaign: the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
+			"claims, checks and sends message by message"),
 		frequencyCap: fs.String("frequency-cap", "0", "the marketing frequency cap, as OUTREACH_FREQUENCY_CAP "+
 			"(3/24h: at most 3 a day); 0 is off"),
 	}
@@ -1208,9 +1211,9 @@ func benchTenant(ctx context.Context, st store, prefix string) (tenant.Principal
 // creates have none.
 var benchRegions = []string{"HN", "HCM", "DN", "HP", "CT", "QN", "NA", "TH"}
 
-// promoCampaign creates the install promotion: every subscriber, or those of
-// the given regions.
-func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principal, regions ...string) (campaign.Campaign, error) {
+// promoCampaign creates the install promotion at rate messages a second
+// (0: no limit): every subscriber, or those of the given regions.
+func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principal, rate int, regions ...string) (campaign.Campaign, error) {
 	tp, err := svc.CreateTemplate(ctx, p, campaign.TemplateInput{Name: "bench-promo", Channel: campaign.ChannelSMS,
 		Locale: "vi", Body: "Cài Bluezone để nhận {{.RewardMB}}MB data: {{.InstallLink}}", Transliterate: true})
 	if err != nil {
@@ -1218,7 +1221,7 @@ func promoCampaign(ctx context.Context, svc *campaign.Service, p tenant.Principa
 	}
 	return svc.CreateCampaign(ctx, p, campaign.CampaignInput{Name: "bench promo", Kind: campaign.KindInstallPromotion,
 		Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: tp.ID},
-		Audience: campaign.Audience{Regions: regions}, RatePerSecond: 0, Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 1_000_000_000, AttributionDays: 14}})
+		Audience: campaign.Audience{Regions: regions}, RatePerSecond: rate, Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 1_000_000_000, AttributionDays: 14}})
 }
 
 // stallLimit is how long a bench waits without progress before giving up:
@@ -1361,7 +1364,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
 		Logger: benchLogger(stderr)}
-	c, err := promoCampaign(ctx, svc, p)
+	c, err := promoCampaign(ctx, svc, p, *eng.rate)
 	if err != nil {
 		return nil, err
 	}
@@ -1453,7 +1456,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 // the same chunks, for a second campaign that stays a draft; no queue, no
 // sending, nothing else running.
 func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.Principal, chunk int) (int64, time.Duration, error) {
-	c, err := promoCampaign(ctx, svc, p)
+	c, err := promoCampaign(ctx, svc, p, 0)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -1676,7 +1679,7 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 	if err := e.store.ReplaceRegions(ctx, p.TenantID, rs); err != nil {
 		return nil, err
 	}
-	promo, err := promoCampaign(ctx, svc, p, benchRegions...)
+	promo, err := promoCampaign(ctx, svc, p, 0, benchRegions...)
 	if err != nil {
 		return nil, err
 	}

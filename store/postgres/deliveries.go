@@ -386,9 +386,15 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	// A holder frozen mid-transaction must not stall every batch of the
-	// tenant behind it: the waiter gives up, and its task is retried.
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+	// A holder frozen mid-transaction must not stall every batch behind it:
+	// the waiter gives up, and its task is retried. The plan is generic: a
+	// custom plan over every partition costs more than the check itself.
+	// The reservation does not wait for the WAL flush (one per message on
+	// a paced campaign): a server crash in the flush's fraction of a second
+	// can lose it and let one more message past the cap, the claim itself
+	// being durable.
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', '10s', true),
+		set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`); err != nil {
 		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
 	// One lock per stripe of the tenant's subscribers the batch touches,
