@@ -1148,7 +1148,7 @@ func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFl
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
-		rate: fs.Int("rate", 0, "bench campaign: the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
+		rate: fs.Int("campaign-rate", 0, "bench campaign: the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
 			"claims, checks and sends message by message"),
 		frequencyCap: fs.String("frequency-cap", "0", "the marketing frequency cap, as OUTREACH_FREQUENCY_CAP "+
 			"(3/24h: at most 3 a day); 0 is off"),
