@@ -116,3 +116,8 @@ type Counts struct {
 	Segments  int64
 	ByChannel map[Channel]int64
 }
+
+// ErrorCapWait is the error code of a delivery put back because its
+// subscriber was at the frequency cap only with messages still in flight.
+// The claim that found it so does not count as a send attempt.
+const ErrorCapWait = "frequency_cap_wait"

@@ -109,6 +109,9 @@ type CapCheck struct {
 	Since                time.Time // the start of the cap's period
 	Limit                int       // marketing messages allowed per subscriber in it
 	At                   time.Time // now: the reservation's time
+	// StaleBefore: a message in flight claimed before it (its worker
+	// likely dead) counts as gone out, so that it holds no one for long.
+	StaleBefore time.Time
 }
 
 // CapResult sorts the subscribers of a CapCheck the cap does not let through.

@@ -225,5 +225,15 @@ func TestAMessageHeldByTheCapGoesWhenTheOneInFlightFails(t *testing.T) {
 		if s.Skipped[campaign.SkipFrequencyCap] != 0 {
 			t.Errorf("B skipped %d for the cap: a message held by one in flight must wait, not be skipped", s.Skipped[campaign.SkipFrequencyCap])
 		}
+		// Waiting used up no send attempt: each went out on its first.
+		ds, err := h.store.ListDeliveries(h.ctx, b.TenantID, b.ID, campaign.StatusSent, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Attempts != 1 {
+				t.Fatalf("subscriber %d: %d attempts after waiting for the cap, want 1", d.SubscriberID, d.Attempts)
+			}
+		}
 	})
 }

@@ -295,7 +295,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		var err error
 		capped, err = e.Store.ApplyCap(ctx, campaign.CapCheck{TenantID: c.TenantID, CampaignID: c.ID,
 			Channel: recips[0].Channel, SubscriberIDs: ids, Since: now.Add(-e.Policy.Cap.Period),
-			Limit: e.Policy.Cap.Count, At: now})
+			Limit: e.Policy.Cap.Count, At: now, StaleBefore: now.Add(-e.set.SendingStaleAfter)})
 		if err != nil {
 			return nil, fmt.Errorf("frequency cap: %w", err)
 		}
@@ -764,14 +764,16 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 }
 
 // throttleCodes are refusals that say "not now" (the provider's rate
-// limits, a full sender queue, our own open breaker), not "this message
-// fails": they never use up a delivery's attempts.
+// limits, a full sender queue, our own open breaker, a wait for the cap),
+// not "this message fails": a delivery never fails for the attempts they
+// took (their claims still count in attempts, except a cap wait's, which
+// the store gives back).
 var throttleCodes = map[string]bool{"20429": true, "429": true, "21611": true, "30001": true,
 	"QUOTA_EXCEEDED": true, "TooManyRequests": true, "breaker_open": true, capWaitCode: true}
 
 // capWaitCode marks a delivery put back because the subscriber is at the
 // frequency cap only with messages still in flight.
-const capWaitCode = "frequency_cap_wait"
+const capWaitCode = campaign.ErrorCapWait
 
 func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	if j.r.Attempts >= e.set.MaxAttempts && !throttleCodes[code] {

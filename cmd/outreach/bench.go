@@ -1136,7 +1136,7 @@ func (m *meteredSMS) SendSMS(ctx context.Context, s provider.SMS) (provider.Resu
 type engineFlags struct {
 	concurrency, sendConcurrency, batch, fastBatch, fanoutChunk, maxBacklog, alertConcurrency *int
 	frequencyCap                                                                              *string
-	rate                                                                                      *int
+	rate                                                                                      *int // bench campaign only
 }
 
 func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
@@ -1148,8 +1148,6 @@ func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFl
 		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
-		rate: fs.Int("campaign-rate", 0, "bench campaign: the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
-			"claims, checks and sends message by message"),
 		frequencyCap: fs.String("frequency-cap", "0", "the marketing frequency cap, as OUTREACH_FREQUENCY_CAP "+
 			"(3/24h: at most 3 a day); 0 is off"),
 	}
@@ -1295,6 +1293,8 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	// 64 tasks × 4 calls: 256 requests in flight, the shared transport's
 	// idle connections per host; more would open and close connections.
 	eng := addEngineFlags(fs, 64, 4)
+	eng.rate = fs.Int("campaign-rate", 0, "the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
+		"claims, checks and sends message by message")
 	withCeiling := fs.Bool("ceiling", true, "measure the ceiling first in the same run")
 	ceilingN := fs.Int("ceiling-messages", 0, "messages in the ceiling (default the recipients, at most 100,000)")
 	ceilingConc := fs.Int("ceiling-concurrency", 64, "goroutines in the ceiling")

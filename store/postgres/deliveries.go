@@ -284,6 +284,8 @@ const recordOutcomesSQL = `UPDATE deliveries AS d SET
 		provider_message_id = COALESCE(NULLIF(u.message_id, ''), d.provider_message_id),
 		error_code = NULLIF(u.error_code, ''),
 		segments = CASE WHEN u.segments > 0 THEN u.segments ELSE d.segments END,
+		attempts = CASE WHEN u.status = 'pending' AND u.error_code = '` + campaign.ErrorCapWait + `' THEN d.attempts - 1
+			ELSE d.attempts END,
 		updated_at = u.at,
 		sent_at = CASE WHEN u.status IN ('sent', 'unknown') THEN u.at
 			WHEN d.status = 'unknown' THEN d.sent_at END
@@ -411,11 +413,12 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 		capLockClass, q.TenantID, stripes); err != nil {
 		return res, fmt.Errorf("postgres: apply cap: lock: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending'), count(*) FROM deliveries
+	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending' OR updated_at < $6), count(*)
+		FROM deliveries
 		WHERE subscriber_id = ANY($1) AND kind_marketing AND sent_at >= $2
 		AND tenant_id = $3 AND status IN ('sending', 'sent', 'delivered', 'unknown')
 		AND NOT (campaign_id = $4 AND channel = $5)
-		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel))
+		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel), q.StaleBefore)
 	if err != nil {
 		return res, fmt.Errorf("postgres: apply cap: count: %w", err)
 	}

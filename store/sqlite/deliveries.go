@@ -230,6 +230,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 	stmt, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, skip_reason = ?,
 			provider = COALESCE(?, provider), provider_message_id = COALESCE(?, provider_message_id),
 			error_code = ?, segments = CASE WHEN ? > 0 THEN ? ELSE segments END,
+			attempts = CASE WHEN ? = 'pending' AND ? = '`+campaign.ErrorCapWait+`' THEN attempts - 1 ELSE attempts END,
 			updated_at = ?, sent_at = COALESCE(?, CASE WHEN status = 'unknown' THEN sent_at END)
 		WHERE campaign_id = ? AND subscriber_id = ? AND channel = ?
 		AND status IN ('pending', 'sending', 'unknown')`)
@@ -256,7 +257,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			skip = nullIfEmpty(o.SkipReason)
 		}
 		if _, err := stmt.ExecContext(ctx, string(o.Status), skip, nullIfEmpty(o.Provider),
-			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments, o.Segments,
+			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments, o.Segments, string(o.Status), o.ErrorCode,
 			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel)); err != nil {
 			return fmt.Errorf("sqlite: record outcomes: %w", err)
 		}
@@ -283,11 +284,11 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 		return res, fmt.Errorf("sqlite: apply cap: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT subscriber_id, SUM(status <> 'sending'), count(*) FROM deliveries
+	rows, err := tx.QueryContext(ctx, `SELECT subscriber_id, SUM(status <> 'sending' OR updated_at < ?), count(*) FROM deliveries
 		WHERE subscriber_id IN (SELECT value FROM json_each(?)) AND kind_marketing AND sent_at >= ?
 		AND tenant_id = ? AND status IN ('sending', 'sent', 'delivered', 'unknown')
 		AND NOT (campaign_id = ? AND channel = ?)
-		GROUP BY subscriber_id`, int64sJSON(q.SubscriberIDs), stamp(q.Since), q.TenantID, key, string(q.Channel))
+		GROUP BY subscriber_id`, stamp(q.StaleBefore), int64sJSON(q.SubscriberIDs), stamp(q.Since), q.TenantID, key, string(q.Channel))
 	if err != nil {
 		return res, fmt.Errorf("sqlite: apply cap: count: %w", err)
 	}

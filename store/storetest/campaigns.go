@@ -789,6 +789,13 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		if capped, held := check(d, now.Add(-24*time.Hour), 2, 1, 2, 3); !slices.Equal(capped, []int{1}) || !slices.Equal(held, []int{2}) {
 			t.Fatalf("within 24 h at 2: capped %v and held %v, want [1] and [2]: an in-flight reservation counts", capped, held)
 		}
+		// An in-flight reservation claimed before StaleBefore (its worker
+		// likely dead) counts as gone out: s2 is capped, not held.
+		res, err := f.st.ApplyCap(f.ctx, campaign.CapCheck{TenantID: d.TenantID, CampaignID: d.ID, Channel: campaign.ChannelSMS,
+			SubscriberIDs: []int64{s2}, Since: now.Add(-24 * time.Hour), Limit: 2, At: time.Now(), StaleBefore: time.Now().Add(time.Hour)})
+		if err != nil || !slices.Equal(res.Capped, []int64{s2}) || len(res.Held) != 0 {
+			t.Fatalf("with c's reservation stale: %+v, %v; want s2 capped", res, err)
+		}
 		// A reservation put back (pending) or failed counts no more.
 		var outs []campaign.Outcome
 		for _, x := range []campaign.Campaign{c, d} {
