@@ -141,7 +141,7 @@ func newRig(t *testing.T, proxyPG bool, tm timing) *rig {
 	// Scenarios run four at a time, each with three or four processes:
 	// small pools keep them all within PostgreSQL's default 100
 	// connections, next to the other suites.
-	r.procPG = withQuery(t, r.procPG, "pool_max_conns", "6")
+	r.procPG = testenv.WithPoolMax(t, r.procPG, 6)
 
 	sid, token, msid := "AC"+randHex(16), randHex(16), "MG"+randHex(16)
 	r.fake = twiliofake.New(sid, token)
@@ -913,17 +913,4 @@ func (r *rig) twoWorkersToThirtyPercent() {
 	r.worker("worker-2")
 	r.startCampaign()
 	r.waitAccepted(r.sz.recipients*3/10, r.sz.complete)
-}
-
-// withQuery sets one query parameter of a URL.
-func withQuery(t *testing.T, raw, key, value string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

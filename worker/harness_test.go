@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,13 +63,7 @@ func openSQLite(t *testing.T) testStore {
 func openPostgres(t *testing.T) testStore {
 	// Scenarios run in parallel next to the chaos suite's processes: a
 	// small pool keeps them within PostgreSQL's default 100 connections.
-	url := testenv.PostgresURL(t)
-	if strings.Contains(url, "?") {
-		url += "&pool_max_conns=8"
-	} else {
-		url += "?pool_max_conns=8"
-	}
-	st, err := postgres.Open(context.Background(), url)
+	st, err := postgres.Open(context.Background(), testenv.WithPoolMax(t, testenv.PostgresURL(t), 8))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,3 +148,18 @@ func schemaSuffix() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// WithPoolMax sets pgxpool's pool_max_conns on a PostgreSQL URL: suites
+// that run many stores or processes at once stay within the server's
+// connections.
+func WithPoolMax(t testing.TB, raw string, n int) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("parse %s: %v", PostgresVar, err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", fmt.Sprint(n))
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -388,17 +388,6 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 		return res, fmt.Errorf("postgres: apply cap: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	// A holder frozen mid-transaction must not stall every batch behind it:
-	// the waiter gives up, and its task is retried. The plan is generic: a
-	// custom plan over every partition costs more than the check itself.
-	// The reservation does not wait for the WAL flush (one per message on
-	// a paced campaign): a server crash in the flush's fraction of a second
-	// can lose it and let one more message past the cap, the claim itself
-	// being durable.
-	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', '10s', true),
-		set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`); err != nil {
-		return res, fmt.Errorf("postgres: apply cap: %w", err)
-	}
 	// One lock per stripe of the tenant's subscribers the batch touches,
 	// taken in one order: two checks of a subscriber take turns, while a
 	// campaign paced message by message checks up to capStripes at once.
@@ -408,27 +397,35 @@ func (s *Store) ApplyCap(ctx context.Context, q campaign.CapCheck) (campaign.Cap
 	}
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k) FROM (
+	// The settings, the locks and the count go in one round trip, in order.
+	// A holder frozen mid-transaction must not stall every batch behind it:
+	// the waiter gives up, and its task is retried. The plan is generic: a
+	// custom plan over every partition costs more than the check itself.
+	// The reservation does not wait for the WAL flush (one per message on
+	// a paced campaign): a server crash in the flush's fraction of a second
+	// can lose it and let one more message past the cap, the claim itself
+	// being durable.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('lock_timeout', '10s', true),
+		set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`)
+	b.Queue(`SELECT pg_advisory_xact_lock($1, k) FROM (
 			SELECT hashtext($2) # s AS k FROM unnest($3::int[]) AS s ORDER BY k) AS locks`,
-		capLockClass, q.TenantID, stripes); err != nil {
-		return res, fmt.Errorf("postgres: apply cap: lock: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending' OR updated_at < $6), count(*)
+		capLockClass, q.TenantID, stripes)
+	b.Queue(`SELECT subscriber_id, count(*) FILTER (WHERE status <> 'sending' OR updated_at < $6), count(*)
 		FROM deliveries
 		WHERE subscriber_id = ANY($1) AND kind_marketing AND sent_at >= $2
 		AND tenant_id = $3 AND status IN ('sending', 'sent', 'delivered', 'unknown')
 		AND NOT (campaign_id = $4 AND channel = $5)
-		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel), q.StaleBefore)
-	if err != nil {
-		return res, fmt.Errorf("postgres: apply cap: count: %w", err)
-	}
-	var id, gone, all int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &gone, &all}, func() error {
-		res.Sort(id, gone, all, q.Limit)
-		return nil
+		GROUP BY subscriber_id`, ids, q.Since, q.TenantID, key, string(q.Channel), q.StaleBefore).Query(func(rows pgx.Rows) error {
+		var id, gone, all int64
+		_, err := pgx.ForEachRow(rows, []any{&id, &gone, &all}, func() error {
+			res.Sort(id, gone, all, q.Limit)
+			return nil
+		})
+		return err
 	})
-	if err != nil {
-		return res, fmt.Errorf("postgres: apply cap: count: %w", err)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return res, fmt.Errorf("postgres: apply cap: lock and count: %w", err)
 	}
 	room := res.Room(ids)
 	if len(room) > 0 {

@@ -660,14 +660,57 @@ func BenchImport(b *testing.B, s SubscriberStore) {
 	})
 }
 
-// CheckMigratedDeviceTokens checks a store just migrated over the device rows
-// both stores' migration tests insert (tokens of tenant tn registered to a,
-// b and c, one of them also in tenant other): each token is left with its
-// newest registration, the other tenant keeps its own, and the migrated
-// table takes registrations under the one-subscriber rule.
-func CheckMigratedDeviceTokens(t *testing.T, s subscriber.Store, tn, other, a, b, c string) {
+// CheckDeviceTokenMigration checks migration 0007 on a store migrated up to
+// 0006: it registers tokens of tenant tn on numbers a, b and c, one of them
+// also in another tenant, through insert (the backend's own SQL, written
+// as before 0007), runs the migration through migrate, and checks that each
+// token is left with its newest registration, the other tenant keeps its
+// own, and the migrated table takes registrations under the
+// one-subscriber rule.
+func CheckDeviceTokenMigration(t *testing.T, s SubscriberStore,
+	insert func(subscriberID int64, platform, token string, at time.Time) error, migrate func() error) {
 	t.Helper()
 	ctx := context.Background()
+	tenantOf := func(name string) string {
+		t.Helper()
+		tn, err := s.EnsureTenant(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tn.ID
+	}
+	tn, other := tenantOf("viettel"), tenantOf("mobifone")
+	const a, b, c = "+84912345678", "+84988000002", "+84988000003"
+	ids, err := s.EnsureSubscribers(ctx, tn, []string{a, b, c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherIDs, err := s.EnsureSubscribers(ctx, other, []string{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, r := range []struct {
+		id              int64
+		platform, token string
+		at              time.Time
+	}{
+		{ids[c], "apns", "tok-1", t0},
+		{ids[a], "fcm", "tok-1", t0.Add(time.Hour)},
+		{ids[b], "fcm", "tok-1", t0.Add(2 * time.Hour)}, // newest: kept
+		{ids[a], "fcm", "tok-2", t0.Add(time.Hour)},
+		{ids[a], "apns", "tok-2", t0.Add(2 * time.Hour)}, // newest: kept
+		{ids[a], "fcm", "tok-3", t0},
+		{otherIDs[a], "fcm", "tok-1", t0}, // another tenant: kept
+	} {
+		if err := insert(r.id, r.platform, r.token, r.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrate(); err != nil {
+		t.Fatalf("Migrate over duplicate tokens: %v", err)
+	}
+
 	devices := func(tenantID, msisdn string) []string {
 		t.Helper()
 		sub, err := s.GetSubscriber(ctx, tenantID, msisdn)
