@@ -252,6 +252,28 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("got %s", r.body)
 		}
 	})
+	t.Run("a mistyped query parameter is 422 naming it and what the route takes", func(t *testing.T) {
+		r := must(t, 422, f.call(t, "GET", "/v1/campaigns?kind=install_promotion&limt=5", mk, nil))
+		if got := r.details(t)["limt"]; got != "unknown query parameter: this route takes after, kind, limit" {
+			t.Errorf("got %s", r.body)
+		}
+		if _, ok := r.details(t)["kind"]; ok {
+			t.Errorf("a known parameter named too: %s", r.body)
+		}
+		r = must(t, 422, f.call(t, "GET", "/v1/campaigns/00000000-0000-4000-8000-000000000000?verbose=1", mk, nil))
+		if got := r.details(t)["verbose"]; got != "unknown query parameter: this route takes none" {
+			t.Errorf("got %s", r.body)
+		}
+	})
+	t.Run("a query parameter given twice is 422 naming it", func(t *testing.T) {
+		r := must(t, 422, f.call(t, "GET", "/v1/campaigns?limit=5&limit=50", mk, nil))
+		if got := r.details(t)["limit"]; got != "given 2 times: give it once" {
+			t.Errorf("got %s", r.body)
+		}
+	})
+	t.Run("a query parameter is checked after the key", func(t *testing.T) {
+		must(t, 401, f.call(t, "GET", "/v1/campaigns?limt=5", "", nil))
+	})
 	t.Run("an id that is no UUID is 404", func(t *testing.T) {
 		must(t, 404, f.call(t, "GET", "/v1/campaigns/not-an-id", mk, nil))
 	})
@@ -364,6 +386,31 @@ func TestStatsAndDeliveries(t *testing.T) {
 		}
 		if _, ok := d["limit"]; !ok {
 			t.Errorf("details %v", d)
+		}
+	})
+	t.Run("a delivery in flight shows no sent_at", func(t *testing.T) {
+		// The frequency cap reserves its place by setting sent_at on the
+		// claimed delivery; the API must not show it as sent.
+		id := ids[nums[1]]
+		if _, err := f.store.ClaimDeliveries(ctx, c.ID, campaign.ChannelSMS, []int64{id}); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if _, err := f.store.ApplyCap(ctx, campaign.CapCheck{TenantID: tid, CampaignID: c.ID, Channel: campaign.ChannelSMS,
+			SubscriberIDs: []int64{id}, Since: now.Add(-24 * time.Hour), Limit: 3, At: now, StaleBefore: now.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := f.store.ListDeliveries(ctx, tid, c.ID, campaign.StatusSending, 0, 10)
+		if err != nil || len(stored) != 1 || stored[0].SentAt == nil {
+			t.Fatalf("the store should hold the reservation: %+v, %v", stored, err)
+		}
+		r := must(t, 200, f.call(t, "GET", "/v1/campaigns/"+s.campaign+"/deliveries?status=sending", viewer, nil)).obj(t)
+		ds := r["deliveries"].([]any)
+		if len(ds) != 1 {
+			t.Fatalf("sending deliveries %v", ds)
+		}
+		if at, ok := ds[0].(map[string]any)["sent_at"]; ok {
+			t.Errorf("a delivery still sending shows sent_at %v", at)
 		}
 	})
 }

@@ -134,6 +134,15 @@ func TestEveryRouteIsInTheMatrix(t *testing.T) {
 	if len(stale) > 0 {
 		t.Errorf("matrix rows for routes that are not registered: %v", stale)
 	}
+	withInstalls := newFixture(t, func(d *Deps) { d.Extra = InstallRoutes(InstallDeps{}) })
+	for _, r := range withInstalls.engine.Routes() {
+		registered[r.Method+" "+r.Path] = true
+	}
+	for r := range queryParams {
+		if !registered[r] {
+			t.Errorf("queryParams names %s, which is not registered", r)
+		}
+	}
 }
 
 func TestAccessMatrix(t *testing.T) {

@@ -908,6 +908,13 @@ func (s *Service) Deliveries(ctx context.Context, p tenant.Principal, id string,
 	if ds == nil {
 		ds = []Delivery{}
 	}
+	for i := range ds {
+		// A delivery in flight carries the frequency cap's reservation in
+		// sent_at (Store.ApplyCap); it has not been sent yet.
+		if ds[i].Status == StatusPending || ds[i].Status == StatusSending {
+			ds[i].SentAt = nil
+		}
+	}
 	if c.Kind == KindExposureAlert && !p.Role.Allows(tenant.RoleHealth) {
 		for i := range ds {
 			ds[i].MSISDN = subscriber.Mask(ds[i].MSISDN)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"outreach/campaign"
 	"outreach/config"
 	"outreach/worker"
@@ -224,6 +226,9 @@ func TestAMessageHeldByTheCapGoesWhenTheOneInFlightFails(t *testing.T) {
 		}
 		if s.Skipped[campaign.SkipFrequencyCap] != 0 {
 			t.Errorf("B skipped %d for the cap: a message held by one in flight must wait, not be skipped", s.Skipped[campaign.SkipFrequencyCap])
+		}
+		if n := testutil.ToFloat64(h.metrics.Deferred.WithLabelValues("sms", campaign.ErrorCapWait)); n < 18 {
+			t.Errorf("outreach_deferred_total{reason=%q} = %v, want at least one per held subscriber (18)", campaign.ErrorCapWait, n)
 		}
 		// Waiting used up no send attempt: each went out on its first.
 		ds, err := h.store.ListDeliveries(h.ctx, b.TenantID, b.ID, campaign.StatusSent, 0, 100)

@@ -110,13 +110,14 @@ type harness struct {
 	admin   tenant.Principal
 	service *campaign.Service
 	engines []*worker.Engine
+	metrics *worker.Metrics // every engine of the harness counts here
 }
 
 func newHarness(t *testing.T, b backend) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, store: b.store(t), redis: b.redis(t), clock: &clock{}}
+	h := &harness{t: t, ctx: ctx, store: b.store(t), redis: b.redis(t), clock: &clock{}, metrics: worker.NewMetrics(nil)}
 
 	h.twilio = twiliofake.New("AC0123456789", "authtoken0123")
 	h.twilio.RecordBodies(true)
@@ -207,7 +208,7 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 	}
 	set.InstallBaseURL = "https://outreach.test/i/"
 	e := worker.New(worker.Deps{Store: h.store, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
-		Policy: h.policy, Settings: set, Now: h.clock.Now,
+		Policy: h.policy, Settings: set, Now: h.clock.Now, Metrics: h.metrics,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h.t.Cleanup(func() { e.Close() })
 	return e

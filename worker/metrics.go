@@ -8,6 +8,7 @@ import (
 type Metrics struct {
 	Messages *prometheus.CounterVec // by channel, provider, outcome
 	Skips    *prometheus.CounterVec // by channel, reason
+	Deferred *prometheus.CounterVec // by channel, reason
 	Fanout   prometheus.Counter
 	Breaker  *prometheus.GaugeVec
 	SendTime *prometheus.HistogramVec
@@ -23,6 +24,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Send attempts by channel, provider and outcome."}, []string{"channel", "provider", "outcome"}),
 		Skips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_skips_total",
 			Help: "Deliveries skipped, by channel and reason."}, []string{"channel", "reason"}),
+		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_deferred_total",
+			Help: "Deliveries put back for later without a send attempt, by channel and reason " +
+				"(frequency_cap_wait: the subscriber is at the cap only with messages in flight; breaker_open)."},
+			[]string{"channel", "reason"}),
 		Fanout: prometheus.NewCounter(prometheus.CounterOpts{Name: "outreach_fanout_deliveries_total",
 			Help: "Deliveries written by fan-out."}),
 		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "outreach_breaker_open",
@@ -30,6 +35,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "outreach_provider_call_seconds",
 			Help: "Provider call latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"provider"}),
 	}
-	reg.MustRegister(m.Messages, m.Skips, m.Fanout, m.Breaker, m.SendTime)
+	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.Breaker, m.SendTime)
 	return m
 }

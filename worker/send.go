@@ -672,7 +672,7 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 	if j.channel == campaign.ChannelSMS {
 		name = e.SMS.Name()
 		if ok, wait := e.breakers.allow(name); !ok {
-			e.retryLater(j, wait, "breaker_open")
+			e.retryLater(j, wait, breakerOpenCode)
 			return
 		}
 		start := time.Now()
@@ -732,7 +732,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		}
 		name = p.Name()
 		if ok, wait := e.breakers.allow(name); !ok {
-			lastErr = &provider.Error{Provider: name, Class: provider.Transient, Code: "breaker_open", RetryAfter: wait}
+			lastErr = &provider.Error{Provider: name, Class: provider.Transient, Code: breakerOpenCode, RetryAfter: wait}
 			continue
 		}
 		start := time.Now()
@@ -769,7 +769,11 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 // took (their claims still count in attempts, except a cap wait's, which
 // the store gives back).
 var throttleCodes = map[string]bool{"20429": true, "429": true, "21611": true, "30001": true,
-	"QUOTA_EXCEEDED": true, "TooManyRequests": true, "breaker_open": true, capWaitCode: true}
+	"QUOTA_EXCEEDED": true, "TooManyRequests": true, breakerOpenCode: true, capWaitCode: true}
+
+// breakerOpenCode marks a delivery put back unsent because its provider's
+// circuit breaker is open.
+const breakerOpenCode = "breaker_open"
 
 // capWaitCode marks a delivery put back because the subscriber is at the
 // frequency cap only with messages still in flight.
@@ -783,6 +787,9 @@ func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	j.out.Status = campaign.StatusPending
 	j.out.ErrorCode = code
 	j.retry = true
+	if code == capWaitCode || code == breakerOpenCode { // no send attempt: not in Messages
+		e.Metrics.Deferred.WithLabelValues(string(j.channel), code).Inc()
+	}
 	limit := 5 * time.Minute
 	if throttleCodes[code] {
 		// "Not now" is about the sender, not this message: every retry
