@@ -16,7 +16,7 @@ func (e *Engine) monitor(ctx context.Context) {
 	tick := time.NewTicker(e.set.MonitorEvery)
 	defer tick.Stop()
 	lastRedrive := time.Now()
-	var lastPurge time.Time
+	var lastPurge, lastSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -33,6 +33,12 @@ func (e *Engine) monitor(ctx context.Context) {
 		if redrive {
 			if err := e.reconcileRewards(ctx); err != nil && ctx.Err() == nil {
 				e.Logger.Warn("reward reconciler", "err", err)
+			}
+		}
+		if time.Since(lastSweep) >= orphanSweepEvery {
+			lastSweep = time.Now()
+			if err := e.sweepOrphanedRewards(ctx); err != nil && ctx.Err() == nil {
+				e.Logger.Warn("orphaned reward tasks", "err", err)
 			}
 		}
 		if time.Since(lastPurge) >= time.Hour {

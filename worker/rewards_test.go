@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"outreach/campaign"
 	"outreach/internal/queue"
@@ -28,7 +29,7 @@ func TestAPendingRewardWhoseTaskWasArchivedIsFulfilledAgain(t *testing.T) {
 		h.seed(1)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		rr := h.rewardRig(c, time.Nanosecond, worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: time.Second})
-		subs, st, fake, ledger, e, conn := rr.subs, rr.store, rr.fake, rr.ledger, rr.engine, rr.conn
+		subs, fake, ledger, conn := rr.subs, rr.fake, rr.ledger, rr.conn
 
 		r, _, err := ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: subs[0],
 			MSISDN: "+84910000000", DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
@@ -40,32 +41,57 @@ func TestAPendingRewardWhoseTaskWasArchivedIsFulfilledAgain(t *testing.T) {
 			t.Fatalf("archive the fulfilment task: %v", err)
 		}
 
-		runCtx, stop := context.WithCancel(h.ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); e.Run(runCtx) }()
-		t.Cleanup(func() { stop(); <-done })
-
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got, err := st.GetReward(h.ctx, r.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.State == reward.StateGranted {
-				break
-			}
-			if time.Now().After(deadline) {
-				task := "gone"
-				if info, err := insp.GetTaskInfo(queue.QueueDefault, "reward:"+r.ID); err == nil {
-					task = info.State.String()
-				}
-				t.Fatalf("the reward is still %s 30 s after its task was archived (task now %s); the provisioning API saw %d calls",
-					got.State, task, fake.Totals().Requests)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		rr.runUntilGranted(t, h, r.ID, 30*time.Second, "its task was archived")
 		if tot := fake.Totals(); tot.Grants != 1 {
 			t.Errorf("credited %d times, want once", tot.Grants)
+		}
+	})
+}
+
+// A worker killed while provisioning a reward leaves its fulfilment task
+// "active" under a lease nobody will renew; asynq takes such a task back
+// only once the lease has run out (a pass a minute), and the reward
+// reconciler only looks at rewards untouched for OUTREACH_STALE_AFTER. A
+// live worker hands the reward of a task active under no live asynq server
+// to a new task without waiting for either: here the dead worker's lease
+// runs for another hour and the reconciler's wait is an hour too, so the
+// reward is granted only if that sweep finds the orphan.
+func TestARewardTaskOrphanedByADeadWorkerIsHandedToANewTask(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(1)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		rr := h.rewardRig(c, time.Hour, worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: time.Hour})
+		fake, ledger, conn := rr.fake, rr.ledger, rr.conn
+
+		r, _, err := ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: rr.subs[0],
+			MSISDN: "+84910000000", DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
+		if err != nil || r.State != reward.StatePending {
+			t.Fatalf("reward %+v: %v", r, err)
+		}
+		// What asynq's dequeue does when a worker takes the task, with a
+		// lease an hour long; then the worker is gone.
+		taskID := "reward:" + r.ID
+		q := "asynq:{" + queue.QueueDefault + "}"
+		pipe := conn.Redis.TxPipeline()
+		pipe.LRem(h.ctx, q+":pending", 0, taskID)
+		pipe.LPush(h.ctx, q+":active", taskID)
+		pipe.HSet(h.ctx, q+":t:"+taskID, "state", "active")
+		pipe.HDel(h.ctx, q+":t:"+taskID, "pending_since")
+		pipe.ZAdd(h.ctx, q+":lease", redis.Z{Score: float64(time.Now().Add(time.Hour).Unix()), Member: taskID})
+		if _, err := pipe.Exec(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		insp := asynq.NewInspectorFromRedisClient(conn.Redis)
+		if info, err := insp.GetTaskInfo(queue.QueueDefault, taskID); err != nil || info.State != asynq.TaskStateActive {
+			t.Fatalf("the task should look taken by a worker: %+v, %v", info, err)
+		}
+
+		rr.runUntilGranted(t, h, r.ID, time.Minute, "its worker died")
+		if tot := fake.Totals(); tot.Grants != 1 {
+			t.Errorf("credited %d times, want once", tot.Grants)
+		}
+		if info, err := insp.GetTaskInfo(queue.QueueDefault, taskID); err != nil || info.State != asynq.TaskStateActive {
+			t.Errorf("the orphan itself should still wait for its lease: %+v, %v", info, err)
 		}
 	})
 }
@@ -133,6 +159,38 @@ type rewardRig struct {
 	fulfiller *reward.Fulfiller
 	engine    *worker.Engine
 	conn      *queue.Conn
+}
+
+// runUntilGranted runs the rig's engine until the test ends and waits for
+// reward id to be granted, failing after within ("the reward is still
+// pending 30s after <after>").
+func (rr rewardRig) runUntilGranted(t *testing.T, h *harness, id string, within time.Duration, after string) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rr.engine.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
+	deadline := time.Now().Add(within)
+	for {
+		got, err := rr.store.GetReward(h.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == reward.StateGranted {
+			return
+		}
+		if time.Now().After(deadline) {
+			task := "gone"
+			if info, err := insp.GetTaskInfo(queue.QueueDefault, "reward:"+id); err == nil {
+				task = info.State.String()
+			}
+			t.Fatalf("the reward is still %s %v after %s (task reward:%s now %s); the provisioning API saw %d calls",
+				got.State, within, after, id, task, rr.fake.Totals().Requests)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (h *harness) rewardRig(c campaign.Campaign, ledgerStale time.Duration, set worker.Settings) rewardRig {
