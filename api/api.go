@@ -80,6 +80,7 @@ type server struct {
 	d       Deps
 	log     *slog.Logger
 	metrics *httpMetrics
+	queries map[string][]string // the query parameters of each checked route (query.go)
 }
 
 // route is one built-in route; roles nil means no key is needed.
@@ -111,6 +112,7 @@ func newEngine(d Deps) *gin.Engine {
 		gin.SetMode(gin.ReleaseMode)
 	}
 	s := &server{d: d, log: d.Logger, metrics: newHTTPMetrics(d.Registry)}
+	s.queries = checkedQueries(s.routes())
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

@@ -39,7 +39,7 @@ func (s *server) auth(roles ...tenant.Role) gin.HandlerFunc {
 				Message: fmt.Sprintf("a %s key may not do this (needs %s)", p.Role, rolesText(roles))})
 			return
 		}
-		if err := knownQuery(c); err != nil {
+		if err := s.knownQuery(c); err != nil {
 			writeError(c, err)
 			return
 		}

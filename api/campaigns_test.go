@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"outreach/campaign"
 	"outreach/subscriber"
 	"outreach/tenant"
@@ -271,8 +273,20 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("got %s", r.body)
 		}
 	})
-	t.Run("a query parameter is checked after the key", func(t *testing.T) {
+	t.Run("a query parameter is checked after the key and the role", func(t *testing.T) {
 		must(t, 401, f.call(t, "GET", "/v1/campaigns?limt=5", "", nil))
+		must(t, 403, f.call(t, "POST", "/v1/campaigns?limt=5", f.key(tenantA, tenant.RoleViewer), nil))
+	})
+	t.Run("a route another package adds is left to check its own parameters", func(t *testing.T) {
+		g := newFixture(t, func(d *Deps) {
+			d.Extra = func(r *gin.Engine, auth AuthFunc) {
+				r.GET("/v1/extra", auth(tenant.RoleViewer), func(c *gin.Context) { c.String(200, c.Query("anything")) })
+			}
+		})
+		r := must(t, 200, g.call(t, "GET", "/v1/extra?anything=ok", g.key(tenantA, tenant.RoleViewer), nil))
+		if string(r.body) != "ok" {
+			t.Errorf("got %q", r.body)
+		}
 	})
 	t.Run("an id that is no UUID is 404", func(t *testing.T) {
 		must(t, 404, f.call(t, "GET", "/v1/campaigns/not-an-id", mk, nil))

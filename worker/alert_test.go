@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"outreach/campaign"
+	"outreach/internal/queue"
 	"outreach/worker"
 )
 
@@ -168,5 +171,50 @@ func TestACancelledAlertStopsWithinASecond(t *testing.T) {
 			st = h.stats(a.ID)
 		}
 		t.Logf("%d alert SMS before the cancel took effect; deliveries %v", stopped, st.Deliveries)
+	})
+}
+
+// A worker killed while sending an alert batch leaves the batch's task
+// "active" under a lease nobody renews; asynq takes it back only once the
+// lease has run out, and the monitor re-drives its deliveries only after
+// OUTREACH_STALE_AFTER. A live worker hands an orphaned batch to a new task
+// without waiting for either: here every batch of the alert is left active
+// under an hour-long lease by a dead worker, with the re-drive an hour away,
+// so the contacts are reached only if the sweep finds the orphans.
+func TestAnAlertBatchOrphanedByADeadWorkerIsSentByAnother(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(30)
+		sms := h.template(campaign.TemplateInput{Name: "f1-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Ban da o gan nguoi nhiem COVID-19. Hay tu cach ly va goi 1900 9095."})
+		res, err := h.service.CreateAlert(h.ctx, h.admin, campaign.AlertInput{Name: "F1 contacts 2026-11-24",
+			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
+			Contacts: msisdns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := h.conn()
+		insp := asynq.NewInspectorFromRedisClient(conn.Redis)
+		queued, err := insp.ListPendingTasks(queue.QueueAlerts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var orphans int
+		for _, task := range queued {
+			if task.Type == worker.TypeSend {
+				h.orphan(conn, queue.QueueAlerts, task.ID)
+				orphans++
+			}
+		}
+		if orphans == 0 {
+			t.Fatalf("the alert queued no send batch ahead of its fan-out (%d tasks queued)", len(queued))
+		}
+
+		h.startWorker(worker.Settings{StaleAfter: time.Hour, SendingStaleAfter: time.Hour})
+		st := h.waitState(res.ID, campaign.StateCompleted, time.Minute)
+		for _, m := range msisdns {
+			if got := h.twilio.CountTo(m); got != 1 {
+				t.Fatalf("a contact got %d alerts, want 1 (stats %v)", got, st.Deliveries)
+			}
+		}
 	})
 }

@@ -136,9 +136,9 @@ type Engine struct {
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
 	keyLocks  map[string]*sync.Mutex
-	// orphanSeen is when each fulfilment task was first seen active
-	// under no live worker (rewards.go).
-	orphanSeen map[string]time.Time
+	// orphanSeen is when each task was first seen active under no live
+	// worker, and whether its work was handed on (orphans.go).
+	orphanSeen map[string]orphanSighting
 	// stopping closes when Run's context ends: handlers put what they have
 	// not sent back to pending instead of finishing their batch.
 	stopping     chan struct{}
@@ -178,7 +178,7 @@ func New(d Deps) *Engine {
 		breakers:   newBreakers(d.Now),
 		tmplCache:  map[string]*compiled{},
 		campCache:  map[string]cachedCampaign{},
-		orphanSeen: map[string]time.Time{},
+		orphanSeen: map[string]orphanSighting{},
 		stopping:   make(chan struct{}),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"outreach/campaign"
 	"outreach/internal/queue"
@@ -321,6 +322,62 @@ func TestACancelledCampaignWhoseSettleWasLostIsSettledByTheMonitor(t *testing.T)
 				t.Fatalf("the cancelled campaign's deliveries are still unsent after 30 s: %v", s.Deliveries)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// A push that finds its provider's circuit breaker open is put back without
+// a call; that is no failure of the provider's. Counted as one, every push
+// arriving while the breaker was open pushed its reopening back by the
+// cool-down, so under steady traffic pushes stayed stopped long after the
+// provider had recovered. Here FCM fails until its breaker opens at T; at
+// T+6 s, FCM back up, one more push finds the breaker open; at T+11 s the
+// next push must go out (the cool-down is 10 s).
+func TestAPushDeferredByAnOpenBreakerDoesNotKeepItOpen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		start := time.Date(2026, 11, 24, 10, 0, 0, 0, h.policy.Zone)
+		h.clock.Set(start)
+		h.seed(90)
+		c := h.promo([]campaign.Channel{campaign.ChannelPush}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs
+		ids := h.pendingDeliveriesOn(c, campaign.ChannelPush, 90)
+		var fcmSubs []int64 // seed: an FCM token for odd i not a multiple of 3 (none opted out)
+		for i, id := range ids {
+			if i%3 != 0 && i%2 == 1 && i%10 != 0 {
+				fcmSubs = append(fcmSubs, id)
+			}
+		}
+		e := h.newEngine(worker.Settings{RetryBase: time.Hour})
+		h.fcm.FailRate(1, 503, "UNAVAILABLE")
+		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelPush, fcmSubs[:22]); err != nil {
+			t.Fatal(err)
+		}
+		failed := h.fcm.Attempts()
+		if failed < 20 {
+			t.Fatalf("FCM saw %d calls while failing, want the breaker's 20", failed)
+		}
+		h.fcm.FailRate(0, 0, "")
+
+		h.clock.Set(start.Add(6 * time.Second))
+		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelPush, fcmSubs[22:23]); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.fcm.Attempts(); n != failed {
+			t.Fatalf("a push went to FCM while its breaker was open (%d calls, %d before)", n, failed)
+		}
+		if n := testutil.ToFloat64(h.metrics.Deferred.WithLabelValues("push", "breaker_open")); n < 1 {
+			t.Errorf("outreach_deferred_total{push, breaker_open} = %v, want at least 1", n)
+		}
+		if n := testutil.ToFloat64(h.metrics.Messages.WithLabelValues("push", "fcm", "transient")); n != float64(failed) {
+			t.Errorf("outreach_messages_total{push, fcm, transient} = %v, want the %d calls FCM failed", n, failed)
+		}
+
+		h.clock.Set(start.Add(11 * time.Second))
+		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelPush, fcmSubs[23:24]); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.fcm.Count(); n != 1 {
+			t.Fatalf("FCM delivered %d pushes 11 s after its breaker opened and 5 s after the last deferral, want 1", n)
 		}
 	})
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
 	"outreach/campaign"
 	"outreach/config"
 	"outreach/internal/queue"
@@ -224,6 +227,28 @@ func (h *harness) startWorker(set worker.Settings) (stop func()) {
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	h.t.Cleanup(stop)
 	return stop
+}
+
+// orphan makes the queued task taskID look taken by a worker that then
+// died: what asynq's dequeue does (the task moved to the active list, its
+// state active, a lease), with a lease an hour long, so that asynq's own
+// recovery does not take it back during the test.
+func (h *harness) orphan(conn *queue.Conn, q, taskID string) {
+	h.t.Helper()
+	keys := "asynq:{" + q + "}"
+	pipe := conn.Redis.TxPipeline()
+	pipe.LRem(h.ctx, keys+":pending", 0, taskID)
+	pipe.LPush(h.ctx, keys+":active", taskID)
+	pipe.HSet(h.ctx, keys+":t:"+taskID, "state", "active")
+	pipe.HDel(h.ctx, keys+":t:"+taskID, "pending_since")
+	pipe.ZAdd(h.ctx, keys+":lease", redis.Z{Score: float64(time.Now().Add(time.Hour).Unix()), Member: taskID})
+	if _, err := pipe.Exec(h.ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(conn.Redis)
+	if info, err := insp.GetTaskInfo(q, taskID); err != nil || info.State != asynq.TaskStateActive {
+		h.t.Fatalf("task %s should look taken by a worker: %+v, %v", taskID, info, err)
+	}
 }
 
 func (h *harness) template(in campaign.TemplateInput) string {

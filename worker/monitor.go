@@ -37,8 +37,8 @@ func (e *Engine) monitor(ctx context.Context) {
 		}
 		if time.Since(lastSweep) >= orphanSweepEvery {
 			lastSweep = time.Now()
-			if err := e.sweepOrphanedRewards(ctx); err != nil && ctx.Err() == nil {
-				e.Logger.Warn("orphaned reward tasks", "err", err)
+			if err := e.sweepOrphans(ctx); err != nil && ctx.Err() == nil {
+				e.Logger.Warn("orphaned tasks", "err", err)
 			}
 		}
 		if time.Since(lastPurge) >= time.Hour {

@@ -144,6 +144,12 @@ func TestASendTaskLeavesTheBacklogWhenItStarts(t *testing.T) {
 // audience, as a fan-out round would, and returns their subscriber ids.
 func (h *harness) pendingDeliveries(c campaign.Campaign, n int) []int64 {
 	h.t.Helper()
+	return h.pendingDeliveriesOn(c, campaign.ChannelSMS, n)
+}
+
+// pendingDeliveriesOn is pendingDeliveries on channel ch.
+func (h *harness) pendingDeliveriesOn(c campaign.Campaign, ch campaign.Channel, n int) []int64 {
+	h.t.Helper()
 	ids, err := h.store.AudiencePage(h.ctx, c, 0, n)
 	if err != nil || len(ids) != n {
 		h.t.Fatalf("audience page: %v, %v", ids, err)
@@ -152,7 +158,7 @@ func (h *harness) pendingDeliveries(c campaign.Campaign, n int) []int64 {
 	for i, id := range ids {
 		nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
 	}
-	if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
+	if _, err := h.store.InsertDeliveries(h.ctx, c, ch, nd); err != nil {
 		h.t.Fatal(err)
 	}
 	return ids

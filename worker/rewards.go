@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"outreach/campaign"
-	"outreach/internal/apperr"
 	"outreach/internal/queue"
 	"outreach/provider"
 	"outreach/reward"
@@ -57,11 +56,6 @@ func (e *Engine) EnqueueFulfil(ctx context.Context, rewardID string) error {
 // follows a kill -9 of the worker running the one before.
 const maxFulfilGenerations = 8
 
-// orphanGrace is how long a task must be seen active under no live worker
-// before it is taken for orphaned: asynq lists a worker's tasks in its
-// heartbeat (every 5 s, kept 10 s), so a task just started is not listed yet.
-const orphanGrace = 8 * time.Second
-
 // replaceDeadTask enqueues task again when the task holding its id will
 // never run: asynq keeps an archived task (retries used up, say through a
 // long provisioning outage, or a lease that expired on the last retry) and
@@ -101,113 +95,6 @@ func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id strin
 		return false, err
 	}
 	return false, nil
-}
-
-func (e *Engine) forgetOrphan(id string) {
-	e.mu.Lock()
-	delete(e.orphanSeen, id)
-	e.mu.Unlock()
-}
-
-// liveTaskIDs are the tasks the live asynq servers list as running.
-func liveTaskIDs(insp *asynq.Inspector) (map[string]bool, error) {
-	servers, err := insp.Servers()
-	if err != nil {
-		return nil, err
-	}
-	live := map[string]bool{}
-	for _, s := range servers {
-		for _, w := range s.ActiveWorkers {
-			live[w.TaskID] = true
-		}
-	}
-	return live, nil
-}
-
-// orphaned reports whether the active task id has been running under no
-// live worker (not in live) for orphanGrace.
-func (e *Engine) orphaned(live map[string]bool, id string) bool {
-	if live[id] {
-		e.forgetOrphan(id)
-		return false
-	}
-	now := time.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	first, ok := e.orphanSeen[id]
-	if !ok {
-		// Forget sightings of tasks long since recovered.
-		for k, at := range e.orphanSeen {
-			if now.Sub(at) > time.Hour {
-				delete(e.orphanSeen, k)
-			}
-		}
-		e.orphanSeen[id] = now
-		return false
-	}
-	return now.Sub(first) >= orphanGrace
-}
-
-// orphanSweepEvery is how often a worker looks for fulfilment tasks
-// orphaned by a dead worker (sweepOrphanedRewards).
-const orphanSweepEvery = 2 * time.Second
-
-// sweepOrphanedRewards hands the reward of each fulfilment task orphaned by
-// a dead worker (active under no live asynq server for orphanGrace) to a
-// task of the next generation, when the reward is still pending. Without
-// it the reward waits for asynq's own recovery (the task's lease, then a
-// pass a minute: about a minute after a kill -9) or the reward reconciler
-// (OUTREACH_STALE_AFTER, 2 minutes by default), whichever comes first.
-// The active tasks of the queue are at most the workers' concurrency.
-func (e *Engine) sweepOrphanedRewards(ctx context.Context) error {
-	if e.Ledger == nil || e.Fulfiller == nil {
-		return nil
-	}
-	insp := asynq.NewInspectorFromRedisClient(e.Queue.Redis)
-	const pageSize = 200
-	var active []*asynq.TaskInfo
-	for page := 1; ; page++ {
-		tasks, err := insp.ListActiveTasks(queue.QueueDefault, asynq.Page(page), asynq.PageSize(pageSize))
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			if t.Type == TypeFulfil {
-				active = append(active, t)
-			}
-		}
-		if len(tasks) < pageSize {
-			break
-		}
-	}
-	if len(active) == 0 {
-		return nil
-	}
-	live, err := liveTaskIDs(insp)
-	if err != nil {
-		return err
-	}
-	for _, t := range active {
-		if !e.orphaned(live, t.ID) {
-			continue
-		}
-		rewardID := string(t.Payload)
-		r, err := e.Ledger.Store.GetReward(ctx, rewardID)
-		if errors.Is(err, apperr.ErrNotFound) || err == nil && r.State != reward.StatePending {
-			continue // final: the orphan, if it runs again, changes nothing
-		}
-		if err != nil {
-			return err
-		}
-		if err := e.EnqueueFulfil(ctx, rewardID); err != nil {
-			return err
-		}
-		e.Logger.Info("reward task orphaned by a dead worker handed to a new task", "reward", rewardID, "task", t.ID)
-	}
-	return nil
 }
 
 func (e *Engine) handleFulfil(ctx context.Context, t *asynq.Task) error {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"outreach/campaign"
 	"outreach/internal/queue"
@@ -68,29 +67,14 @@ func TestARewardTaskOrphanedByADeadWorkerIsHandedToANewTask(t *testing.T) {
 		if err != nil || r.State != reward.StatePending {
 			t.Fatalf("reward %+v: %v", r, err)
 		}
-		// What asynq's dequeue does when a worker takes the task, with a
-		// lease an hour long; then the worker is gone.
 		taskID := "reward:" + r.ID
-		q := "asynq:{" + queue.QueueDefault + "}"
-		pipe := conn.Redis.TxPipeline()
-		pipe.LRem(h.ctx, q+":pending", 0, taskID)
-		pipe.LPush(h.ctx, q+":active", taskID)
-		pipe.HSet(h.ctx, q+":t:"+taskID, "state", "active")
-		pipe.HDel(h.ctx, q+":t:"+taskID, "pending_since")
-		pipe.ZAdd(h.ctx, q+":lease", redis.Z{Score: float64(time.Now().Add(time.Hour).Unix()), Member: taskID})
-		if _, err := pipe.Exec(h.ctx); err != nil {
-			t.Fatal(err)
-		}
-		insp := asynq.NewInspectorFromRedisClient(conn.Redis)
-		if info, err := insp.GetTaskInfo(queue.QueueDefault, taskID); err != nil || info.State != asynq.TaskStateActive {
-			t.Fatalf("the task should look taken by a worker: %+v, %v", info, err)
-		}
+		h.orphan(conn, queue.QueueDefault, taskID)
 
 		rr.runUntilGranted(t, h, r.ID, time.Minute, "its worker died")
 		if tot := fake.Totals(); tot.Grants != 1 {
 			t.Errorf("credited %d times, want once", tot.Grants)
 		}
-		if info, err := insp.GetTaskInfo(queue.QueueDefault, taskID); err != nil || info.State != asynq.TaskStateActive {
+		if info, err := asynq.NewInspectorFromRedisClient(conn.Redis).GetTaskInfo(queue.QueueDefault, taskID); err != nil || info.State != asynq.TaskStateActive {
 			t.Errorf("the orphan itself should still wait for its lease: %+v, %v", info, err)
 		}
 	})

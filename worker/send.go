@@ -686,14 +686,27 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 	}
 	j.out.Provider = name
 	class := provider.ClassOf(err)
+	// A push's devices are recorded in the breakers one by one as they
+	// are tried (sendPushes); an SMS is recorded here.
+	sms := j.channel == campaign.ChannelSMS
 	if err == nil {
-		e.breakers.record(name, false)
+		if sms {
+			e.breakers.record(name, false)
+		}
 		j.out.Status, j.out.ProviderMessageID, j.out.Segments = campaign.StatusSent, res.MessageID, res.Segments
 		e.Metrics.Messages.WithLabelValues(string(j.channel), name, "sent").Inc()
 		return
 	}
-	e.breakers.record(name, class == provider.Transient)
 	j.out.ErrorCode = provider.CodeOf(err)
+	if j.out.ErrorCode == breakerOpenCode {
+		// No device was tried: not a failure of the provider's (counting
+		// one would keep its breaker open for as long as pushes come).
+		e.retryLater(j, provider.RetryAfterOf(err), j.out.ErrorCode)
+		return
+	}
+	if sms {
+		e.breakers.record(name, class == provider.Transient)
+	}
 	e.Metrics.Messages.WithLabelValues(string(j.channel), name, class.String()).Inc()
 	switch class {
 	case provider.Transient:
@@ -720,8 +733,11 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 	var (
 		best    provider.Result
 		lastErr error
-		name    string
-		sent    bool
+		// breakerErr: a device skipped for its provider's open breaker;
+		// the answer only when no device was tried.
+		breakerErr error
+		name       string
+		sent       bool
 	)
 	for _, m := range j.pushes {
 		p := e.Push[subscriber.Platform(m.Platform)]
@@ -732,7 +748,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		}
 		name = p.Name()
 		if ok, wait := e.breakers.allow(name); !ok {
-			lastErr = &provider.Error{Provider: name, Class: provider.Transient, Code: breakerOpenCode, RetryAfter: wait}
+			breakerErr = &provider.Error{Provider: name, Class: provider.Transient, Code: breakerOpenCode, RetryAfter: wait}
 			continue
 		}
 		start := time.Now()
@@ -756,6 +772,9 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 	}
 	if sent {
 		return best, name, nil
+	}
+	if lastErr == nil {
+		lastErr = breakerErr
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no device")
