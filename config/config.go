@@ -69,9 +69,6 @@ type Config struct {
 	// long ago by a worker that never finished goes back to pending.
 	StaleAfter        time.Duration `json:"stale_after"`
 	SendingStaleAfter time.Duration `json:"sending_stale_after"`
-	// AlertSendingStaleAfter is SendingStaleAfter for exposure alerts
-	// (0: the shorter of SendingStaleAfter and a minute).
-	AlertSendingStaleAfter time.Duration `json:"alert_sending_stale_after"`
 	// RetryBase is the first backoff after a transient provider error.
 	RetryBase      time.Duration `json:"retry_base"`
 	MigrateOnStart bool          `json:"migrate_on_start"`
@@ -238,7 +235,6 @@ func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
 		AlertRetention:            l.duration("OUTREACH_ALERT_RETENTION", 14*24*time.Hour),
 		StaleAfter:                l.duration("OUTREACH_STALE_AFTER", 2*time.Minute),
 		SendingStaleAfter:         l.duration("OUTREACH_SENDING_STALE_AFTER", 5*time.Minute),
-		AlertSendingStaleAfter:    l.duration("OUTREACH_ALERT_SENDING_STALE_AFTER", 0),
 		RetryBase:                 l.duration("OUTREACH_RETRY_BASE", time.Second),
 		MigrateOnStart:            l.boolean("OUTREACH_MIGRATE_ON_START", true),
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
@@ -369,8 +365,7 @@ func (c *Config) Redacted() map[string]any {
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
 		"backlog_seconds": c.BacklogSeconds,
 		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
-		"sending_stale_after": c.SendingStaleAfter.String(), "alert_sending_stale_after": c.AlertSendingStaleAfter.String(),
-		"retry_base": c.RetryBase.String(),
+		"sending_stale_after": c.SendingStaleAfter.String(), "retry_base": c.RetryBase.String(),
 	}
 	return out
 }

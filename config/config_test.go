@@ -29,14 +29,6 @@ func TestDefaultsAreTheEmbeddedSetup(t *testing.T) {
 	if c.WorkerConcurrency != 50 || c.BacklogSeconds != 5 {
 		t.Errorf("worker concurrency %d, backlog %d s", c.WorkerConcurrency, c.BacklogSeconds)
 	}
-	// 0: the worker takes the shorter of SendingStaleAfter and a minute.
-	if c.SendingStaleAfter != 5*time.Minute || c.AlertSendingStaleAfter != 0 {
-		t.Errorf("sending stale after %v, for alerts %v", c.SendingStaleAfter, c.AlertSendingStaleAfter)
-	}
-	c, err = Load(envOf(map[string]string{"OUTREACH_ALERT_SENDING_STALE_AFTER": "45s"}))
-	if err != nil || c.AlertSendingStaleAfter != 45*time.Second {
-		t.Errorf("OUTREACH_ALERT_SENDING_STALE_AFTER=45s: %v, %v", c.AlertSendingStaleAfter, err)
-	}
 }
 
 func TestABadVariableIsNamedInTheError(t *testing.T) {
@@ -53,8 +45,6 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"OUTREACH_BACKLOG_SECONDS": {"OUTREACH_BACKLOG_SECONDS": "0"},
 		"OUTREACH_LOG_LEVEL":       {"OUTREACH_LOG_LEVEL": "verbose"},
 		"OUTREACH_TRUSTED_PROXIES": {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
-
-		"OUTREACH_ALERT_SENDING_STALE_AFTER": {"OUTREACH_ALERT_SENDING_STALE_AFTER": "soon"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))

@@ -28,20 +28,6 @@ func (h *harness) alert(contacts []string) campaign.AlertResult {
 	return res
 }
 
-// smsAlert creates an exposure alert by SMS only to contacts.
-func (h *harness) smsAlert(contacts []string) campaign.AlertResult {
-	h.t.Helper()
-	sms := h.template(campaign.TemplateInput{Name: "f1-sms", Channel: campaign.ChannelSMS, Locale: "vi",
-		Body: "Ban da o gan nguoi nhiem COVID-19. Hay tu cach ly va goi 1900 9095."})
-	res, err := h.service.CreateAlert(h.ctx, h.admin, campaign.AlertInput{Name: "F1 contacts 2026-11-24",
-		Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
-		Contacts: contacts})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return res
-}
-
 func TestAnAlertOvertakesASaturatingCampaignAndBothFinishExactlyOnce(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		const rate = 200
@@ -198,7 +184,14 @@ func TestACancelledAlertStopsWithinASecond(t *testing.T) {
 func TestAnAlertBatchOrphanedByADeadWorkerIsSentByAnother(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(30)
-		res := h.smsAlert(msisdns)
+		sms := h.template(campaign.TemplateInput{Name: "f1-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Ban da o gan nguoi nhiem COVID-19. Hay tu cach ly va goi 1900 9095."})
+		res, err := h.service.CreateAlert(h.ctx, h.admin, campaign.AlertInput{Name: "F1 contacts 2026-11-24",
+			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
+			Contacts: msisdns})
+		if err != nil {
+			t.Fatal(err)
+		}
 		conn := h.conn()
 		insp := asynq.NewInspectorFromRedisClient(conn.Redis)
 		queued, err := insp.ListPendingTasks(queue.QueueAlerts)
@@ -217,38 +210,6 @@ func TestAnAlertBatchOrphanedByADeadWorkerIsSentByAnother(t *testing.T) {
 		}
 
 		h.startWorker(worker.Settings{StaleAfter: time.Hour, SendingStaleAfter: time.Hour})
-		st := h.waitState(res.ID, campaign.StateCompleted, time.Minute)
-		for _, m := range msisdns {
-			if got := h.twilio.CountTo(m); got != 1 {
-				t.Fatalf("a contact got %d alerts, want 1 (stats %v)", got, st.Deliveries)
-			}
-		}
-	})
-}
-
-// A dead worker's alert claims go back to pending after the alert's own,
-// shorter period (AlertSendingStaleAfter, a minute by default), not after
-// the marketing one (five minutes by default): an exposure alert's
-// contacts are not kept waiting by a crash. Here a worker claimed every
-// delivery of the alert and died; marketing's period is an hour.
-func TestADeadWorkersAlertClaimsGoBackAfterTheAlertPeriod(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
-		msisdns := h.seed(30)
-		res := h.smsAlert(msisdns)
-		ids, err := h.store.EnsureSubscribers(h.ctx, h.tenant.ID, msisdns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var subs []int64
-		for _, id := range ids {
-			subs = append(subs, id)
-		}
-		claimed, err := h.store.ClaimDeliveries(h.ctx, res.ID, campaign.ChannelSMS, subs)
-		if err != nil || len(claimed) != len(msisdns) {
-			t.Fatalf("the dead worker's claim: %d of %d, %v", len(claimed), len(msisdns), err)
-		}
-
-		h.startWorker(worker.Settings{SendingStaleAfter: time.Hour, AlertSendingStaleAfter: 2 * time.Second})
 		st := h.waitState(res.ID, campaign.StateCompleted, time.Minute)
 		for _, m := range msisdns {
 			if got := h.twilio.CountTo(m); got != 1 {

@@ -55,14 +55,6 @@ type Settings struct {
 	// SendingStaleAfter is how long a claimed delivery may stay "sending"
 	// before the reconciler decides its worker died (default 5 minutes).
 	SendingStaleAfter time.Duration
-	// AlertSendingStaleAfter is SendingStaleAfter for exposure alerts
-	// (default the shorter of SendingStaleAfter and a minute). An alert
-	// claims 20 deliveries just before their rate-limit slots, ahead of
-	// marketing, and sends them in well under a second, so a dead
-	// worker's alert claims need not wait as long as a marketing batch's.
-	// It must leave half of itself for a send on its way (a provider call
-	// is bounded by its 10 s timeout; a push tries each device in turn).
-	AlertSendingStaleAfter time.Duration
 	// HoldRecheck is how often deliveries held for the send window look
 	// again.
 	HoldRecheck time.Duration
@@ -98,9 +90,6 @@ func (s *Settings) defaults() {
 	}
 	if s.SendingStaleAfter <= 0 {
 		s.SendingStaleAfter = 5 * time.Minute
-	}
-	if s.AlertSendingStaleAfter <= 0 {
-		s.AlertSendingStaleAfter = min(s.SendingStaleAfter, time.Minute)
 	}
 	if s.AlertRetention <= 0 {
 		s.AlertRetention = 14 * 24 * time.Hour

@@ -182,13 +182,13 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 }
 
 // resetStaleSending puts back to pending the campaign's deliveries claimed
-// more than SendingStaleAfter (AlertSendingStaleAfter for an alert) ago and never recorded: their worker died.
+// more than SendingStaleAfter ago and never recorded: their worker died.
 func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) error {
 	r, ok := e.Store.(staleResetter)
 	if !ok {
 		return nil
 	}
-	n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.sendingStaleAfter(c)))
+	n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.set.SendingStaleAfter))
 	if err != nil {
 		return err
 	}

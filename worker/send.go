@@ -122,7 +122,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 				e.putBack(ctx, append(part, recips...))
 				return err
 			}
-			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline(c)))
+			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()))
 			for _, j := range jobs {
 				putBack = putBack || j.out.Status == campaign.StatusPending
 			}
@@ -135,7 +135,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 				// the rate): what it had not sent goes back to pending,
 				// while it is still surely its own, or else stays for
 				// the monitor to reset.
-				if time.Since(claimed) < e.sendingStaleAfter(c)*3/4 {
+				if time.Since(claimed) < e.set.SendingStaleAfter*3/4 {
 					var rest []campaign.Recipient
 					for _, j := range jobs {
 						if j.abandoned {
@@ -244,16 +244,7 @@ func (e *Engine) sendable(c campaign.Campaign) bool {
 // send: a live but held-up worker must not send it after that, or the
 // subscriber gets it twice. Half the period leaves the other half for a
 // send already on its way (a provider call is bounded well below that).
-func (e *Engine) claimDeadline(c campaign.Campaign) time.Duration { return e.sendingStaleAfter(c) / 2 }
-
-// sendingStaleAfter is how long c's deliveries may stay claimed before the
-// monitor takes their worker for dead (Settings.AlertSendingStaleAfter).
-func (e *Engine) sendingStaleAfter(c campaign.Campaign) time.Duration {
-	if c.Kind == campaign.KindExposureAlert {
-		return e.set.AlertSendingStaleAfter
-	}
-	return e.set.SendingStaleAfter
-}
+func (e *Engine) claimDeadline() time.Duration { return e.set.SendingStaleAfter / 2 }
 
 // expire skips the batch's pending deliveries: their campaign has ended, or
 // ends before the window reopens.

@@ -98,7 +98,7 @@ func (e *Engine) handleSettle(ctx context.Context, t *asynq.Task) error {
 	}
 	if left > 0 {
 		p.Round++
-		return e.enqueueSettle(ctx, p, min(30*time.Second, e.sendingStaleAfter(c)/2))
+		return e.enqueueSettle(ctx, p, min(30*time.Second, e.set.SendingStaleAfter/2))
 	}
 	return nil
 }

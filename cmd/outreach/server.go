@@ -93,8 +93,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 			SMSSender: a.prov.sender, SMSRate: cfg.SMSRate, PushRate: cfg.PushRate,
 			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency, BacklogSeconds: cfg.BacklogSeconds,
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
-			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter, AlertSendingStaleAfter: cfg.AlertSendingStaleAfter,
-			RetryBase: cfg.RetryBase,
+			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter, RetryBase: cfg.RetryBase,
 		},
 	})
 	a.ledger.Enqueuer = a.engine
