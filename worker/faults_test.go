@@ -3,6 +3,8 @@ package worker_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"outreach/campaign"
 	"outreach/internal/queue"
+	"outreach/subscriber"
 	"outreach/worker"
 )
 
@@ -370,6 +373,29 @@ func TestAPushDeferredByAnOpenBreakerDoesNotKeepItOpen(t *testing.T) {
 		}
 		if n := testutil.ToFloat64(h.metrics.Messages.WithLabelValues("push", "fcm", "transient")); n != float64(failed) {
 			t.Errorf("outreach_messages_total{push, fcm, transient} = %v, want the %d calls FCM failed", n, failed)
+		}
+		// A subscriber with a dead APNs token and an FCM token whose breaker
+		// is open: the dead token is removed, and the delivery waits for the
+		// breaker instead of failing.
+		both := fcmSubs[24]
+		msisdn := fmt.Sprintf("+8491%07d", slices.Index(ids, both))
+		deadToken := fmt.Sprintf("%064x", 999)
+		if err := h.store.PutDevice(h.ctx, h.tenant.ID, msisdn, subscriber.Device{Platform: subscriber.PlatformAPNs, Token: deadToken}); err != nil {
+			t.Fatal(err)
+		}
+		h.apns.Unregister(deadToken)
+		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelPush, []int64{both}); err != nil {
+			t.Fatal(err)
+		}
+		if h.apns.CountToken(deadToken) != 0 || h.fcm.Attempts() != failed {
+			t.Fatalf("a push went out: APNs %d, FCM calls %d", h.apns.CountToken(deadToken), h.fcm.Attempts())
+		}
+		pending, err := h.store.ListDeliveries(h.ctx, c.TenantID, c.ID, campaign.StatusPending, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(pending, func(d campaign.Delivery) bool { return d.SubscriberID == both }) {
+			t.Errorf("a subscriber whose FCM device waits for the breaker was not left pending after their dead APNs token")
 		}
 
 		h.clock.Set(start.Add(11 * time.Second))

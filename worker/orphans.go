@@ -23,8 +23,8 @@ import (
 //
 //   - a reward fulfilment: its reward, still pending, to the next
 //     generation's task id (EnqueueFulfil);
-//   - a send batch: a copy of the batch, which sends what the dead worker
-//     had not claimed yet. Its claims (deliveries "sending") stay its own
+//   - an alert's send batch: a copy of the batch, which sends what the
+//     dead worker had not claimed yet. Its claims (deliveries "sending") stay its own
 //     until OUTREACH_SENDING_STALE_AFTER, as before: the dead worker may
 //     have handed them to the provider.
 //
@@ -48,15 +48,19 @@ type orphanSighting struct {
 }
 
 // sweptQueues are the queues and task types whose orphans are handed on.
+// Marketing batches are left to asynq's own recovery: nothing urgent
+// waits in them, and listing them would read every running marketing
+// task's payload (up to 500 subscriber ids each) in every process at each
+// sweep.
 var sweptQueues = []struct{ queue, taskType string }{
 	{queue.QueueDefault, TypeFulfil},
 	{queue.QueueAlerts, TypeSend},
-	{queue.QueueMarketing, TypeSend},
 }
 
 // sweepOrphans hands on the work of each task orphaned by a dead worker
 // (active under no live asynq server for orphanGrace), once per orphan.
-// The active tasks of the queues are at most the workers' concurrency.
+// The active tasks of the queues are at most the workers' concurrency;
+// the live servers are read only when one of them is a candidate.
 func (e *Engine) sweepOrphans(ctx context.Context) error {
 	insp := asynq.NewInspectorFromRedisClient(e.Queue.Redis)
 	type found struct {

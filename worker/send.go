@@ -733,22 +733,25 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 	var (
 		best    provider.Result
 		lastErr error
-		// breakerErr: a device skipped for its provider's open breaker;
-		// the answer only when no device was tried.
-		breakerErr error
-		name       string
-		sent       bool
+		errName string // the provider of lastErr
+		// breakerErr: a device skipped for its provider's open breaker.
+		breakerErr  error
+		breakerName string
+		name        string
+		sent        bool
 	)
 	for _, m := range j.pushes {
 		p := e.Push[subscriber.Platform(m.Platform)]
 		if p == nil {
 			lastErr = &provider.Error{Provider: "push", Class: provider.Permanent, Code: "no_provider",
 				Message: "no push provider for platform " + m.Platform}
+			errName = "push"
 			continue
 		}
 		name = p.Name()
 		if ok, wait := e.breakers.allow(name); !ok {
 			breakerErr = &provider.Error{Provider: name, Class: provider.Transient, Code: breakerOpenCode, RetryAfter: wait}
+			breakerName = name
 			continue
 		}
 		start := time.Now()
@@ -768,18 +771,22 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 				e.Logger.Error("remove dead push token", "err", derr)
 			}
 		}
-		lastErr = err
+		lastErr, errName = err, name
 	}
 	if sent {
 		return best, name, nil
 	}
-	if lastErr == nil {
-		lastErr = breakerErr
+	// A device skipped for an open breaker may still take the message
+	// later: unless a device failed in a way worth retrying anyway, the
+	// delivery waits for the breaker (a dead token elsewhere, say, must
+	// not fail it).
+	if breakerErr != nil && (lastErr == nil || provider.ClassOf(lastErr) != provider.Transient) {
+		return provider.Result{}, breakerName, breakerErr
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no device")
 	}
-	return provider.Result{}, name, lastErr
+	return provider.Result{}, errName, lastErr
 }
 
 // throttleCodes are refusals that say "not now" (the provider's rate
