@@ -10,7 +10,7 @@ import (
 // fan-out enqueues for these deliveries (counted into the backlog), as a
 // worker runs it the first time.
 func (e *Engine) RunCountedSendTask(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) error {
-	t, err := newSendTask(sendPayload{CampaignID: campaignID, Channel: ch, SubscriberIDs: subscriberIDs, Counted: true}, false)
+	t, err := newSendTask(sendPayload{CampaignID: campaignID, Channel: ch, SubscriberIDs: subscriberIDs, Counted: true})
 	if err != nil {
 		return err
 	}

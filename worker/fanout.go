@@ -327,12 +327,11 @@ func (e *Engine) taskSize(c campaign.Campaign, ch campaign.Channel) int {
 // batches add to the campaign's backlog, once for the lot.
 func (e *Engine) enqueueBatches(ctx context.Context, c campaign.Campaign, ch campaign.Channel, ids []int64, counted bool) error {
 	q := queueFor(c.Kind)
-	urgent := c.Kind == campaign.KindExposureAlert
 	size := e.taskSize(c, ch)
 	var tasks []*asynq.Task
 	for start := 0; start < len(ids); start += size {
 		batch := ids[start:min(start+size, len(ids))]
-		task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: ch, SubscriberIDs: batch, Counted: counted}, urgent)
+		task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: ch, SubscriberIDs: batch, Counted: counted})
 		if err != nil {
 			return err
 		}

@@ -164,7 +164,7 @@ func (e *Engine) handOnSend(ctx context.Context, q string, t *asynq.TaskInfo) er
 		return nil // the orphan fails the same way when it runs again
 	}
 	p.Counted = false
-	task, err := newSendTask(p, q == queue.QueueAlerts)
+	task, err := newSendTask(p)
 	if err != nil {
 		return err
 	}

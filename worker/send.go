@@ -181,7 +181,7 @@ func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPa
 		return true, e.expire(ctx, c, p, expired)
 	}
 	held := sendPayload{CampaignID: p.CampaignID, Channel: p.Channel, SubscriberIDs: p.SubscriberIDs, Counted: p.Counted}
-	task, err := newSendTask(held, false)
+	task, err := newSendTask(held)
 	if err != nil {
 		if counted {
 			e.leaveBacklog(ctx, p)
@@ -854,7 +854,7 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 	if len(retry) == 0 {
 		return nil
 	}
-	task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: jobs[0].r.Channel, SubscriberIDs: retry}, false)
+	task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: jobs[0].r.Channel, SubscriberIDs: retry})
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func fanoutQueue(k campaign.Kind) string {
 	return queue.QueueDefault
 }
 
-func newSendTask(p sendPayload, urgent bool) (*asynq.Task, error) {
+func newSendTask(p sendPayload) (*asynq.Task, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode send task: %w", err)
