@@ -68,36 +68,52 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	leave()
-	// At provider rates claim one delivery at a time, just before its slot:
-	// a delivery is "sending" only while it is about to go out, so a killed
-	// worker leaves few in flight, the rest of its batch stays pending, and
-	// the reconciler can tell a dead claim from a slow one.
+	// At provider rates claim just before the slots: the deliveries due in
+	// the next maxAhead (one at 40/s or less, 25 at 1,000/s), and only
+	// while fewer than pacedClaimers tasks of this campaign channel in
+	// this process hold claims not yet handed to the provider. A delivery
+	// is "sending" only while it is about to go out, so a killed worker
+	// leaves few in flight, the rest of its batch stays pending, and the
+	// reconciler can tell a dead claim from a slow one.
 	// An alert claims a rate-limit chunk at a time: it takes slots ahead of
 	// marketing, so its claims never wait long, it pays one store round trip
 	// per twenty messages, and a killed worker leaves at most a chunk per
 	// task claimed and unrecorded. Faster marketing claims its whole batch.
-	step := len(p.SubscriberIDs)
+	step, gated := len(p.SubscriberIDs), false
 	switch {
 	case !c.Kind.Marketing():
 		step = alertStep
 	case e.precise(c, p.Channel):
-		step = 1
+		step, gated = e.pacedStep(c, p.Channel), true
 	}
 	putBack := false // some of the batch went back to pending unsent
 	for start := 0; start < len(p.SubscriberIDs); start += step {
-		if start > 0 {
+		leaveGate := func() {}
+		if gated {
+			var ok bool
+			if leaveGate, ok = e.enterClaimGate(ctx, p.CampaignID+":"+string(p.Channel)); !ok {
+				return nil // stopping: the rest stays pending for the reconciler
+			}
+		}
+		// Later chunks, and a paced one that waited for the gate, look
+		// again at the campaign first.
+		if start > 0 || gated {
 			if e.stopped() {
+				leaveGate()
 				return nil // the rest stays pending for the reconciler
 			}
 			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
+				leaveGate()
 				return err
 			}
 			if c.State != campaign.StateRunning {
+				leaveGate()
 				return nil
 			}
 			// The window closed or the campaign's end came meanwhile: the
 			// rest (and what was put back) waits for the window or ends.
 			if done, err := e.holdOrExpire(ctx, c, p, false); done || err != nil {
+				leaveGate()
 				return err
 			}
 		}
@@ -105,9 +121,11 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		claimed := time.Now()
 		recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, ids)
 		if err != nil {
+			leaveGate()
 			return fmt.Errorf("claim: %w", err)
 		}
 		if len(recips) == 0 {
+			leaveGate()
 			continue
 		}
 		// A fast batch is claimed at once but sent and recorded BatchSize
@@ -120,9 +138,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				// Put the claim back so that a retry or the reconciler finds them.
 				e.putBack(ctx, append(part, recips...))
+				leaveGate()
 				return err
 			}
-			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()))
+			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()), leaveGate)
 			for _, j := range jobs {
 				putBack = putBack || j.out.Status == campaign.StatusPending
 			}
@@ -390,7 +409,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 // the limit. Faster limits reserve in chunks and pace them locally. No
 // message goes out after deadline (see claimDeadline): sendAll reports
 // whether it left some unsent for that, marked abandoned.
-func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time) (abandoned bool) {
+func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time, handedOn func()) (abandoned bool) {
 	urgent := !c.Kind.Marketing()
 	pending := make([]*job, 0, len(jobs))
 	for _, j := range jobs {
@@ -475,8 +494,72 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		}
 	}
 	close(work)
+	// Every message is with a sender goroutine or put back: the next
+	// paced task may claim while these calls are answered.
+	handedOn()
 	wg.Wait()
 	return abandoned || late.Load()
+}
+
+// pacedClaimers is how many paced tasks of one campaign channel may, in
+// one process, hold claimed deliveries that are not yet with the provider:
+// one sending its slots while the next claims, so the rate is kept, and no
+// more, however many of the campaign's tasks run at once.
+const pacedClaimers = 2
+
+// pacedStep is how many deliveries a paced task claims at a time: those
+// due within maxAhead at the rate that binds, at least one, and no more
+// than the task has provider calls in flight, so that handing them on
+// never waits for an answer. Claiming and recording a chunk costs the
+// store one transaction each instead of one per message.
+func (e *Engine) pacedStep(c campaign.Campaign, ch campaign.Channel) int {
+	_, rate := e.senderKeyFor(ch)
+	if c.RatePerSecond > 0 {
+		rate = min(rate, c.RatePerSecond)
+	}
+	return max(1, min(rate*int(maxAhead/time.Millisecond)/1000, e.set.SendConcurrency))
+}
+
+// claimGate is a counting semaphore with its number of users, so that
+// the last to leave removes it.
+type claimGate struct {
+	slots chan struct{}
+	users int
+}
+
+// enterClaimGate waits for one of the pacedClaimers places of key; ok is
+// false when the context ends or the engine stops first. leave is safe to
+// call more than once.
+func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), ok bool) {
+	e.mu.Lock()
+	if e.claimGates == nil {
+		e.claimGates = map[string]*claimGate{}
+	}
+	g := e.claimGates[key]
+	if g == nil {
+		g = &claimGate{slots: make(chan struct{}, pacedClaimers)}
+		e.claimGates[key] = g
+	}
+	g.users++
+	e.mu.Unlock()
+	done := func() {
+		e.mu.Lock()
+		if g.users--; g.users == 0 {
+			delete(e.claimGates, key)
+		}
+		e.mu.Unlock()
+	}
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, false
+	case <-e.stopping:
+		done()
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-g.slots; done() }) }, true
 }
 
 // alertStep is how many deliveries an alert claims, sends and records at
@@ -517,41 +600,74 @@ func (e *Engine) units(j *job) int {
 	return max(len(j.pushes), 1)
 }
 
-// acquire takes one message's slot in the campaign's and the sender's rate,
-// waiting for it; one goroutine per process waits on a key at a time. It
-// answers when to send (an alert may hold a slot a moment ahead) and gives
-// up (ok false) if the campaign stops running meanwhile.
+// acquire takes one message's slot in the campaign's rate and then in the
+// sender's, waits for it, and answers when to send (now, give or take a
+// millisecond); it gives up (ok false) if the campaign stops running
+// meanwhile. Each slot is reserved up to maxAhead before it is due, so that
+// the next caller can reserve the one after while this one waits: slots
+// follow one another whatever the timers' slack, and the rate is reached.
+// The sender's slot is reserved only once the campaign's has come, and a
+// paced sender's slot that the wait overshot by half an interval is given
+// up for the next free one: a message goes out within half an interval
+// of its slot, never before it, so a limit of R/s is never exceeded by
+// more than one message in any second. One goroutine per process reserves
+// on a key at a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool) (due time.Time, ok bool) {
+	if c.RatePerSecond > 0 && !urgent {
+		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false)
+		if !ok || !e.sleepWhileRunning(ctx, c.ID, at) {
+			return time.Time{}, false
+		}
+	}
 	key, rate := e.senderKey([]*job{j})
 	lock := key
 	if urgent {
 		lock += ":urgent"
 	}
+	for {
+		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent)
+		if !ok || !e.sleepWhileRunning(ctx, c.ID, at) {
+			return time.Time{}, false
+		}
+		if rate > preciseRate {
+			return at, true // sendAll sends it at its slot, give or take a millisecond
+		}
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		if time.Since(at) <= lateness(rate) {
+			return time.Now(), true
+		}
+		e.Metrics.SlotsMissed.WithLabelValues(string(j.channel)).Inc()
+	}
+}
+
+// lateness is how long after its slot a paced sender's message may still
+// go out: three quarters of an interval, so that a second holds no more
+// than one message over the limit, but not less than the timers' 2 ms
+// granularity, above which (at 375/s and more) a second may hold up to
+// rate × 2 ms over it.
+func lateness(rate int) time.Duration {
+	return max(time.Second*3/4/time.Duration(rate), 2*time.Millisecond)
+}
+
+// slot reserves units on key at rate, under the process's lock named lock,
+// trying again while the key is held further than maxAhead ahead.
+func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool) (due time.Time, ok bool) {
 	mu := e.keyLock(lock)
 	mu.Lock()
 	defer mu.Unlock()
-	campaignDone := c.RatePerSecond <= 0 || urgent
 	for {
-		if ctx.Err() != nil || e.stopped() {
-			return time.Time{}, false
-		}
 		if !e.stillRunning(ctx, c.ID) {
 			return time.Time{}, false
 		}
-		if !campaignDone {
-			_, got, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, 1, 0, false)
-			if err != nil || !got {
-				sleepCtx(ctx, clampWait(wait, err))
-				continue
-			}
-			campaignDone = true
-		}
-		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, e.units(j), 0, urgent)
+		now := time.Now()
+		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, urgent)
 		if err != nil || !got {
-			sleepCtx(ctx, clampWait(wait, err))
+			sleepCtx(ctx, clampWait(wait-maxAhead, err))
 			continue
 		}
-		return time.Now().Add(r.Delay), true
+		return now.Add(r.Delay), true
 	}
 }
 
@@ -578,10 +694,6 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 	for _, j := range part {
 		units += e.units(j)
 	}
-	// Marketing may queue 25 ms ahead of the provider: an
-	// alert's first slot comes after what marketing holds (the limit
-	// holds for both), so this bounds how long an alert waits for it.
-	const maxAhead = 25 * time.Millisecond
 	for {
 		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, 0, false
@@ -612,6 +724,11 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 		return now.Add(delay), interval, true
 	}
 }
+
+// maxAhead is how far ahead of its slot marketing may reserve: an alert's
+// first slot comes after what marketing holds (the limit holds for both),
+// so this bounds how long an alert waits for it.
+const maxAhead = 25 * time.Millisecond
 
 // stillRunning reports whether the campaign is running, may send now (see
 // sendable) and the engine is not stopping; the campaign is read through the cache, so a pause or a

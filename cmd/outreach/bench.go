@@ -253,6 +253,20 @@ func (s *sink) perRecipient(wantMkt, wantAlert func(i int) int, wantOut func(j i
 	return wrong, first
 }
 
+// busiest answers the most arrivals, of either kind, in ten 100 ms buckets
+// in a row: the busiest second, to within the buckets' alignment.
+func (s *sink) busiest() int64 {
+	var window, most int64
+	for i := range sinkBuckets {
+		window += int64(s.buckets[0][i].Load() + s.buckets[1][i].Load())
+		if i >= 10 {
+			window -= int64(s.buckets[0][i-10].Load() + s.buckets[1][i-10].Load())
+		}
+		most = max(most, window)
+	}
+	return most
+}
+
 // count returns marketing and alert arrivals in [from, to).
 func (s *sink) count(from, to time.Duration) (mkt, alert int64) {
 	lo := max(int(from/(100*time.Millisecond)), 0)
@@ -1136,7 +1150,7 @@ func (m *meteredSMS) SendSMS(ctx context.Context, s provider.SMS) (provider.Resu
 type engineFlags struct {
 	concurrency, sendConcurrency, batch, fastBatch, fanoutChunk, maxBacklog, alertConcurrency *int
 	frequencyCap                                                                              *string
-	rate                                                                                      *int // bench campaign only
+	rate, senderRate                                                                          *int // bench campaign only
 }
 
 func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFlags {
@@ -1274,6 +1288,8 @@ type campaignResult struct {
 	ClaimMS, RecordMS  float64 // mean per call
 	SendCalls          int64
 	SendMeanMS         float64
+	Rate, SenderRate   int   // the campaign's rate_per_second (0: none) and the sender's
+	Busiest            int64 // most messages at the sink in one second (ten 100 ms buckets)
 	ProbeRows          int64 // the store's fan-out writes alone, after the run
 	Probe              time.Duration
 	Settings, StoreStr string
@@ -1295,6 +1311,8 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	eng := addEngineFlags(fs, 64, 4)
 	eng.rate = fs.Int("campaign-rate", 0, "the campaign's rate_per_second (0: no limit); at 1,000 or less the engine "+
 		"claims, checks and sends message by message")
+	eng.senderRate = fs.Int("sender-rate", 10_000_000, "the sender's rate, SMS segments per second (OUTREACH_SMS_RATE); at 1,000 or less "+
+		"the engine sends message by message")
 	withCeiling := fs.Bool("ceiling", true, "measure the ceiling first in the same run")
 	ceilingN := fs.Int("ceiling-messages", 0, "messages in the ceiling (default the recipients, at most 100,000)")
 	ceilingConc := fs.Int("ceiling-concurrency", 64, "goroutines in the ceiling")
@@ -1330,7 +1348,8 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 		return nil, err
 	}
 	defer e.Close()
-	res := &campaignResult{N: int64(n), Settings: eng.String(), StoreStr: e.storeDesc, RedisStr: e.redisDesc}
+	res := &campaignResult{N: int64(n), Settings: eng.String(), StoreStr: e.storeDesc, RedisStr: e.redisDesc,
+		Rate: *eng.rate, SenderRate: *eng.senderRate}
 	fmt.Fprintf(stdout, "store: %s; queue: %s\n", e.storeDesc, e.redisDesc)
 	policy, err := eng.policy()
 	if err != nil {
@@ -1359,7 +1378,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 
 	ms := &meteredStore{Store: e.store}
 	sms := &meteredSMS{Client: e.sms}
-	set := eng.settings(10_000_000)
+	set := eng.settings(*eng.senderRate)
 	engine, stopEngine := startEngine(ctx, e, ms, sms, set, policy, benchLogger(stderr))
 	defer stopEngine()
 	svc := &campaign.Service{Store: e.store, Subscribers: e.store, Dispatcher: engine, Policy: &policy,
@@ -1395,6 +1414,7 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 	err = waitFor(ctx, func() bool { return total() >= int64(n) }, total, stallLimit, "waiting for the sink")
 	if err == nil {
 		res.EndToEnd = time.Duration(e.sink.lastNS.Load()) - start
+		res.Busiest = e.sink.busiest()
 		var left int64 = -1
 		err = waitFor(ctx, func() bool {
 			left, _ = e.store.CountUnfinished(ctx, c.ID)
@@ -1495,7 +1515,11 @@ func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.
 func printCampaign(w io.Writer, r *campaignResult) {
 	e2e := rate(r.N, r.EndToEnd)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "campaign: %d recipients, SMS, no rate limit\t\n", r.N)
+	limit := "no rate limit"
+	if r.Rate > 0 {
+		limit = fmt.Sprintf("campaign rate %d/s", r.Rate)
+	}
+	fmt.Fprintf(tw, "campaign: %d recipients, SMS, %s, sender rate %d segments/s\t\n", r.N, limit, r.SenderRate)
 	fmt.Fprintf(tw, "  store / queue\t%s / %s\n", r.StoreStr, r.RedisStr)
 	fmt.Fprintf(tw, "  engine\t%s\n", r.Settings)
 	fmt.Fprintf(tw, "  end to end (start → last message at the sink)\t%.2f s\n", r.EndToEnd.Seconds())
@@ -1544,6 +1568,7 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	fmt.Fprintf(tw, "  store: claim / record outcomes\t%d calls, %.1f ms mean / %d calls, %.1f ms mean\n",
 		r.Claims, r.ClaimMS, r.Records, r.RecordMS)
 	fmt.Fprintf(tw, "  provider calls\t%d, %.2f ms mean\n", r.SendCalls, r.SendMeanMS)
+	fmt.Fprintf(tw, "  busiest second at the sink (ten 100 ms buckets in a row)\t%d messages\n", r.Busiest)
 	fmt.Fprintf(tw, "  campaign state\t%s; store counts %v\n", r.State, r.Counts.ByStatus)
 	tw.Flush()
 	if r.Sampler != nil && r.N >= 100000 {
