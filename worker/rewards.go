@@ -83,7 +83,8 @@ func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id strin
 		if err != nil {
 			return false, err
 		}
-		return e.orphaned(live, id), nil
+		_, orphan := e.orphaned(live, id)
+		return orphan, nil
 	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
 		return false, nil
 	default:
