@@ -135,7 +135,7 @@ type Engine struct {
 	mu        sync.Mutex
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
-	keyLocks  map[string]*sync.Mutex
+	keyLocks  map[string]*keyLock
 	// claimGates bound the paced tasks of a campaign channel holding
 	// claims not yet handed to the provider (send.go).
 	claimGates map[string]*claimGate

@@ -87,8 +87,12 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		step, gated = e.pacedStep(c, p.Channel), true
 	}
 	putBack := false // some of the batch went back to pending unsent
+	// The current chunk's place at the claim gate; every way on or out
+	// leaves it, a panic included (asynq recovers the handler's).
+	leaveGate := func() {}
+	defer func() { leaveGate() }()
 	for start := 0; start < len(p.SubscriberIDs); start += step {
-		leaveGate := func() {}
+		leaveGate = func() {}
 		if gated {
 			var ok bool
 			if leaveGate, ok = e.enterClaimGate(ctx, p.CampaignID+":"+string(p.Channel)); !ok {
@@ -404,9 +408,9 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 
 // sendAll sends the prepared jobs within the shared rate limits, with
 // bounded concurrency. At provider rates (up to a thousand a second) every
-// message takes its slot from Redis just before it goes out, one waiter per
-// process and key, so that no worker's late wake-up can bunch messages past
-// the limit. Faster limits reserve in chunks and pace them locally. No
+// message takes a slot of its own and waits for it (acquire), so that no
+// worker's late wake-up can bunch messages past the limit. Faster limits
+// reserve in chunks and pace them locally. No
 // message goes out after deadline (see claimDeadline): sendAll reports
 // whether it left some unsent for that, marked abandoned.
 func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time, handedOn func()) (abandoned bool) {
@@ -464,7 +468,16 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		var interval time.Duration
 		var ok bool
 		if chunk == 1 {
-			due, ok = e.acquire(ctx, c, part[0], urgent)
+			// Waited for: sent as soon as it is handed on.
+			var late bool
+			if ok, late = e.acquire(ctx, c, part[0], urgent, deadline); late {
+				for _, j := range pending[start:] {
+					j.abandoned = true
+				}
+				abandoned = true
+				break
+			}
+			due = time.Now()
 		} else {
 			due, interval, ok = e.reserve(ctx, c, part, urgent)
 		}
@@ -475,7 +488,7 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 			break
 		}
 		for i, j := range part {
-			if !e.sleepWhileRunning(ctx, c.ID, due.Add(time.Duration(i)*interval)) {
+			if chunk > 1 && !e.sleepWhileRunning(ctx, c.ID, due.Add(time.Duration(i)*interval)) {
 				putBack(pending[start+i:])
 				stopped = true
 				break
@@ -510,14 +523,14 @@ const pacedClaimers = 2
 // pacedStep is how many deliveries a paced task claims at a time: those
 // due within maxAhead at the rate that binds, at least one, and no more
 // than the task has provider calls in flight, so that handing them on
-// never waits for an answer. Claiming and recording a chunk costs the
+// never waits for an answer, nor than it sends and records at a time. Claiming and recording a chunk costs the
 // store one transaction each instead of one per message.
 func (e *Engine) pacedStep(c campaign.Campaign, ch campaign.Channel) int {
 	_, rate := e.senderKeyFor(ch)
 	if c.RatePerSecond > 0 {
 		rate = min(rate, c.RatePerSecond)
 	}
-	return max(1, min(rate*int(maxAhead/time.Millisecond)/1000, e.set.SendConcurrency))
+	return max(1, min(rate*int(maxAhead/time.Millisecond)/1000, e.set.SendConcurrency, e.set.BatchSize))
 }
 
 // claimGate is a counting semaphore with its number of users, so that
@@ -529,7 +542,7 @@ type claimGate struct {
 
 // enterClaimGate waits for one of the pacedClaimers places of key; ok is
 // false when the context ends or the engine stops first. leave is safe to
-// call more than once.
+// call more than once, and when ok is false.
 func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), ok bool) {
 	e.mu.Lock()
 	if e.claimGates == nil {
@@ -553,10 +566,10 @@ func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), 
 	case g.slots <- struct{}{}:
 	case <-ctx.Done():
 		done()
-		return nil, false
+		return func() {}, false
 	case <-e.stopping:
 		done()
-		return nil, false
+		return func() {}, false
 	}
 	var once sync.Once
 	return func() { once.Do(func() { <-g.slots; done() }) }, true
@@ -601,22 +614,24 @@ func (e *Engine) units(j *job) int {
 }
 
 // acquire takes one message's slot in the campaign's rate and then in the
-// sender's, waits for it, and answers when to send (now, give or take a
-// millisecond); it gives up (ok false) if the campaign stops running
-// meanwhile. Each slot is reserved up to maxAhead before it is due, so that
-// the next caller can reserve the one after while this one waits: slots
-// follow one another whatever the timers' slack, and the rate is reached.
-// The sender's slot is reserved only once the campaign's has come, and a
-// paced sender's slot that the wait overshot by half an interval is given
-// up for the next free one: a message goes out within half an interval
-// of its slot, never before it, so a limit of R/s is never exceeded by
-// more than one message in any second. One goroutine per process reserves
-// on a key at a time.
-func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool) (due time.Time, ok bool) {
+// sender's and waits for it: the message may go out when it answers ok.
+// It gives up (ok false) if the campaign stops running meanwhile, and
+// answers late if deadline passes first. Each slot is reserved up to
+// maxAhead before it is due, so that the next caller can reserve the one
+// after while this one waits: slots follow one another whatever the
+// timers' slack, and the rate is reached. The sender's slot is reserved
+// only once the campaign's has come. A paced sender's slot that the wait
+// overshot by more than lateness is given up for the next free one (an
+// alert's too, which moves its priority hold on marketing on by as much):
+// a message is handed to its sender goroutine no earlier than its slot and
+// less than half an interval after it, so a limit of R/s is not exceeded
+// by more than one message in any second. One goroutine per process
+// reserves on a key at a time.
+func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, late bool) {
 	if c.RatePerSecond > 0 && !urgent {
 		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false)
-		if !ok || !e.sleepWhileRunning(ctx, c.ID, at) {
-			return time.Time{}, false
+		if !ok || !e.sleepUntil(ctx, c.ID, at) {
+			return false, false
 		}
 	}
 	key, rate := e.senderKey([]*job{j})
@@ -626,63 +641,88 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 	}
 	for {
 		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent)
-		if !ok || !e.sleepWhileRunning(ctx, c.ID, at) {
-			return time.Time{}, false
+		if !ok || !e.sleepUntil(ctx, c.ID, at) {
+			return false, false
 		}
-		if rate > preciseRate {
-			return at, true // sendAll sends it at its slot, give or take a millisecond
-		}
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		}
-		if time.Since(at) <= lateness(rate) {
-			return time.Now(), true
+		if rate > preciseRate || time.Since(at) <= lateness(rate) {
+			return true, false
 		}
 		e.Metrics.SlotsMissed.WithLabelValues(string(j.channel)).Inc()
+		if time.Now().After(deadline) {
+			return false, true
+		}
 	}
 }
 
+// sleepUntil is sleepWhileRunning, then the last millisecond too: a paced
+// message never goes before its slot.
+func (e *Engine) sleepUntil(ctx context.Context, id string, at time.Time) bool {
+	if !e.sleepWhileRunning(ctx, id, at) {
+		return false
+	}
+	if d := time.Until(at); d > 0 {
+		time.Sleep(d)
+	}
+	return true
+}
+
 // lateness is how long after its slot a paced sender's message may still
-// go out: three quarters of an interval, so that a second holds no more
-// than one message over the limit, but not less than the timers' 2 ms
-// granularity, above which (at 375/s and more) a second may hold up to
-// rate × 2 ms over it.
+// be handed on: half an interval, leaving the other half for the hand-off,
+// so that a second holds no more than one message over the limit; but not
+// less than the timers' 2 ms granularity, above which (at 250/s and more)
+// a second may hold up to rate × 2 ms over it.
 func lateness(rate int) time.Duration {
-	return max(time.Second*3/4/time.Duration(rate), 2*time.Millisecond)
+	return max(time.Second/2/time.Duration(rate), 2*time.Millisecond)
 }
 
 // slot reserves units on key at rate, under the process's lock named lock,
-// trying again while the key is held further than maxAhead ahead.
+// trying again while the key is held further than maxAhead ahead. The slot
+// is timed from the limiter's answer: if anything, a little late.
 func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool) (due time.Time, ok bool) {
-	mu := e.keyLock(lock)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock := e.lockKey(lock)
+	defer unlock()
 	for {
 		if !e.stillRunning(ctx, c.ID) {
 			return time.Time{}, false
 		}
-		now := time.Now()
 		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, urgent)
 		if err != nil || !got {
 			sleepCtx(ctx, clampWait(wait-maxAhead, err))
 			continue
 		}
-		return now.Add(r.Delay), true
+		return time.Now().Add(r.Delay), true
 	}
 }
 
-func (e *Engine) keyLock(key string) *sync.Mutex {
+// keyLock is a mutex with its number of users, so that the last to leave
+// removes it (a campaign's key is locked only while it sends).
+type keyLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lockKey locks the process's mutex named key and answers its unlock.
+func (e *Engine) lockKey(key string) (unlock func()) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.keyLocks == nil {
-		e.keyLocks = map[string]*sync.Mutex{}
+		e.keyLocks = map[string]*keyLock{}
 	}
-	m, ok := e.keyLocks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		e.keyLocks[key] = m
+	l := e.keyLocks[key]
+	if l == nil {
+		l = &keyLock{}
+		e.keyLocks[key] = l
 	}
-	return m
+	l.users++
+	e.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(e.keyLocks, key)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // reserve waits for room in the sender's and the campaign's rate for part;
