@@ -182,7 +182,8 @@ func (a *alertRig) check(s stats, smsBound, pushBound int, why string) {
 // at the kill (the bound on duplicates) are every delivery claimed then.
 func TestAnAlertSurvivesKill9OfAWorker(t *testing.T) {
 	t.Parallel()
-	a := newAlertRig(t, timing{}, alertSizeOf().killContacts)
+	stale := sizeOf().staleAfter
+	a := newAlertRig(t, timing{staleAfter: stale, sendingStaleAfter: stale}, alertSizeOf().killContacts)
 	w1 := a.worker("worker-1")
 	a.sendAlert()
 	a.waitOut(0.3)

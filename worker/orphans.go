@@ -9,7 +9,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"outreach/campaign"
 	"outreach/internal/apperr"
 	"outreach/internal/queue"
 	"outreach/reward"
@@ -24,13 +23,10 @@ import (
 //
 //   - a reward fulfilment: its reward, still pending, to the next
 //     generation's task id (EnqueueFulfil);
-//   - an alert's send batch: a copy of the batch. The dead worker's
-//     claims among the batch's deliveries (at most a chunk of 20, still
-//     "sending") go back to pending with it, and the copy sends them with
-//     the rest. The dead worker may have handed them to the provider just
-//     before it died: these are the sends a crash can double, as they are
-//     when OUTREACH_SENDING_STALE_AFTER puts them back, only without the
-//     wait (5 minutes by default) that an exposure alert cannot afford.
+//   - an alert's send batch: a copy of the batch, which sends what the
+//     dead worker had not claimed yet. Its claims (deliveries "sending") stay its own
+//     until OUTREACH_SENDING_STALE_AFTER, as before: the dead worker may
+//     have handed them to the provider.
 //
 // The orphan itself, if asynq runs it again later, finds its work done: a
 // reward final, deliveries no longer pending (claims are atomic, so a
@@ -109,15 +105,14 @@ func (e *Engine) sweepOrphans(ctx context.Context) error {
 	}
 	var errs []error
 	for _, f := range active {
-		seen, orphan := e.orphaned(live, f.task.ID)
-		if !orphan || e.handedOn(f.task.ID) {
+		if !e.orphaned(live, f.task.ID) || e.handedOn(f.task.ID) {
 			continue
 		}
 		var err error
 		if f.task.Type == TypeFulfil {
 			err = e.handOnReward(ctx, f.task)
 		} else {
-			err = e.handOnSend(ctx, f.queue, f.task, seen)
+			err = e.handOnSend(ctx, f.queue, f.task)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("task %s: %w", f.task.ID, err)) // the others are still handed on
@@ -163,7 +158,7 @@ func (e *Engine) handOnReward(ctx context.Context, t *asynq.TaskInfo) error {
 // counted into the campaign's backlog: the orphan left it when it started.
 // Its task id is derived from the orphan's, so workers sweeping at once
 // queue one copy.
-func (e *Engine) handOnSend(ctx context.Context, q string, t *asynq.TaskInfo, seen time.Time) error {
+func (e *Engine) handOnSend(ctx context.Context, q string, t *asynq.TaskInfo) error {
 	var p sendPayload
 	if err := json.Unmarshal(t.Payload, &p); err != nil {
 		return nil // the orphan fails the same way when it runs again
@@ -174,39 +169,12 @@ func (e *Engine) handOnSend(ctx context.Context, q string, t *asynq.TaskInfo, se
 		return err
 	}
 	_, err = e.client.EnqueueContext(ctx, task, asynq.Queue(q), asynq.TaskID("orphan:"+t.ID))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil // another worker handed it on, its claims included
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}
-	// Only the worker that queued the copy puts the claims back, and only
-	// those taken before it first saw the batch orphaned: the dead
-	// worker's. The copy claims after this sweep (orphanGrace later),
-	// so its own claims are never taken from it. The copy may have ended
-	// before the claims came back: a second copy, queued after, sends them.
-	var reset int64
-	if r, ok := e.Store.(claimResetter); ok {
-		if reset, err = r.ResetClaims(ctx, p.CampaignID, p.Channel, p.SubscriberIDs, seen); err != nil {
-			// Left to OUTREACH_SENDING_STALE_AFTER; the copy sends the rest.
-			return fmt.Errorf("put the dead worker's claims back: %w", err)
-		}
-	}
-	if reset > 0 {
-		_, err = e.client.EnqueueContext(ctx, task, asynq.Queue(q), asynq.TaskID("orphan-claims:"+t.ID))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("send the dead worker's claims: %w", err)
-		}
-	}
 	e.Logger.Info("send batch orphaned by a dead worker handed to a new task", "campaign", p.CampaignID,
-		"channel", p.Channel, "deliveries", len(p.SubscriberIDs), "claims_put_back", reset, "task", t.ID)
+		"channel", p.Channel, "deliveries", len(p.SubscriberIDs), "task", t.ID)
 	return nil
-}
-
-// claimResetter is the store's putting back of a dead worker's claims
-// among a batch's deliveries.
-type claimResetter interface {
-	ResetClaims(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64, claimedBefore time.Time) (int64, error)
 }
 
 // liveTaskIDs are the tasks the live asynq servers list as running.
@@ -225,11 +193,11 @@ func liveTaskIDs(insp *asynq.Inspector) (map[string]bool, error) {
 }
 
 // orphaned reports whether the active task id has been running under no
-// live worker (not in live) for orphanGrace, and since when it was seen so.
-func (e *Engine) orphaned(live map[string]bool, id string) (since time.Time, orphan bool) {
+// live worker (not in live) for orphanGrace.
+func (e *Engine) orphaned(live map[string]bool, id string) bool {
 	if live[id] {
 		e.forgetOrphan(id)
-		return time.Time{}, false
+		return false
 	}
 	now := time.Now()
 	e.mu.Lock()
@@ -243,9 +211,9 @@ func (e *Engine) orphaned(live map[string]bool, id string) (since time.Time, orp
 			}
 		}
 		e.orphanSeen[id] = orphanSighting{first: now}
-		return now, false
+		return false
 	}
-	return seen.first, now.Sub(seen.first) >= orphanGrace
+	return now.Sub(seen.first) >= orphanGrace
 }
 
 func (e *Engine) handedOn(id string) bool {

@@ -83,8 +83,7 @@ func (e *Engine) replaceDeadTask(ctx context.Context, task *asynq.Task, id strin
 		if err != nil {
 			return false, err
 		}
-		_, orphan := e.orphaned(live, id)
-		return orphan, nil
+		return e.orphaned(live, id), nil
 	case info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted:
 		return false, nil
 	default:

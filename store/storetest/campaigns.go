@@ -646,63 +646,6 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
-	t.Run("a dead worker's claims among a batch go back to pending, and no newer claim does", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, newStore(t))
-		r, ok := f.st.(interface {
-			ResetClaims(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64, claimedBefore time.Time) (int64, error)
-		})
-		if !ok {
-			t.Fatal("the store cannot put a dead worker's claims back (ResetClaims)")
-		}
-		c := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
-		f.insert(t, c, campaign.ChannelSMS, 1, 2, 3, 4)
-		f.insert(t, c, campaign.ChannelPush, 1)
-		id := func(n int) int64 { return f.ids[msisdn(n)] }
-		for _, claim := range []struct {
-			ch  campaign.Channel
-			ids []int64
-		}{{campaign.ChannelSMS, []int64{id(1), id(2)}}, {campaign.ChannelPush, []int64{id(1)}}} {
-			if rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, claim.ch, claim.ids); err != nil || len(rs) != len(claim.ids) {
-				t.Fatalf("the dead worker's claim: %d, %v", len(rs), err)
-			}
-		}
-		seen := time.Now().Add(time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
-		// Claimed after the batch was seen orphaned: the new task's.
-		if rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelSMS, []int64{id(3)}); err != nil || len(rs) != 1 {
-			t.Fatalf("the new task's claim: %d, %v", len(rs), err)
-		}
-		batch := []int64{id(1), id(2), id(3), id(4)}
-		n, err := r.ResetClaims(f.ctx, c.ID, campaign.ChannelSMS, batch, seen)
-		if err != nil || n != 2 {
-			t.Fatalf("reset %d, %v; want the 2 SMS claims of the dead worker", n, err)
-		}
-		want := map[int64]campaign.Status{id(1): campaign.StatusPending, id(2): campaign.StatusPending,
-			id(3): campaign.StatusSending, id(4): campaign.StatusPending}
-		ds, err := f.st.ListDeliveries(f.ctx, f.tenant, c.ID, "", 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range ds {
-			switch {
-			case d.Channel == campaign.ChannelPush && d.Status != campaign.StatusSending:
-				t.Errorf("the push claim, not in the reset's channel, is %s", d.Status)
-			case d.Channel == campaign.ChannelSMS && d.Status != want[d.SubscriberID]:
-				t.Errorf("SMS delivery of subscriber %d is %s, want %s", d.SubscriberID, d.Status, want[d.SubscriberID])
-			}
-		}
-		if rs, err := f.st.ClaimDeliveries(f.ctx, c.ID, campaign.ChannelSMS, batch); err != nil || len(rs) != 3 {
-			t.Errorf("claiming the batch again took %d, %v; want the 2 put back and the one never claimed", len(rs), err)
-		}
-		if n, err := r.ResetClaims(f.ctx, c.ID, campaign.ChannelSMS, nil, time.Now()); err != nil || n != 0 {
-			t.Errorf("an empty reset = %d, %v", n, err)
-		}
-		if n, err := r.ResetClaims(f.ctx, "not-a-campaign", campaign.ChannelSMS, batch, time.Now()); err != nil || n != 0 {
-			t.Errorf("a reset of an unknown campaign = %d, %v", n, err)
-		}
-	})
-
 	t.Run("outcomes record sends, failures, skips and retries and never overwrite a final status", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
