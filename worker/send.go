@@ -625,11 +625,12 @@ func (e *Engine) units(j *job) int {
 // alert's too, which moves its priority hold on marketing on by as much):
 // a message is handed to its sender goroutine no earlier than its slot and
 // less than half an interval after it, so a limit of R/s is not exceeded
-// by more than one message in any second. One goroutine per process
-// reserves on a key at a time.
+// by more than one message in any second. Up to exactRate a sender's slot
+// is not reserved ahead at all. One goroutine per process reserves on a
+// key at a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, late bool) {
 	if c.RatePerSecond > 0 && !urgent {
-		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false)
+		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead)
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
 			return false, false
 		}
@@ -639,8 +640,17 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 	if urgent {
 		lock += ":urgent"
 	}
+	// Up to exactRate a sender's slot is taken only once it is due (an
+	// ordinary reservation is refused until then, and waited for): a slot
+	// is then the moment its message is ready, so a late wake-up delays the
+	// slots after it instead of bunching with them. Faster, the timers'
+	// slack is a good part of an interval, and slots are reserved ahead.
+	ahead := maxAhead
+	if rate <= exactRate {
+		ahead = 0
+	}
 	for {
-		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent)
+		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent, ahead)
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
 			return false, false
 		}
@@ -675,19 +685,23 @@ func lateness(rate int) time.Duration {
 	return max(time.Second/2/time.Duration(rate), 2*time.Millisecond)
 }
 
+// exactRate is the fastest sender limit whose slots are taken only when
+// due (see acquire).
+const exactRate = 250
+
 // slot reserves units on key at rate, under the process's lock named lock,
-// trying again while the key is held further than maxAhead ahead. The slot
+// trying again while the key is held further than ahead ahead. The slot
 // is timed from the limiter's answer: if anything, a little late.
-func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool) (due time.Time, ok bool) {
+func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool, ahead time.Duration) (due time.Time, ok bool) {
 	unlock := e.lockKey(lock)
 	defer unlock()
 	for {
 		if !e.stillRunning(ctx, c.ID) {
 			return time.Time{}, false
 		}
-		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, urgent)
+		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, ahead, urgent)
 		if err != nil || !got {
-			sleepCtx(ctx, clampWait(wait-maxAhead, err))
+			sleepCtx(ctx, clampWait(wait-ahead, err))
 			continue
 		}
 		return time.Now().Add(r.Delay), true
