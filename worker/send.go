@@ -522,9 +522,10 @@ const pacedClaimers = 2
 
 // pacedStep is how many deliveries a paced task claims at a time: those
 // due within maxAhead at the rate that binds, at least one, and no more
-// than the task has provider calls in flight, so that handing them on
-// never waits for an answer, nor than it sends and records at a time. Claiming and recording a chunk costs the
-// store one transaction each instead of one per message.
+// than the task has provider calls in flight (so that handing them on
+// never waits for an answer) nor than it sends and records at a time.
+// Claiming and recording a chunk costs the store one transaction each
+// instead of one per message.
 func (e *Engine) pacedStep(c campaign.Campaign, ch campaign.Channel) int {
 	_, rate := e.senderKeyFor(ch)
 	if c.RatePerSecond > 0 {
