@@ -82,7 +82,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	step, gated := len(p.SubscriberIDs), false
 	switch {
 	case !c.Kind.Marketing():
-		step = alertStep
+		step = min(alertStep, max(e.set.SendConcurrency, 1))
 	case e.precise(c, p.Channel):
 		step, gated = e.pacedStep(c, p.Channel), true
 	}
@@ -92,6 +92,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	leaveGate := func() {}
 	defer func() { leaveGate() }()
 	for start := 0; start < len(p.SubscriberIDs); start += step {
+		leaveGate() // the last chunk's, if any path kept it
 		leaveGate = func() {}
 		if gated {
 			var ok bool
@@ -469,15 +470,14 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		var ok bool
 		if chunk == 1 {
 			// Waited for: sent as soon as it is handed on.
-			var late bool
-			if ok, late = e.acquire(ctx, c, part[0], urgent, deadline); late {
+			var missed bool
+			if ok, missed = e.acquire(ctx, c, part[0], urgent, deadline); missed {
 				for _, j := range pending[start:] {
 					j.abandoned = true
 				}
 				abandoned = true
 				break
 			}
-			due = time.Now()
 		} else {
 			due, interval, ok = e.reserve(ctx, c, part, urgent)
 		}
@@ -617,19 +617,21 @@ func (e *Engine) units(j *job) int {
 // acquire takes one message's slot in the campaign's rate and then in the
 // sender's and waits for it: the message may go out when it answers ok.
 // It gives up (ok false) if the campaign stops running meanwhile, and
-// answers late if deadline passes first. Each slot is reserved up to
-// maxAhead before it is due, so that the next caller can reserve the one
-// after while this one waits: slots follow one another whatever the
-// timers' slack, and the rate is reached. The sender's slot is reserved
-// only once the campaign's has come. A paced sender's slot that the wait
-// overshot by more than lateness is given up for the next free one (an
-// alert's too, which moves its priority hold on marketing on by as much):
-// a message is handed to its sender goroutine no earlier than its slot and
-// less than half an interval after it, so a limit of R/s is not exceeded
-// by more than one message in any second. Up to exactRate a sender's slot
-// is not reserved ahead at all. One goroutine per process reserves on a
-// key at a time.
-func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, late bool) {
+// answers missed if it gave up a late slot after deadline. A campaign's
+// slot, and a sender's above exactRate, is reserved up to maxAhead before
+// it is due, so that the next caller can reserve the one after while this
+// one waits: slots follow one another whatever the timers' slack, and the
+// rate is reached. Up to exactRate an ordinary sender slot is taken only
+// when due (an alert's, never refused, may be ahead). The sender's slot is
+// reserved only once the campaign's has come. A paced sender's slot that
+// the wait overshot by more than lateness is given up for the next free one
+// (an alert's too, which moves its priority hold on marketing on by as
+// much): a message is handed to its sender goroutine no earlier than its
+// slot and less than half an interval after it (2 ms above 250/s), so a
+// limit of R/s is not exceeded by more than one message in any second (by
+// rate × 2 ms above 250/s). One goroutine per process reserves on a key at
+// a time.
+func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
 	if c.RatePerSecond > 0 && !urgent {
 		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead)
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
@@ -702,7 +704,10 @@ func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string
 		}
 		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, ahead, urgent)
 		if err != nil || !got {
-			sleepCtx(ctx, clampWait(wait-ahead, err))
+			// Refused for being too far ahead, it may reserve in wait -
+			// ahead; refused while an alert holds the sender, not before
+			// wait: a fifth of ahead at least, so as not to poll Redis.
+			sleepCtx(ctx, clampWait(max(wait-ahead, ahead/5), err))
 			continue
 		}
 		return time.Now().Add(r.Delay), true
