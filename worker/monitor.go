@@ -188,7 +188,9 @@ func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) err
 	if !ok {
 		return nil
 	}
-	n, err := r.ResetStaleSending(ctx, c.ID, e.Now().Add(-e.set.SendingStaleAfter))
+	// A claim is stamped by the store with the wall clock, not the
+	// engine's (a test's or a replay's) clock, and is judged by it.
+	n, err := r.ResetStaleSending(ctx, c.ID, time.Now().Add(-e.set.SendingStaleAfter))
 	if err != nil {
 		return err
 	}

@@ -163,3 +163,30 @@ func (h *harness) pendingDeliveriesOn(c campaign.Campaign, ch campaign.Channel, 
 	}
 	return ids
 }
+
+// TestAClaimIsStaleByTheWallClockNotTheEnginesClock: the store stamps a
+// claim with the wall clock, so its age is judged by it. A jump of the
+// engine's clock (the policy's, which a test or a replay may move) must not
+// make a live worker's claims look dead: they would go back to pending
+// while being sent, and be sent twice or skipped after going out.
+func TestAClaimIsStaleByTheWallClockNotTheEnginesClock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(20)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
+		ids := h.pendingDeliveries(c, 5)
+		claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids)
+		if err != nil || len(claimed) != 5 {
+			t.Fatalf("claimed %d, %v", len(claimed), err)
+		}
+		e := h.newEngine(worker.Settings{SendingStaleAfter: time.Minute})
+		h.clock.Set(time.Now().Add(time.Hour))
+		if err := e.MonitorPass(h.ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if s := h.stats(c.ID); s.Deliveries[campaign.StatusSending] != 5 {
+			t.Fatalf("deliveries %v after the engine's clock moved an hour on: want the 5 fresh claims still sending",
+				s.Deliveries)
+		}
+	})
+}

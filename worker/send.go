@@ -295,7 +295,8 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		var err error
 		capped, err = e.Store.ApplyCap(ctx, campaign.CapCheck{TenantID: c.TenantID, CampaignID: c.ID,
 			Channel: recips[0].Channel, SubscriberIDs: ids, Since: now.Add(-e.Policy.Cap.Period),
-			Limit: e.Policy.Cap.Count, At: now, StaleBefore: now.Add(-e.set.SendingStaleAfter)})
+			// A claim's stamp is the store's wall clock (see resetStaleSending).
+			Limit: e.Policy.Cap.Count, At: now, StaleBefore: time.Now().Add(-e.set.SendingStaleAfter)})
 		if err != nil {
 			return nil, fmt.Errorf("frequency cap: %w", err)
 		}
