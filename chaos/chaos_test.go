@@ -13,6 +13,12 @@ const (
 	breakerCooldown  = 10 * time.Second
 )
 
+// pacedChunk is how many deliveries a paced send task (the rigs send at
+// 1,000/s) claims and hands to provider calls at a time: those due in the
+// next 25 ms (worker.pacedStep). Each of a worker's tasks may have that
+// many calls in the air when the provider fails.
+const pacedChunk = 25
+
 // startup bounds the time from start to the first messages.
 const startup = 60 * time.Second
 
@@ -88,9 +94,10 @@ func TestProviderDownOpensTheBreaker(t *testing.T) {
 	upAt := time.Now()
 	calls := a1 - a0
 	probes := int(outage/breakerCooldown) + 1
-	bound := workers * (breakerThreshold + r.sz.concurrency + probes)
+	inflight := r.sz.concurrency * pacedChunk
+	bound := workers * (breakerThreshold + inflight + probes)
 	r.logf("provider back; %d calls during the %v outage (per second: %v); bound %d = %d workers x (%d to open + %d in flight + %d probes); without a breaker the rate alone allows %d",
-		calls, outage, perSecond, bound, workers, breakerThreshold, r.sz.concurrency, probes,
+		calls, outage, perSecond, bound, workers, breakerThreshold, inflight, probes,
 		int(outage.Seconds())*r.sz.smsRate)
 	if c1 != c0 {
 		t.Errorf("the fake accepted %d messages while down", c1-c0)

@@ -10,8 +10,11 @@ type Metrics struct {
 	Skips    *prometheus.CounterVec // by channel, reason
 	Deferred *prometheus.CounterVec // by channel, reason
 	Fanout   prometheus.Counter
-	Breaker  *prometheus.GaugeVec
-	SendTime *prometheus.HistogramVec
+	// SlotsMissed counts paced sender slots given up because the wait for
+	// them overshot (a starved process): by channel.
+	SlotsMissed *prometheus.CounterVec
+	Breaker     *prometheus.GaugeVec
+	SendTime    *prometheus.HistogramVec
 }
 
 // NewMetrics registers the series on reg (nil: a private registry).
@@ -30,11 +33,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"channel", "reason"}),
 		Fanout: prometheus.NewCounter(prometheus.CounterOpts{Name: "outreach_fanout_deliveries_total",
 			Help: "Deliveries written by fan-out."}),
+		SlotsMissed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_rate_slots_missed_total",
+			Help: "Slots of a paced sender's rate given up because the worker woke too late to keep the limit, by channel."},
+			[]string{"channel"}),
 		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "outreach_breaker_open",
 			Help: "1 while a provider's circuit breaker is open."}, []string{"provider"}),
 		SendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "outreach_provider_call_seconds",
 			Help: "Provider call latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"provider"}),
 	}
-	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.Breaker, m.SendTime)
+	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.SlotsMissed, m.Breaker, m.SendTime)
 	return m
 }

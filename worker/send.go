@@ -68,36 +68,57 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	leave()
-	// At provider rates claim one delivery at a time, just before its slot:
-	// a delivery is "sending" only while it is about to go out, so a killed
-	// worker leaves few in flight, the rest of its batch stays pending, and
-	// the reconciler can tell a dead claim from a slow one.
+	// At provider rates claim just before the slots: the deliveries due in
+	// the next maxAhead (one at 40/s or less, 25 at 1,000/s), and only
+	// while fewer than pacedClaimers tasks of this campaign channel in
+	// this process hold claims not yet handed to the provider. A delivery
+	// is "sending" only while it is about to go out, so a killed worker
+	// leaves few in flight, the rest of its batch stays pending, and the
+	// reconciler can tell a dead claim from a slow one.
 	// An alert claims a rate-limit chunk at a time: it takes slots ahead of
 	// marketing, so its claims never wait long, it pays one store round trip
 	// per twenty messages, and a killed worker leaves at most a chunk per
 	// task claimed and unrecorded. Faster marketing claims its whole batch.
-	step := len(p.SubscriberIDs)
+	step, gated := len(p.SubscriberIDs), false
 	switch {
 	case !c.Kind.Marketing():
-		step = alertStep
+		step = min(alertStep, max(e.set.SendConcurrency, 1))
 	case e.precise(c, p.Channel):
-		step = 1
+		step, gated = e.pacedStep(c, p.Channel), true
 	}
 	putBack := false // some of the batch went back to pending unsent
+	// The current chunk's place at the claim gate; every way on or out
+	// leaves it, a panic included (asynq recovers the handler's).
+	leaveGate := func() {}
+	defer func() { leaveGate() }()
 	for start := 0; start < len(p.SubscriberIDs); start += step {
-		if start > 0 {
+		leaveGate() // the last chunk's, if any path kept it
+		leaveGate = func() {}
+		if gated {
+			var ok bool
+			if leaveGate, ok = e.enterClaimGate(ctx, p.CampaignID+":"+string(p.Channel)); !ok {
+				return nil // stopping: the rest stays pending for the reconciler
+			}
+		}
+		// Later chunks, and a paced one that waited for the gate, look
+		// again at the campaign first.
+		if start > 0 || gated {
 			if e.stopped() {
+				leaveGate()
 				return nil // the rest stays pending for the reconciler
 			}
 			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
+				leaveGate()
 				return err
 			}
 			if c.State != campaign.StateRunning {
+				leaveGate()
 				return nil
 			}
 			// The window closed or the campaign's end came meanwhile: the
 			// rest (and what was put back) waits for the window or ends.
 			if done, err := e.holdOrExpire(ctx, c, p, false); done || err != nil {
+				leaveGate()
 				return err
 			}
 		}
@@ -105,9 +126,11 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		claimed := time.Now()
 		recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, ids)
 		if err != nil {
+			leaveGate()
 			return fmt.Errorf("claim: %w", err)
 		}
 		if len(recips) == 0 {
+			leaveGate()
 			continue
 		}
 		// A fast batch is claimed at once but sent and recorded BatchSize
@@ -120,9 +143,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				// Put the claim back so that a retry or the reconciler finds them.
 				e.putBack(ctx, append(part, recips...))
+				leaveGate()
 				return err
 			}
-			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()))
+			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()), leaveGate)
 			for _, j := range jobs {
 				putBack = putBack || j.out.Status == campaign.StatusPending
 			}
@@ -386,12 +410,12 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 
 // sendAll sends the prepared jobs within the shared rate limits, with
 // bounded concurrency. At provider rates (up to a thousand a second) every
-// message takes its slot from Redis just before it goes out, one waiter per
-// process and key, so that no worker's late wake-up can bunch messages past
-// the limit. Faster limits reserve in chunks and pace them locally. No
+// message takes a slot of its own and waits for it (acquire), so that no
+// worker's late wake-up can bunch messages past the limit. Faster limits
+// reserve in chunks and pace them locally. No
 // message goes out after deadline (see claimDeadline): sendAll reports
 // whether it left some unsent for that, marked abandoned.
-func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time) (abandoned bool) {
+func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, deadline time.Time, handedOn func()) (abandoned bool) {
 	urgent := !c.Kind.Marketing()
 	pending := make([]*job, 0, len(jobs))
 	for _, j := range jobs {
@@ -446,7 +470,15 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		var interval time.Duration
 		var ok bool
 		if chunk == 1 {
-			due, ok = e.acquire(ctx, c, part[0], urgent)
+			// Waited for: sent as soon as it is handed on.
+			var missed bool
+			if ok, missed = e.acquire(ctx, c, part[0], urgent, deadline); missed {
+				for _, j := range pending[start:] {
+					j.abandoned = true
+				}
+				abandoned = true
+				break
+			}
 		} else {
 			due, interval, ok = e.reserve(ctx, c, part, urgent)
 		}
@@ -457,7 +489,7 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 			break
 		}
 		for i, j := range part {
-			if !e.sleepWhileRunning(ctx, c.ID, due.Add(time.Duration(i)*interval)) {
+			if chunk > 1 && !e.sleepWhileRunning(ctx, c.ID, due.Add(time.Duration(i)*interval)) {
 				putBack(pending[start+i:])
 				stopped = true
 				break
@@ -476,8 +508,73 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		}
 	}
 	close(work)
+	// Every message is with a sender goroutine or put back: the next
+	// paced task may claim while these calls are answered.
+	handedOn()
 	wg.Wait()
 	return abandoned || late.Load()
+}
+
+// pacedClaimers is how many paced tasks of one campaign channel may, in
+// one process, hold claimed deliveries that are not yet with the provider:
+// one sending its slots while the next claims, so the rate is kept, and no
+// more, however many of the campaign's tasks run at once.
+const pacedClaimers = 2
+
+// pacedStep is how many deliveries a paced task claims at a time: those
+// due within maxAhead at the rate that binds, at least one, and no more
+// than the task has provider calls in flight (so that handing them on
+// never waits for an answer) nor than it sends and records at a time.
+// Claiming and recording a chunk costs the store one transaction each
+// instead of one per message.
+func (e *Engine) pacedStep(c campaign.Campaign, ch campaign.Channel) int {
+	_, rate := e.senderKeyFor(ch)
+	if c.RatePerSecond > 0 {
+		rate = min(rate, c.RatePerSecond)
+	}
+	return max(1, min(rate*int(maxAhead/time.Millisecond)/1000, e.set.SendConcurrency, e.set.BatchSize))
+}
+
+// claimGate is a counting semaphore with its number of users, so that
+// the last to leave removes it.
+type claimGate struct {
+	slots chan struct{}
+	users int
+}
+
+// enterClaimGate waits for one of the pacedClaimers places of key; ok is
+// false when the context ends or the engine stops first. leave is safe to
+// call more than once, and when ok is false.
+func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), ok bool) {
+	e.mu.Lock()
+	if e.claimGates == nil {
+		e.claimGates = map[string]*claimGate{}
+	}
+	g := e.claimGates[key]
+	if g == nil {
+		g = &claimGate{slots: make(chan struct{}, pacedClaimers)}
+		e.claimGates[key] = g
+	}
+	g.users++
+	e.mu.Unlock()
+	done := func() {
+		e.mu.Lock()
+		if g.users--; g.users == 0 {
+			delete(e.claimGates, key)
+		}
+		e.mu.Unlock()
+	}
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return func() {}, false
+	case <-e.stopping:
+		done()
+		return func() {}, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-g.slots; done() }) }, true
 }
 
 // alertStep is how many deliveries an alert claims, sends and records at
@@ -518,56 +615,135 @@ func (e *Engine) units(j *job) int {
 	return max(len(j.pushes), 1)
 }
 
-// acquire takes one message's slot in the campaign's and the sender's rate,
-// waiting for it; one goroutine per process waits on a key at a time. It
-// answers when to send (an alert may hold a slot a moment ahead) and gives
-// up (ok false) if the campaign stops running meanwhile.
-func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool) (due time.Time, ok bool) {
+// acquire takes one message's slot in the campaign's rate and then in the
+// sender's and waits for it: the message may go out when it answers ok.
+// It gives up (ok false) if the campaign stops running meanwhile, and
+// answers missed if it gave up a late slot after deadline. A campaign's
+// slot, and a sender's above exactRate, is reserved up to maxAhead before
+// it is due, so that the next caller can reserve the one after while this
+// one waits: slots follow one another whatever the timers' slack, and the
+// rate is reached. Up to exactRate an ordinary sender slot is taken only
+// when due (an alert's, never refused, may be ahead). The sender's slot is
+// reserved only once the campaign's has come. A paced sender's slot that
+// the wait overshot by more than lateness is given up for the next free one
+// (an alert's too, which moves its priority hold on marketing on by as
+// much): a message is handed to its sender goroutine no earlier than its
+// slot and less than half an interval after it (2 ms above 250/s), so a
+// limit of R/s is not exceeded by more than one message in any second (by
+// rate × 2 ms above 250/s). One goroutine per process reserves on a key at
+// a time.
+func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
+	if c.RatePerSecond > 0 && !urgent {
+		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead)
+		if !ok || !e.sleepUntil(ctx, c.ID, at) {
+			return false, false
+		}
+	}
 	key, rate := e.senderKey([]*job{j})
 	lock := key
 	if urgent {
 		lock += ":urgent"
 	}
-	mu := e.keyLock(lock)
-	mu.Lock()
-	defer mu.Unlock()
-	campaignDone := c.RatePerSecond <= 0 || urgent
+	// Up to exactRate a sender's slot is taken only once it is due (an
+	// ordinary reservation is refused until then, and waited for): a slot
+	// is then the moment its message is ready, so a late wake-up delays the
+	// slots after it instead of bunching with them. Faster, the timers'
+	// slack is a good part of an interval, and slots are reserved ahead.
+	ahead := maxAhead
+	if rate <= exactRate {
+		ahead = 0
+	}
 	for {
-		if ctx.Err() != nil || e.stopped() {
-			return time.Time{}, false
+		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent, ahead)
+		if !ok || !e.sleepUntil(ctx, c.ID, at) {
+			return false, false
 		}
+		if rate > preciseRate || time.Since(at) <= lateness(rate) {
+			return true, false
+		}
+		e.Metrics.SlotsMissed.WithLabelValues(string(j.channel)).Inc()
+		if time.Now().After(deadline) {
+			return false, true
+		}
+	}
+}
+
+// sleepUntil is sleepWhileRunning, then the last millisecond too: a paced
+// message never goes before its slot.
+func (e *Engine) sleepUntil(ctx context.Context, id string, at time.Time) bool {
+	if !e.sleepWhileRunning(ctx, id, at) {
+		return false
+	}
+	if d := time.Until(at); d > 0 {
+		time.Sleep(d)
+	}
+	return true
+}
+
+// lateness is how long after its slot a paced sender's message may still
+// be handed on: half an interval, leaving the other half for the hand-off,
+// so that a second holds no more than one message over the limit; but not
+// less than the timers' 2 ms granularity, above which (at 250/s and more)
+// a second may hold up to rate × 2 ms over it.
+func lateness(rate int) time.Duration {
+	return max(time.Second/2/time.Duration(rate), 2*time.Millisecond)
+}
+
+// exactRate is the fastest sender limit whose slots are taken only when
+// due (see acquire).
+const exactRate = 250
+
+// slot reserves units on key at rate, under the process's lock named lock,
+// trying again while the key is held further than ahead ahead. The slot
+// is timed from the limiter's answer: if anything, a little late.
+func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool, ahead time.Duration) (due time.Time, ok bool) {
+	unlock := e.lockKey(lock)
+	defer unlock()
+	for {
 		if !e.stillRunning(ctx, c.ID) {
 			return time.Time{}, false
 		}
-		if !campaignDone {
-			_, got, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, 1, 0, false)
-			if err != nil || !got {
-				sleepCtx(ctx, clampWait(wait, err))
-				continue
-			}
-			campaignDone = true
-		}
-		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, e.units(j), 0, urgent)
+		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, ahead, urgent)
 		if err != nil || !got {
-			sleepCtx(ctx, clampWait(wait, err))
+			// Refused for being too far ahead, it may reserve in wait -
+			// ahead; refused while an alert holds the sender, not before
+			// wait: a fifth of ahead at least, so as not to poll Redis.
+			sleepCtx(ctx, clampWait(max(wait-ahead, ahead/5), err))
 			continue
 		}
 		return time.Now().Add(r.Delay), true
 	}
 }
 
-func (e *Engine) keyLock(key string) *sync.Mutex {
+// keyLock is a mutex with its number of users, so that the last to leave
+// removes it (a campaign's key is locked only while it sends).
+type keyLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lockKey locks the process's mutex named key and answers its unlock.
+func (e *Engine) lockKey(key string) (unlock func()) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.keyLocks == nil {
-		e.keyLocks = map[string]*sync.Mutex{}
+		e.keyLocks = map[string]*keyLock{}
 	}
-	m, ok := e.keyLocks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		e.keyLocks[key] = m
+	l := e.keyLocks[key]
+	if l == nil {
+		l = &keyLock{}
+		e.keyLocks[key] = l
 	}
-	return m
+	l.users++
+	e.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(e.keyLocks, key)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // reserve waits for room in the sender's and the campaign's rate for part;
@@ -579,10 +755,6 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 	for _, j := range part {
 		units += e.units(j)
 	}
-	// Marketing may queue 25 ms ahead of the provider: an
-	// alert's first slot comes after what marketing holds (the limit
-	// holds for both), so this bounds how long an alert waits for it.
-	const maxAhead = 25 * time.Millisecond
 	for {
 		if ctx.Err() != nil || e.stopped() {
 			return time.Time{}, 0, false
@@ -613,6 +785,11 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 		return now.Add(delay), interval, true
 	}
 }
+
+// maxAhead is how far ahead of its slot marketing may reserve: an alert's
+// first slot comes after what marketing holds (the limit holds for both),
+// so this bounds how long an alert waits for it.
+const maxAhead = 25 * time.Millisecond
 
 // stillRunning reports whether the campaign is running, may send now (see
 // sendable) and the engine is not stopping; the campaign is read through the cache, so a pause or a
