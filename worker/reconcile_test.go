@@ -63,21 +63,7 @@ func TestDeliveriesClaimedByADeadWorkerAreSentOnce(t *testing.T) {
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
 		// A worker claimed twenty deliveries and died before sending them.
-		ids, err := h.store.AudiencePage(h.ctx, c, 0, 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd := make([]campaign.NewDelivery, len(ids))
-		for i, id := range ids {
-			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
-		}
-		if _, err := h.store.InsertDeliveries(h.ctx, c, campaign.ChannelSMS, nd); err != nil {
-			t.Fatal(err)
-		}
-		claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids)
-		if err != nil || len(claimed) != 20 {
-			t.Fatalf("claimed %d, %v", len(claimed), err)
-		}
+		h.claimedDeliveries(c, 20)
 		h.startWorker(worker.Settings{StaleAfter: time.Second, SendingStaleAfter: 5 * time.Second})
 		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
 		h.expectOnce(msisdns)
@@ -164,6 +150,18 @@ func (h *harness) pendingDeliveriesOn(c campaign.Campaign, ch campaign.Channel, 
 	return ids
 }
 
+// claimedDeliveries is pendingDeliveries, then claimed as a worker's send
+// task would (the deliveries "sending"); it returns the claimed recipients.
+func (h *harness) claimedDeliveries(c campaign.Campaign, n int) []campaign.Recipient {
+	h.t.Helper()
+	ids := h.pendingDeliveries(c, n)
+	claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids)
+	if err != nil || len(claimed) != n {
+		h.t.Fatalf("claimed %d of %d, %v", len(claimed), n, err)
+	}
+	return claimed
+}
+
 // TestAClaimIsStaleByTheWallClockNotTheEnginesClock: the store stamps a
 // claim with the wall clock, so its age is judged by it. A jump of the
 // engine's clock (the policy's, which a test or a replay may move) must not
@@ -174,11 +172,7 @@ func TestAClaimIsStaleByTheWallClockNotTheEnginesClock(t *testing.T) {
 		h.seed(20)
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
-		ids := h.pendingDeliveries(c, 5)
-		claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids)
-		if err != nil || len(claimed) != 5 {
-			t.Fatalf("claimed %d, %v", len(claimed), err)
-		}
+		h.claimedDeliveries(c, 5)
 		e := h.newEngine(worker.Settings{SendingStaleAfter: time.Minute})
 		h.clock.Set(time.Now().Add(time.Hour))
 		if err := e.MonitorPass(h.ctx, true); err != nil {
