@@ -147,10 +147,32 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	r.State, r.Reason = reward.StatePending, ""
 	plan := budgetShards(budgetMB, r.DataMB)
 	home := homeShard(r.InstallID, len(plan))
-	shard, ensured := home, false
+	ensured := false
 	// Each turn of the loop that finds no room where it looked follows a
 	// debit committed by someone else, so it ends; the bound is a backstop.
 	for attempt := 0; attempt < 1000; attempt++ {
+		// The shard to debit: the home shard when it has room, else its
+		// nearest successor that has. On this store a reward comes here
+		// when the install's own statement found its home shard full (or
+		// the campaign's budget not yet set up), so the home shard is not
+		// tried blind: a debit there would wait on that shard's row lock,
+		// which the concurrent installs hold, only to find no room.
+		var shard int16
+		err := s.pool.QueryRow(ctx, roomySQL, r.CampaignID, r.DataMB, int(home), len(plan)).Scan(&shard)
+		if errors.Is(err, pgx.ErrNoRows) && !ensured {
+			if _, err := s.pool.Exec(ctx, ensureBudgetSQL, r.CampaignID, r.TenantID, plan); err != nil {
+				return false, fmt.Errorf("postgres: create campaign budget: %w", err)
+			}
+			ensured = true
+			continue
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			r.State, r.Reason = reward.StateRejected, reward.ReasonBudgetExhausted
+			return s.insertRejected(ctx, r)
+		}
+		if err != nil {
+			return false, fmt.Errorf("postgres: find budget room: %w", err)
+		}
 		stored, err := scanReward(s.pool.QueryRow(ctx, createRewardSQL, r.ID, r.TenantID, r.CampaignID, r.InstallID,
 			r.SubscriberID, r.DataMB, r.CreatedAt, r.MSISDN, r.DeviceID, shard))
 		if err == nil {
@@ -158,23 +180,10 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 			return true, nil
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
-			// The install has its reward already, or the shard no room.
+			// The install has its reward already, or the shard's room was
+			// taken meanwhile.
 			if created, found, err := s.rewardOfInstall(ctx, r); err != nil || found {
 				return created, err
-			}
-			if !ensured {
-				if _, err := s.pool.Exec(ctx, ensureBudgetSQL, r.CampaignID, r.TenantID, plan); err != nil {
-					return false, fmt.Errorf("postgres: create campaign budget: %w", err)
-				}
-				ensured = true
-			}
-			err := s.pool.QueryRow(ctx, roomySQL, r.CampaignID, r.DataMB, int(home), len(plan)).Scan(&shard)
-			if errors.Is(err, pgx.ErrNoRows) {
-				r.State, r.Reason = reward.StateRejected, reward.ReasonBudgetExhausted
-				return s.insertRejected(ctx, r)
-			}
-			if err != nil {
-				return false, fmt.Errorf("postgres: find budget room: %w", err)
 			}
 			continue
 		}
