@@ -53,7 +53,10 @@ type Store interface {
 	// ClaimDeliveries moves the given pending deliveries to sending
 	// (attempts+1) and returns them with their subscribers (and, for push,
 	// their devices); deliveries not pending are left alone and not
-	// returned.
+	// returned. A claimed delivery of an install promotion without a
+	// referral code gets one (NewReferralCode) and keeps it on later
+	// claims: codes are made when a message is about to go out, not at
+	// fan-out.
 	ClaimDeliveries(ctx context.Context, campaignID string, ch Channel, subscriberIDs []int64) ([]Recipient, error)
 	// RecordOutcomes writes send results in one batch. Status pending puts a
 	// delivery back for a retry.

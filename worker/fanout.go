@@ -269,12 +269,12 @@ func (e *Engine) writeDeliveries(ctx context.Context, c campaign.Campaign, ids [
 		return nil
 	}
 	for _, ch := range c.Channels {
+		// Referral codes come with the claim (ClaimDeliveries), when a
+		// message is about to go out: a delivery written here has none, so
+		// fan-out writes no index entry for one.
 		nd := make([]campaign.NewDelivery, len(ids))
 		for i, id := range ids {
 			nd[i] = campaign.NewDelivery{SubscriberID: id}
-			if c.Kind == campaign.KindInstallPromotion {
-				nd[i].ReferralCode = NewReferralCode()
-			}
 		}
 		n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
 		if err != nil {
@@ -374,21 +374,6 @@ func (e *Engine) enqueueBatches(ctx context.Context, c campaign.Campaign, ch cam
 		return fmt.Errorf("enqueue send: %w", firstErr)
 	}
 	return nil
-}
-
-const referralAlphabet = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
-
-// NewReferralCode returns a 9-character code from a 55-symbol alphabet:
-// about 52 bits of randomness, short enough for an SMS link.
-func NewReferralCode() string {
-	b := make([]byte, 9)
-	rand.Read(b)
-	// Rejection-free: 256 % 55 skews by under 2%, which costs well under a
-	// bit of the 52.
-	for i := range b {
-		b[i] = referralAlphabet[int(b[i])%len(referralAlphabet)]
-	}
-	return string(b)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

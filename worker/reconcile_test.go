@@ -142,7 +142,7 @@ func (h *harness) pendingDeliveriesOn(c campaign.Campaign, ch campaign.Channel, 
 	}
 	nd := make([]campaign.NewDelivery, len(ids))
 	for i, id := range ids {
-		nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+		nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: campaign.NewReferralCode()}
 	}
 	if _, err := h.store.InsertDeliveries(h.ctx, c, ch, nd); err != nil {
 		h.t.Fatal(err)

@@ -662,7 +662,7 @@ func runCeiling(ctx context.Context, s *sink, n, conc int, policy campaign.Polic
 						return
 					}
 					_, err := c.SendSMS(ctx, provider.SMS{To: benchSubscriberMSISDN(int(i) % len(s.subs)),
-						Body: benchBody(policy, worker.NewReferralCode()), StatusCallback: benchCallback, ValidityPeriod: time.Hour})
+						Body: benchBody(policy, campaign.NewReferralCode()), StatusCallback: benchCallback, ValidityPeriod: time.Hour})
 					if err != nil {
 						errs.Add(1)
 						once.Do(func() { firstErr = err })
@@ -1472,7 +1472,8 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 }
 
 // probeFanout measures the store's side of fan-out alone: the audience pages
-// and bulk inserts (with referral codes) that the engine's fan-out makes, in
+// and bulk inserts that the engine's fan-out makes (referral codes come
+// later, with the claims), in
 // the same chunks, for a second campaign that stays a draft; no queue, no
 // sending, nothing else running.
 func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.Principal, chunk int) (int64, time.Duration, error) {
@@ -1495,7 +1496,7 @@ func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.
 		}
 		nd := make([]campaign.NewDelivery, len(ids))
 		for i, id := range ids {
-			nd[i] = campaign.NewDelivery{SubscriberID: id, ReferralCode: worker.NewReferralCode()}
+			nd[i] = campaign.NewDelivery{SubscriberID: id}
 		}
 		n, err := st.InsertDeliveries(ctx, c, campaign.ChannelSMS, nd)
 		if err != nil {

@@ -105,7 +105,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 	a.service = &campaign.Service{Store: a.store, Subscribers: a.store, Dispatcher: a.engine, Logger: log,
 		Rewards: a.store,
 		Policy:  &policy, SampleVars: templates.Vars{Name: "Nguyễn Văn An", Region: "HN", RewardMB: 5120,
-			InstallLink: cfg.InstallBaseURL + worker.NewReferralCode()}}
+			InstallLink: cfg.InstallBaseURL + campaign.NewReferralCode()}}
 	return a, nil
 }
 

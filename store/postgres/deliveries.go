@@ -189,12 +189,17 @@ func (s *Store) sendBatch(ctx context.Context, b *pgx.Batch, settings ...string)
 	return err
 }
 
-// claimSQL moves the batch's pending deliveries to sending. $3 and $4 are
-// the least and greatest of the ids $5 (see Plans).
-const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $6
-	WHERE campaign_id = $1 AND channel = $2
-	  AND subscriber_id BETWEEN $3 AND $4 AND subscriber_id = ANY($5::bigint[])
-	  AND status = 'pending'
+// claimSQL moves the batch's pending deliveries to sending and gives an
+// install promotion's delivery its referral code ($7, aligned with the ids
+// $5) if it has none yet: a delivery keeps the code of its first claim
+// through retries. $3 and $4 are the least and greatest of the ids $5 (see
+// Plans).
+const claimSQL = `UPDATE deliveries AS d SET status = 'sending', attempts = attempts + 1, updated_at = $6,
+		referral_code = COALESCE(d.referral_code, CASE WHEN d.kind_marketing THEN u.code END)
+	FROM unnest($5::bigint[], $7::text[]) AS u(subscriber_id, code)
+	WHERE d.campaign_id = $1 AND d.channel = $2
+	  AND d.subscriber_id BETWEEN $3 AND $4 AND d.subscriber_id = u.subscriber_id
+	  AND d.status = 'pending'
 	RETURNING ` + deliveryColumns
 
 // ClaimDeliveries moves the pending ones among the given deliveries to
@@ -217,7 +222,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		now  = nowMicro()
 	)
 	b := &pgx.Batch{}
-	b.Queue(claimSQL, key, string(ch), ids[0], ids[len(ids)-1], ids, now).Query(func(rows pgx.Rows) error {
+	b.Queue(claimSQL, key, string(ch), ids[0], ids[len(ids)-1], ids, now, campaign.NewReferralCodes(len(ids))).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			d, err := scanDelivery(rows)
 			if err != nil {
@@ -606,9 +611,12 @@ func (s *Store) DeliveryCounts(ctx context.Context, tenantID, campaignID string)
 }
 
 // ListDeliveries pages a campaign's deliveries by id, with each one's
-// MSISDN. Each status is an ordered range of the (campaign_id, status, id)
-// index; without a filter the ranges are merged (a Merge Append of at most
-// limit rows each) and the page taken from the merge.
+// MSISDN. Each finished status is an ordered range of the index of finished
+// deliveries; pending and sending ones are read from the index of unfinished
+// deliveries (a set the backlog bounds) and sorted. Without a filter the
+// statuses are merged (a Merge Append of at most limit rows each) and the
+// page taken from the merge. Statuses are written into the statement as
+// literals so that the planner can match each to its partial index.
 func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string, status campaign.Status, afterID int64, limit int) ([]campaign.Delivery, error) {
 	if limit <= 0 {
 		limit = 100
@@ -617,25 +625,27 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 	if err != nil {
 		return nil, err
 	}
-	statuses := campaign.AllStatuses
-	if status != "" {
-		statuses = []campaign.Status{status}
+	var statuses []campaign.Status
+	for _, st := range campaign.AllStatuses { // literals from the enum only
+		if status == "" || st == status {
+			statuses = append(statuses, st)
+		}
+	}
+	if len(statuses) == 0 {
+		return nil, nil
 	}
 	var q strings.Builder
 	q.WriteString(`SELECT page.*, COALESCE((SELECT msisdn FROM subscribers WHERE id = page.subscriber_id), '')
 		FROM (`)
-	for i := range statuses {
+	for i, st := range statuses {
 		if i > 0 {
 			q.WriteString(` UNION ALL `)
 		}
 		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+deliveryColumns+` FROM deliveries AS d
-			WHERE d.campaign_id = $1 AND d.status = $%d AND d.id > $2 ORDER BY d.id LIMIT $3) AS s%d`, i+4, i)
+			WHERE d.campaign_id = $1 AND d.status = '%s' AND d.id > $2 ORDER BY d.id LIMIT $3) AS s%d`, st, i)
 	}
 	q.WriteString(` ORDER BY id LIMIT $3) AS page ORDER BY page.id`)
 	args := []any{key, afterID, limit}
-	for _, st := range statuses {
-		args = append(args, string(st))
-	}
 	var out []campaign.Delivery
 	b := &pgx.Batch{}
 	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {

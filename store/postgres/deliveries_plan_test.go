@@ -98,7 +98,7 @@ func TestClaimAndRecordPlansAreBounded(t *testing.T) {
 
 	batch := ids[n/2 : n/2+100]
 	now := nowMicro()
-	claimArgs := []any{c.ID, string(campaign.ChannelSMS), batch[0], batch[len(batch)-1], batch, now}
+	claimArgs := []any{c.ID, string(campaign.ChannelSMS), batch[0], batch[len(batch)-1], batch, now, campaign.NewReferralCodes(len(batch))}
 	claimRead := rowsRead(t, s, claimSQL, claimArgs)
 	t.Logf("claim of %d in a campaign of %d: %d rows read", len(batch), n, claimRead)
 	if claimRead > 10*len(batch) {

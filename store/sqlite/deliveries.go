@@ -118,7 +118,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		return nil, nil
 	}
 	rows, err := s.db.QueryContext(ctx, `UPDATE deliveries
-		SET status = 'sending', attempts = attempts + 1, updated_at = ?
+		SET status = 'sending', attempts = attempts + 1, updated_at = ?,
+			referral_code = COALESCE(referral_code, CASE WHEN kind_marketing THEN new_referral_code() END)
 		WHERE campaign_id = ? AND channel = ? AND +status = 'pending'
 		AND subscriber_id IN (SELECT value FROM json_each(?))
 		RETURNING `+deliveryColumns,

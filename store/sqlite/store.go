@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -12,8 +13,20 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+
+	"outreach/campaign"
 )
+
+func init() {
+	// new_referral_code() gives a claimed delivery of an install promotion
+	// its referral code (ClaimDeliveries), from the same generator as on
+	// PostgreSQL rather than SQLite's own pseudo-random source.
+	sqlite.MustRegisterScalarFunction("new_referral_code", 0,
+		func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+			return campaign.NewReferralCode(), nil
+		})
+}
 
 //go:embed migrations/*.sql
 var migrations embed.FS

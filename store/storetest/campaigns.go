@@ -646,6 +646,61 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("a claimed promotion delivery gets its referral code once; an alert's gets none", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		bare := []campaign.NewDelivery{{SubscriberID: f.ids[msisdn(1)]}, {SubscriberID: f.ids[msisdn(2)]},
+			{SubscriberID: f.ids[msisdn(3)], ReferralCode: "given3"}}
+		if _, err := f.st.InsertDeliveries(f.ctx, c, campaign.ChannelSMS, bare); err != nil {
+			t.Fatal(err)
+		}
+		for id, d := range f.bySubscriber(t, c) {
+			if want := map[int64]string{f.ids[msisdn(3)]: "given3"}[id]; d.ReferralCode != want {
+				t.Errorf("subscriber %d before the claim: referral code %q, want %q", id, d.ReferralCode, want)
+			}
+		}
+		first := map[int64]string{}
+		for _, r := range f.claim(t, c, campaign.ChannelSMS, 1, 2, 3) {
+			first[r.SubscriberID] = r.ReferralCode
+		}
+		c1, c2 := first[f.ids[msisdn(1)]], first[f.ids[msisdn(2)]]
+		for _, code := range []string{c1, c2} {
+			if len(code) != campaign.ReferralCodeLength || strings.Trim(code, "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ") != "" {
+				t.Errorf("claimed referral code %q: want %d letters and digits without look-alikes", code, campaign.ReferralCodeLength)
+			}
+		}
+		if c1 == c2 {
+			t.Errorf("two deliveries got the same referral code %q", c1)
+		}
+		if got := first[f.ids[msisdn(3)]]; got != "given3" {
+			t.Errorf("a delivery written with its code was claimed with %q, want given3", got)
+		}
+		stored := f.bySubscriber(t, c)
+		if stored[f.ids[msisdn(1)]].ReferralCode != c1 || stored[f.ids[msisdn(2)]].ReferralCode != c2 {
+			t.Errorf("stored codes %q, %q; the claim returned %q, %q", stored[f.ids[msisdn(1)]].ReferralCode,
+				stored[f.ids[msisdn(2)]].ReferralCode, c1, c2)
+		}
+		// A retry keeps the code of the first attempt: a message that may
+		// have gone out carries the same link as its repeat.
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)],
+			Channel: campaign.ChannelSMS, Status: campaign.StatusPending, ErrorCode: "timeout", At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		again := f.claim(t, c, campaign.ChannelSMS, 1)
+		if len(again) != 1 || again[0].ReferralCode != c1 {
+			t.Errorf("re-claimed after a retry: %+v, want the code %q again", again, c1)
+		}
+
+		alert := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
+		if _, err := f.st.InsertDeliveries(f.ctx, alert, campaign.ChannelSMS, bare[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if rs := f.claim(t, alert, campaign.ChannelSMS, 1); len(rs) != 1 || rs[0].ReferralCode != "" {
+			t.Errorf("claimed alert delivery %+v, want one without a referral code", rs)
+		}
+	})
+
 	t.Run("outcomes record sends, failures, skips and retries and never overwrite a final status", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
