@@ -1159,7 +1159,7 @@ func addEngineFlags(fs *flag.FlagSet, concurrency, sendConcurrency int) engineFl
 		sendConcurrency:  fs.Int("send-concurrency", sendConcurrency, "provider calls in flight per send task"),
 		batch:            fs.Int("batch", 100, "deliveries per send task, and per claim and record of a fast batch"),
 		fastBatch:        fs.Int("fast-batch", 500, "deliveries per send task of a marketing campaign faster than 1,000/s"),
-		fanoutChunk:      fs.Int("fanout-chunk", 2000, "subscribers read per fan-out round"),
+		fanoutChunk:      fs.Int("fanout-chunk", 10000, "subscribers read per fan-out round"),
 		maxBacklog:       fs.Int("max-backlog", 20000, "deliveries queued in Redis ahead of sending (campaigns with no rate)"),
 		alertConcurrency: fs.Int("alert-concurrency", 20, "alert send tasks in flight"),
 		frequencyCap: fs.String("frequency-cap", "0", "the marketing frequency cap, as OUTREACH_FREQUENCY_CAP "+

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"os"
+	"strconv"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1481,13 +1483,16 @@ func equalCounts(got, want map[int64]int) bool {
 func BenchInsertDeliveries(b *testing.B, st CampaignStore) {
 	ctx := context.Background()
 	c, _ := benchCampaign(b, st, 0)
-	const batch = 5000
+	batch := 5000
+	if v, _ := strconv.Atoi(os.Getenv("XBATCH")); v > 0 {
+		batch = v
+	}
 	ds := make([]campaign.NewDelivery, batch)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j := range ds {
 			id := int64(i*batch + j + 1)
-			ds[j] = campaign.NewDelivery{SubscriberID: id, ReferralCode: fmt.Sprintf("R%07x", id)}
+			ds[j] = campaign.NewDelivery{SubscriberID: id}
 		}
 		n, err := st.InsertDeliveries(ctx, c, campaign.ChannelSMS, ds)
 		if err != nil {
