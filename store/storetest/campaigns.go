@@ -1483,8 +1483,8 @@ func equalCounts(got, want map[int64]int) bool {
 func BenchInsertDeliveries(b *testing.B, st CampaignStore) {
 	ctx := context.Background()
 	c, _ := benchCampaign(b, st, 0)
-	batch := 5000
-	if v, _ := strconv.Atoi(os.Getenv("XBATCH")); v > 0 {
+	batch := 5000 // OUTREACH_BENCH_INSERT_BATCH=10000 for the fan-out's rounds
+	if v, _ := strconv.Atoi(os.Getenv("OUTREACH_BENCH_INSERT_BATCH")); v > 0 {
 		batch = v
 	}
 	ds := make([]campaign.NewDelivery, batch)
@@ -1528,7 +1528,7 @@ func BenchClaimAndRecord(b *testing.B, st CampaignStore) {
 		for from := 0; from < len(ids); from += 5000 {
 			var ds []campaign.NewDelivery
 			for _, id := range ids[from:min(from+5000, len(ids))] {
-				ds = append(ds, campaign.NewDelivery{SubscriberID: id, ReferralCode: fmt.Sprintf("R%s%d", c.ID[:8], id)})
+				ds = append(ds, campaign.NewDelivery{SubscriberID: id}) // codes come with the claim
 			}
 			if _, err := st.InsertDeliveries(ctx, c, campaign.ChannelSMS, ds); err != nil {
 				b.Fatal(err)
