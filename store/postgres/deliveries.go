@@ -610,6 +610,23 @@ func (s *Store) DeliveryCounts(ctx context.Context, tenantID, campaignID string)
 	return c, nil
 }
 
+// listDeliveriesSQL pages the deliveries of campaign $1 in the given
+// statuses after id $2, $3 at most (see ListDeliveries).
+func listDeliveriesSQL(statuses []campaign.Status) string {
+	var q strings.Builder
+	q.WriteString(`SELECT page.*, COALESCE((SELECT msisdn FROM subscribers WHERE id = page.subscriber_id), '')
+		FROM (`)
+	for i, st := range statuses {
+		if i > 0 {
+			q.WriteString(` UNION ALL `)
+		}
+		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+deliveryColumns+` FROM deliveries AS d
+			WHERE d.campaign_id = $1 AND d.status = '%s' AND d.id > $2 ORDER BY d.id LIMIT $3) AS s%d`, st, i)
+	}
+	q.WriteString(` ORDER BY id LIMIT $3) AS page ORDER BY page.id`)
+	return q.String()
+}
+
 // ListDeliveries pages a campaign's deliveries by id, with each one's
 // MSISDN. Each finished status is an ordered range of the index of finished
 // deliveries; pending and sending ones are read from the index of unfinished
@@ -634,21 +651,10 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 	if len(statuses) == 0 {
 		return nil, nil
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT page.*, COALESCE((SELECT msisdn FROM subscribers WHERE id = page.subscriber_id), '')
-		FROM (`)
-	for i, st := range statuses {
-		if i > 0 {
-			q.WriteString(` UNION ALL `)
-		}
-		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+deliveryColumns+` FROM deliveries AS d
-			WHERE d.campaign_id = $1 AND d.status = '%s' AND d.id > $2 ORDER BY d.id LIMIT $3) AS s%d`, st, i)
-	}
-	q.WriteString(` ORDER BY id LIMIT $3) AS page ORDER BY page.id`)
 	args := []any{key, afterID, limit}
 	var out []campaign.Delivery
 	b := &pgx.Batch{}
-	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {
+	b.Queue(listDeliveriesSQL(statuses), args...).Query(func(rows pgx.Rows) error {
 		var err error
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.Delivery, error) {
 			var msisdn string

@@ -1,15 +1,15 @@
 package storetest
 
 import (
-	"os"
-	"strconv"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
