@@ -1473,9 +1473,8 @@ func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, 
 
 // probeFanout measures the store's side of fan-out alone: the audience pages
 // and bulk inserts that the engine's fan-out makes (referral codes come
-// later, with the claims), in
-// the same chunks, for a second campaign that stays a draft; no queue, no
-// sending, nothing else running.
+// later, with the claims), in the same chunks, for a second campaign that
+// stays a draft; no queue, no sending, nothing else running.
 func probeFanout(ctx context.Context, st store, svc *campaign.Service, p tenant.Principal, chunk int) (int64, time.Duration, error) {
 	c, err := promoCampaign(ctx, svc, p, 0)
 	if err != nil {
