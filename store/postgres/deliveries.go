@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -92,6 +93,9 @@ func (s *Store) copyDeliveries(ctx context.Context, c campaign.Campaign, key str
 		return 0, err
 	}
 	marketing := c.Kind.Marketing()
+	// As a pgtype.UUID, not a uuid.UUID: pgx would encode the latter
+	// through its driver.Valuer, a string parsed back, on every row.
+	cid := pgtype.UUID{Bytes: campaignID, Valid: true}
 	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"deliveries"},
 		[]string{"tenant_id", "campaign_id", "subscriber_id", "channel", "referral_code",
 			"kind_marketing", "created_at", "updated_at"}, // status: its default, pending
@@ -100,7 +104,7 @@ func (s *Store) copyDeliveries(ctx context.Context, c campaign.Campaign, key str
 			if ds[i].ReferralCode != "" {
 				ref = ds[i].ReferralCode
 			}
-			return []any{c.TenantID, campaignID, ds[i].SubscriberID, string(ch), ref, marketing, now, now}, nil
+			return []any{c.TenantID, cid, ds[i].SubscriberID, string(ch), ref, marketing, now, now}, nil
 		}))
 	return int(n), err
 }
