@@ -139,10 +139,10 @@ type Engine struct {
 	mu        sync.Mutex
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
-	keyLocks  map[string]*keyLock
+	// keyLocks serialise the process's reservations on a rate key;
 	// claimGates bound the paced tasks of a campaign channel holding
 	// claims not yet handed to the provider (send.go).
-	claimGates map[string]*claimGate
+	keyLocks, claimGates namedSems
 	// orphanSeen is when each task was first seen active under no live
 	// worker, and whether its work was handed on (orphans.go).
 	orphanSeen map[string]orphanSighting

@@ -87,8 +87,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		step, gated = e.pacedStep(c, p.Channel), true
 	}
 	putBack := false // some of the batch went back to pending unsent
-	// The current chunk's place at the claim gate; every way on or out
-	// leaves it, a panic included (asynq recovers the handler's).
+	// The current chunk's place at the claim gate: left once its messages
+	// are handed on (sendAll), at the next chunk, after the loop, or by the
+	// deferred call on every other way out, a panic included (asynq
+	// recovers the handler's).
 	leaveGate := func() {}
 	defer func() { leaveGate() }()
 	for start := 0; start < len(p.SubscriberIDs); start += step {
@@ -104,21 +106,17 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		// again at the campaign first.
 		if start > 0 || gated {
 			if e.stopped() {
-				leaveGate()
 				return nil // the rest stays pending for the reconciler
 			}
 			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
-				leaveGate()
 				return err
 			}
 			if c.State != campaign.StateRunning {
-				leaveGate()
 				return nil
 			}
 			// The window closed or the campaign's end came meanwhile: the
 			// rest (and what was put back) waits for the window or ends.
 			if done, err := e.holdOrExpire(ctx, c, p, false); done || err != nil {
-				leaveGate()
 				return err
 			}
 		}
@@ -126,11 +124,9 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		claimed := time.Now()
 		recips, err := e.Store.ClaimDeliveries(ctx, p.CampaignID, p.Channel, ids)
 		if err != nil {
-			leaveGate()
 			return fmt.Errorf("claim: %w", err)
 		}
 		if len(recips) == 0 {
-			leaveGate()
 			continue
 		}
 		// A fast batch is claimed at once but sent and recorded BatchSize
@@ -143,7 +139,6 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				// Put the claim back so that a retry or the reconciler finds them.
 				e.putBack(ctx, append(part, recips...))
-				leaveGate()
 				return err
 			}
 			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()), leaveGate)
@@ -172,6 +167,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
+	leaveGate()
 	// Sending stopped (at the window's close or the campaign's end, say) and
 	// put deliveries back: they wait for the window or end with the
 	// campaign. The whole batch is held: its sent ones are claimed no more.
@@ -535,37 +531,48 @@ func (e *Engine) pacedStep(c campaign.Campaign, ch campaign.Channel) int {
 	return max(1, min(rate*int(maxAhead/time.Millisecond)/1000, e.set.SendConcurrency, e.set.BatchSize))
 }
 
-// claimGate is a counting semaphore with its number of users, so that
-// the last to leave removes it.
-type claimGate struct {
+// namedSems holds counting semaphores by name, each removed when its last
+// user leaves (a campaign's are used only while it sends).
+type namedSems struct {
+	mu sync.Mutex
+	m  map[string]*namedSem
+}
+
+type namedSem struct {
 	slots chan struct{}
 	users int
+}
+
+// join counts a user of key's semaphore of size places, creating it if
+// needed; done undoes that, removing it after its last user.
+func (n *namedSems) join(key string, size int) (sem chan struct{}, done func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[string]*namedSem{}
+	}
+	s := n.m[key]
+	if s == nil {
+		s = &namedSem{slots: make(chan struct{}, size)}
+		n.m[key] = s
+	}
+	s.users++
+	return s.slots, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if s.users--; s.users == 0 {
+			delete(n.m, key)
+		}
+	}
 }
 
 // enterClaimGate waits for one of the pacedClaimers places of key; ok is
 // false when the context ends or the engine stops first. leave is safe to
 // call more than once, and when ok is false.
 func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), ok bool) {
-	e.mu.Lock()
-	if e.claimGates == nil {
-		e.claimGates = map[string]*claimGate{}
-	}
-	g := e.claimGates[key]
-	if g == nil {
-		g = &claimGate{slots: make(chan struct{}, pacedClaimers)}
-		e.claimGates[key] = g
-	}
-	g.users++
-	e.mu.Unlock()
-	done := func() {
-		e.mu.Lock()
-		if g.users--; g.users == 0 {
-			delete(e.claimGates, key)
-		}
-		e.mu.Unlock()
-	}
+	slots, done := e.claimGates.join(key, pacedClaimers)
 	select {
-	case g.slots <- struct{}{}:
+	case slots <- struct{}{}:
 	case <-ctx.Done():
 		done()
 		return func() {}, false
@@ -574,7 +581,7 @@ func (e *Engine) enterClaimGate(ctx context.Context, key string) (leave func(), 
 		return func() {}, false
 	}
 	var once sync.Once
-	return func() { once.Do(func() { <-g.slots; done() }) }, true
+	return func() { once.Do(func() { <-slots; done() }) }, true
 }
 
 // alertStep is how many deliveries an alert claims, sends and records at
@@ -715,34 +722,13 @@ func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string
 	}
 }
 
-// keyLock is a mutex with its number of users, so that the last to leave
-// removes it (a campaign's key is locked only while it sends).
-type keyLock struct {
-	mu    sync.Mutex
-	users int
-}
-
 // lockKey locks the process's mutex named key and answers its unlock.
 func (e *Engine) lockKey(key string) (unlock func()) {
-	e.mu.Lock()
-	if e.keyLocks == nil {
-		e.keyLocks = map[string]*keyLock{}
-	}
-	l := e.keyLocks[key]
-	if l == nil {
-		l = &keyLock{}
-		e.keyLocks[key] = l
-	}
-	l.users++
-	e.mu.Unlock()
-	l.mu.Lock()
+	slots, done := e.keyLocks.join(key, 1)
+	slots <- struct{}{}
 	return func() {
-		l.mu.Unlock()
-		e.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(e.keyLocks, key)
-		}
-		e.mu.Unlock()
+		<-slots
+		done()
 	}
 }
 
