@@ -7,6 +7,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -29,10 +30,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
-	// pgxpool's default (4 on two cores) starves the send tasks; an
-	// explicit pool_max_conns in the URL is the operator's to keep.
-	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < 16 {
-		cfg.MaxConns = 16
+	// An explicit pool_max_conns in the URL is the operator's to keep.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns(runtime.GOMAXPROCS(0))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -43,6 +43,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// defaultMaxConns is the pool size for a process on procs cores: four
+// connections a core, and no fewer than 8. pgxpool's own default (one a
+// core, at least 4) starves the send tasks, which spend most of their time
+// on the provider; many more connections than that only add backends that
+// contend for PostgreSQL's locks and, where PostgreSQL shares the cores,
+// for the CPU: in the campaign bench on two cores shared with PostgreSQL,
+// 8 connections cost about a tenth less PostgreSQL CPU per message than 16
+// (BENCHMARKS.md).
+func defaultMaxConns(procs int) int32 {
+	return int32(max(8, 4*procs))
 }
 
 // Close closes the pool.
