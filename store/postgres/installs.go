@@ -317,7 +317,7 @@ func (s *Store) RecordInstallRewarded(ctx context.Context, in *install.Install, 
 	r.CreatedAt = r.CreatedAt.UTC().Truncate(time.Microsecond)
 	rewardID := r.ID
 	c.rewardID, c.dataMB, c.rewardAt = &rewardID, r.DataMB, r.CreatedAt
-	c.budgetShard = homeShard(in.ID, len(budgetShards(budgetMB, r.DataMB)))
+	c.budgetShard = s.shardTurns.take(campaignID, len(budgetShards(budgetMB, r.DataMB)))
 	res, err := s.recordCounted(ctx, c)
 	switch {
 	case errors.Is(err, errBatchFailed):

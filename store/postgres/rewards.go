@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,13 +58,49 @@ func budgetShards(budgetMB, dataMB int64) []int64 {
 	return out
 }
 
-// homeShard is the shard an install debits first: spread by install id, so
-// that concurrent rewards of one campaign take different row locks, and
-// repeats of one install meet on the same row.
+// homeShard is where the ledger's search for room starts: spread by
+// install id, so that concurrent rewards of one campaign look at different
+// rows first, and repeats of one install at the same row.
 func homeShard(installID string, shards int) int16 {
 	h := fnv.New32a()
 	h.Write([]byte(installID))
 	return int16(h.Sum32() % uint32(shards))
+}
+
+// shardTurns deals a campaign's rewards to its budget shards in turn, from
+// a random first shard (so that processes do not all begin at one): the
+// shards fill evenly and are full at about the same time, so a reward finds
+// its shard full only when the whole budget is nearly spent. Shards dealt
+// at random by install id filled unevenly: with a budget for 30,000 rewards
+// in 64 shards, about 3% of them found their shard full while others had
+// room, and took the ledger's slower path (CreateReward), which waits on
+// the row locks of the shards being debited. Consecutive rewards of one
+// campaign also take different row locks.
+type shardTurns struct {
+	mu   sync.Mutex
+	next map[string]uint32 // by campaign
+}
+
+// maxShardTurns bounds the campaigns remembered; past it they start over
+// from random shards.
+const maxShardTurns = 4096
+
+// take returns the next shard of the campaign's budget of shards shards.
+func (t *shardTurns) take(campaignID string, shards int) int16 {
+	if shards <= 1 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next == nil || len(t.next) >= maxShardTurns {
+		t.next = make(map[string]uint32)
+	}
+	n, ok := t.next[campaignID]
+	if !ok {
+		n = rand.Uint32()
+	}
+	t.next[campaignID] = n + 1
+	return int16(n % uint32(shards))
 }
 
 // createRewardSQL debits one shard of the campaign's budget and records the

@@ -22,6 +22,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	// batches gathers concurrent install callbacks (installbatch.go).
 	batches installBatches
+	// shardTurns deals rewards to budget shards (rewards.go).
+	shardTurns shardTurns
 }
 
 // Open connects to the database at url (postgres://…).
