@@ -27,7 +27,7 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 		r.Region, r.Locale, r.Attributes, r.Devices = s.Region, s.Locale, s.Attributes, s.Devices
 		r.OptedOut = s.OptedOut
 	}
-	if _, ok, wait, err := e.limiter.Reserve(ctx, "test:"+c.TenantID, testSendRate, 1, 0, false); err != nil {
+	if _, ok, wait, err := e.limiter.Reserve(ctx, "test:"+c.TenantID, testSendRate, 1, 0, 0, false); err != nil {
 		return nil, fmt.Errorf("test send rate: %w", err)
 	} else if !ok {
 		return nil, fmt.Errorf("%w: test sends are limited to %d a second per tenant; retry in %d ms",

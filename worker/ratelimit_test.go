@@ -44,7 +44,7 @@ func TestAnUrgentReservationComesAfterMarketingsAndHoldsItOff(t *testing.T) {
 			// Marketing reserves chunks of 20 until its look-ahead is full.
 			held, began := 0, time.Now()
 			for {
-				_, ok, _, err := l.Reserve(ctx, key, rate, 20, maxAhead, false)
+				_, ok, _, err := l.Reserve(ctx, key, rate, 20, maxAhead, 0, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,7 +60,7 @@ func TestAnUrgentReservationComesAfterMarketingsAndHoldsItOff(t *testing.T) {
 				t.Fatalf("marketing held %d slots, up to %v ahead; its look-ahead is %v", held, ahead, maxAhead)
 			}
 			// The alert's first slot comes after marketing's.
-			r, ok, _, err := l.Reserve(ctx, key, rate, 300, maxAhead, true)
+			r, ok, _, err := l.Reserve(ctx, key, rate, 300, maxAhead, 0, true)
 			if err != nil || !ok {
 				t.Fatalf("an urgent reservation was refused: %v", err)
 			}
@@ -73,7 +73,7 @@ func TestAnUrgentReservationComesAfterMarketingsAndHoldsItOff(t *testing.T) {
 			alertEnd := time.Now().Add(r.Delay + 300*time.Millisecond)
 			// Marketing stands aside while the alert holds slots, even when
 			// its look-ahead would allow more.
-			_, ok, wait, err := l.Reserve(ctx, key, rate, 1, time.Hour, false)
+			_, ok, wait, err := l.Reserve(ctx, key, rate, 1, time.Hour, 0, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestAnUrgentReservationComesAfterMarketingsAndHoldsItOff(t *testing.T) {
 			}
 			// And takes the rate back after.
 			time.Sleep(time.Until(alertEnd) + 5*time.Millisecond)
-			r, ok, _, err = l.Reserve(ctx, key, rate, 1, maxAhead, false)
+			r, ok, _, err = l.Reserve(ctx, key, rate, 1, maxAhead, 0, false)
 			if err != nil || !ok {
 				t.Fatalf("marketing was refused after the alert: %v", err)
 			}
@@ -93,5 +93,61 @@ func TestAnUrgentReservationComesAfterMarketingsAndHoldsItOff(t *testing.T) {
 				t.Fatalf("marketing's first slot after the alert is %v away", r.Delay)
 			}
 		})
+	}
+}
+
+// TestALateCallerKeepsTheRatesTimeline checks, on the in-process Redis with
+// its clock set, that a reservation made a little after its slot was due
+// (up to behind) gets that slot, so the slots stay an interval apart however
+// late each caller wakes; a caller later than that starts behind ago; one
+// that comes early is refused until the slot is due.
+func TestALateCallerKeepsTheRatesTimeline(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	l := worker.NewLimiter(rdb)
+	const (
+		rate     = 100 // a slot every 10 ms
+		interval = 10 * time.Millisecond
+		behind   = 2500 * time.Microsecond
+	)
+	reserve := func(at time.Time, behind time.Duration) (worker.Reservation, bool, time.Duration) {
+		t.Helper()
+		m.SetTime(at)
+		r, ok, wait, err := l.Reserve(ctx, "sms:late", rate, 1, 0, behind, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, ok, wait
+	}
+	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	if r, ok, _ := reserve(t0, behind); !ok || r.Delay != -behind {
+		t.Fatalf("the first reservation: ok %v, delay %v; want its slot %v ago", ok, r.Delay, behind)
+	}
+	slot := t0.Add(-behind)
+	// Twenty callers, each 1 ms late for its slot: each gets it.
+	for i := 1; i <= 20; i++ {
+		slot = slot.Add(interval)
+		r, ok, _ := reserve(slot.Add(time.Millisecond), behind)
+		if !ok || r.Delay != -time.Millisecond {
+			t.Fatalf("caller %d, 1 ms late: ok %v, delay %v; want its slot, 1 ms ago", i, ok, r.Delay)
+		}
+	}
+	// One that comes early is told to wait for its slot.
+	slot = slot.Add(interval)
+	if _, ok, wait := reserve(slot.Add(-3*time.Millisecond), behind); ok || wait != 3*time.Millisecond {
+		t.Fatalf("a caller 3 ms early: ok %v, wait %v; want refused for 3 ms", ok, wait)
+	}
+	// One later than behind gets a slot behind ago: the timeline moves on
+	// by the rest.
+	if r, ok, _ := reserve(slot.Add(4*time.Millisecond), behind); !ok || r.Delay != -behind {
+		t.Fatalf("a caller 4 ms late: ok %v, delay %v; want a slot %v ago", ok, r.Delay, behind)
+	}
+	slot = slot.Add(4 * time.Millisecond).Add(-behind)
+	// Without behind a late caller's slot is its arrival.
+	slot = slot.Add(interval)
+	if r, ok, _ := reserve(slot.Add(time.Millisecond), 0); !ok || r.Delay != 0 {
+		t.Fatalf("a caller 1 ms late, nothing behind: ok %v, delay %v; want its arrival", ok, r.Delay)
 	}
 }

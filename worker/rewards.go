@@ -166,7 +166,7 @@ const senderAhead = 25 * time.Millisecond
 func (e *Engine) waitForSender(ctx context.Context, ch campaign.Channel, units int) error {
 	key, rate := e.senderKeyFor(ch)
 	for {
-		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, max(units, 1), senderAhead, false)
+		res, ok, wait, err := e.limiter.Reserve(ctx, key, rate, max(units, 1), senderAhead, 0, false)
 		if err == nil && ok {
 			sleepCtx(ctx, res.Delay)
 			return ctx.Err()

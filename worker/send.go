@@ -630,7 +630,8 @@ func (e *Engine) units(j *job) int {
 // it is due, so that the next caller can reserve the one after while this
 // one waits: slots follow one another whatever the timers' slack, and the
 // rate is reached. Up to exactRate an ordinary sender slot is taken only
-// when due (an alert's, never refused, may be ahead). The sender's slot is
+// when due, or up to half its lateness after (an alert's, never refused,
+// may be ahead). The sender's slot is
 // reserved only once the campaign's has come. A paced sender's slot that
 // the wait overshot by more than lateness is given up for the next free one
 // (an alert's too, which moves its priority hold on marketing on by as
@@ -641,7 +642,7 @@ func (e *Engine) units(j *job) int {
 // a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
 	if c.RatePerSecond > 0 && !urgent {
-		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead)
+		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead, 0)
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
 			return false, false
 		}
@@ -656,12 +657,16 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 	// is then the moment its message is ready, so a late wake-up delays the
 	// slots after it instead of bunching with them. Faster, the timers'
 	// slack is a good part of an interval, and slots are reserved ahead.
-	ahead := maxAhead
+	// Such a slot may also have come a little before its caller did (the
+	// wake-up's slack, the round trip to Redis): the caller still gets it,
+	// up to half its lateness after it, so that the slots keep the rate's
+	// timeline instead of each starting from its late caller.
+	ahead, behind := maxAhead, time.Duration(0)
 	if rate <= exactRate {
-		ahead = 0
+		ahead, behind = 0, lateness(rate)/2
 	}
 	for {
-		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent, ahead)
+		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent, ahead, behind)
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
 			return false, false
 		}
@@ -701,16 +706,17 @@ func lateness(rate int) time.Duration {
 const exactRate = 250
 
 // slot reserves units on key at rate, under the process's lock named lock,
-// trying again while the key is held further than ahead ahead. The slot
-// is timed from the limiter's answer: if anything, a little late.
-func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool, ahead time.Duration) (due time.Time, ok bool) {
+// trying again while the key is held further than ahead ahead; the slot
+// may be up to behind in the past (see Limiter.Reserve). The slot is timed
+// from the limiter's answer: if anything, a little late.
+func (e *Engine) slot(ctx context.Context, c campaign.Campaign, lock, key string, rate, units int, urgent bool, ahead, behind time.Duration) (due time.Time, ok bool) {
 	unlock := e.lockKey(lock)
 	defer unlock()
 	for {
 		if !e.stillRunning(ctx, c.ID) {
 			return time.Time{}, false
 		}
-		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, ahead, urgent)
+		r, got, wait, err := e.limiter.Reserve(ctx, key, rate, units, ahead, behind, urgent)
 		if err != nil || !got {
 			// Refused for being too far ahead, it may reserve in wait -
 			// ahead; refused while an alert holds the sender, not before
@@ -751,14 +757,14 @@ func (e *Engine) reserve(ctx context.Context, c campaign.Campaign, part []*job, 
 		now := time.Now()
 		var campDelay time.Duration
 		if c.RatePerSecond > 0 && !urgent {
-			r, ok, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, len(part), maxAhead, false)
+			r, ok, wait, err := e.limiter.Reserve(ctx, "campaign:"+c.ID, c.RatePerSecond, len(part), maxAhead, 0, false)
 			if err != nil || !ok {
 				sleepCtx(ctx, clampWait(wait, err))
 				continue
 			}
 			campDelay = r.Delay
 		}
-		r, ok, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, urgent)
+		r, ok, wait, err := e.limiter.Reserve(ctx, key, rate, units, maxAhead, 0, urgent)
 		if err != nil || !ok {
 			sleepCtx(ctx, clampWait(wait, err))
 			continue
