@@ -119,11 +119,14 @@ type sink struct {
 
 	mu      sync.Mutex
 	alertAt []time.Duration // since epoch
-	// per 100 ms since epoch: marketing and alert arrivals
+	// per sinkBucket since epoch: marketing and alert arrivals
 	buckets [2][]atomic.Int32
 }
 
-const sinkBuckets = 36000 // one hour of 100 ms
+const (
+	sinkBucket  = 10 * time.Millisecond
+	sinkBuckets = int(time.Hour / sinkBucket)
+)
 
 func startSink(subscribers, outsiders int) (*sink, error) {
 	s := &sink{epoch: time.Now(), subs: make([]uint32, subscribers), outsider: make([]uint32, outsiders)}
@@ -150,14 +153,16 @@ func (s *sink) reset() {
 	s.alerts.Store(0)
 	s.unknown.Store(0)
 	s.firstNS.Store(0)
-	s.lastNS.Store(0)
 	clear(s.subs)
 	clear(s.outsider)
 	s.mu.Lock()
 	s.alertAt = nil
 	s.mu.Unlock()
+	// Only the buckets written so far (the rest were never touched, so
+	// they cost no memory).
+	used := min(int(time.Duration(s.lastNS.Swap(0))/sinkBucket)+1, sinkBuckets)
 	for k := range s.buckets {
-		for i := range s.buckets[k] {
+		for i := range s.buckets[k][:used] {
 			s.buckets[k][i].Store(0)
 		}
 	}
@@ -189,7 +194,7 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.unknown.Add(1)
 	}
-	s.buckets[kind][min(int(at/(100*time.Millisecond)), sinkBuckets-1)].Add(1)
+	s.buckets[kind][min(int(at/sinkBucket), sinkBuckets-1)].Add(1)
 	s.firstNS.CompareAndSwap(0, int64(at))
 	for {
 		last := s.lastNS.Load()
@@ -253,29 +258,32 @@ func (s *sink) perRecipient(wantMkt, wantAlert func(i int) int, wantOut func(j i
 	return wrong, first
 }
 
-// busiest answers the most arrivals, of either kind, in ten 100 ms buckets
-// in a row: the busiest second, to within the buckets' alignment.
+// busiest answers the most arrivals, of either kind, in a second of
+// buckets in a row: the busiest second, to within a bucket.
 func (s *sink) busiest() int64 {
+	const n = int(time.Second / sinkBucket)
 	var window, most int64
 	for i := range sinkBuckets {
 		window += int64(s.buckets[0][i].Load() + s.buckets[1][i].Load())
-		if i >= 10 {
-			window -= int64(s.buckets[0][i-10].Load() + s.buckets[1][i-10].Load())
+		if i >= n {
+			window -= int64(s.buckets[0][i-n].Load() + s.buckets[1][i-n].Load())
 		}
 		most = max(most, window)
 	}
 	return most
 }
 
-// count returns marketing and alert arrivals in [from, to).
-func (s *sink) count(from, to time.Duration) (mkt, alert int64) {
-	lo := max(int(from/(100*time.Millisecond)), 0)
-	hi := min(int((to+100*time.Millisecond-1)/(100*time.Millisecond)), sinkBuckets)
+// count returns the marketing and alert arrivals in the buckets that lie
+// wholly within [from, to), and how long those buckets span: a rate is
+// the count over that span.
+func (s *sink) count(from, to time.Duration) (mkt, alert int64, span time.Duration) {
+	lo := max(int((from+sinkBucket-1)/sinkBucket), 0)
+	hi := min(int(to/sinkBucket), sinkBuckets)
 	for i := lo; i < hi; i++ {
 		mkt += int64(s.buckets[0][i].Load())
 		alert += int64(s.buckets[1][i].Load())
 	}
-	return mkt, alert
+	return mkt, alert, time.Duration(max(hi-lo, 0)) * sinkBucket
 }
 
 // ---- measuring ----
@@ -1595,7 +1603,8 @@ type alertResult struct {
 	CreateCall                time.Duration // CreateAlert's own duration
 	First, Last, P50, P99     time.Duration // from the call
 	MktRateBefore             float64       // marketing msg/s in the second before the alert
-	MktDuring, AlertDuring    int64         // arrivals in [call, last alert]
+	MktDuring, AlertDuring    int64         // arrivals in DuringSpan of [call, last alert]
+	DuringSpan                time.Duration // the sink's whole buckets in [call, last alert]
 	Target                    time.Duration
 	Received                  int64
 	Wrong                     int
@@ -1727,8 +1736,8 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		time.Sleep(20 * time.Millisecond)
 	}
 	now := e.sink.since()
-	m, _ := e.sink.count(now-1100*time.Millisecond, now-100*time.Millisecond)
-	res.MktRateBefore = float64(m)
+	m, _, span := e.sink.count(now-1100*time.Millisecond, now-100*time.Millisecond)
+	res.MktRateBefore = float64(m) / max(span.Seconds(), 1e-9)
 
 	stopProfile, err := startProfile(profile)
 	if err != nil {
@@ -1781,7 +1790,7 @@ func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, f
 		res.First, res.Last = at[0]-call, at[len(at)-1]-call
 		res.P50 = at[(len(at)-1)/2] - call
 		res.P99 = at[(len(at)-1)*99/100] - call
-		res.MktDuring, res.AlertDuring = e.sink.count(call, at[len(at)-1]+time.Nanosecond)
+		res.MktDuring, res.AlertDuring, res.DuringSpan = e.sink.count(call, at[len(at)-1]+time.Nanosecond)
 	}
 	if err != nil {
 		return res, err
@@ -1883,8 +1892,8 @@ func printAlert(w io.Writer, r *alertResult) {
 	if span := r.Last - r.First; span > 0 {
 		fmt.Fprintf(tw, "  alert msg/s, first → last\t%.0f\n", float64(r.Received-1)/span.Seconds())
 	}
-	fmt.Fprintf(tw, "  between the call and the last alert\t%d alert + %d marketing messages (%.0f msg/s together)\n",
-		r.AlertDuring, r.MktDuring, float64(r.AlertDuring+r.MktDuring)/max(r.Last.Seconds(), 1e-9))
+	fmt.Fprintf(tw, "  between the call and the last alert (its whole 10 ms buckets, %.0f ms)\t%d alert + %d marketing messages (%.0f msg/s together)\n",
+		ms(r.DuringSpan), r.AlertDuring, r.MktDuring, float64(r.AlertDuring+r.MktDuring)/max(r.DuringSpan.Seconds(), 1e-9))
 	fmt.Fprintf(tw, "  alert state\t%s\n", r.AlertState)
 	tw.Flush()
 	what := "marketing cancelled after the alert: each subscriber ≤ 1 marketing message"
