@@ -630,8 +630,8 @@ func (e *Engine) units(j *job) int {
 // it is due, so that the next caller can reserve the one after while this
 // one waits: slots follow one another whatever the timers' slack, and the
 // rate is reached. Up to exactRate an ordinary sender slot is taken only
-// when due, or up to half its lateness after (an alert's, never refused,
-// may be ahead). The sender's slot is
+// when due, or up to slotBehind after (an alert's, never refused, may be
+// ahead). The sender's slot is
 // reserved only once the campaign's has come. A paced sender's slot that
 // the wait overshot by more than lateness is given up for the next free one
 // (an alert's too, which moves its priority hold on marketing on by as
@@ -659,11 +659,11 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 	// slack is a good part of an interval, and slots are reserved ahead.
 	// Such a slot may also have come a little before its caller did (the
 	// wake-up's slack, the round trip to Redis): the caller still gets it,
-	// up to half its lateness after it, so that the slots keep the rate's
-	// timeline instead of each starting from its late caller.
+	// up to slotBehind after it, so that the slots keep the rate's timeline
+	// instead of each starting from its late caller.
 	ahead, behind := maxAhead, time.Duration(0)
 	if rate <= exactRate {
-		ahead, behind = 0, lateness(rate)/2
+		ahead, behind = 0, slotBehind(rate)
 	}
 	for {
 		at, ok := e.slot(ctx, c, lock, key, rate, e.units(j), urgent, ahead, behind)
@@ -704,6 +704,18 @@ func lateness(rate int) time.Duration {
 // exactRate is the fastest sender limit whose slots are taken only when
 // due (see acquire).
 const exactRate = 250
+
+// slotBehind is how long after its slot a caller of a sender at exactRate
+// or less still gets that slot: enough for a wake-up's usual slack and the
+// round trip to Redis (under 1 ms here), which at 100 to 250 a second cost
+// a tenth to a fifth of the rate when each slot began at its caller's
+// arrival; at most 2 ms, and half the lateness, so that a message's hand-off
+// to the provider keeps most of its margin within the interval (a second
+// holds no more than one message over the limit while hand-off and slot
+// lag stay within an interval together).
+func slotBehind(rate int) time.Duration {
+	return min(lateness(rate)/2, 2*time.Millisecond)
+}
 
 // slot reserves units on key at rate, under the process's lock named lock,
 // trying again while the key is held further than ahead ahead; the slot

@@ -1297,7 +1297,7 @@ type campaignResult struct {
 	SendCalls          int64
 	SendMeanMS         float64
 	Rate, SenderRate   int   // the campaign's rate_per_second (0: none) and the sender's
-	Busiest            int64 // most messages at the sink in one second (ten 100 ms buckets)
+	Busiest            int64 // most messages at the sink in one second (100 buckets of 10 ms)
 	ProbeRows          int64 // the store's fan-out writes alone, after the run
 	Probe              time.Duration
 	Settings, StoreStr string
@@ -1576,7 +1576,7 @@ func printCampaign(w io.Writer, r *campaignResult) {
 	fmt.Fprintf(tw, "  store: claim / record outcomes\t%d calls, %.1f ms mean / %d calls, %.1f ms mean\n",
 		r.Claims, r.ClaimMS, r.Records, r.RecordMS)
 	fmt.Fprintf(tw, "  provider calls\t%d, %.2f ms mean\n", r.SendCalls, r.SendMeanMS)
-	fmt.Fprintf(tw, "  busiest second at the sink (ten 100 ms buckets in a row)\t%d messages\n", r.Busiest)
+	fmt.Fprintf(tw, "  busiest second at the sink (a second of 10 ms buckets in a row)\t%d messages\n", r.Busiest)
 	fmt.Fprintf(tw, "  campaign state\t%s; store counts %v\n", r.State, r.Counts.ByStatus)
 	tw.Flush()
 	if r.Sampler != nil && r.N >= 100000 {
