@@ -31,6 +31,9 @@ type job struct {
 	// abandoned: not sent because its claim grew too old (see
 	// claimDeadline); nothing is recorded for it.
 	abandoned bool
+	// slot is when a paced sender's slot for it was due (acquire), zero
+	// when its sender is not paced message by message.
+	slot time.Time
 }
 
 func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
@@ -428,6 +431,12 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 		late    atomic.Bool
 		stopped bool // paused, cancelled or shutting down
 	)
+	putBack := func(rest []*job) {
+		for _, j := range rest {
+			j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
+				Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
+		}
+	}
 	for range min(e.set.SendConcurrency, len(pending)) {
 		wg.Go(func() {
 			for j := range work {
@@ -436,15 +445,27 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 					late.Store(true)
 					continue
 				}
+				if e.handedLate(j) {
+					// It reached this hand past its slot's lateness (a
+					// paced task claims no more than it has hands, so only
+					// a starved scheduler does that): sent now, it could
+					// fall in one second with the messages of the slots
+					// after it. It takes a fresh slot.
+					e.Metrics.SlotsMissed.WithLabelValues(string(j.channel)).Inc()
+					ok, missed := e.acquire(ctx, c, j, urgent, deadline)
+					if missed {
+						j.abandoned = true
+						late.Store(true)
+						continue
+					}
+					if !ok {
+						putBack([]*job{j})
+						continue
+					}
+				}
 				e.sendOne(ctx, c, j)
 			}
 		})
-	}
-	putBack := func(rest []*job) {
-		for _, j := range rest {
-			j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
-				Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
-		}
 	}
 	// Slots are reserved a chunk at a time: one at provider rates paced
 	// message by message, else about 10 ms of the rate (20 to 100), one
@@ -636,10 +657,11 @@ func (e *Engine) units(j *job) int {
 // the wait overshot by more than lateness is given up for the next free one
 // (an alert's too, which moves its priority hold on marketing on by as
 // much): a message is handed to its sender goroutine no earlier than its
-// slot and less than half an interval after it (2 ms above 250/s), so a
-// limit of R/s is not exceeded by more than one message in any second (by
-// rate × 2 ms above 250/s). One goroutine per process reserves on a key at
-// a time.
+// slot and less than half an interval after it (2 ms above 250/s), and one
+// that reaches the goroutine later than that (a starved scheduler) takes a
+// fresh slot there (handedLate), so a limit of R/s is not
+// exceeded by more than one message in any second (by rate × 2 ms above
+// 250/s). One goroutine per process reserves on a key at a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
 	if c.RatePerSecond > 0 && !urgent {
 		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead, 0)
@@ -670,7 +692,11 @@ func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgen
 		if !ok || !e.sleepUntil(ctx, c.ID, at) {
 			return false, false
 		}
-		if rate > preciseRate || time.Since(at) <= lateness(rate) {
+		if rate > preciseRate {
+			return true, false
+		}
+		if time.Since(at) <= lateness(rate) {
+			j.slot = at
 			return true, false
 		}
 		e.Metrics.SlotsMissed.WithLabelValues(string(j.channel)).Inc()
@@ -690,6 +716,16 @@ func (e *Engine) sleepUntil(ctx context.Context, id string, at time.Time) bool {
 		time.Sleep(d)
 	}
 	return true
+}
+
+// handedLate reports whether j, paced message by message, reached a sender
+// goroutine later than its slot's lateness (see acquire).
+func (e *Engine) handedLate(j *job) bool {
+	if j.slot.IsZero() {
+		return false
+	}
+	_, rate := e.senderKey([]*job{j})
+	return time.Since(j.slot) > lateness(rate)
 }
 
 // lateness is how long after its slot a paced sender's message may still
