@@ -659,9 +659,9 @@ func (e *Engine) units(j *job) int {
 // much): a message is handed to its sender goroutine no earlier than its
 // slot and less than half an interval after it (2 ms above 250/s), and one
 // that reaches the goroutine later than that (a starved scheduler) takes a
-// fresh slot there (handedLate), so a limit of R/s is not
-// exceeded by more than one message in any second (by rate × 2 ms above
-// 250/s). One goroutine per process reserves on a key at a time.
+// fresh slot there (handedLate), so a limit of R/s is not exceeded by more
+// than one message in any second (by rate × 2 ms above 250/s). One
+// goroutine per process reserves on a key at a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
 	if c.RatePerSecond > 0 && !urgent {
 		at, ok := e.slot(ctx, c, "campaign:"+c.ID, "campaign:"+c.ID, c.RatePerSecond, 1, false, maxAhead, 0)

@@ -160,7 +160,8 @@ func (s *sink) reset() {
 	s.mu.Unlock()
 	// Only the buckets written so far (the rest were never touched, so
 	// they cost no memory).
-	used := min(int(time.Duration(s.lastNS.Swap(0))/sinkBucket)+1, sinkBuckets)
+	used := s.used()
+	s.lastNS.Store(0)
 	for k := range s.buckets {
 		for i := range s.buckets[k][:used] {
 			s.buckets[k][i].Store(0)
@@ -258,12 +259,17 @@ func (s *sink) perRecipient(wantMkt, wantAlert func(i int) int, wantOut func(j i
 	return wrong, first
 }
 
+// used is how many buckets hold arrivals: those up to the last one's.
+func (s *sink) used() int {
+	return min(int(time.Duration(s.lastNS.Load())/sinkBucket)+1, sinkBuckets)
+}
+
 // busiest answers the most arrivals, of either kind, in a second of
 // buckets in a row: the busiest second, to within a bucket.
 func (s *sink) busiest() int64 {
 	const n = int(time.Second / sinkBucket)
 	var window, most int64
-	for i := range sinkBuckets {
+	for i := range s.used() {
 		window += int64(s.buckets[0][i].Load() + s.buckets[1][i].Load())
 		if i >= n {
 			window -= int64(s.buckets[0][i-n].Load() + s.buckets[1][i-n].Load())
