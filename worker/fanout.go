@@ -268,14 +268,14 @@ func (e *Engine) writeDeliveries(ctx context.Context, c campaign.Campaign, ids [
 	if len(ids) == 0 {
 		return nil
 	}
+	// Referral codes come with the claim (ClaimDeliveries), when a message
+	// is about to go out: a delivery written here has none, so fan-out
+	// writes no index entry for one, and every channel's rows are the same.
+	nd := make([]campaign.NewDelivery, len(ids))
+	for i, id := range ids {
+		nd[i] = campaign.NewDelivery{SubscriberID: id}
+	}
 	for _, ch := range c.Channels {
-		// Referral codes come with the claim (ClaimDeliveries), when a
-		// message is about to go out: a delivery written here has none, so
-		// fan-out writes no index entry for one.
-		nd := make([]campaign.NewDelivery, len(ids))
-		for i, id := range ids {
-			nd[i] = campaign.NewDelivery{SubscriberID: id}
-		}
 		n, err := e.Store.InsertDeliveries(ctx, c, ch, nd)
 		if err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)

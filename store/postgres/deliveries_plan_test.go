@@ -65,14 +65,7 @@ func TestClaimAndRecordPlansAreBounded(t *testing.T) {
 		return c
 	}
 	old := fill("")
-	var part string
-	if err := s.pool.QueryRow(ctx, `SELECT tableoid::regclass::text FROM deliveries WHERE campaign_id = $1 LIMIT 1`,
-		old.ID).Scan(&part); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(ctx, `ANALYZE `+part); err != nil {
-		t.Fatal(err)
-	}
+	part := analyzePartition(t, s, old.ID)
 	// A new campaign whose id hashes to the same partition.
 	remainder := part[strings.LastIndex(part, "_p")+2:]
 	var newID string
@@ -213,14 +206,7 @@ func TestListingAPageOfFinishedDeliveriesReadsAPage(t *testing.T) {
 		WHERE campaign_id = $1 AND id < (SELECT max(id) - 9 FROM deliveries WHERE campaign_id = $1)`, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	var part string
-	if err := s.pool.QueryRow(ctx, `SELECT tableoid::regclass::text FROM deliveries WHERE campaign_id = $1 LIMIT 1`,
-		c.ID).Scan(&part); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(ctx, `ANALYZE `+part); err != nil {
-		t.Fatal(err)
-	}
+	analyzePartition(t, s, c.ID)
 	args := []any{c.ID, int64(0), page}
 	for _, tc := range []struct {
 		name     string
@@ -239,6 +225,22 @@ func TestListingAPageOfFinishedDeliveriesReadsAPage(t *testing.T) {
 	if err != nil || len(ds) != 10 {
 		t.Fatalf("pending deliveries listed: %d, %v; want the 10 left", len(ds), err)
 	}
+}
+
+// analyzePartition analyses the partition of deliveries that holds the
+// campaign's rows and returns its name.
+func analyzePartition(t *testing.T, s *Store, campaignID string) string {
+	t.Helper()
+	ctx := context.Background()
+	var part string
+	if err := s.pool.QueryRow(ctx, `SELECT tableoid::regclass::text FROM deliveries WHERE campaign_id = $1 LIMIT 1`,
+		campaignID).Scan(&part); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ANALYZE `+part); err != nil {
+		t.Fatal(err)
+	}
+	return part
 }
 
 // openMigrated opens the store on the test database, migrated.
