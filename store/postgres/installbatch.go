@@ -32,7 +32,12 @@ const (
 	// maxInstallBatch bounds the callbacks one statement carries.
 	maxInstallBatch = 128
 	// attributionFlights is how many attribution reads may run at once.
-	attributionFlights = 2
+	// One: every read statement pays a fixed cost (it opens and locks all
+	// 16 partitions of deliveries and their indexes, and is a round trip
+	// and a wake-up on each side) that a bigger batch shares. Two reads in
+	// flight made batches of ~2.6 callbacks and cost ~10% more CPU per
+	// callback, in PostgreSQL and here, at a worse p99 (BENCHMARKS.md).
+	attributionFlights = 1
 	// installBatchTimeout bounds one batch statement: it runs on no
 	// caller's context, so that a caller who leaves does not cancel the
 	// others' work.
