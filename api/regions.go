@@ -13,15 +13,19 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 	"outreach/subscriber"
 )
 
 // Limits of a regions CSV (Vietnam has 63 provinces and about 10,000
 // communes).
 const (
-	maxRegions        = 100_000
-	maxRegionErrors   = 50
-	maxRegionCodeLen  = 32
+	maxRegions       = 100_000
+	maxRegionErrors  = 50
+	maxRegionCodeLen = 32
+	// maxPopulation bounds a region's population (the national total sums
+	// up to maxRegions of them).
+	maxPopulation     = 10_000_000_000
 	maxRegionNameRune = 200
 )
 
@@ -129,14 +133,16 @@ func parseRegion(rec []string) (subscriber.Region, string) {
 		return subscriber.Region{}, "empty code"
 	case len(code) > maxRegionCodeLen:
 		return subscriber.Region{}, fmt.Sprintf("code over %d characters", maxRegionCodeLen)
+	case textcheck.Problem(code) != "":
+		return subscriber.Region{}, "code " + textcheck.Problem(code)
 	case name == "":
 		return subscriber.Region{}, "empty name"
-	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxRegionNameRune:
-		return subscriber.Region{}, fmt.Sprintf("name must be UTF-8 text of at most %d characters", maxRegionNameRune)
+	case textcheck.Problem(name) != "" || utf8.RuneCountInString(name) > maxRegionNameRune:
+		return subscriber.Region{}, fmt.Sprintf("name must be UTF-8 text without NUL, of at most %d characters", maxRegionNameRune)
 	}
 	n, err := strconv.ParseInt(pop, 10, 64)
-	if err != nil || n < 0 {
-		return subscriber.Region{}, fmt.Sprintf("population %q is not a whole number of 0 or more", pop)
+	if err != nil || n < 0 || n > maxPopulation {
+		return subscriber.Region{}, fmt.Sprintf("population %q is not a whole number from 0 to %d", pop, int64(maxPopulation))
 	}
 	return subscriber.Region{Code: code, Name: name, Population: n}, ""
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 	"outreach/subscriber"
 )
 
@@ -36,7 +37,7 @@ func (s *server) importSubscribers(c *gin.Context) {
 		return
 	}
 	list := strings.TrimSpace(c.Query("list"))
-	if len(list) > maxListName || strings.IndexFunc(list, unicode.IsControl) >= 0 {
+	if len(list) > maxListName || strings.IndexFunc(list, unicode.IsControl) >= 0 || textcheck.Problem(list) != "" {
 		writeError(c, apperr.FieldErrors{"list": fmt.Sprintf("at most %d printable characters", maxListName)})
 		return
 	}
@@ -142,6 +143,8 @@ func (s *server) putDevice(c *gin.Context) {
 		fe.Add("token", "required")
 	case len(token) > maxTokenBytes || strings.IndexFunc(token, unicode.IsSpace) >= 0:
 		fe.Add("token", "must be at most %d bytes with no spaces", maxTokenBytes)
+	case textcheck.Problem(token) != "":
+		fe.Add("token", "%s", textcheck.Problem(token))
 	}
 	if err := fe.Err(); err != nil {
 		writeError(c, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 	"outreach/subscriber"
 	"outreach/templates"
 	"outreach/tenant"
@@ -30,8 +31,16 @@ const (
 	MaxRegionCodeLen   = 32
 	MaxAudienceRegions = 1000
 	MaxAttributionDays = 90
-	DefaultPageSize    = 100
-	MaxPageSize        = 1000
+	// An audience filters on at most this many attributes, each name and
+	// value at most this many bytes (a store builds one condition each).
+	MaxAudienceAttributes        = 32
+	MaxAttributeNameBytes        = 128
+	MaxAttributeValueBytes       = 1024
+	MaxRatePerSecond             = 1_000_000
+	MaxRewardDataMB              = 1 << 20 // 1 TB: far above any data bonus
+	MaxRewardBudgetMB      int64 = 1 << 50 // with MaxRewardDataMB, spent + data never overflows
+	DefaultPageSize              = 100
+	MaxPageSize                  = 1000
 )
 
 // RewardStats reports a campaign's installs and rewards. The install and
@@ -153,6 +162,10 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 		for k, v := range in.Data {
 			if k == "" || len(k) > MaxDataKeyLength {
 				fe.Add("data", "keys must be 1 to %d bytes", MaxDataKeyLength)
+				continue
+			}
+			if p := textcheck.Problem(k); p != "" {
+				fe.Add("data", "keys %s", p)
 				continue
 			}
 			if _, err := templates.Parse(name+".data."+k, v); err != nil {
@@ -418,8 +431,8 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	if err := s.checkChannels(ctx, p, fe, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
 		return Campaign{}, err
 	}
-	if in.RatePerSecond < 0 {
-		fe.Add("rate_per_second", "must be 0 (no campaign limit) or more")
+	if in.RatePerSecond < 0 || in.RatePerSecond > MaxRatePerSecond {
+		fe.Add("rate_per_second", "must be 0 (no campaign limit) to %d", MaxRatePerSecond)
 	}
 	now := s.now()
 	if in.StartAt != nil && in.StartAt.IsZero() {
@@ -438,11 +451,14 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 		return Campaign{}, err
 	}
 	if r := in.Reward; r != nil {
-		if r.DataMB <= 0 {
-			fe.Add("reward.data_mb", "must be more than 0")
+		if r.DataMB <= 0 || r.DataMB > MaxRewardDataMB {
+			fe.Add("reward.data_mb", "must be 1 to %d", MaxRewardDataMB)
 		}
-		if r.BudgetMB < r.DataMB || r.BudgetMB <= 0 {
+		switch {
+		case r.BudgetMB < r.DataMB || r.BudgetMB <= 0:
 			fe.Add("reward.budget_mb", "must be at least data_mb")
+		case r.BudgetMB > MaxRewardBudgetMB:
+			fe.Add("reward.budget_mb", "must be at most %d", MaxRewardBudgetMB)
 		}
 		if r.AttributionDays < 1 || r.AttributionDays > MaxAttributionDays {
 			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
@@ -488,8 +504,8 @@ func checkName(fe apperr.FieldErrors, field, name string) {
 		fe.Add(field, "required")
 	case utf8.RuneCountInString(name) > MaxNameLength:
 		fe.Add(field, "at most %d characters", MaxNameLength)
-	case !utf8.ValidString(name):
-		fe.Add(field, "must be UTF-8")
+	case textcheck.Problem(name) != "":
+		fe.Add(field, "%s", textcheck.Problem(name))
 	}
 }
 
@@ -616,10 +632,24 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add("audience.list", "no list named %q: import its subscribers with ?list= first", a.List)
 		}
 	}
-	for k := range a.Attributes {
-		if strings.TrimSpace(k) == "" {
+	if len(a.Attributes) > MaxAudienceAttributes {
+		fe.Add("audience.attributes", "at most %d", MaxAudienceAttributes)
+	}
+	for k, v := range a.Attributes {
+		switch {
+		case strings.TrimSpace(k) == "":
 			fe.Add("audience.attributes", "names must not be empty")
+		case len(k) > MaxAttributeNameBytes:
+			fe.Add("audience.attributes", "names must be at most %d bytes", MaxAttributeNameBytes)
+		case strings.ContainsAny(k, `"\`):
+			// The embedded store's JSON path cannot quote them.
+			fe.Add("audience.attributes", "attribute name %q may not contain quotes or backslashes", k)
+		case len(v) > MaxAttributeValueBytes:
+			fe.Add("audience.attributes", "the value of %q must be at most %d bytes", k, MaxAttributeValueBytes)
 		}
+	}
+	if p := textcheck.Map(a.Attributes); p != "" {
+		fe.Add("audience.attributes", "%s", p)
 	}
 	return regions, nil
 }

@@ -374,3 +374,37 @@ func (a alertStarterFuncs) HoldFanout(ctx context.Context, c campaign.Campaign) 
 func (a alertStarterFuncs) QueueContacts(ctx context.Context, c campaign.Campaign, ids []int64) error {
 	return a.queue(ctx, c, ids)
 }
+
+// Input that a store would refuse or that could only fail later (a filter
+// no store can run, a sum that overflows) is refused when the campaign is
+// created, each field named.
+func TestCreateCampaignRefusesWhatCouldOnlyFailLater(t *testing.T) {
+	e := newEnv(t)
+	many := map[string]string{}
+	for i := range campaign.MaxAudienceAttributes + 1 {
+		many[fmt.Sprintf("a%d", i)] = "x"
+	}
+	for _, tc := range []struct {
+		name  string
+		in    campaign.CampaignInput
+		field string
+	}{
+		{"a NUL in the name", campaign.CampaignInput{Name: "Khuyến\x00mãi"}, "name"},
+		{"a quote in an attribute name", campaign.CampaignInput{Name: "x",
+			Audience: campaign.Audience{Attributes: map[string]string{`na"me`: "An"}}}, "audience.attributes"},
+		{"a NUL in an attribute value", campaign.CampaignInput{Name: "x",
+			Audience: campaign.Audience{Attributes: map[string]string{"plan": "pre\x00paid"}}}, "audience.attributes"},
+		{"too many attributes", campaign.CampaignInput{Name: "x", Audience: campaign.Audience{Attributes: many}}, "audience.attributes"},
+		{"a rate no sender has", campaign.CampaignInput{Name: "x", RatePerSecond: 1 << 62}, "rate_per_second"},
+		{"a data bonus that would overflow the budget's sum", campaign.CampaignInput{Name: "x",
+			Reward: &campaign.Reward{DataMB: 5e18, BudgetMB: 9e18, AttributionDays: 7}}, "reward.data_mb"},
+		{"a budget that would overflow", campaign.CampaignInput{Name: "x",
+			Reward: &campaign.Reward{DataMB: 100, BudgetMB: 9e18, AttributionDays: 7}}, "reward.budget_mb"},
+	} {
+		_, err := e.svc.CreateCampaign(context.Background(), e.p, tc.in)
+		var fe apperr.FieldErrors
+		if !errors.As(err, &fe) || fe[tc.field] == "" {
+			t.Errorf("%s: %v, want %s named", tc.name, err, tc.field)
+		}
+	}
+}

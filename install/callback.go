@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 	"outreach/subscriber"
 )
 
@@ -110,6 +111,8 @@ func ParseCallback(body []byte) (Callback, error) {
 		fe.Add("device_id", "required")
 	case len(d) > MaxDeviceIDLength:
 		fe.Add("device_id", "at most %d bytes", MaxDeviceIDLength)
+	case textcheck.Problem(d) != "":
+		fe.Add("device_id", "%s", textcheck.Problem(d))
 	default:
 		cb.DeviceID = d
 	}

@@ -39,6 +39,7 @@ func TestParseCallback(t *testing.T) {
 	}{
 		{"neither msisdn nor referral code", `{"device_id":"d","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`, []string{"msisdn"}},
 		{"a bad number", `{"msisdn":"12","device_id":"d","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`, []string{"msisdn"}},
+		{"a device id with a NUL", `{"msisdn":"0912345678","device_id":"d\u0000x","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`, []string{"device_id"}},
 		{"a referral code with punctuation", `{"referral_code":"a/b","device_id":"d","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`, []string{"referral_code"}},
 		{"everything else missing", `{"msisdn":"0912345678"}`, []string{"device_id", "installed_at", "platform"}},
 		{"an unknown platform and a bad time", `{"msisdn":"0912345678","device_id":"d","platform":"windows","installed_at":"yesterday"}`, []string{"installed_at", "platform"}},

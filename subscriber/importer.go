@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 )
 
 // RowError is one rejected line of an import.
@@ -190,6 +191,10 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 			continue
 		}
 		row := Row{MSISDN: msisdn}
+		if bad := badCell(rec, cols); bad != "" {
+			reject(RowError{Line: line, MSISDN: Mask(msisdn), Reason: bad})
+			continue
+		}
 		if cols.region >= 0 {
 			row.Region = strings.TrimSpace(rec[cols.region])
 		}
@@ -330,6 +335,22 @@ func (w *writers) close() (UpsertResult, error) {
 	return w.total, w.err
 }
 
+// badCell says which of the row's stored cells cannot be stored as text,
+// or "" when all can.
+func badCell(rec []string, cols columns) string {
+	if cols.region >= 0 {
+		if p := textcheck.Problem(rec[cols.region]); p != "" {
+			return "region " + p
+		}
+	}
+	for _, a := range cols.attrs {
+		if p := textcheck.Problem(rec[a.index]); p != "" {
+			return fmt.Sprintf("column %q %s", a.key, p)
+		}
+	}
+	return ""
+}
+
 func parseHeader(h []string) (columns, error) {
 	cols := columns{msisdn: -1, region: -1, locale: -1, n: len(h)}
 	// A bare list of numbers has no header: say so without quoting the row,
@@ -348,6 +369,8 @@ func parseHeader(h []string) (columns, error) {
 			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %d has no name", i+1)}
 		case seen[key]:
 			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %q appears twice", name)}
+		case textcheck.Problem(name) != "":
+			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %d's name %s", i+1, textcheck.Problem(name))}
 		}
 		seen[key] = true
 		switch key {

@@ -77,6 +77,33 @@ func TestImport(t *testing.T) {
 		}
 	})
 
+	t.Run("a cell with a NUL or bytes that are not UTF-8 is reported by line and every other row lands", func(t *testing.T) {
+		t.Parallel()
+		s, tid := newImportStore(t)
+		res := runImport(t, &subscriber.Importer{Store: s}, tid, lines(
+			"msisdn,region,name",
+			"0912345678,HN,An",
+			"0987654321,DN,B\x00nh", // line 3: PostgreSQL's text cannot hold a NUL
+			"0901234567,H\xe9,Châu", // line 4: Latin-1, not UTF-8
+			"0966666666,DB,Hải",
+		), "")
+		want := []subscriber.RowError{
+			{Line: 3, MSISDN: subscriber.Mask("+84987654321"), Reason: `column "name" must not contain NUL characters`},
+			{Line: 4, MSISDN: subscriber.Mask("+84901234567"), Reason: "region must be UTF-8 text"},
+		}
+		if res.Imported != 2 || res.Rejected != 2 || !slices.Equal(res.Errors, want) {
+			t.Fatalf("result = %+v,\nwant 2 imported, 2 rejected: %+v", res, want)
+		}
+		for _, m := range []string{"+84912345678", "+84966666666"} {
+			if _, err := s.GetSubscriber(ctx, tid, m); err != nil {
+				t.Errorf("good row %s did not land: %v", m, err)
+			}
+		}
+		if _, err := s.GetSubscriber(ctx, tid, "+84987654321"); !errors.Is(err, apperr.ErrNotFound) {
+			t.Errorf("the rejected row landed: %v", err)
+		}
+	})
+
 	t.Run("0912345678 and +84912345678 are one subscriber, updated not inserted twice", func(t *testing.T) {
 		t.Parallel()
 		s, tid := newImportStore(t)

@@ -3,9 +3,9 @@ package templates
 import (
 	"errors"
 	"fmt"
+	"outreach/internal/textcheck"
 	"strings"
 	"text/template"
-	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -91,8 +91,8 @@ func Parse(name, body string) (*Template, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, refuse("body is %d bytes, over the %d-byte limit", len(body), MaxBodyBytes)
 	}
-	if !utf8.ValidString(body) {
-		return nil, refuse("body is not valid UTF-8")
+	if p := textcheck.Problem(body); p != "" {
+		return nil, refuse("body %s", p)
 	}
 	tmpl, err := template.New(name).Funcs(funcs()).Parse(body)
 	if err != nil {

@@ -1,0 +1,38 @@
+// Package textcheck says whether a string from outside can be stored as
+// text. Both stores keep text that is valid UTF-8 without NUL: PostgreSQL's
+// text type refuses anything else (the request would fail as a whole), and
+// SQLite would keep it and hand it back to templates, CSV exports and
+// providers.
+package textcheck
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Problem returns why s cannot be stored as text, or "" when it can.
+func Problem(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be UTF-8 text"
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not contain NUL characters"
+	}
+	return ""
+}
+
+// Map returns the Problem of the first key or value of m that has one
+// (keys in no set order), with the key when it is a value's.
+func Map(m map[string]string) string {
+	for k, v := range m {
+		if p := Problem(k); p != "" {
+			return "names " + p
+		}
+		if p := Problem(v); p != "" {
+			return "the value of " + quote(k) + " " + p
+		}
+	}
+	return ""
+}
+
+func quote(k string) string { return `"` + k + `"` }
