@@ -3,6 +3,7 @@ package subscriber
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -71,6 +72,18 @@ func Mask(msisdn string) string {
 		return "***"
 	}
 	return strings.Repeat("*", len(msisdn)-3) + msisdn[len(msisdn)-3:]
+}
+
+// digitRun is a run of 6 or more digits, single separators allowed
+// between them, as in "+84 912 345 678" or "0912-345-678".
+var digitRun = regexp.MustCompile(`[0-9](?:[ ./()-]?[0-9]){5,}`)
+
+// RedactNumbers masks each run of 6 or more digits in s (single
+// separators " ./()-" allowed between them) as Mask masks a number, for
+// text from outside that may quote a subscriber's number: a provider's
+// error message, a carrier API's answer.
+func RedactNumbers(s string) string {
+	return digitRun.ReplaceAllStringFunc(s, func(run string) string { return Mask(digitsOnly(run)) })
 }
 
 func digitsOnly(s string) string {

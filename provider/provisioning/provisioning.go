@@ -25,7 +25,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	"outreach/provider"
+	"outreach/subscriber"
 )
 
 // Name is the provider name in errors and logs.
@@ -133,7 +133,7 @@ func message(status int, body []byte) string {
 		// to be masked.
 		body = bytes.TrimRight(body, "0123456789 ./()-")
 	}
-	msg := excerpt(redactDigits(string(body)), maxExcerpt)
+	msg := excerpt(subscriber.RedactNumbers(string(body)), maxExcerpt)
 	text := http.StatusText(status)
 	if text == "" {
 		text = "HTTP " + strconv.Itoa(status)
@@ -142,23 +142,6 @@ func message(status int, body []byte) string {
 		return text
 	}
 	return text + ": " + msg
-}
-
-// digitRun is a run of 6 or more digits, single separators allowed
-// between them, as in "+84 912 345 678" or "0912-345-678".
-var digitRun = regexp.MustCompile(`[0-9](?:[ ./()-]?[0-9]){5,}`)
-
-// redactDigits masks each digitRun in s, keeping the run's last 3 digits
-// like mask.
-func redactDigits(s string) string {
-	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
-		return mask(strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, run))
-	})
 }
 
 // excerpt is s on one line (control characters and runs of spaces made
@@ -253,15 +236,8 @@ func (l Log) Grant(ctx context.Context, g provider.Grant) error {
 		lg = slog.Default()
 	}
 	lg.InfoContext(ctx, "reward grant (log provisioner: nothing credited)", "reward_id", g.RewardID,
-		"campaign_id", g.CampaignID, "msisdn", mask(g.MSISDN), "data_mb", g.DataMB)
+		"campaign_id", g.CampaignID, "msisdn", subscriber.Mask(g.MSISDN), "data_mb", g.DataMB)
 	return nil
-}
-
-func mask(s string) string {
-	if len(s) <= 3 {
-		return "***"
-	}
-	return strings.Repeat("*", len(s)-3) + s[len(s)-3:]
 }
 
 // String names the client for logs, without the secret.

@@ -15,6 +15,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 
 	"outreach/provider"
+	"outreach/subscriber"
 )
 
 // call is the RoundTripper of one SendSMS. It rewrites the URL to BaseURL,
@@ -138,7 +139,10 @@ func (c *call) classify(err error) *provider.Error {
 // classifyRest maps a Twilio error code (and the HTTP status) to a class.
 func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus int) {
 	pe.Code = strconv.Itoa(tre.Code)
-	pe.Message = tre.Message
+	// Twilio quotes the To number in some messages (21211 "The 'To' number
+	// +84… is not a valid phone number"); the message reaches logs and the
+	// delivery's record.
+	pe.Message = subscriber.RedactNumbers(tre.Message)
 	status := httpStatus
 	if status == 0 {
 		status = tre.Status

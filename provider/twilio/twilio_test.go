@@ -313,6 +313,11 @@ func TestSendSMSErrors(t *testing.T) {
 		if pe := wantClass(t, err, provider.Permanent); pe.Code != "21211" {
 			t.Errorf("code = %q", pe.Code)
 		}
+		// Twilio's message quotes the number; it reaches logs and the
+		// delivery's record masked.
+		if strings.Contains(err.Error(), "912345") || !strings.Contains(err.Error(), "*******678") {
+			t.Errorf("error %q: want the number masked", err)
+		}
 	})
 
 	transient := []struct {
