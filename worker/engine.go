@@ -163,6 +163,9 @@ type compiled struct {
 	t     campaign.MessageTemplate
 	body  *templates.Template
 	title *templates.Template
+	// data are a push template's data values, each a template (a deep link
+	// with {{.InstallLink}}, say), by key.
+	data map[string]*templates.Template
 }
 
 // New returns an engine; Run starts its workers.
@@ -289,6 +292,14 @@ func (e *Engine) template(ctx context.Context, tenantID, id string) (*compiled, 
 	}
 	if t.Title != "" {
 		if ct.title, err = templates.Parse(t.Name+" title", t.Title); err != nil {
+			return nil, err
+		}
+	}
+	for k, v := range t.Data {
+		if ct.data == nil {
+			ct.data = make(map[string]*templates.Template, len(t.Data))
+		}
+		if ct.data[k], err = templates.Parse(t.Name+" data "+k, v); err != nil {
 			return nil, err
 		}
 	}

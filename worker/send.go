@@ -381,9 +381,18 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 					return err
 				}
 			}
+			var data map[string]string
+			for k, t := range ct.data {
+				if data == nil {
+					data = make(map[string]string, len(ct.data))
+				}
+				if data[k], err = t.Render(vars); err != nil {
+					return err
+				}
+			}
 			for _, d := range r.Devices {
 				j.pushes = append(j.pushes, provider.Push{Platform: string(d.Platform), Token: d.Token, Title: title,
-					Body: body, Data: ct.t.Data, Urgent: !c.Kind.Marketing(), TTL: time.Hour})
+					Body: body, Data: data, Urgent: !c.Kind.Marketing(), TTL: time.Hour})
 			}
 			return nil
 		}
