@@ -102,6 +102,19 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 		WriteError(c, err)
 		return
 	}
+	// Twilio may report that the recipient opted out (21610) here rather
+	// than in the create call's answer: it opts them out the same way, in
+	// every tenant, as an inbound STOP does.
+	if twilio.IsOptOutCode(cb.ErrorCode) {
+		if msisdn, err := subscriber.NormalizeMSISDN(cb.To); err == nil {
+			n, err := w.OptOuts.OptOutEverywhere(c.Request.Context(), msisdn, true)
+			if err != nil {
+				WriteError(c, err)
+				return
+			}
+			w.Logger.Info("opted out by the provider", "subscriber", subscriber.Mask(msisdn), "code", cb.ErrorCode, "subscribers", n)
+		}
+	}
 	c.Status(http.StatusNoContent)
 }
 

@@ -132,3 +132,35 @@ func TestAnInboundKeywordFromAnInvalidNumberIsAnsweredWithoutEchoingIt(t *testin
 		}
 	})
 }
+
+// Twilio may report a recipient's STOP (21610) in a status callback rather
+// than in the create call's answer: the subscriber is opted out all the same.
+func TestAStatusCallbackWithTheOptOutCodeOptsTheSubscriberOut(t *testing.T) {
+	logs := &syncBuffer{}
+	f := newFixture(t, withTwilioWebhooks(logs))
+	ctx := context.Background()
+	tid := f.tenants[tenantA].ID
+	if _, err := f.store.UpsertSubscribers(ctx, tid, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN"},
+		{MSISDN: "+84912345679", Region: "HN"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	post := func(to, code string) {
+		form := url.Values{"MessageSid": {"SM" + code + to[len(to)-3:]}, "MessageStatus": {"failed"}, "ErrorCode": {code},
+			"To": {to}, "From": {"+15005550006"}}
+		must(t, http.StatusNoContent, postHook(t, f, "/webhooks/twilio/status", form, ""))
+	}
+	post("+84912345678", "21610")
+	post("+84912345679", "30003") // unreachable: not an opt-out
+	for msisdn, want := range map[string]bool{"+84912345678": true, "+84912345679": false} {
+		s, err := f.store.GetSubscriber(ctx, tid, msisdn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.OptedOut != want {
+			t.Errorf("%s opted out = %v, want %v", subscriber.Mask(msisdn), s.OptedOut, want)
+		}
+	}
+	if strings.Contains(logs.String(), "912345678") {
+		t.Errorf("log holds the number: %s", logs.String())
+	}
+}

@@ -136,6 +136,15 @@ func (c *call) classify(err error) *provider.Error {
 	return pe
 }
 
+// codeOptedOut is Twilio's error for a recipient who replied STOP to the
+// sender (21610), whether the create call answers it or a status callback
+// reports it later.
+const codeOptedOut = 21610
+
+// IsOptOutCode reports whether a status callback's ErrorCode says the
+// recipient has opted out of the sender's messages.
+func IsOptOutCode(code string) bool { return code == strconv.Itoa(codeOptedOut) }
+
 // classifyRest maps a Twilio error code (and the HTTP status) to a class.
 func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus int) {
 	pe.Code = strconv.Itoa(tre.Code)
@@ -148,7 +157,7 @@ func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus in
 		status = tre.Status
 	}
 	switch tre.Code {
-	case 21610: // recipient replied STOP
+	case codeOptedOut: // recipient replied STOP
 		pe.Class = provider.OptedOut
 		return
 	case 20429, 21611: // too many requests; sender queue full
