@@ -104,6 +104,11 @@ func classify(err error) (int, errorDetail) {
 		}
 		return row.status, d
 	}
+	if ae != nil && ae.Details != nil && ae.Code != "" && ae.Message != "" {
+		// A server failure whose handler chose what the client may know
+		// (what an import wrote before it failed).
+		return http.StatusInternalServerError, errorDetail{Code: ae.Code, Message: ae.Message, Details: ae.Details}
+	}
 	return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
 }
 
@@ -116,8 +121,12 @@ func writeError(c *gin.Context, err error) {
 	status, d := classify(err)
 	d.RequestID = requestIDOf(c)
 	if status >= 500 {
+		cause := err
+		if ae := (*Error)(nil); errors.As(err, &ae) && ae.Err != nil {
+			cause = ae.Err // its Message was for the client
+		}
 		loggerOf(c).ErrorContext(c.Request.Context(), "request failed",
-			"request_id", d.RequestID, "route", routeOf(c), "err", err)
+			"request_id", d.RequestID, "route", routeOf(c), "err", cause)
 	}
 	_ = c.Error(err)
 	c.AbortWithStatusJSON(status, errorBody{Error: d})

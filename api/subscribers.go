@@ -52,7 +52,11 @@ func (s *server) importSubscribers(c *gin.Context) {
 		if res.Imported+res.Updated+res.Rejected > 0 {
 			// The batches before the failure are written: say what landed.
 			s.d.Service.Audit(c.Request.Context(), p, "subscribers.import_partial", "subscribers", "", countsOnly(res))
-			err = &Error{Err: err, Message: err.Error() + " (rows before it were imported: see details)", Details: res}
+			// The cause stays in the log; the client learns what landed and
+			// that sending the file again finishes it.
+			err = &Error{Err: err, Code: "import_incomplete", Details: res,
+				Message: "the import stopped at a server error; the rows before it were imported (see details): " +
+					"send the file again to finish it (rows already imported are updated, not added twice)"}
 		}
 		writeError(c, err)
 		return

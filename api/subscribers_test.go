@@ -2,12 +2,18 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"outreach/store/sqlite"
+	"outreach/subscriber"
 	"outreach/tenant"
 )
 
@@ -224,4 +230,52 @@ func TestRegions(t *testing.T) {
 		}
 		must(t, http.StatusRequestEntityTooLarge, f.callCT(t, "PUT", "/v1/regions", admin, "text/csv", b.String()))
 	})
+}
+
+// failingUpserts is a subscriber store whose upserts fail from the second
+// batch on, as a store outage in the middle of an import would.
+type failingUpserts struct {
+	subscriber.Store
+	calls atomic.Int32
+}
+
+func (s *failingUpserts) UpsertSubscribers(ctx context.Context, tenantID string, rows []subscriber.Row, list string) (subscriber.UpsertResult, error) {
+	if s.calls.Add(1) > 1 {
+		return subscriber.UpsertResult{}, errors.New("store: connection reset by peer")
+	}
+	return s.Store.UpsertSubscribers(ctx, tenantID, rows, list)
+}
+
+// An import that a server failure stops halfway says what it wrote, so the
+// client knows to send the file again, and keeps the cause for the log.
+func TestAnImportStoppedByAServerErrorSaysWhatLanded(t *testing.T) {
+	logs := &syncBuffer{}
+	f := newFixture(t, func(d *Deps) {
+		d.Importer = &subscriber.Importer{Store: &failingUpserts{Store: d.Tenants.(*sqlite.Store)}, BatchSize: 2}
+		d.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	csvBody := "msisdn,region\n0912345671,HN\n0912345672,HN\n0912345673,HN\n0912345674,HN\n"
+	r := f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", csvBody)
+	if r.status != http.StatusInternalServerError {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	var body struct {
+		Error struct {
+			Code    string         `json:"code"`
+			Message string         `json:"message"`
+			Details map[string]any `json:"details"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	e := body.Error
+	if e.Code != "import_incomplete" || e.Details["imported"] != 2.0 || !strings.Contains(e.Message, "send the file again") ||
+		strings.Contains(e.Message, "connection reset") {
+		t.Errorf("answer %s: want import_incomplete, 2 imported, and no internal cause", r.body)
+	}
+	if !strings.Contains(logs.String(), "connection reset by peer") {
+		t.Errorf("the log lost the cause: %s", logs.String())
+	}
 }
