@@ -166,3 +166,29 @@ func TestAlertValidation(t *testing.T) {
 		}
 	})
 }
+
+// A number that only an exposure alert named is health data: to marketer
+// and viewer keys it is not a subscriber, to health and admin keys it is.
+func TestAnAlertOnlyContactIsNotShownOutsideHealth(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	const contact = "+84977000111"
+	hk := f.key(tenantA, tenant.RoleHealth)
+	must(t, 202, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
+		"name": "F1 contacts", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.smsTemplate},
+		"contacts": []string{contact}}))
+	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, hk, nil))
+	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, f.key(tenantA, tenant.RoleAdmin), nil))
+	for _, role := range []tenant.Role{tenant.RoleViewer, tenant.RoleMarketer} {
+		must(t, 404, f.call(t, "GET", "/v1/subscribers/"+contact, f.key(tenantA, role), nil))
+	}
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	must(t, 404, f.call(t, "POST", "/v1/subscribers/"+contact+"/opt-out", mk, nil))
+	must(t, 404, f.call(t, "PUT", "/v1/subscribers/"+contact+"/devices", mk, map[string]string{"platform": "fcm", "token": "tok-1"}))
+	if sub, err := f.store.GetSubscriber(context.Background(), f.tenants[tenantA].ID, contact); err != nil || sub.OptedOut || len(sub.Devices) != 0 {
+		t.Errorf("the contact was changed: %+v, %v", sub, err)
+	}
+	// Imported into the marketing base, the number is a subscriber to all.
+	must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", "msisdn,region\n"+contact+",HN\n"))
+	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, f.key(tenantA, tenant.RoleViewer), nil))
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"outreach/internal/apperr"
 	"outreach/internal/textcheck"
 	"outreach/subscriber"
+	"outreach/tenant"
 )
 
 const (
@@ -95,12 +97,40 @@ func (s *server) getSubscriber(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	sub, err := s.d.Subscribers.GetSubscriber(c.Request.Context(), principal(c).TenantID, num)
+	p := principal(c)
+	sub, err := s.d.Subscribers.GetSubscriber(c.Request.Context(), p.TenantID, num)
+	if err == nil {
+		err = visible(p, sub)
+	}
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, subscriberJSON(sub))
+}
+
+// visible answers apperr.ErrNotFound for a number that only an exposure
+// alert named (alert_only) unless p is the health authority's: to anyone
+// else it is not a subscriber, since its existence and created_at would
+// tell that it was a contact of an alert, and when.
+func visible(p tenant.Principal, sub subscriber.Subscriber) error {
+	if sub.AlertOnly && !p.Role.Allows(tenant.RoleHealth) {
+		return apperr.NotFound("subscriber")
+	}
+	return nil
+}
+
+// checkVisible is visible for a route that changes the subscriber: it
+// reads the subscriber first, for keys that are not health's.
+func (s *server) checkVisible(ctx context.Context, p tenant.Principal, num string) error {
+	if p.Role.Allows(tenant.RoleHealth) {
+		return nil
+	}
+	sub, err := s.d.Subscribers.GetSubscriber(ctx, p.TenantID, num)
+	if err != nil {
+		return err
+	}
+	return visible(p, sub)
 }
 
 func subscriberJSON(sub subscriber.Subscriber) subscriber.Subscriber {
@@ -156,6 +186,10 @@ func (s *server) putDevice(c *gin.Context) {
 	}
 	p := principal(c)
 	ctx := c.Request.Context()
+	if err := s.checkVisible(ctx, p, num); err != nil {
+		writeError(c, err)
+		return
+	}
 	if err := s.d.Subscribers.PutDevice(ctx, p.TenantID, num, subscriber.Device{Platform: in.Platform, Token: token}); err != nil {
 		writeError(c, err)
 		return
@@ -183,6 +217,10 @@ func (s *server) optOut(out bool) gin.HandlerFunc {
 			return
 		}
 		p := principal(c)
+		if err := s.checkVisible(c.Request.Context(), p, num); err != nil {
+			writeError(c, err)
+			return
+		}
 		if err := s.d.Subscribers.SetOptOut(c.Request.Context(), p.TenantID, num, out); err != nil {
 			writeError(c, err)
 			return

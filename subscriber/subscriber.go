@@ -37,6 +37,10 @@ type Subscriber struct {
 	Lists       []string          `json:"lists"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+	// AlertOnly is a number that only an exposure alert named (it became a
+	// subscriber as the alert's contact): health data, shown to health keys
+	// only.
+	AlertOnly bool `json:"-"`
 }
 
 // Row is one subscriber to upsert, as read from an import.

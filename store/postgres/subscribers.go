@@ -247,10 +247,10 @@ func (s *Store) GetSubscriber(ctx context.Context, tenantID, msisdn string) (sub
 	var sub subscriber.Subscriber
 	var attrs []byte
 	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, msisdn, region, locale, attributes,
-			opted_out, installed, installed_at, created_at, updated_at
+			opted_out, installed, installed_at, created_at, updated_at, alert_only
 		FROM subscribers WHERE tenant_id = $1 AND msisdn = $2`, tenantID, msisdn).
 		Scan(&sub.ID, &sub.TenantID, &sub.MSISDN, &sub.Region, &sub.Locale, &attrs,
-			&sub.OptedOut, &sub.Installed, &sub.InstalledAt, &sub.CreatedAt, &sub.UpdatedAt)
+			&sub.OptedOut, &sub.Installed, &sub.InstalledAt, &sub.CreatedAt, &sub.UpdatedAt, &sub.AlertOnly)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return subscriber.Subscriber{}, apperr.NotFound("subscriber")
 	}

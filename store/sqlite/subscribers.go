@@ -221,10 +221,10 @@ func (s *Store) GetSubscriber(ctx context.Context, tenantID, msisdn string) (sub
 	var attrs, created, updated string
 	var installedAt sql.NullString
 	err := s.db.QueryRowContext(ctx, `SELECT id, tenant_id, msisdn, region, locale, attributes,
-			opted_out, installed, installed_at, created_at, updated_at
+			opted_out, installed, installed_at, created_at, updated_at, alert_only
 		FROM subscribers WHERE tenant_id = ? AND msisdn = ?`, tenantID, msisdn).
 		Scan(&sub.ID, &sub.TenantID, &sub.MSISDN, &sub.Region, &sub.Locale, &attrs,
-			&sub.OptedOut, &sub.Installed, &installedAt, &created, &updated)
+			&sub.OptedOut, &sub.Installed, &installedAt, &created, &updated, &sub.AlertOnly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return subscriber.Subscriber{}, apperr.NotFound("subscriber")
 	}

@@ -560,10 +560,10 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 			t.Fatalf("ids = %v, want the known id %d and a new one", ids, known.ID)
 		}
 		bare := get(t, s, tn.ID, "+84987654321")
-		if bare.ID != ids["+84987654321"] || bare.Region != "" || bare.Locale != "vi" {
-			t.Fatalf("new subscriber = %+v, want bare with locale vi", bare)
+		if bare.ID != ids["+84987654321"] || bare.Region != "" || bare.Locale != "vi" || !bare.AlertOnly {
+			t.Fatalf("new subscriber = %+v, want bare with locale vi, alert only", bare)
 		}
-		if k := get(t, s, tn.ID, "+84912345678"); k.Region != "HN" || k.Locale != "en" {
+		if k := get(t, s, tn.ID, "+84912345678"); k.Region != "HN" || k.Locale != "en" || k.AlertOnly {
 			t.Fatalf("known subscriber = %+v, want untouched", k)
 		}
 		again, err := s.EnsureSubscribers(ctx, tn.ID, []string{"+84987654321"})
@@ -573,6 +573,10 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		none, err := s.EnsureSubscribers(ctx, tn.ID, nil)
 		if err != nil || len(none) != 0 {
 			t.Fatalf("EnsureSubscribers(nil) = %v, %v", none, err)
+		}
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84987654321", Region: "DN"}}, "")
+		if imported := get(t, s, tn.ID, "+84987654321"); imported.AlertOnly {
+			t.Fatalf("imported subscriber = %+v, want no longer alert only", imported)
 		}
 	})
 
