@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,7 +206,13 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 			continue
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
-			r.State, r.Reason = reward.StateRejected, reward.ReasonBudgetExhausted
+			// No room: but a reward the uniqueness rules refuse says so
+			// first (reward.Store's order), whatever the budget.
+			reason, err := s.uniquenessReason(ctx, r)
+			if err != nil {
+				return false, err
+			}
+			r.State, r.Reason = reward.StateRejected, cmp.Or(reason, reward.ReasonBudgetExhausted)
 			return s.insertRejected(ctx, r)
 		}
 		if err != nil {
@@ -246,6 +253,26 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 		}
 	}
 	return false, fmt.Errorf("postgres: create reward: no progress after repeated conflicts")
+}
+
+// uniquenessReason is the reason a live reward of r's campaign and
+// subscriber, or else of its tenant's device, gives to reject r; "" when
+// there is none.
+func (s *Store) uniquenessReason(ctx context.Context, r *reward.Reward) (reward.Reason, error) {
+	var subscriberHas, deviceHas bool
+	err := s.pool.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = $1 AND subscriber_id = $2 AND state <> 'rejected'),
+			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = $3 AND device_id = $4 AND state <> 'rejected')`,
+		r.CampaignID, r.SubscriberID, r.TenantID, r.DeviceID).Scan(&subscriberHas, &deviceHas)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("postgres: reward uniqueness: %w", err)
+	case subscriberHas:
+		return reward.ReasonAlreadyRewarded, nil
+	case deviceHas:
+		return reward.ReasonDeviceAlreadyRewarded, nil
+	}
+	return "", nil
 }
 
 func (s *Store) insertRejected(ctx context.Context, r *reward.Reward) (bool, error) {

@@ -467,6 +467,16 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		if got := f.spent(t, other); got != 0 {
 			t.Errorf("other campaign spent %d, want 0 (nothing granted there)", got)
 		}
+		// With the budget spent, the uniqueness rules still give their
+		// reasons first (reward.Store's order).
+		againSub := f.reward(c, 1, "dev-8")
+		if f.create(t, againSub, 200); againSub.Reason != reward.ReasonAlreadyRewarded {
+			t.Errorf("same subscriber, budget spent: %s %s", againSub.State, againSub.Reason)
+		}
+		againDevice := f.reward(c, 5, "dev-3")
+		if f.create(t, againDevice, 200); againDevice.Reason != reward.ReasonDeviceAlreadyRewarded {
+			t.Errorf("same device, budget spent: %s %s", againDevice.State, againDevice.Reason)
+		}
 		// A rejected device does not block the device elsewhere: dev-4 was
 		// only ever rejected.
 		dev4 := f.reward(other, 4, "dev-4")
@@ -477,11 +487,11 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tot.Count[reward.StatePending] != 3 || tot.Count[reward.StateRejected] != 4 || tot.MB[reward.StatePending] != 300 {
+		if tot.Count[reward.StatePending] != 3 || tot.Count[reward.StateRejected] != 6 || tot.MB[reward.StatePending] != 300 {
 			t.Errorf("totals = %+v", tot)
 		}
 		tc, _ := f.st.RewardTotals(f.ctx, f.tenant, c.ID)
-		if tc.Count[reward.StatePending] != 2 || tc.Count[reward.StateRejected] != 2 {
+		if tc.Count[reward.StatePending] != 2 || tc.Count[reward.StateRejected] != 4 {
 			t.Errorf("campaign totals = %+v", tc)
 		}
 	})
