@@ -217,6 +217,19 @@ func (s *Service) Record(ctx context.Context, tenantID string, cb Callback) (Res
 		res.Reward = &RewardBrief{ID: pre.ID, State: pre.State, Reason: pre.Reason, DataMB: pre.DataMB}
 		return res, nil
 	}
+	if rec.Replay && s.Ledger != nil {
+		// A replay answers as the first time: from the reward stored for
+		// the install, whatever attribution would say now (a receipt may
+		// have marked the message undelivered since, or a newer one sent).
+		r, found, err := s.Ledger.OfInstall(ctx, in.ID)
+		if err != nil {
+			return Result{}, err
+		}
+		if found {
+			res.Reward = &RewardBrief{ID: r.ID, State: r.State, Reason: r.Reason, DataMB: r.DataMB}
+			return res, nil
+		}
+	}
 	// No reward for a duplicate, an unknown number or organic install; a
 	// replay carries the attribution stored the first time, and is paid
 	// (once: the ledger is idempotent per install) only by those terms.

@@ -312,3 +312,30 @@ func TestClicks(t *testing.T) {
 		}
 	}
 }
+
+// A replay answers as the first time, from what was stored: a receipt that
+// marks the attributed message undelivered since does not hide the reward
+// the install was given.
+func TestAReplayAnswersWithTheRewardStoredTheFirstTime(t *testing.T) {
+	e := newEnv(t)
+	e.send(t, e.promo, e.now.Add(-time.Hour), 1)
+	fields := map[string]any{"msisdn": number(1), "device_id": "d1", "platform": "android", "installed_at": installedAt(e)}
+	first := e.handle(t, fields)
+	if first.Reward == nil || first.Reward.State != reward.StatePending {
+		t.Fatalf("first answer %+v: want a pending reward", first)
+	}
+	ds, err := e.st.ListDeliveries(e.ctx, e.tenant.ID, e.promo.ID, "", 0, 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %+v, %v", ds, err)
+	}
+	ok, err := e.st.ApplyReceipt(e.ctx, campaign.Receipt{Provider: ds[0].Provider, MessageID: ds[0].ProviderMessageID,
+		Status: campaign.StatusUndelivered, At: e.now,
+		Delivery: &campaign.DeliveryKey{CampaignID: e.promo.ID, SubscriberID: e.ids[number(1)], Channel: campaign.ChannelSMS}})
+	if err != nil || !ok {
+		t.Fatalf("receipt: %v, %v", ok, err)
+	}
+	again := e.handle(t, fields)
+	if !again.Replay || again.InstallID != first.InstallID || again.Reward == nil || again.Reward.ID != first.Reward.ID {
+		t.Errorf("replay %+v (reward %+v): want the first answer's install and reward %s", again, again.Reward, first.Reward.ID)
+	}
+}

@@ -66,6 +66,11 @@ func (l *Ledger) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// OfInstall reads the reward recorded for an install, if any.
+func (l *Ledger) OfInstall(ctx context.Context, installID string) (Reward, bool, error) {
+	return l.Store.RewardOfInstall(ctx, installID)
+}
+
 // Create records the reward of req.InstallID, once: a repeated request
 // returns the stored reward with created false. A pending reward is handed
 // to the Enqueuer; a failure to enqueue is logged, not returned (the reward

@@ -98,6 +98,8 @@ type Store interface {
 	CreateReward(ctx context.Context, r *Reward, budgetMB int64) (created bool, err error)
 	// GetReward reads a reward of any tenant (workers).
 	GetReward(ctx context.Context, id string) (Reward, error)
+	// RewardOfInstall reads the reward stored for an install, if any.
+	RewardOfInstall(ctx context.Context, installID string) (r Reward, found bool, err error)
 	// RecordAttempt counts a provisioning attempt of a pending reward and
 	// its error.
 	RecordAttempt(ctx context.Context, id string, errMsg string, at time.Time) error

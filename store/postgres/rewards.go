@@ -303,6 +303,17 @@ func (s *Store) rewardOfInstall(ctx context.Context, r *reward.Reward) (created,
 	return false, true, nil
 }
 
+// RewardOfInstall reads the reward stored for an install, if any.
+func (s *Store) RewardOfInstall(ctx context.Context, installID string) (reward.Reward, bool, error) {
+	key, ok := ledgerUUID(installID)
+	if !ok {
+		return reward.Reward{}, false, nil
+	}
+	r := reward.Reward{InstallID: key}
+	_, found, err := s.rewardOfInstall(ctx, &r)
+	return r, found, err
+}
+
 // GetReward reads a reward of any tenant.
 func (s *Store) GetReward(ctx context.Context, id string) (reward.Reward, error) {
 	if _, err := uuid.Parse(id); err != nil {

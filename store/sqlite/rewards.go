@@ -135,6 +135,22 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 }
 
 // GetReward reads a reward of any tenant.
+// RewardOfInstall reads the reward stored for an install, if any.
+func (s *Store) RewardOfInstall(ctx context.Context, installID string) (reward.Reward, bool, error) {
+	key, ok := ledgerUUID(installID)
+	if !ok {
+		return reward.Reward{}, false, nil
+	}
+	r, err := scanSQLiteReward(s.db.QueryRowContext(ctx, `SELECT `+sqliteRewardColumns+` FROM rewards WHERE install_id = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return reward.Reward{}, false, nil
+	}
+	if err != nil {
+		return reward.Reward{}, false, fmt.Errorf("sqlite: reward of install: %w", err)
+	}
+	return r, true, nil
+}
+
 func (s *Store) GetReward(ctx context.Context, id string) (reward.Reward, error) {
 	key, ok := ledgerUUID(id)
 	if !ok {

@@ -440,7 +440,14 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		f := newInstFixture(t, newStore(t), 5)
 		c := f.promotion(t, f.tenant, 100, 200, 14)
 		other := f.promotion(t, f.tenant, 100, 1000, 14)
-		f.create(t, f.reward(c, 1, "dev-1"), 200)
+		first := f.reward(c, 1, "dev-1")
+		f.create(t, first, 200)
+		if got, found, err := f.st.RewardOfInstall(f.ctx, first.InstallID); err != nil || !found || got.ID != first.ID {
+			t.Errorf("RewardOfInstall = %+v, %v, %v; want %s", got, found, err, first.ID)
+		}
+		if _, found, err := f.st.RewardOfInstall(f.ctx, uuid.NewString()); err != nil || found {
+			t.Errorf("RewardOfInstall of an install without one = %v, %v", found, err)
+		}
 
 		sameSub := f.reward(c, 1, "dev-9")
 		if !f.create(t, sameSub, 200) || sameSub.State != reward.StateRejected || sameSub.Reason != reward.ReasonAlreadyRewarded {
