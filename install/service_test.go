@@ -289,6 +289,25 @@ func TestAReferralOutsideTheWindowIsRecordedRejected(t *testing.T) {
 	}
 }
 
+// An install dated before its referral code's message was sent cannot have
+// been driven by it: recorded by the code, its reward rejected.
+func TestAReferralInstallDatedBeforeItsMessageIsRecordedRejected(t *testing.T) {
+	e := newEnv(t)
+	e.send(t, e.promo, e.now.Add(-time.Hour), 1)
+	res := e.handle(t, map[string]any{"referral_code": code(e.promo, 1), "device_id": "d1", "platform": "android",
+		"installed_at": e.now.Add(-10 * 24 * time.Hour).Format(time.RFC3339)})
+	if res.Via != install.ViaReferral || res.Reward == nil || res.Reward.Reason != reward.ReasonOutsideWindow {
+		t.Fatalf("result = %+v reward %+v", res, res.Reward)
+	}
+	// A few minutes of clock skew between the app backend and us is not.
+	e.send(t, e.promo, e.now.Add(-time.Hour), 2)
+	res = e.handle(t, map[string]any{"referral_code": code(e.promo, 2), "device_id": "d2", "platform": "android",
+		"installed_at": e.now.Add(-time.Hour - 2*time.Minute).Format(time.RFC3339)})
+	if res.Reward == nil || res.Reward.State != reward.StatePending {
+		t.Fatalf("an install 2 minutes before its message: %+v reward %+v", res, res.Reward)
+	}
+}
+
 func TestACampaignWithoutRewardAttributesOnly(t *testing.T) {
 	e := newEnv(t)
 	free := e.campaign(t, nil)

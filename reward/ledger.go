@@ -140,11 +140,20 @@ func (l *Ledger) Recorded(ctx context.Context, r Reward, created bool) {
 	}
 }
 
+// installSkew is how much earlier than its message an install may be
+// dated and still be in the window: the app backend's clock is not ours.
+const installSkew = 5 * time.Minute
+
+// outsideWindow reports whether the install falls outside its message's
+// attribution window: after it closed, or before the message was sent (a
+// referral code can name such a message; it cannot have driven the
+// install).
 func outsideWindow(req Request) bool {
 	if req.AttributionDays <= 0 || req.SentAt.IsZero() || req.InstalledAt.IsZero() {
 		return false
 	}
-	return req.InstalledAt.After(req.SentAt.Add(time.Duration(req.AttributionDays) * 24 * time.Hour))
+	return req.InstalledAt.Before(req.SentAt.Add(-installSkew)) ||
+		req.InstalledAt.After(req.SentAt.Add(time.Duration(req.AttributionDays)*24*time.Hour))
 }
 
 func (l *Ledger) enqueue(ctx context.Context, id string) {
