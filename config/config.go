@@ -108,10 +108,12 @@ func (w Window) NextOpen(t time.Time) time.Time {
 	if w.Contains(t) {
 		return t
 	}
-	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
-	open := day.Add(time.Duration(w.Start) * time.Minute)
+	// The wall clock's Start on t's day, or the next (not midnight plus
+	// elapsed minutes: on a day that changes the zone's offset those
+	// differ by the change).
+	open := time.Date(t.Year(), t.Month(), t.Day(), w.Start/60, w.Start%60, 0, 0, t.Location())
 	if !open.After(t) {
-		open = open.AddDate(0, 0, 1)
+		open = time.Date(t.Year(), t.Month(), t.Day()+1, w.Start/60, w.Start%60, 0, 0, t.Location())
 	}
 	return open
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -105,6 +106,25 @@ func TestWindowsAcrossMidnightAndNextOpen(t *testing.T) {
 	always, _ := ParseWindow("00:00-24:00")
 	if !always.Always() || !always.Contains(late) {
 		t.Error("00:00-24:00 is not always open")
+	}
+}
+
+// A zone that changes its offset (a deployment outside Vietnam) opens the
+// window at the wall clock's start on the day of the change too.
+func TestNextOpenFollowsTheWallClockAcrossAnOffsetChange(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York") // time/tzdata is linked in
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := ParseWindow("07:00-22:00")
+	for _, night := range []time.Time{
+		time.Date(2026, 3, 8, 1, 0, 0, 0, ny),  // clocks go forward at 02:00
+		time.Date(2026, 11, 1, 1, 0, 0, 0, ny), // and back
+	} {
+		got := w.NextOpen(night)
+		if h, m, _ := got.Clock(); h != 7 || m != 0 || got.Day() != night.Day() {
+			t.Errorf("next open after %v = %v, want 07:00 that day", night, got)
+		}
 	}
 }
 
