@@ -55,12 +55,18 @@ func (p Policy) Capped(k Kind) bool {
 func (p Policy) DecorateSMS(k Kind, body string, transliterate bool) string {
 	// Compose first, so that a decomposed body still finds a label or an
 	// opt-out text that is already there.
+	// They are looked for with and without diacritics: a body that says
+	// "Từ chối: soạn TC gửi 9241" carries the instructions "Tu choi: soan
+	// TC gui 9241" (and the same text again would cost characters, or a
+	// segment, for nothing).
 	text := templates.SMSText(strings.TrimSpace(body), false)
 	if k.Marketing() {
-		if label := templates.SMSText(strings.TrimSpace(p.Label), false); label != "" && !hasLabel(text, label) {
+		if label := templates.SMSText(strings.TrimSpace(p.Label), false); label != "" &&
+			!hasLabel(text, label) && !hasLabel(templates.SMSText(text, true), templates.SMSText(label, true)) {
 			text = joinLabel(label, text)
 		}
-		if opt := templates.SMSText(strings.TrimSpace(p.OptOutText), false); opt != "" && !strings.Contains(text, opt) {
+		if opt := templates.SMSText(strings.TrimSpace(p.OptOutText), false); opt != "" &&
+			!strings.Contains(text, opt) && !strings.Contains(templates.SMSText(text, true), templates.SMSText(opt, true)) {
 			text = joinOptOut(text, opt)
 		}
 	}
