@@ -1,6 +1,8 @@
 package api
 
 import (
+	"cmp"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -27,10 +29,13 @@ func (h *installRoutes) listRewards(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
-	status := c.Query("status")
-	if status == "" {
-		status = c.Query("state")
+	// status and state are two names of one filter: both, they must agree.
+	status, state := c.Query("status"), c.Query("state")
+	if status != "" && state != "" && status != state {
+		WriteError(c, apperr.FieldErrors{"state": fmt.Sprintf("status=%s and state=%s disagree: give one", status, state)})
+		return
 	}
+	status = cmp.Or(status, state)
 	page, err := h.d.Ledger.List(c.Request.Context(), p.TenantID, reward.Query{
 		CampaignID: c.Query("campaign_id"), State: reward.State(status), After: after, Limit: int(limit)})
 	if err != nil {

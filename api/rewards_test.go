@@ -78,7 +78,8 @@ func TestRewardsAreListedByTenantPagedAndFiltered(t *testing.T) {
 	if status, p, _ := list("?campaign_id="+c.ID, h.otherKey); status != 200 || len(p.Rewards) != 0 {
 		t.Errorf("another tenant filtering by this campaign sees %d rewards", len(p.Rewards))
 	}
-	for _, q := range []string{"?status=lost", "?campaign_id=nope", "?limit=5000", "?after=-1", "?limit=x", "?stauts=granted"} {
+	for _, q := range []string{"?status=lost", "?campaign_id=nope", "?limit=5000", "?after=-1", "?limit=x", "?stauts=granted",
+		"?status=granted&state=pending"} {
 		if status, _, body := list(q, viewer); status != 422 {
 			t.Errorf("%s: %d %s, want 422", q, status, body)
 		}
