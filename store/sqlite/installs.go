@@ -142,13 +142,16 @@ func (s *Store) LastPromotion(ctx context.Context, tenantID string, subscriberID
 		raw    sql.NullString
 	)
 	maxDays := max(campaign.MaxAttributionDays, defaultDays)
+	// The window's opening is at less the campaign's days, as a stamp
+	// (date arithmetic on the date part, the time kept to the microsecond:
+	// julianday keeps milliseconds only, and widened the window by up to one).
 	err := s.db.QueryRowContext(ctx, `SELECT d.campaign_id, d.sent_at, c.reward
 		FROM deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id
 		WHERE d.subscriber_id = ?1 AND d.kind_marketing AND d.sent_at IS NOT NULL
 		  AND d.sent_at <= ?2 AND d.sent_at >= ?3
 		  AND d.tenant_id = ?4 AND d.status IN ('sent', 'delivered') AND c.kind = 'install_promotion'
-		  AND julianday(d.sent_at) >= julianday(?2) - COALESCE(json_extract(c.reward, '$.attribution_days'), ?5)
+		  AND d.sent_at >= date(?2, '-' || COALESCE(json_extract(c.reward, '$.attribution_days'), ?5) || ' days') || substr(?2, 11)
 		ORDER BY d.sent_at DESC
 		LIMIT 1`, subscriberID, ledgerStamp(at), ledgerStamp(at.AddDate(0, 0, -maxDays)), tenantID, defaultDays).
 		Scan(&a.CampaignID, &sentAt, &raw)

@@ -353,6 +353,21 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		}
 	})
 
+	t.Run("the window's edge is exact to the microsecond", func(t *testing.T) {
+		t.Parallel()
+		f := newInstFixture(t, newStore(t), 2)
+		c := f.promotion(t, f.tenant, 100, 10000, 14)
+		sent := f.now.Add(-20*24*time.Hour + 500*time.Microsecond)
+		f.send(t, c, "e", sent, 1)
+		closes := sent.Add(14 * 24 * time.Hour)
+		if _, found, err := f.st.LastPromotion(f.ctx, f.tenant, f.id(1), closes, 14); err != nil || !found {
+			t.Errorf("at the window's last microsecond: found %v, %v", found, err)
+		}
+		if _, found, err := f.st.LastPromotion(f.ctx, f.tenant, f.id(1), closes.Add(400*time.Microsecond), 14); err != nil || found {
+			t.Errorf("0.4 ms after the window: found %v, %v", found, err)
+		}
+	})
+
 	t.Run("a message not sent or sent by an exposure alert does not attribute", func(t *testing.T) {
 		t.Parallel()
 		f := newInstFixture(t, newStore(t), 2)
