@@ -66,7 +66,7 @@ func jsonError(err error, body []byte) error {
 		return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: unexpected end of the body"}
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("want a JSON %s, got %s", kindName(typ.Type), typ.Value)}
+			return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("the body must be %s in JSON, not %s", kindName(typ.Type), typ.Value)}
 		}
 		return apperr.FieldErrors{typ.Field: fmt.Sprintf("must be %s, not %s", kindName(typ.Type), typ.Value)}
 	case errors.As(err, &tpe):
