@@ -163,6 +163,14 @@ func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus in
 	case 20429, 21611: // too many requests; sender queue full
 		pe.Class = provider.Transient
 		return
+	case 20003, 20005:
+		// Authentication failed; the account is suspended or closed. The
+		// deployment's credentials are wrong, not the message: every send
+		// would fail alike, so they are retried (and open the circuit
+		// breaker) until an operator fixes the account, instead of failing
+		// a whole campaign's deliveries for good.
+		pe.Class = provider.Transient
+		return
 	case 21211, 21614, 21612, 21408, 30005, 30006:
 		// invalid To, not mobile, unreachable, region not enabled,
 		// unknown handset, landline.

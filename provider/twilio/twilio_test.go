@@ -248,12 +248,12 @@ func TestSendSMSErrors(t *testing.T) {
 	t.Parallel()
 	msg := provider.SMS{To: "+84912345678", Body: "Khuyến mãi"}
 
-	t.Run("a wrong auth token is a permanent 20003", func(t *testing.T) {
+	t.Run("a wrong auth token is a transient 20003: the account, not the message, is wrong", func(t *testing.T) {
 		t.Parallel()
 		fake, base := startFake(t)
 		c := newClient(t, twilio.Config{BaseURL: base, AuthToken: "wrongtoken"})
 		_, err := c.SendSMS(context.Background(), msg)
-		pe := wantClass(t, err, provider.Permanent)
+		pe := wantClass(t, err, provider.Transient)
 		if pe.Code != "20003" || pe.Message != "Authenticate" {
 			t.Errorf("code %q message %q", pe.Code, pe.Message)
 		}
