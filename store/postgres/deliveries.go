@@ -285,7 +285,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 // recordOutcomesSQL writes a campaign's outcomes, given as arrays. An
 // outcome lands only on a delivery that is not final yet (pending, sending
 // or unknown): a late or repeated worker cannot overwrite a result or a
-// receipt. $2 and $3 bound the subscriber ids $4 (see Plans).
+// receipt. An unknown send is never put back to pending (to go again): a
+// worker late past OUTREACH_SENDING_STALE_AFTER could otherwise undo
+// another's ambiguous send. $2 and $3 bound the subscriber ids $4 (see
+// Plans).
 const recordOutcomesSQL = `UPDATE deliveries AS d SET
 		status = u.status,
 		skip_reason = NULLIF(u.skip, ''),
@@ -303,7 +306,8 @@ const recordOutcomesSQL = `UPDATE deliveries AS d SET
 		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at)
 	WHERE d.campaign_id = $1 AND d.subscriber_id BETWEEN $2 AND $3
 	  AND d.subscriber_id = u.subscriber_id AND d.channel = u.channel
-	  AND d.status IN ('pending', 'sending', 'unknown')`
+	  AND d.status IN ('pending', 'sending', 'unknown')
+	  AND (d.status <> 'unknown' OR u.status <> 'pending')`
 
 // RecordOutcomes writes send results in one round trip and one transaction:
 // one statement per campaign of the batch.

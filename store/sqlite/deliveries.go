@@ -234,7 +234,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			attempts = CASE WHEN ? = 'pending' AND ? = '`+campaign.ErrorCapWait+`' THEN attempts - 1 ELSE attempts END,
 			updated_at = ?, sent_at = COALESCE(?, CASE WHEN status = 'unknown' THEN sent_at END)
 		WHERE campaign_id = ? AND subscriber_id = ? AND channel = ?
-		AND status IN ('pending', 'sending', 'unknown')`)
+		AND status IN ('pending', 'sending', 'unknown')
+		AND (status <> 'unknown' OR ? <> 'pending')`)
 	if err != nil {
 		return fmt.Errorf("sqlite: record outcomes: %w", err)
 	}
@@ -259,7 +260,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 		}
 		if _, err := stmt.ExecContext(ctx, string(o.Status), skip, nullIfEmpty(o.Provider),
 			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments, o.Segments, string(o.Status), o.ErrorCode,
-			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel)); err != nil {
+			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel), string(o.Status)); err != nil {
 			return fmt.Errorf("sqlite: record outcomes: %w", err)
 		}
 	}

@@ -950,6 +950,27 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("an unknown send is not put back to pending by a late worker", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c, sentAt := f.twoSent(t, campaign.Outcome{Status: campaign.StatusUnknown})
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)],
+			Channel: campaign.ChannelSMS, Status: campaign.StatusPending, ErrorCode: "20429", At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.bySubscriber(t, c)[f.ids[msisdn(1)]]; d.Status != campaign.StatusUnknown || d.SentAt == nil || !d.SentAt.Equal(sentAt) {
+			t.Errorf("after a late retry-later outcome: %+v, want still unknown", d)
+		}
+		// A later definite outcome still resolves it.
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)],
+			Channel: campaign.ChannelSMS, Status: campaign.StatusSent, Provider: "twilio", ProviderMessageID: "SM1", At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.bySubscriber(t, c)[f.ids[msisdn(1)]]; d.Status != campaign.StatusSent {
+			t.Errorf("after a sent outcome: %+v", d)
+		}
+	})
+
 	t.Run("a receipt that names its delivery resolves a send whose answer was lost", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
