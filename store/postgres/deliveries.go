@@ -287,27 +287,34 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 // or unknown): a late or repeated worker cannot overwrite a result or a
 // receipt. An unknown send is never put back to pending (to go again): a
 // worker late past OUTREACH_SENDING_STALE_AFTER could otherwise undo
-// another's ambiguous send. $2 and $3 bound the subscriber ids $4 (see
-// Plans).
+// another's ambiguous send. A send whose receipt came first (the delivery
+// already sent, delivered or undelivered, with no segments) takes only
+// the send's segments, provider and message id. $2 and $3 bound the
+// subscriber ids $4 (see Plans).
 const recordOutcomesSQL = `UPDATE deliveries AS d SET
-		status = u.status,
-		skip_reason = NULLIF(u.skip, ''),
+		status = CASE WHEN ` + outcomeLands + ` THEN u.status ELSE d.status END,
+		skip_reason = CASE WHEN ` + outcomeLands + ` THEN NULLIF(u.skip, '') ELSE d.skip_reason END,
 		provider = COALESCE(NULLIF(u.provider, ''), d.provider),
 		provider_message_id = COALESCE(NULLIF(u.message_id, ''), d.provider_message_id),
-		error_code = NULLIF(u.error_code, ''),
+		error_code = CASE WHEN ` + outcomeLands + ` THEN NULLIF(u.error_code, '') ELSE d.error_code END,
 		segments = CASE WHEN u.segments > 0 THEN u.segments ELSE d.segments END,
 		attempts = CASE WHEN u.status = 'pending' AND u.error_code = '` + campaign.ErrorCapWait + `' THEN d.attempts - 1
 			ELSE d.attempts END,
-		updated_at = u.at,
-		sent_at = CASE WHEN u.status IN ('sent', 'unknown') THEN u.at
+		updated_at = CASE WHEN ` + outcomeLands + ` THEN u.at ELSE d.updated_at END,
+		sent_at = CASE WHEN NOT ` + outcomeLands + ` THEN d.sent_at
+			WHEN u.status IN ('sent', 'unknown') THEN u.at
 			WHEN d.status = 'unknown' THEN d.sent_at END
 	FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
 		$11::smallint[], $12::timestamptz[])
 		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at)
 	WHERE d.campaign_id = $1 AND d.subscriber_id BETWEEN $2 AND $3
 	  AND d.subscriber_id = u.subscriber_id AND d.channel = u.channel
-	  AND d.status IN ('pending', 'sending', 'unknown')
-	  AND (d.status <> 'unknown' OR u.status <> 'pending')`
+	  AND (` + outcomeLands + ` AND (d.status <> 'unknown' OR u.status <> 'pending')
+	    OR d.status IN ('sent', 'delivered', 'undelivered') AND u.status IN ('sent', 'unknown')
+	       AND d.segments = 0 AND u.segments > 0)`
+
+// outcomeLands: the delivery is not final yet, so the outcome is its status.
+const outcomeLands = `d.status IN ('pending', 'sending', 'unknown')`
 
 // RecordOutcomes writes send results in one round trip and one transaction:
 // one statement per campaign of the batch.
@@ -501,14 +508,19 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 
 // applyReceiptSQL moves a delivery forward; the two statements below add
 // which delivery: by the provider's message id, or by its key (taking the
-// message id if it has none, refusing another).
+// message id if it has none, refusing another). A receipt that names its
+// delivery also finds it still sending: the worker records a batch's
+// outcomes when the batch ends, and a fast receipt can come first (it
+// then gives the delivery its provider).
 var (
 	applyReceiptSQL = `UPDATE deliveries SET status = $1,
 			error_code = COALESCE(NULLIF($2, ''), error_code), updated_at = $3,
-			sent_at = COALESCE(sent_at, $4), provider_message_id = $5
-		WHERE COALESCE(provider, '') = $6 AND ` + storesql.StatusRankSQL("status") + ` < $7`
-	applyReceiptByMessageSQL = applyReceiptSQL + ` AND provider_message_id = $5`
+			sent_at = COALESCE(sent_at, $4), provider_message_id = $5,
+			provider = COALESCE(provider, NULLIF($6, ''))
+		WHERE ` + storesql.StatusRankSQL("status") + ` < $7`
+	applyReceiptByMessageSQL = applyReceiptSQL + ` AND COALESCE(provider, '') = $6 AND provider_message_id = $5`
 	applyReceiptByKeySQL     = applyReceiptSQL + ` AND campaign_id = $8 AND subscriber_id = $9 AND channel = $10
+			AND (COALESCE(provider, '') = $6 OR (provider IS NULL AND status = 'sending'))
 			AND (provider_message_id IS NULL OR provider_message_id = $5)`
 )
 

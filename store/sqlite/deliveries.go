@@ -228,14 +228,23 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 		return fmt.Errorf("sqlite: record outcomes: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, skip_reason = ?,
-			provider = COALESCE(?, provider), provider_message_id = COALESCE(?, provider_message_id),
-			error_code = ?, segments = CASE WHEN ? > 0 THEN ? ELSE segments END,
-			attempts = CASE WHEN ? = 'pending' AND ? = '`+campaign.ErrorCapWait+`' THEN attempts - 1 ELSE attempts END,
-			updated_at = ?, sent_at = COALESCE(?, CASE WHEN status = 'unknown' THEN sent_at END)
-		WHERE campaign_id = ? AND subscriber_id = ? AND channel = ?
-		AND status IN ('pending', 'sending', 'unknown')
-		AND (status <> 'unknown' OR ? <> 'pending')`)
+	// As on PostgreSQL (recordOutcomesSQL): an outcome lands on a delivery
+	// not final yet, never puts an unknown send back to pending, and gives
+	// a send whose receipt came first its segments, provider and message id.
+	const lands = `status IN ('pending', 'sending', 'unknown')`
+	stmt, err := tx.PrepareContext(ctx, `UPDATE deliveries SET
+			status = CASE WHEN `+lands+` THEN ?1 ELSE status END,
+			skip_reason = CASE WHEN `+lands+` THEN ?2 ELSE skip_reason END,
+			provider = COALESCE(?3, provider), provider_message_id = COALESCE(?4, provider_message_id),
+			error_code = CASE WHEN `+lands+` THEN ?5 ELSE error_code END,
+			segments = CASE WHEN ?6 > 0 THEN ?6 ELSE segments END,
+			attempts = CASE WHEN ?1 = 'pending' AND ?5 = '`+campaign.ErrorCapWait+`' THEN attempts - 1 ELSE attempts END,
+			updated_at = CASE WHEN `+lands+` THEN ?7 ELSE updated_at END,
+			sent_at = CASE WHEN NOT `+lands+` THEN sent_at
+				ELSE COALESCE(?8, CASE WHEN status = 'unknown' THEN sent_at END) END
+		WHERE campaign_id = ?9 AND subscriber_id = ?10 AND channel = ?11
+		AND (`+lands+` AND (status <> 'unknown' OR ?1 <> 'pending')
+			OR status IN ('sent', 'delivered', 'undelivered') AND ?1 IN ('sent', 'unknown') AND segments = 0 AND ?6 > 0)`)
 	if err != nil {
 		return fmt.Errorf("sqlite: record outcomes: %w", err)
 	}
@@ -259,8 +268,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			skip = nullIfEmpty(o.SkipReason)
 		}
 		if _, err := stmt.ExecContext(ctx, string(o.Status), skip, nullIfEmpty(o.Provider),
-			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments, o.Segments, string(o.Status), o.ErrorCode,
-			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel), string(o.Status)); err != nil {
+			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments,
+			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel)); err != nil {
 			return fmt.Errorf("sqlite: record outcomes: %w", err)
 		}
 	}
@@ -375,14 +384,17 @@ func (s *Store) CountUnfinished(ctx context.Context, campaignID string) (int64, 
 // applyReceiptSQL moves a delivery forward; the two statements below add
 // which delivery: by the provider's message id, or by its key (taking the
 // message id if it has none, refusing another).
+// A receipt that names its delivery also finds it still sending (see the
+// PostgreSQL store's applyReceiptSQL).
 var (
-	applyReceiptSQL = `UPDATE deliveries SET status = ?,
-			error_code = COALESCE(?, error_code), updated_at = ?, sent_at = COALESCE(sent_at, ?),
-			provider_message_id = ?
-		WHERE COALESCE(provider, '') = ? AND ` + storesql.StatusRankSQL("status") + ` < ?`
-	applyReceiptByMessageSQL = applyReceiptSQL + ` AND provider_message_id = ?`
-	applyReceiptByKeySQL     = applyReceiptSQL + ` AND campaign_id = ? AND subscriber_id = ? AND channel = ?
-			AND (provider_message_id IS NULL OR provider_message_id = ?)`
+	applyReceiptSQL = `UPDATE deliveries SET status = ?1,
+			error_code = COALESCE(?2, error_code), updated_at = ?3, sent_at = COALESCE(sent_at, ?4),
+			provider_message_id = ?5, provider = COALESCE(provider, NULLIF(?6, ''))
+		WHERE ` + storesql.StatusRankSQL("status") + ` < ?7`
+	applyReceiptByMessageSQL = applyReceiptSQL + ` AND COALESCE(provider, '') = ?6 AND provider_message_id = ?5`
+	applyReceiptByKeySQL     = applyReceiptSQL + ` AND campaign_id = ?8 AND subscriber_id = ?9 AND channel = ?10
+			AND (COALESCE(provider, '') = ?6 OR (provider IS NULL AND status = 'sending'))
+			AND (provider_message_id IS NULL OR provider_message_id = ?5)`
 )
 
 // ApplyReceipt moves a delivery forward to status, never back: the rank
@@ -410,9 +422,7 @@ func (s *Store) ApplyReceipt(ctx context.Context, r campaign.Receipt) (bool, err
 			return false, nil
 		}
 		q = applyReceiptByKeySQL
-		args = append(args, key, k.SubscriberID, string(k.Channel), r.MessageID)
-	} else {
-		args = append(args, r.MessageID)
+		args = append(args, key, k.SubscriberID, string(k.Channel))
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {

@@ -950,6 +950,51 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("a receipt that comes before its send's outcome is kept, and the outcome adds its segments", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2) // sending: the batch's outcomes come when it ends
+		key := func(n int) *campaign.DeliveryKey {
+			return &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(n)], Channel: campaign.ChannelSMS}
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		for _, r := range []campaign.Receipt{
+			{Provider: "twilio", MessageID: "SM1", Delivery: key(1), Status: campaign.StatusDelivered, At: now},
+			{Provider: "twilio", MessageID: "SM2", Delivery: key(2), Status: campaign.StatusUndelivered, ErrorCode: "30003", At: now},
+		} {
+			if changed, err := f.st.ApplyReceipt(f.ctx, r); err != nil || !changed {
+				t.Fatalf("receipt %s on a sending delivery: changed %v, %v", r.MessageID, changed, err)
+			}
+		}
+		sentAt := now.Add(-time.Second)
+		outs := []campaign.Outcome{
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(1)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+				Provider: "twilio", ProviderMessageID: "SM1", Segments: 2, At: sentAt},
+			{CampaignID: c.ID, SubscriberID: f.ids[msisdn(2)], Channel: campaign.ChannelSMS, Status: campaign.StatusSent,
+				Provider: "twilio", ProviderMessageID: "SM2", Segments: 1, At: sentAt},
+		}
+		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+		ds := f.bySubscriber(t, c)
+		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusDelivered || d.Segments != 2 || d.Provider != "twilio" ||
+			d.ProviderMessageID != "SM1" || !d.UpdatedAt.Equal(now) {
+			t.Errorf("delivered before its outcome: %+v", d)
+		}
+		if d := ds[f.ids[msisdn(2)]]; d.Status != campaign.StatusUndelivered || d.ErrorCode != "30003" || d.Segments != 1 {
+			t.Errorf("undelivered before its outcome: %+v", d)
+		}
+		// The same outcome again changes nothing.
+		if err := f.st.RecordOutcomes(f.ctx, outs); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.bySubscriber(t, c)[f.ids[msisdn(1)]]; d.Status != campaign.StatusDelivered || d.Segments != 2 {
+			t.Errorf("after a repeated outcome: %+v", d)
+		}
+	})
+
 	t.Run("an unknown send is not put back to pending by a late worker", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
