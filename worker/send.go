@@ -299,6 +299,12 @@ func (e *Engine) putBack(ctx context.Context, recips []campaign.Recipient) {
 
 func (e *Engine) skip(r campaign.Recipient, ch campaign.Channel, why campaign.SkipReason) campaign.Outcome {
 	e.Metrics.Skips.WithLabelValues(string(ch), string(why)).Inc()
+	return e.skipped(r, why)
+}
+
+// skipped is the outcome of a skip, not counted in the metrics (render's:
+// a test send renders too, and writes no delivery).
+func (e *Engine) skipped(r campaign.Recipient, why campaign.SkipReason) campaign.Outcome {
 	return campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,
 		Status: campaign.StatusSkipped, SkipReason: why, At: e.Now()}
 }
@@ -345,6 +351,9 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		if err := e.render(ctx, c, j); err != nil {
 			return nil, err
 		}
+		if j.out.Status == campaign.StatusSkipped {
+			e.Metrics.Skips.WithLabelValues(string(r.Channel), string(j.out.SkipReason)).Inc()
+		}
 	}
 	return jobs, nil
 }
@@ -362,7 +371,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	if r.Channel == campaign.ChannelPush {
 		if len(r.Devices) == 0 {
 			if !c.PushFallbackSMS || c.HasChannel(campaign.ChannelSMS) || c.Templates[campaign.ChannelSMS] == "" {
-				j.out = e.skip(r, r.Channel, campaign.SkipNoDevice)
+				j.out = e.skipped(r, campaign.SkipNoDevice)
 				return nil
 			}
 			j.channel = campaign.ChannelSMS // fallback, recorded on the push delivery
@@ -939,7 +948,9 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 	case provider.Transient:
 		e.retryLater(j, provider.RetryAfterOf(err), j.out.ErrorCode)
 	case provider.Ambiguous:
-		j.out.Status = campaign.StatusUnknown
+		// It may have gone (and be billed): its segments count as a sent
+		// message's do.
+		j.out.Status, j.out.Segments = campaign.StatusUnknown, j.segments
 	case provider.OptedOut:
 		j.out.Status = campaign.StatusFailed
 		if err := e.Subscribers.SetOptOut(context.WithoutCancel(ctx), c.TenantID, j.r.MSISDN, true); err != nil {
@@ -964,7 +975,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		// breakerErr: a device skipped for its provider's open breaker.
 		breakerErr  error
 		breakerName string
-		name        string
+		sentName    string // the provider that took the message first
 		sent        bool
 	)
 	for _, m := range j.pushes {
@@ -975,7 +986,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 			errName = "push"
 			continue
 		}
-		name = p.Name()
+		name := p.Name()
 		if ok, wait := e.breakers.allow(name); !ok {
 			breakerErr = &provider.Error{Provider: name, Class: provider.Transient, Code: breakerOpenCode, RetryAfter: wait}
 			breakerName = name
@@ -987,7 +998,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		if err == nil {
 			e.breakers.record(name, false)
 			if !sent {
-				best, sent = res, true
+				best, sentName, sent = res, name, true
 			}
 			continue
 		}
@@ -1001,7 +1012,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		lastErr, errName = err, name
 	}
 	if sent {
-		return best, name, nil
+		return best, sentName, nil
 	}
 	// A device skipped for an open breaker may still take the message
 	// later: unless a device failed in a way worth retrying anyway, the
