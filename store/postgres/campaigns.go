@@ -356,7 +356,7 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		return err
 	})
-	if err := s.sendBatch(ctx, b, noSort); err != nil {
+	if err := s.sendBatch(ctx, b, keysetPaging...); err != nil {
 		return nil, fmt.Errorf("postgres: audience page: %w", err)
 	}
 	return ids, nil

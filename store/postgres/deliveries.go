@@ -168,7 +168,15 @@ func (s *Store) stageDeliveries(ctx context.Context, c campaign.Campaign, key st
 const (
 	genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 	noSort       = `SET LOCAL enable_sort = off`
+	// noJIT goes with noSort: a sort the plan still needs (the listing's
+	// pending and sending deliveries) is costed at 1e10 when sorting is
+	// disabled, far past jit_above_cost, and each page was compiled by
+	// LLVM: ~0.65 s for a page that runs in 0.1 ms.
+	noJIT = `SET LOCAL jit = off`
 )
+
+// keysetPaging are the settings of a page read in keyset order.
+var keysetPaging = []string{noSort, noJIT}
 
 // sendBatch runs b in one round trip inside one transaction, after the
 // given SET LOCAL statements.
@@ -485,7 +493,7 @@ func (s *Store) UnfinishedPage(ctx context.Context, campaignID string, ch campai
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 			return err
 		})
-	if err := s.sendBatch(ctx, b, noSort); err != nil {
+	if err := s.sendBatch(ctx, b, keysetPaging...); err != nil {
 		return nil, fmt.Errorf("postgres: unfinished page: %w", err)
 	}
 	return ids, nil
@@ -684,7 +692,7 @@ func (s *Store) ListDeliveries(ctx context.Context, tenantID, campaignID string,
 		})
 		return err
 	})
-	if err := s.sendBatch(ctx, b, noSort); err != nil {
+	if err := s.sendBatch(ctx, b, keysetPaging...); err != nil {
 		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
 	}
 	return out, nil
