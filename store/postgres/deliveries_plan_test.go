@@ -122,19 +122,7 @@ func TestClaimAndRecordPlansAreBounded(t *testing.T) {
 // back, and sums the rows every plan node produced or filtered out.
 func rowsRead(t *testing.T, s *Store, sql string, args []any) int {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, genericPlans); err != nil {
-		t.Fatal(err)
-	}
-	var plan []byte
-	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := explain(t, s, []string{genericPlans}, "ANALYZE, FORMAT JSON", sql, args)
 	var doc []struct {
 		Plan planNode `json:"Plan"`
 	}
@@ -261,21 +249,7 @@ func openMigrated(t *testing.T) *Store {
 // be compiled by JIT.
 func jitPlanned(t *testing.T, s *Store, settings []string, sql string, args []any) bool {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	for _, set := range settings {
-		if _, err := tx.Exec(ctx, set); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var plan []byte
-	if err := tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := explain(t, s, settings, "FORMAT JSON", sql, args)
 	var doc []struct {
 		JIT json.RawMessage `json:"JIT"`
 	}
@@ -306,4 +280,26 @@ func TestAKeysetPageIsNotCompiled(t *testing.T) {
 	if jitPlanned(t, s, keysetPaging, sql, args) {
 		t.Error("the unfiltered listing is JIT-compiled under the store's keyset settings")
 	}
+}
+
+// explain runs EXPLAIN (options) of sql after the given settings, inside a
+// transaction it rolls back, and returns the plan.
+func explain(t *testing.T, s *Store, settings []string, options, sql string, args []any) []byte {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, set := range settings {
+		if _, err := tx.Exec(ctx, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var plan []byte
+	if err := tx.QueryRow(ctx, "EXPLAIN ("+options+") "+sql, args...).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
