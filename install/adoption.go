@@ -95,9 +95,10 @@ func Ratio(n, d int64) float64 {
 }
 
 // formatRatio writes a ratio with three decimals, or with all the digits
-// Ratio kept when three decimals would show a non-zero ratio as 0.000.
+// Ratio kept when it kept significant digits instead (a non-zero ratio
+// under 0.001; 0.0005 rounded again to three decimals read 0.001).
 func formatRatio(x float64) string {
-	if x != 0 && math.Round(x*1000) == 0 {
+	if x != 0 && x < 0.001 {
 		return strconv.FormatFloat(x, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(x, 'f', 3, 64)

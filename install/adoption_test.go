@@ -58,6 +58,7 @@ func TestRatioKeepsSmallRatesNonZero(t *testing.T) {
 		{1, 100_000_000, 0.00000001, "0.00000001"},
 		{1, 2000, 0.001, "0.001"}, // 0.0005 rounds up to three decimals
 		{1, 3000, 0.000333, "0.000333"},
+		{427, 854_679, 0.0005, "0.0005"}, // 0.00049960: three significant digits, written as kept (not 0.001)
 		{0, 854_679, 0, "0.000"},
 		{5, 0, 0, "0.000"},
 		{5, 5, 1, "1.000"},
