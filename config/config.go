@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
@@ -300,8 +301,8 @@ func (c *Config) Validate() error {
 		bad("OUTREACH_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if c.RewardsURL != "" {
-		if u, err := url.Parse(c.RewardsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("OUTREACH_REWARDS_URL", "want an http(s) URL")
+		if u, err := url.Parse(c.RewardsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OUTREACH_REWARDS_URL", "want an http(s) URL with a host")
 		}
 	}
 	switch c.SMSProvider {
@@ -358,12 +359,12 @@ func (c *Config) Redacted() map[string]any {
 		"public_url": c.PublicURL, "sms_provider": c.SMSProvider, "push_provider": c.PushProvider,
 		"twilio_account_sid": c.TwilioAccountSID, "twilio_auth_token": secret(c.TwilioAuthToken),
 		"twilio_from": c.TwilioFrom, "twilio_messaging_service_sid": c.TwilioMessagingServiceSID,
-		"twilio_base_url": c.TwilioBaseURL, "fcm_credentials": c.FCMCredentials, "fcm_endpoint": c.FCMEndpoint,
+		"twilio_base_url": redactURL(c.TwilioBaseURL), "fcm_credentials": c.FCMCredentials, "fcm_endpoint": redactURL(c.FCMEndpoint),
 		"apns_key": c.APNsKey, "apns_key_id": c.APNsKeyID, "apns_team_id": c.APNsTeamID, "apns_topic": c.APNsTopic,
-		"apns_host": c.APNsHost, "sms_rate": c.SMSRate, "push_rate": c.PushRate, "timezone": c.TimezoneName,
+		"apns_host": redactHost(c.APNsHost), "sms_rate": c.SMSRate, "push_rate": c.PushRate, "timezone": c.TimezoneName,
 		"send_window": c.SendWindow.String(), "frequency_cap": c.FrequencyCap.String(),
 		"marketing_label": c.MarketingLabel, "install_base_url": c.InstallBaseURL,
-		"install_secret": secret(c.InstallSecret), "rewards_url": c.RewardsURL, "rewards_secret": secret(c.RewardsSecret),
+		"install_secret": secret(c.InstallSecret), "rewards_url": redactURL(c.RewardsURL), "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
 		"backlog_seconds": c.BacklogSeconds,
 		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
@@ -395,15 +396,39 @@ func redactURL(s string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
-	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
-		for _, k := range []string{"password", "sslpassword"} {
-			if q.Has(k) {
-				q.Set(k, "xxxxx")
-			}
+	q, changed := u.Query(), false
+	for k := range q {
+		if secretParam(k) {
+			q.Set(k, "xxxxx")
+			changed = true
 		}
+	}
+	if changed {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// redactHost is redactURL for a value that may be a bare host[:port],
+// which has no credentials to hide (and which url.Parse may refuse).
+func redactHost(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return redactURL(s)
+}
+
+// secretParam reports whether a URL's query parameter looks like a
+// credential (password, sslpassword, token, access_token, api_key,
+// secret, sig, signature…).
+func secretParam(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"password", "token", "secret", "key", "sig"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
 }
 
 type loader struct {
@@ -452,6 +477,10 @@ func (l *loader) positive(name string, def int) int {
 	return n
 }
 
+// maxDurationDays is the most days a duration may be given as: a
+// time.Duration of more would overflow into a negative one.
+const maxDurationDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 func (l *loader) duration(name string, def time.Duration) time.Duration {
 	v := l.getenv(name)
 	if v == "" {
@@ -460,6 +489,10 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	// Days are the natural unit for retention: accept "14d".
 	if strings.HasSuffix(v, "d") {
 		if n, err := strconv.Atoi(strings.TrimSuffix(v, "d")); err == nil && n > 0 {
+			if n > maxDurationDays {
+				l.fail(name, "want at most %dd, got %q", maxDurationDays, v)
+				return def
+			}
 			return time.Duration(n) * 24 * time.Hour
 		}
 	}

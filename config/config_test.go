@@ -46,6 +46,8 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"OUTREACH_BACKLOG_SECONDS": {"OUTREACH_BACKLOG_SECONDS": "0"},
 		"OUTREACH_LOG_LEVEL":       {"OUTREACH_LOG_LEVEL": "verbose"},
 		"OUTREACH_TRUSTED_PROXIES": {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
+		"OUTREACH_STALE_AFTER":     {"OUTREACH_STALE_AFTER": "110000d"}, // would overflow into a negative duration
+		"OUTREACH_REWARDS_URL":     {"OUTREACH_REWARDS_URL": "http://"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
@@ -60,7 +62,9 @@ func TestRedactedNeverShowsSecrets(t *testing.T) {
 		c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
 			"TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
 			"OUTREACH_DATABASE_URL": dbURL, "OUTREACH_INSTALL_SECRET": "inst-secret",
-			"OUTREACH_REDIS_URL": "redis://:redispass@cache:6379/0"}))
+			"OUTREACH_REDIS_URL":       "redis://:redispass@cache:6379/0",
+			"OUTREACH_REWARDS_URL":     "https://carrier:rewpass@prov.example/api?token=rewtoken&region=vn",
+			"OUTREACH_TWILIO_BASE_URL": "http://tw:twpass@127.0.0.1:9/", "OUTREACH_FCM_ENDPOINT": "https://u:fcmpass@fcm.example"}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,13 +75,13 @@ func TestRedactedNeverShowsSecrets(t *testing.T) {
 			}
 			return s
 		}(), " ")
-		for _, secret := range []string{"tok-secret", "dbpass", "inst-secret", "redispass"} {
+		for _, secret := range []string{"tok-secret", "dbpass", "inst-secret", "redispass", "rewpass", "rewtoken", "twpass", "fcmpass"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("Redacted shows %q (database URL %s)", secret, dbURL)
 			}
 		}
-		if !strings.Contains(out, "db/x") {
-			t.Errorf("Redacted hides the database itself: %s", out)
+		if !strings.Contains(out, "db/x") || !strings.Contains(out, "prov.example/api") || !strings.Contains(out, "region=vn") {
+			t.Errorf("Redacted hides more than the secrets: %s", out)
 		}
 	}
 }
