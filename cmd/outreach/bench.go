@@ -791,10 +791,10 @@ type envFlags struct {
 func addEnvFlags(fs *flag.FlagSet) envFlags {
 	return envFlags{
 		store: fs.String("store", "sqlite", "postgres or sqlite"),
-		databaseURL: fs.String("database-url", "", "postgres://… (default OUTREACH_DATABASE_URL) or sqlite://PATH "+
-			"(default a temporary file); use a database of its own: each run adds a tenant"),
-		redisURL: fs.String("redis-url", "", "redis://HOST:PORT/DB (default OUTREACH_REDIS_URL; empty: the in-process Redis). "+
-			"THE DATABASE IS FLUSHED at the start of the run"),
+		databaseURL: fs.String("database-url", "", "postgres://… or sqlite://PATH (default a temporary file); "+
+			"use a database of its own: each run adds a tenant (never taken from OUTREACH_DATABASE_URL)"),
+		redisURL: fs.String("redis-url", "", "redis://HOST:PORT/DB (empty: the in-process Redis). "+
+			"THE DATABASE IS FLUSHED at the start of the run, so it is never taken from OUTREACH_REDIS_URL"),
 	}
 }
 
@@ -808,11 +808,8 @@ func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outs
 	dbURL := *f.databaseURL
 	switch *f.store {
 	case "postgres":
-		if dbURL == "" {
-			dbURL, _ = getenv("OUTREACH_DATABASE_URL")
-		}
 		if !strings.HasPrefix(dbURL, "postgres://") && !strings.HasPrefix(dbURL, "postgresql://") {
-			return nil, errors.New("bench: --store postgres needs --database-url postgres://… (or OUTREACH_DATABASE_URL)")
+			return nil, errors.New("bench: --store postgres needs --database-url postgres://… (a database of its own)")
 		}
 		e.storeDesc = "PostgreSQL " + redactURLUser(dbURL)
 		if u, err := url.Parse(dbURL); err == nil {
@@ -839,10 +836,8 @@ func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outs
 	}
 	e.closers = append(e.closers, func() { e.store.Close() })
 
+	// Never the service's own OUTREACH_REDIS_URL: the bench flushes it.
 	redisURL := *f.redisURL
-	if redisURL == "" {
-		redisURL, _ = getenv("OUTREACH_REDIS_URL")
-	}
 	if e.queue, err = queue.Connect(redisURL); err != nil {
 		return nil, err
 	}

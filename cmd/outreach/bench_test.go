@@ -6,9 +6,12 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"outreach/internal/testenv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // These run each bench with tiny sizes on SQLite and the in-process Redis:
@@ -86,5 +89,44 @@ func TestBenchCommandsExplainThemselves(t *testing.T) {
 	}
 	if err := realMain(context.Background(), []string{"bench", "nonsense"}, io.Discard, io.Discard, func(string) (string, bool) { return "", false }); err == nil {
 		t.Error("bench nonsense: no error")
+	}
+}
+
+// The bench flushes the Redis database it runs on, so it never takes the
+// service's own OUTREACH_REDIS_URL (nor its database): without --redis-url
+// it runs on the in-process Redis.
+func TestBenchNeverFlushesTheServicesRedis(t *testing.T) {
+	redisURL := testenv.RedisURL(t)
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "outreach:canary", "live queue", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	serviceEnv := func(k string) (string, bool) {
+		switch k {
+		case "OUTREACH_REDIS_URL":
+			return redisURL, true
+		case "OUTREACH_DATABASE_URL":
+			return "postgres://postgres@127.0.0.1:5432/production", true
+		}
+		return "", false
+	}
+	var out, errb bytes.Buffer
+	if err := realMain(ctx, []string{"bench", "campaign", "--recipients", "50", "--store", "sqlite", "--ceiling=false",
+		"--fanout-probe=false", "--concurrency", "4"}, &out, &errb, serviceEnv); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	wantLine(t, out.String(), "in-process Redis")
+	if v, err := rdb.Get(ctx, "outreach:canary").Result(); err != nil || v != "live queue" {
+		t.Errorf("the service's Redis database was flushed: %q, %v", v, err)
+	}
+	err = realMain(ctx, []string{"bench", "campaign", "--recipients", "50", "--store", "postgres"}, &out, &errb, serviceEnv)
+	if err == nil || !strings.Contains(err.Error(), "--database-url") {
+		t.Errorf("--store postgres without --database-url: %v, want it asked for", err)
 	}
 }
