@@ -48,6 +48,7 @@ type app struct {
 	installs  *install.Service
 	service   *campaign.Service
 	registry  *prometheus.Registry
+	unlock    func() // lockEmbedded's
 }
 
 func policyFrom(cfg *config.Config) campaign.Policy {
@@ -65,6 +66,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		}
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.unlock, err = lockEmbedded(cfg); err != nil {
+		return nil, err
+	}
 	if a.store, err = openStore(ctx, cfg, cfg.MigrateOnStart); err != nil {
 		return nil, err
 	}
@@ -167,6 +171,9 @@ func (a *app) Close() {
 	}
 	if a.store != nil {
 		a.store.Close()
+	}
+	if a.unlock != nil {
+		a.unlock()
 	}
 }
 
