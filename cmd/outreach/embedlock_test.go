@@ -41,3 +41,33 @@ func TestASecondProcessOnTheEmbeddedStoreIsRefused(t *testing.T) {
 	}
 	again.Close()
 }
+
+// With OUTREACH_MIGRATE_ON_START=false a store whose schema is behind the
+// binary is refused at start, instead of a process that reports ready and
+// fails every request; once migrated it starts.
+func TestAStoreBehindTheBinaryIsRefusedWhenNotMigrating(t *testing.T) {
+	ctx := context.Background()
+	db := "sqlite://" + filepath.Join(t.TempDir(), "outreach.db")
+	env := map[string]string{"OUTREACH_DATABASE_URL": db, "OUTREACH_MIGRATE_ON_START": "false"}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := newApp(ctx, cfg, log); err == nil || !strings.Contains(err.Error(), "outreach migrate") {
+		t.Fatalf("an unmigrated store: %v, want refused with `outreach migrate`", err)
+	}
+	st, err := openStore(ctx, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := st.PendingMigrations(ctx); err != nil || len(pending) != 0 {
+		t.Errorf("after migrating: pending %v, %v", pending, err)
+	}
+	st.Close()
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("a migrated store: %v", err)
+	}
+	a.Close()
+}

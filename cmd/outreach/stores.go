@@ -25,6 +25,7 @@ type store interface {
 	campaign.RewardStats
 	Ping(ctx context.Context) error
 	Migrate(ctx context.Context) error
+	PendingMigrations(ctx context.Context) ([]string, error)
 	Close() error
 }
 
@@ -54,6 +55,19 @@ func openStore(ctx context.Context, cfg *config.Config, migrate bool) (store, er
 			st.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
+		return st, nil
+	}
+	// Not migrating: a schema behind the binary would answer every request
+	// with an error while the process reported ready.
+	pending, err := st.PendingMigrations(ctx)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if len(pending) > 0 {
+		st.Close()
+		return nil, fmt.Errorf("OUTREACH_MIGRATE_ON_START=false and the store's schema is behind this binary "+
+			"(%d migrations to apply, from %s): run `outreach migrate` first", len(pending), pending[0])
 	}
 	return st, nil
 }

@@ -7,10 +7,12 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"outreach/store/internal/storesql"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -73,6 +75,26 @@ const migrateLock = 7_404_241
 
 // Migrate applies every embedded migration not applied yet, in name order,
 // under an advisory lock.
+// PendingMigrations lists the migrations built in that the database has
+// not applied, oldest first (all of them on an empty database).
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	var applied []string
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("postgres: pending migrations: %w", err)
+	}
+	if exists {
+		rows, err := s.pool.Query(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: pending migrations: %w", err)
+		}
+		if applied, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, fmt.Errorf("postgres: pending migrations: %w", err)
+		}
+	}
+	return storesql.Pending(migrations, applied)
+}
+
 func (s *Store) Migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

@@ -34,3 +34,24 @@ func TestThePoolSizeFollowsTheCoresUnlessTheURLSetsIt(t *testing.T) {
 		})
 	}
 }
+
+// PendingMigrations lists every migration on an empty schema and none once
+// it is migrated.
+func TestPendingMigrations(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending, err := s.PendingMigrations(ctx)
+	if err != nil || len(pending) == 0 || pending[0] != "0001_core" {
+		t.Fatalf("on an empty schema: %v, %v; want every migration from 0001_core", pending, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := s.PendingMigrations(ctx); err != nil || len(pending) != 0 {
+		t.Errorf("after Migrate: %v, %v", pending, err)
+	}
+}

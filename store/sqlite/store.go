@@ -16,6 +16,7 @@ import (
 	"modernc.org/sqlite" // registers the "sqlite" driver
 
 	"outreach/campaign"
+	"outreach/store/internal/storesql"
 )
 
 func init() {
@@ -76,6 +77,34 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Migrate applies every embedded migration not applied yet, in name order.
+// PendingMigrations lists the migrations built in that the database has
+// not applied, oldest first (all of them on an empty database).
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	var applied []string
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
+	}
+	if n > 0 {
+		rows, err := s.db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
+			}
+			applied = append(applied, v)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
+		}
+	}
+	return storesql.Pending(migrations, applied)
+}
+
 func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
