@@ -71,3 +71,27 @@ func TestAStoreBehindTheBinaryIsRefusedWhenNotMigrating(t *testing.T) {
 	}
 	a.Close()
 }
+
+// A claim timeout shorter than a slow send is warned of at start: a live
+// worker's claims would be sent twice.
+func TestAShortSendingStaleAfterIsWarnedOf(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		warn  bool
+	}{{"1s", true}, {"5m", false}} {
+		cfg, err := config.Load(func(k string) string {
+			if k == "OUTREACH_SENDING_STALE_AFTER" {
+				return tc.value
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf strings.Builder
+		warnSettings(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "OUTREACH_SENDING_STALE_AFTER is shorter"); got != tc.warn {
+			t.Errorf("OUTREACH_SENDING_STALE_AFTER=%s: warned %v, want %v:\n%s", tc.value, got, tc.warn, buf.String())
+		}
+	}
+}

@@ -5,13 +5,14 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/gin-gonic/gin"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,7 @@ import (
 	"outreach/internal/queue"
 	"outreach/provider"
 	"outreach/provider/provisioning"
+	"outreach/provider/twilio"
 	"outreach/reward"
 	"outreach/subscriber"
 	"outreach/templates"
@@ -177,8 +179,9 @@ func (a *app) Close() {
 	}
 }
 
-// warnEmbedded says loudly what the embedded default means.
-func warnEmbedded(cfg *config.Config, log *slog.Logger) {
+// warnSettings says loudly what the embedded default means, and warns of
+// settings that are safe for tests only.
+func warnSettings(cfg *config.Config, log *slog.Logger) {
 	if cfg.RedisURL == "" {
 		log.Warn("EMBEDDED MODE: no OUTREACH_REDIS_URL, using an in-process Redis: queued work does NOT survive a restart " +
 			"(the store re-drives unfinished deliveries, but set OUTREACH_REDIS_URL in production)")
@@ -198,6 +201,11 @@ func warnEmbedded(cfg *config.Config, log *slog.Logger) {
 		log.Warn("log providers in use: "+strings.Join(logged, " and ")+" messages are written to the log and the outbox, not sent",
 			"sms_provider", cfg.SMSProvider, "push_provider", cfg.PushProvider)
 	}
+	if min := 3 * twilio.DefaultTimeout; cfg.SendingStaleAfter < min {
+		log.Warn("OUTREACH_SENDING_STALE_AFTER is shorter than a slow send may take: a live worker's claims "+
+			"may be put back to pending and sent twice; keep it above "+min.String()+" in production",
+			"sending_stale_after", cfg.SendingStaleAfter.String())
+	}
 }
 
 func runServer(ctx context.Context, mode string, args []string, stdout, stderr io.Writer, getenv env) error {
@@ -215,7 +223,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := newLogger(cfg, stderr)
-	warnEmbedded(cfg, log)
+	warnSettings(cfg, log)
 	if mode != "serve" && cfg.RedisURL == "" {
 		return errors.New("OUTREACH_REDIS_URL: required for split api/worker processes (the in-process Redis is private to one process); use serve for the embedded default")
 	}
