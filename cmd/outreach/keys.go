@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -58,8 +61,16 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
-	if *name == "" {
+	switch {
+	case *name == "":
 		return errors.New("keys: --tenant is required")
+	case strings.TrimSpace(*name) != *name || strings.IndexFunc(*name, unicode.IsControl) >= 0 || !utf8.ValidString(*name):
+		// The X-Outreach-Tenant header could never name it (and "viettel "
+		// would be a second tenant beside "viettel").
+		return fmt.Errorf("keys: --tenant %q: no leading or trailing spaces or control characters", *name)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("keys: unexpected arguments %q", fs.Args())
 	}
 	var r tenant.Role
 	if role != nil {

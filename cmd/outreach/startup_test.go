@@ -95,3 +95,20 @@ func TestAShortSendingStaleAfterIsWarnedOf(t *testing.T) {
 		}
 	}
 }
+
+// A tenant name the X-Outreach-Tenant header could not carry, or stray
+// arguments, are refused by `keys create`.
+func TestKeysCreateRefusesANameNoHeaderCanCarry(t *testing.T) {
+	getenv, _ := embedded(t)
+	for _, args := range [][]string{
+		{"--tenant", "   ", "--role", "admin"},
+		{"--tenant", "viettel ", "--role", "admin"},
+		{"--tenant", "viettel", "--role", "admin", "extra"},
+	} {
+		err := realMain(context.Background(), append([]string{"keys", "create"}, args...), io.Discard, io.Discard, getenv)
+		if err == nil {
+			t.Errorf("keys create %q: accepted", args)
+		}
+	}
+	createKey(t, getenv, "viettel", "admin")
+}
