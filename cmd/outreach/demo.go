@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,8 +182,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	d.step(fmt.Sprintf("install campaign completed: %d sent, %d skipped (%v), %d segments",
-		stats.Deliveries["sent"], stats.Deliveries["skipped"], stats.Skipped, stats.Segments))
+	d.step(fmt.Sprintf("install campaign completed: %d sent, %d skipped (%s), %d segments",
+		stats.Deliveries["sent"], stats.Deliveries["skipped"], reasons(stats.Skipped), stats.Segments))
 
 	// An exposure alert: 200 contacts of a case, five not yet subscribers.
 	contacts := []string{}
@@ -480,4 +483,19 @@ func (d *demo) waitRewards(key, campaignID string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// reasons writes skip counts as "no_device 6667, opted_out 12", largest
+// first.
+func reasons(m map[string]int64) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
