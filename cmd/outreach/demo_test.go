@@ -27,7 +27,7 @@ func TestTheDemoRunsTheWholeTourAndPrintsTheAdoptionReport(t *testing.T) {
 		strings.Contains(out.String(), "map[") {
 		t.Errorf("the install campaign's line does not read as words:\n%s", out.String())
 	}
-		// Every granted reward was confirmed by SMS, once.
+	// Every granted reward was confirmed by SMS, once.
 	m := regexp.MustCompile(`rewards: (\d+) granted.*; (\d+) confirmation SMS sent`).FindStringSubmatch(out.String())
 	if m == nil || m[1] != m[2] || m[1] == "0" {
 		t.Errorf("granted rewards and confirmations: %q, want as many of each, more than none", m)
