@@ -73,8 +73,6 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // migrateLock serialises migrations when many processes start at once.
 const migrateLock = 7_404_241
 
-// Migrate applies every embedded migration not applied yet, in name order,
-// under an advisory lock.
 // PendingMigrations lists the migrations built in that the database has
 // not applied, oldest first (all of them on an empty database).
 func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
@@ -95,6 +93,8 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	return storesql.Pending(migrations, applied)
 }
 
+// Migrate applies every embedded migration not applied yet, in name order,
+// under an advisory lock.
 func (s *Store) Migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

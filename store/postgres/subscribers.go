@@ -47,10 +47,13 @@ const upsertFromStage = `WITH up AS (
 		locale = %[3]s,
 		attributes = s.attributes || EXCLUDED.attributes,
 		alert_only = false,
+		-- A number only an alert named joins the base as new (created now,
+		-- counted inserted): neither tells that it was an alert's contact.
+		created_at = CASE WHEN s.alert_only THEN now() ELSE s.created_at END,
 		updated_at = now()
 	WHERE (s.region, s.locale, s.attributes, s.alert_only) IS DISTINCT FROM
 		(COALESCE(NULLIF(EXCLUDED.region, ''), s.region), %[3]s, s.attributes || EXCLUDED.attributes, false)
-	RETURNING xmax = 0 AS inserted
+	RETURNING xmax = 0 OR s.created_at = now() AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) FROM up`
 

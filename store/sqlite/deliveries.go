@@ -217,8 +217,10 @@ func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient, dev
 }
 
 // RecordOutcomes writes send results in one transaction. An outcome lands
-// only on a delivery that is not final yet (pending, sending or unknown):
-// a late or repeated worker cannot overwrite a result or a receipt.
+// only on a delivery that is not final yet (pending, sending or unknown),
+// never putting an unknown send back to pending: a late or repeated worker
+// cannot overwrite a result or a receipt. A send whose receipt came first
+// takes only its segments, provider and message id.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) error {
 	if len(outs) == 0 {
 		return nil

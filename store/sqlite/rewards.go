@@ -134,7 +134,6 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	return true, nil
 }
 
-// GetReward reads a reward of any tenant.
 // RewardOfInstall reads the reward stored for an install, if any.
 func (s *Store) RewardOfInstall(ctx context.Context, installID string) (reward.Reward, bool, error) {
 	key, ok := ledgerUUID(installID)
@@ -151,6 +150,7 @@ func (s *Store) RewardOfInstall(ctx context.Context, installID string) (reward.R
 	return r, true, nil
 }
 
+// GetReward reads a reward of any tenant.
 func (s *Store) GetReward(ctx context.Context, id string) (reward.Reward, error) {
 	key, ok := ledgerUUID(id)
 	if !ok {

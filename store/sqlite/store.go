@@ -76,7 +76,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // DB exposes the handle to tests and benchmarks.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Migrate applies every embedded migration not applied yet, in name order.
 // PendingMigrations lists the migrations built in that the database has
 // not applied, oldest first (all of them on an empty database).
 func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
@@ -105,6 +104,7 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	return storesql.Pending(migrations, applied)
 }
 
+// Migrate applies every embedded migration not applied yet, in name order.
 func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {

@@ -30,13 +30,14 @@ const (
 			locale = COALESCE(NULLIF(?4, ''), locale),
 			attributes = json_patch(attributes, ?5),
 			alert_only = 0,
+			created_at = CASE WHEN alert_only THEN ?6 ELSE created_at END,
 			updated_at = ?6
 		WHERE tenant_id = ?1 AND msisdn = ?2 AND (
 			alert_only OR
 			region IS NOT COALESCE(NULLIF(?3, ''), region) OR
 			locale IS NOT COALESCE(NULLIF(?4, ''), locale) OR
 			attributes IS NOT json_patch(attributes, ?5))
-		RETURNING id`
+		RETURNING id, created_at = ?6`
 	subIDSQL     = `SELECT id FROM subscribers WHERE tenant_id = ? AND msisdn = ?`
 	subMemberSQL = `INSERT INTO list_members (list_id, subscriber_id) VALUES (?, ?) ON CONFLICT DO NOTHING`
 )
@@ -105,7 +106,14 @@ func (s *Store) UpsertSubscribers(ctx context.Context, tenantID string, rows []s
 				return subscriber.UpsertResult{}, fmt.Errorf("sqlite: upsert subscribers: %w", err)
 			}
 		} else {
-			err := upd.QueryRowContext(ctx, tenantID, r.MSISDN, r.Region, r.Locale, attrs, now).Scan(&id)
+			// A number only an alert named (alert_only) joins the base as
+			// new: counted inserted and created now, so that neither the
+			// answer nor created_at tells that it was an alert's contact.
+			var joined bool
+			err := upd.QueryRowContext(ctx, tenantID, r.MSISDN, r.Region, r.Locale, attrs, now).Scan(&id, &joined)
+			if joined {
+				inserted++
+			}
 			if errors.Is(err, sql.ErrNoRows) && list != "" {
 				err = byID.QueryRowContext(ctx, tenantID, r.MSISDN).Scan(&id) // unchanged row
 			}

@@ -574,9 +574,15 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		if err != nil || len(none) != 0 {
 			t.Fatalf("EnsureSubscribers(nil) = %v, %v", none, err)
 		}
-		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84987654321", Region: "DN"}}, "")
-		if imported := get(t, s, tn.ID, "+84987654321"); imported.AlertOnly {
-			t.Fatalf("imported subscriber = %+v, want no longer alert only", imported)
+		// Imported, the number joins the base as new: counted inserted and
+		// created now, so that neither tells that an alert named it.
+		time.Sleep(2 * time.Millisecond)
+		res := upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84987654321", Region: "DN"}, {MSISDN: "+84912345678"}}, "")
+		if res.Inserted != 1 || res.Updated != 1 {
+			t.Fatalf("importing an alert's contact and a subscriber = %+v, want 1 inserted, 1 updated", res)
+		}
+		if imported := get(t, s, tn.ID, "+84987654321"); imported.AlertOnly || !imported.CreatedAt.After(bare.CreatedAt) {
+			t.Fatalf("imported subscriber = %+v, want no longer alert only, created at the import (not %v)", imported, bare.CreatedAt)
 		}
 	})
 
