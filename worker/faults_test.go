@@ -31,6 +31,14 @@ func TestTransientFailuresEndDeliveredAndPermanentOnesFailOnce(t *testing.T) {
 		}
 		stopped := msisdns[3]
 		h.twilio.FailTo(stopped, 400, 21610)
+		// The same number in another tenant on the deployment's sender.
+		other, err := h.store.EnsureTenant(h.ctx, "other-carrier")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.store.UpsertSubscribers(h.ctx, other.ID, []subscriber.Row{{MSISDN: stopped, Region: "HN"}}, ""); err != nil {
+			t.Fatal(err)
+		}
 		h.startWorker(worker.Settings{RetryBase: 100 * time.Millisecond})
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		h.act(c.ID, campaign.ActionStart)
@@ -74,6 +82,9 @@ func TestTransientFailuresEndDeliveredAndPermanentOnesFailOnce(t *testing.T) {
 		}
 		if !sub.OptedOut {
 			t.Error("a 21610 refusal did not opt the subscriber out")
+		}
+		if sub, err := h.store.GetSubscriber(h.ctx, other.ID, stopped); err != nil || !sub.OptedOut {
+			t.Errorf("the same number in another tenant: %+v, %v; want opted out (the sender is the deployment's)", sub, err)
 		}
 	})
 }
