@@ -121,3 +121,8 @@ type Counts struct {
 // subscriber was at the frequency cap only with messages still in flight.
 // The claim that found it so does not count as a send attempt.
 const ErrorCapWait = "frequency_cap_wait"
+
+// ErrorTemplate is the error code of a delivery whose template failed on
+// its subscriber's values (a builtin such as slice on a short name): it is
+// failed for good, and the rest of its batch goes.
+const ErrorTemplate = "template"

@@ -30,6 +30,9 @@ type Error struct {
 	Template string
 	Reason   string
 	Err      error // ErrInvalid from Parse; the cause from Render
+	// Rendering is set by Render: the template is valid but failed on
+	// these values (one recipient's, not every one's).
+	Rendering bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("template %q: %s", e.Template, e.Reason) }
@@ -105,6 +108,12 @@ func Parse(name, body string) (*Template, error) {
 	if _, err := t.execute(sample); err != nil {
 		return nil, refuse("with sample values: %s", tidy(name, err))
 	}
+	// Empty values too: a subscriber with no name or region, an alert's
+	// contact with nothing known about them ({{slice .Name 1}} passes on
+	// "An" and fails on "").
+	if _, err := t.execute(view{}); err != nil {
+		return nil, refuse("with empty values (a subscriber without a name, say): %s", tidy(name, err))
+	}
 	return t, nil
 }
 
@@ -122,7 +131,7 @@ func (t *Template) Render(v Vars) (string, error) {
 	out, err := t.execute(view{Name: v.Name, InstallLink: v.InstallLink,
 		RewardMB: v.RewardMB, Region: v.Region, attrs: v.Attributes})
 	if err != nil {
-		return "", &Error{Template: t.name, Reason: tidy(t.name, err), Err: err}
+		return "", &Error{Template: t.name, Reason: tidy(t.name, err), Err: err, Rendering: true}
 	}
 	return norm.NFC.String(out), nil
 }

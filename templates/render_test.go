@@ -91,6 +91,8 @@ func TestParseRefuses(t *testing.T) {
 		{"a printf width that would pad a megabyte", `{{printf "%999999d" 1}}`, `width or precision over 100`},
 		{"a printf width taken from an argument", `{{printf "%*d" .RewardMB 1}}`, `* width`},
 		{"a body one byte over the limit", strings.Repeat("a", MaxBodyBytes+1), `body is 4097 bytes, over the 4096-byte limit`},
+		{"slice that passes on the sample name and fails on an empty one", "Chao {{slice .Name 1}}", `with empty values`},
+		{"index on an attribute that may be empty", `{{index (.Attr "ward") 0}}`, `with empty values`},
 		{"a body that is not UTF-8", "Ch\xe0o", `body must be UTF-8 text`},
 		{"a body with a NUL", "Ch\x00ao", `body must not contain NUL characters`},
 		{"text that grows past the output cap even on sample values",

@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
 	"outreach/subscriber"
+	"outreach/templates"
 )
 
 // testSendRate is how many test sends a tenant may make per second.
@@ -45,6 +47,9 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 		r.Channel = ch
 		j := &job{r: r, channel: ch}
 		if err := e.render(ctx, c, j); err != nil {
+			if te := (*templates.Error)(nil); errors.As(err, &te) && te.Rendering {
+				return nil, apperr.FieldErrors{"templates." + string(ch): "cannot be rendered for this subscriber: " + te.Reason}
+			}
 			return nil, fmt.Errorf("render %s: %w", ch, err)
 		}
 		tr := campaign.TestResult{Channel: j.channel}

@@ -349,7 +349,18 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 			continue
 		}
 		if err := e.render(ctx, c, j); err != nil {
-			return nil, err
+			var te *templates.Error
+			if !errors.As(err, &te) || !te.Rendering {
+				return nil, err
+			}
+			// The template fails on this subscriber's values (a builtin
+			// such as slice on a short name): this delivery fails, for
+			// good, and the rest of the batch goes.
+			j.out = campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,
+				Status: campaign.StatusFailed, ErrorCode: campaign.ErrorTemplate, At: e.Now()}
+			e.Logger.Warn("template cannot be rendered for a subscriber", "campaign", c.ID,
+				"subscriber", subscriber.Mask(r.MSISDN), "reason", te.Reason)
+			continue
 		}
 		if j.out.Status == campaign.StatusSkipped {
 			e.Metrics.Skips.WithLabelValues(string(r.Channel), string(j.out.SkipReason)).Inc()
