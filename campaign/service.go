@@ -144,7 +144,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	}
 	if strings.TrimSpace(in.Body) == "" {
 		fe.Add("body", "required")
-	} else if _, err := templates.Parse(name, in.Body); err != nil {
+	} else if err := parseNew(name, in.Body, true); err != nil {
 		fe.Add("body", "%s", templateReason(err))
 	}
 	switch in.Channel {
@@ -153,7 +153,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 			fe.Add("title", "required for a push template")
 		} else if len(in.Title) > MaxTitleBytes {
 			fe.Add("title", "over %d bytes", MaxTitleBytes)
-		} else if _, err := templates.Parse(name+".title", in.Title); err != nil {
+		} else if err := parseNew(name+".title", in.Title, false); err != nil {
 			fe.Add("title", "%s", templateReason(err))
 		}
 		if len(in.Data) > MaxDataEntries {
@@ -168,7 +168,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 				fe.Add("data", "keys %s", p)
 				continue
 			}
-			if _, err := templates.Parse(name+".data."+k, v); err != nil {
+			if err := parseNew(name+".data."+k, v, false); err != nil {
 				fe.Add("data."+k, "%s", templateReason(err))
 			}
 		}
@@ -975,4 +975,28 @@ func pageSize(n int) (int, error) {
 		return 0, apperr.FieldErrors{"limit": fmt.Sprintf("must be 1 to %d", MaxPageSize)}
 	}
 	return n, nil
+}
+
+// parseNew checks a new template's text: Parse, and that it renders with
+// empty values too (templates.CheckEmptyValues); a body must also render
+// to some text with the sample values (an empty SMS is refused by the
+// provider, an empty push shows nothing).
+func parseNew(name, body string, isBody bool) error {
+	t, err := templates.Parse(name, body)
+	if err != nil {
+		return err
+	}
+	if err := t.CheckEmptyValues(); err != nil {
+		return err
+	}
+	if isBody {
+		out, err := t.Render(templates.Vars{Name: "An", Region: "HN", InstallLink: "https://example.invalid/i/AbCd12345", RewardMB: 5120})
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) == "" {
+			return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
+		}
+	}
+	return nil
 }

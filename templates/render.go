@@ -108,13 +108,19 @@ func Parse(name, body string) (*Template, error) {
 	if _, err := t.execute(sample); err != nil {
 		return nil, refuse("with sample values: %s", tidy(name, err))
 	}
-	// Empty values too: a subscriber with no name or region, an alert's
-	// contact with nothing known about them ({{slice .Name 1}} passes on
-	// "An" and fails on "").
-	if _, err := t.execute(view{}); err != nil {
-		return nil, refuse("with empty values (a subscriber without a name, say): %s", tidy(name, err))
-	}
 	return t, nil
+}
+
+// CheckEmptyValues refuses a template that fails on empty values: a
+// subscriber with no name or region, an alert's contact with nothing known
+// about them ({{slice .Name 1}} passes on the sample "An" and fails on "").
+// New templates are checked (Parse is not: a template stored before this
+// check must still compile, its failures being one recipient's each).
+func (t *Template) CheckEmptyValues() error {
+	if _, err := t.execute(view{}); err != nil {
+		return &Error{Template: t.name, Reason: "with empty values (a subscriber without a name, say): " + tidy(t.name, err), Err: ErrInvalid}
+	}
+	return nil
 }
 
 // Render fills the template in. It fails only when the text would exceed

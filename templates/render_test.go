@@ -91,8 +91,6 @@ func TestParseRefuses(t *testing.T) {
 		{"a printf width that would pad a megabyte", `{{printf "%999999d" 1}}`, `width or precision over 100`},
 		{"a printf width taken from an argument", `{{printf "%*d" .RewardMB 1}}`, `* width`},
 		{"a body one byte over the limit", strings.Repeat("a", MaxBodyBytes+1), `body is 4097 bytes, over the 4096-byte limit`},
-		{"slice that passes on the sample name and fails on an empty one", "Chao {{slice .Name 1}}", `with empty values`},
-		{"index on an attribute that may be empty", `{{index (.Attr "ward") 0}}`, `with empty values`},
 		{"a body that is not UTF-8", "Ch\xe0o", `body must be UTF-8 text`},
 		{"a body with a NUL", "Ch\x00ao", `body must not contain NUL characters`},
 		{"text that grows past the output cap even on sample values",
@@ -226,4 +224,26 @@ func TestFieldSet(t *testing.T) {
 			t.Errorf("error is %d bytes: %v", len(fmt.Sprint(err)), err)
 		}
 	})
+}
+
+// CheckEmptyValues refuses what fails for a subscriber with nothing known
+// (no name, no attributes); Parse alone accepts it, so that a template
+// stored before the check still compiles.
+func TestCheckEmptyValues(t *testing.T) {
+	for _, body := range []string{"Chao {{slice .Name 1}}", `{{index (.Attr "ward") 0}}`} {
+		tm, err := Parse("t", body)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", body, err)
+		}
+		if err := tm.CheckEmptyValues(); err == nil || !strings.Contains(err.Error(), "with empty values") {
+			t.Errorf("CheckEmptyValues(%q) = %v, want refused", body, err)
+		}
+	}
+	tm, err := Parse("t", "Chao {{if .Name}}{{slice .Name 1}}{{end}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.CheckEmptyValues(); err != nil {
+		t.Errorf("a guarded slice: %v", err)
+	}
 }
