@@ -261,6 +261,11 @@ func (s *Service) PreviewTemplate(ctx context.Context, p tenant.Principal, id st
 	default:
 		return Preview{}, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
 	}
+	if kind == KindExposureAlert {
+		// An alert's deliveries have no referral code: {{.InstallLink}} is
+		// empty in what is sent, so it is in the preview.
+		vars.InstallLink = ""
+	}
 	render := func(field, name, body string) (string, error) {
 		tm, err := templates.Parse(name, body)
 		if err != nil {
@@ -365,8 +370,29 @@ func (s *Service) previewVars(in map[string]any) (templates.Vars, error) {
 	if err := fe.Err(); err != nil {
 		return templates.Vars{}, err
 	}
+	// The worker's {{.Name}} is the subscriber's name attribute: so is the
+	// preview's when the request gives one and no Name.
+	if _, given := in["Name"]; !given {
+		if n, ok := NameOf(attrs); ok {
+			v.Name = n
+		}
+	}
 	v.Attributes = attrs
 	return v, nil
+}
+
+// NameOf is a subscriber's name for templates: its "name" attribute, in
+// any letter case.
+func NameOf(attrs map[string]string) (string, bool) {
+	if n, ok := attrs["name"]; ok {
+		return n, true
+	}
+	for k, v := range attrs {
+		if strings.EqualFold(k, "name") {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func wholeNumber(x any) (int64, bool) {

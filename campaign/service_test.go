@@ -188,8 +188,17 @@ func TestPreviewWithPolicyAndSampleVars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv.Text != "Cai Bluezone nhan 1MB: https://bz.vn/i/AbCd1234" {
+	// An alert's deliveries carry no install link: nor does its preview.
+	if pv.Text != "Cai Bluezone nhan 1MB:" {
 		t.Errorf("alert preview %q", pv.Text)
+	}
+	// {{.Name}} is the name attribute when the request gives no Name, as
+	// when the worker sends.
+	named := e.template(t, campaign.TemplateInput{Name: "n", Channel: campaign.ChannelSMS, Body: "Chao {{.Name}}"})
+	pv, err = e.svc.PreviewTemplate(ctx, e.p, named.ID, campaign.PreviewInput{Kind: campaign.KindExposureAlert,
+		Vars: map[string]any{"name": "Lan"}})
+	if err != nil || pv.Text != "Chao Lan" {
+		t.Errorf("preview with a name attribute: %q, %v; want Chao Lan", pv.Text, err)
 	}
 }
 

@@ -181,13 +181,6 @@ func (e *Engine) waitForSender(ctx context.Context, ch campaign.Channel, units i
 // nameOf is a subscriber's {{.Name}}: the "name" attribute, whatever the
 // case of the import's column header.
 func nameOf(attrs map[string]string) string {
-	if n, ok := attrs["name"]; ok {
-		return n
-	}
-	for k, v := range attrs {
-		if strings.EqualFold(k, "name") {
-			return v
-		}
-	}
-	return ""
+	n, _ := campaign.NameOf(attrs)
+	return n
 }
