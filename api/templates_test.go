@@ -67,10 +67,16 @@ func TestTemplatePreview(t *testing.T) {
 	t.Run("a push template previews title, text and data with no segments", func(t *testing.T) {
 		id := create(t, map[string]any{"name": "push", "channel": "push", "locale": "vi",
 			"title": "Chào {{.Name}}", "body": "Nhận {{.RewardMB}}MB", "data": map[string]string{"link": "{{.InstallLink}}"}})
-		got := must(t, 200, f.call(t, "POST", "/v1/templates/"+id+"/preview", f.key(tenantA, tenant.RoleHealth), anVars)).obj(t)
+		got := must(t, 200, f.call(t, "POST", "/v1/templates/"+id+"/preview", mk, anVars)).obj(t)
 		if got["title"] != "Chào An" || got["text"] != "Nhận 5120MB" ||
 			got["data"].(map[string]any)["link"] != "https://bluezone.gov.vn/i/abc" {
 			t.Errorf("preview %v", got)
+		}
+		// A health key previews it as an exposure alert: no install link,
+		// as an alert's deliveries have none.
+		got = must(t, 200, f.call(t, "POST", "/v1/templates/"+id+"/preview", f.key(tenantA, tenant.RoleHealth), anVars)).obj(t)
+		if got["title"] != "Chào An" || got["data"].(map[string]any)["link"] != "" {
+			t.Errorf("alert preview %v", got)
 		}
 		for _, k := range []string{"segments", "encoding", "characters"} {
 			if _, ok := got[k]; ok {
