@@ -1015,14 +1015,8 @@ func parseNew(name, body string, isBody bool) error {
 	if err := t.CheckEmptyValues(); err != nil {
 		return err
 	}
-	if isBody {
-		out, err := t.Render(templates.Vars{Name: "An", Region: "HN", InstallLink: "https://example.invalid/i/AbCd12345", RewardMB: 5120})
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(out) == "" {
-			return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
-		}
+	if isBody && t.BlankOnSample() {
+		return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
 	}
 	return nil
 }

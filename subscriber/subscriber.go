@@ -84,6 +84,10 @@ type Store interface {
 	RemoveDevice(ctx context.Context, tenantID string, platform Platform, token string) error
 	// SetOptOut sets or clears the marketing opt-out.
 	SetOptOut(ctx context.Context, tenantID, msisdn string, optedOut bool) error
+	// OptOutEverywhere sets or clears the marketing opt-out of a number in
+	// every tenant that has it (a STOP to the deployment's sender), and
+	// answers how many subscribers that was.
+	OptOutEverywhere(ctx context.Context, msisdn string, optedOut bool) (int64, error)
 	// ReplaceRegions replaces the tenant's region table.
 	ReplaceRegions(ctx context.Context, tenantID string, regions []Region) error
 	ListRegions(ctx context.Context, tenantID string) ([]Region, error)

@@ -123,6 +123,13 @@ func (t *Template) CheckEmptyValues() error {
 	return nil
 }
 
+// BlankOnSample reports whether the template renders to no text (white
+// space at most) with the sample values Parse checks it with.
+func (t *Template) BlankOnSample() bool {
+	out, err := t.execute(sample)
+	return err == nil && strings.TrimSpace(out) == ""
+}
+
 // Render fills the template in. It fails only when the text would exceed
 // MaxOutputBytes or a builtin fails on these values (say, slice out of
 // range); the error is an *Error.

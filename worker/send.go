@@ -964,7 +964,10 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 		j.out.Status, j.out.Segments = campaign.StatusUnknown, j.segments
 	case provider.OptedOut:
 		j.out.Status = campaign.StatusFailed
-		if err := e.optOutAfterRefusal(context.WithoutCancel(ctx), c.TenantID, j.r.MSISDN); err != nil {
+		// Twilio's 21610: the recipient replied STOP to the sender. The
+		// senders are the deployment's, shared by its tenants, so the number
+		// is opted out in every tenant, as an inbound STOP is.
+		if _, err := e.Subscribers.OptOutEverywhere(context.WithoutCancel(ctx), j.r.MSISDN, true); err != nil {
 			e.Logger.Error("opt out after provider refusal", "subscriber", subscriber.Mask(j.r.MSISDN), "err", err)
 		}
 	default:
@@ -1132,22 +1135,4 @@ func (e *Engine) recordOutcomes(ctx context.Context, outs []campaign.Outcome) er
 		e.Logger.Warn("record outcomes: retrying", "attempt", attempt, "deliveries", len(outs), "err", err)
 		time.Sleep(backoff(attempt, 100*time.Millisecond, 5*time.Second))
 	}
-}
-
-// everywhereOptOut is a store that opts a number out in every tenant.
-type everywhereOptOut interface {
-	OptOutEverywhere(ctx context.Context, msisdn string, optedOut bool) (int64, error)
-}
-
-// optOutAfterRefusal opts out a number the provider refused as opted out
-// (Twilio's 21610: the recipient replied STOP to the sender). The senders
-// are the deployment's, shared by its tenants, so it is opted out in every
-// tenant, as an inbound STOP and a status callback with the same code do;
-// a store that cannot does so in the campaign's tenant.
-func (e *Engine) optOutAfterRefusal(ctx context.Context, tenantID, msisdn string) error {
-	if s, ok := e.Subscribers.(everywhereOptOut); ok {
-		_, err := s.OptOutEverywhere(ctx, msisdn, true)
-		return err
-	}
-	return e.Subscribers.SetOptOut(ctx, tenantID, msisdn, true)
 }

@@ -61,7 +61,9 @@ Commands:
 Run "outreach bench COMMAND --help" for its flags. Results go in BENCHMARKS.md.
 `
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
+// runBench takes no environment: a bench names its store and Redis in its
+// flags, never the service's own (it flushes its Redis database).
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
 		return errors.New("bench: want ceiling, campaign or alert")
@@ -70,9 +72,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	case "ceiling":
 		return benchCeilingCmd(ctx, args[1:], stdout, stderr)
 	case "campaign":
-		return benchCampaignCmd(ctx, args[1:], stdout, stderr, getenv)
+		return benchCampaignCmd(ctx, args[1:], stdout, stderr)
 	case "alert":
-		return benchAlertCmd(ctx, args[1:], stdout, stderr, getenv)
+		return benchAlertCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, benchUsage)
 		return nil
@@ -798,7 +800,7 @@ func addEnvFlags(fs *flag.FlagSet) envFlags {
 	}
 }
 
-func openBenchEnv(ctx context.Context, f envFlags, getenv env, subscribers, outsiders int, stderr io.Writer) (_ *benchEnv, err error) {
+func openBenchEnv(ctx context.Context, f envFlags, subscribers, outsiders int, stderr io.Writer) (_ *benchEnv, err error) {
 	e := &benchEnv{}
 	defer func() {
 		if err != nil {
@@ -1305,7 +1307,7 @@ type campaignResult struct {
 	RedisStr           string
 }
 
-func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
+func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench campaign", "Seeds N subscribers, creates an SMS install-promotion campaign with no rate limit\n"+
 		"(sender rate set very high, window always open, frequency cap off unless --frequency-cap) and runs\n"+
 		"the real engine "+
@@ -1336,7 +1338,7 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := runCampaignBench(ctx, *n, ef, eng, getenv, *withCeiling, *ceilingN, *ceilingConc, *probe, *profile, stdout, stderr)
+	res, err := runCampaignBench(ctx, *n, ef, eng, *withCeiling, *ceilingN, *ceilingConc, *probe, *profile, stdout, stderr)
 	if res != nil {
 		printCampaign(stdout, res)
 	}
@@ -1349,10 +1351,10 @@ func benchCampaignCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, getenv env, withCeiling bool,
+func runCampaignBench(ctx context.Context, n int, ef envFlags, eng engineFlags, withCeiling bool,
 	ceilingN, ceilingConc int, probe bool, profile string, stdout, stderr io.Writer) (*campaignResult, error) {
 	fmt.Fprintln(stdout, "machine:", machineLine())
-	e, err := openBenchEnv(ctx, ef, getenv, n, 0, stderr)
+	e, err := openBenchEnv(ctx, ef, n, 0, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -1620,7 +1622,7 @@ type alertResult struct {
 	StoreStr, RedisStr        string
 }
 
-func benchAlertCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
+func benchAlertCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench alert", "Runs a marketing campaign to --marketing subscribers at the sender's full rate\n"+
 		"(OUTREACH_SMS_RATE = --rate), then creates an exposure alert to --contacts numbers through\n"+
 		"campaign.Service.CreateAlert (what POST /v1/alerts calls) and measures, at the sink, the time\n"+
@@ -1643,7 +1645,7 @@ func benchAlertCmd(ctx context.Context, args []string, stdout, stderr io.Writer,
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := runAlertBench(ctx, *nm, *nc, *r, *saturate, *finish, ef, eng, getenv, *profile, stdout, stderr)
+	res, err := runAlertBench(ctx, *nm, *nc, *r, *saturate, *finish, ef, eng, *profile, stdout, stderr)
 	if res != nil {
 		printAlert(stdout, res)
 	}
@@ -1657,14 +1659,14 @@ func benchAlertCmd(ctx context.Context, args []string, stdout, stderr io.Writer,
 }
 
 func runAlertBench(ctx context.Context, nm, nc, r int, saturate time.Duration, finish bool, ef envFlags, eng engineFlags,
-	getenv env, profile string, stdout, stderr io.Writer) (*alertResult, error) {
+	profile string, stdout, stderr io.Writer) (*alertResult, error) {
 	fmt.Fprintln(stdout, "machine:", machineLine())
 	outsiders := nc / 10
 	members := nc - outsiders
 	if members > nm {
 		return nil, fmt.Errorf("bench alert: %d of the contacts are subscribers, more than --marketing %d", members, nm)
 	}
-	e, err := openBenchEnv(ctx, ef, getenv, nm, outsiders, stderr)
+	e, err := openBenchEnv(ctx, ef, nm, outsiders, stderr)
 	if err != nil {
 		return nil, err
 	}

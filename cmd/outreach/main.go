@@ -69,7 +69,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr, getenv)
 	case "bench":
-		return runBench(ctx, rest, stdout, stderr, getenv)
+		return runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -17,15 +17,7 @@ import (
 func TestASecondProcessOnTheEmbeddedStoreIsRefused(t *testing.T) {
 	ctx := context.Background()
 	db := "sqlite://" + filepath.Join(t.TempDir(), "outreach.db")
-	cfg, err := config.Load(func(k string) string {
-		if k == "OUTREACH_DATABASE_URL" {
-			return db
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, map[string]string{"OUTREACH_DATABASE_URL": db})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	first, err := newApp(ctx, cfg, log)
 	if err != nil {
@@ -49,10 +41,7 @@ func TestAStoreBehindTheBinaryIsRefusedWhenNotMigrating(t *testing.T) {
 	ctx := context.Background()
 	db := "sqlite://" + filepath.Join(t.TempDir(), "outreach.db")
 	env := map[string]string{"OUTREACH_DATABASE_URL": db, "OUTREACH_MIGRATE_ON_START": "false"}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, env)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if _, err := newApp(ctx, cfg, log); err == nil || !strings.Contains(err.Error(), "outreach migrate") {
 		t.Fatalf("an unmigrated store: %v, want refused with `outreach migrate`", err)
@@ -79,15 +68,7 @@ func TestAShortSendingStaleAfterIsWarnedOf(t *testing.T) {
 		value string
 		warn  bool
 	}{{"1s", true}, {"5m", false}} {
-		cfg, err := config.Load(func(k string) string {
-			if k == "OUTREACH_SENDING_STALE_AFTER" {
-				return tc.value
-			}
-			return ""
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := loadConfig(t, map[string]string{"OUTREACH_SENDING_STALE_AFTER": tc.value})
 		var buf strings.Builder
 		warnSettings(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
 		if got := strings.Contains(buf.String(), "OUTREACH_SENDING_STALE_AFTER is shorter"); got != tc.warn {
@@ -111,4 +92,14 @@ func TestKeysCreateRefusesANameNoHeaderCanCarry(t *testing.T) {
 		}
 	}
 	createKey(t, getenv, "viettel", "admin")
+}
+
+// loadConfig loads the configuration from env alone.
+func loadConfig(t *testing.T, env map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -16,7 +16,6 @@ import (
 
 // store is everything the binary needs of a store implementation.
 type store interface {
-	OptOutEverywhere(ctx context.Context, msisdn string, optedOut bool) (int64, error)
 	tenant.Store
 	subscriber.Store
 	campaign.Store

@@ -177,11 +177,7 @@ func TestListingAPageOfFinishedDeliveriesReadsAPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := campaign.Campaign{TenantID: ten.ID, Name: "listing", Kind: campaign.KindInstallPromotion,
-		Channels: []campaign.Channel{campaign.ChannelSMS}, State: campaign.StateRunning}
-	if err := s.CreateCampaign(ctx, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := runningSMSCampaign(t, s, ten.ID)
 	nd := make([]campaign.NewDelivery, 0, n)
 	for _, id := range got {
 		nd = append(nd, campaign.NewDelivery{SubscriberID: id})
@@ -269,11 +265,7 @@ func TestAKeysetPageIsNotCompiled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := campaign.Campaign{TenantID: ten.ID, Name: "listing", Kind: campaign.KindInstallPromotion,
-		Channels: []campaign.Channel{campaign.ChannelSMS}, State: campaign.StateRunning}
-	if err := s.CreateCampaign(ctx, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := runningSMSCampaign(t, s, ten.ID)
 	sql, args := listDeliveriesSQL(campaign.AllStatuses), []any{c.ID, int64(0), 100}
 	// The control: with sorting disabled and JIT on, the page is compiled
 	// (so this test can fail where JIT is available at all).
@@ -305,4 +297,15 @@ func explain(t *testing.T, s *Store, settings []string, options, sql string, arg
 		t.Fatal(err)
 	}
 	return plan
+}
+
+// runningSMSCampaign stores a running SMS install promotion of the tenant.
+func runningSMSCampaign(t *testing.T, s *Store, tenantID string) campaign.Campaign {
+	t.Helper()
+	c := campaign.Campaign{TenantID: tenantID, Name: "listing", Kind: campaign.KindInstallPromotion,
+		Channels: []campaign.Channel{campaign.ChannelSMS}, State: campaign.StateRunning}
+	if err := s.CreateCampaign(context.Background(), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
