@@ -147,6 +147,13 @@ func TestTemplateValidation(t *testing.T) {
 		{"a push data value must parse",
 			map[string]any{"name": "x", "channel": "push", "title": "t", "body": "b", "data": map[string]string{"k": "{{.Nope}}"}},
 			[]string{"data.k"}},
+		{"push data keys that FCM or APNs keep for themselves",
+			map[string]any{"name": "x", "channel": "push", "title": "t", "body": "b", "data": map[string]string{
+				"from": "a", "message_type": "b", "google.c": "c", "gcm.notification.d": "d", "aps": "e", "deep_link": "f"}},
+			[]string{"data.from", "data.message_type", "data.google.c", "data.gcm.notification.d", "data.aps"}},
+		{"an SMS body longer than a provider takes, with sample values",
+			map[string]any{"name": "x", "channel": "sms", "body": strings.Repeat("á", 1590) + "{{.InstallLink}}"},
+			[]string{"body"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,6 +172,12 @@ func TestTemplateValidation(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an SMS body of 1,600 characters with sample values is taken", func(t *testing.T) {
+		// 1,600 once transliterated: a long Vietnamese text the author
+		// asked to send as GSM-7.
+		must(t, 201, f.call(t, "POST", "/v1/templates", mk, map[string]any{"name": "x", "channel": "sms",
+			"body": strings.Repeat("đ", 1600-len("An")) + "{{.Name}}", "transliterate": true}))
+	})
 	t.Run("the parse error points at the line", func(t *testing.T) {
 		r := must(t, 422, f.call(t, "POST", "/v1/templates", mk,
 			map[string]any{"name": "x", "channel": "sms", "body": "Chào\n{{.Phone}}"}))

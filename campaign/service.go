@@ -16,6 +16,7 @@ import (
 
 	"outreach/internal/apperr"
 	"outreach/internal/textcheck"
+	"outreach/provider"
 	"outreach/subscriber"
 	"outreach/templates"
 	"outreach/tenant"
@@ -146,6 +147,11 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 		fe.Add("body", "required")
 	} else if err := parseNew(name, in.Body, true); err != nil {
 		fe.Add("body", "%s", templateReason(err))
+	} else if in.Channel == ChannelSMS {
+		if n := smsSampleCharacters(name, in.Body, in.Transliterate); n > templates.MaxSMSCharacters {
+			fe.Add("body", "renders to %d characters with sample values; an SMS may have at most %d, "+
+				"and marketing messages also carry the QC label and the opt-out text", n, templates.MaxSMSCharacters)
+		}
 	}
 	switch in.Channel {
 	case ChannelPush:
@@ -166,6 +172,10 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 			}
 			if p := textcheck.Problem(k); p != "" {
 				fe.Add("data", "keys %s", p)
+				continue
+			}
+			if who := provider.ReservedDataKey(k); who != "" {
+				fe.Add("data."+k, "is a key %s reserves for itself", who)
 				continue
 			}
 			if err := parseNew(name+".data."+k, v, false); err != nil {
@@ -1015,8 +1025,18 @@ func parseNew(name, body string, isBody bool) error {
 	if err := t.CheckEmptyValues(); err != nil {
 		return err
 	}
-	if isBody && t.BlankOnSample() {
+	if isBody && strings.TrimSpace(t.Sample()) == "" {
 		return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
 	}
 	return nil
+}
+
+// smsSampleCharacters is how many characters the SMS body (valid, as
+// parseNew checked) has with the sample values, as it would be sent.
+func smsSampleCharacters(name, body string, transliterate bool) int {
+	t, err := templates.Parse(name, body)
+	if err != nil {
+		return 0
+	}
+	return templates.CountSMS(templates.SMSText(t.Sample(), transliterate)).Characters
 }

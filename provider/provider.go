@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,21 @@ type Push struct {
 	// Urgent asks for immediate delivery (exposure alerts).
 	Urgent bool
 	TTL    time.Duration
+}
+
+// ReservedDataKey names the push service that reserves key for itself in
+// a message's data ("" when neither does): FCM refuses "from",
+// "message_type" and keys beginning with "google" or "gcm" (checked here
+// in any case), and APNs keeps "aps" for its own dictionary.
+func ReservedDataKey(key string) string {
+	k := strings.ToLower(key)
+	switch {
+	case k == "from" || k == "message_type" || strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm"):
+		return "FCM"
+	case k == "aps":
+		return "APNs"
+	}
+	return ""
 }
 
 // Result is what a provider answered for an accepted message.

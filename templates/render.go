@@ -123,11 +123,14 @@ func (t *Template) CheckEmptyValues() error {
 	return nil
 }
 
-// BlankOnSample reports whether the template renders to no text (white
-// space at most) with the sample values Parse checks it with.
-func (t *Template) BlankOnSample() bool {
+// Sample returns the template rendered with the sample values Parse checks
+// it with (NFC, as Render returns it), or "" if it fails on them.
+func (t *Template) Sample() string {
 	out, err := t.execute(sample)
-	return err == nil && strings.TrimSpace(out) == ""
+	if err != nil {
+		return ""
+	}
+	return norm.NFC.String(out)
 }
 
 // Render fills the template in. It fails only when the text would exceed

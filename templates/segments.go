@@ -21,6 +21,10 @@ const (
 	ucs2Part   = 67
 )
 
+// MaxSMSCharacters is the longest SMS text sent: Twilio refuses a body over
+// 1,600 characters (error 21617), about ten GSM-7 segments.
+const MaxSMSCharacters = 1600
+
 // Count is what a text costs to send as SMS.
 type Count struct {
 	Encoding   Encoding `json:"encoding"`

@@ -29,6 +29,14 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 		r.Region, r.Locale, r.Attributes, r.Devices = s.Region, s.Locale, s.Attributes, s.Devices
 		r.OptedOut = s.OptedOut
 	}
+	if r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) {
+		// Nothing would go out: no test slot is taken.
+		out := make([]campaign.TestResult, 0, len(c.Channels))
+		for _, ch := range c.Channels {
+			out = append(out, campaign.TestResult{Channel: ch, Error: string(campaign.SkipOptedOut)})
+		}
+		return out, nil
+	}
 	if _, ok, wait, err := e.limiter.Reserve(ctx, "test:"+c.TenantID, testSendRate, 1, 0, 0, false); err != nil {
 		return nil, fmt.Errorf("test send rate: %w", err)
 	} else if !ok {
@@ -36,14 +44,13 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 			apperr.ErrLimited, testSendRate, max(wait.Milliseconds(), 1))
 	}
 	if c.Kind == campaign.KindInstallPromotion {
-		r.ReferralCode = "TEST"
+		// A code of the real length (never stored: its link leads
+		// nowhere), so that the test counts the segments a real message
+		// has.
+		r.ReferralCode = campaign.NewReferralCode()
 	}
 	var out []campaign.TestResult
 	for _, ch := range c.Channels {
-		if r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) {
-			out = append(out, campaign.TestResult{Channel: ch, Error: string(campaign.SkipOptedOut)})
-			continue
-		}
 		r.Channel = ch
 		j := &job{r: r, channel: ch}
 		if err := e.render(ctx, c, j); err != nil {

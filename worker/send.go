@@ -426,7 +426,14 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 		return err
 	}
 	text := e.Policy.DecorateSMS(c.Kind, body, ct.t.Transliterate)
-	j.segments = templates.CountSMS(text).Segments
+	count := templates.CountSMS(text)
+	if count.Characters > templates.MaxSMSCharacters {
+		// The provider would refuse it (Twilio's 21617): fail it here,
+		// as a template that cannot be rendered for this subscriber.
+		return &templates.Error{Template: ct.t.Name, Rendering: true, Reason: fmt.Sprintf(
+			"the message is %d characters, over the %d an SMS may have", count.Characters, templates.MaxSMSCharacters)}
+	}
+	j.segments = count.Segments
 	callback := e.set.StatusCallback // a test send has no delivery to name
 	if r.SubscriberID > 0 {
 		callback = campaign.CallbackURL(callback,

@@ -101,6 +101,17 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("a data key FCM reserves is refused as FCM refuses it, permanently", func(t *testing.T) {
+		t.Parallel()
+		c, srv := setup(t, 0)
+		_, err := c.SendPush(context.Background(), provider.Push{Token: "tok-reserved", Title: "t", Body: "b",
+			Data: map[string]string{"from": "x"}})
+		var pe *provider.Error
+		if !errors.As(err, &pe) || pe.Class != provider.Permanent || pe.Code != "INVALID_ARGUMENT" || len(srv.Messages()) != 0 {
+			t.Errorf("send with data key from: %v, %d recorded; want a permanent INVALID_ARGUMENT", err, len(srv.Messages()))
+		}
+	})
+
 	t.Run("a non-urgent push is sent with NORMAL priority and no ttl when TTL is zero", func(t *testing.T) {
 		t.Parallel()
 		c, srv := setup(t, 0)

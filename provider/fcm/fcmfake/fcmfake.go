@@ -30,6 +30,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"outreach/provider"
 )
 
 // AccessToken is the bearer token the fake issues and requires.
@@ -440,6 +442,12 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if m.Token == "" && m.Topic == "" && m.Condition == "" {
 		googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Recipient of the message is not set.", 0)
 		return
+	}
+	for k := range m.Data {
+		if provider.ReservedDataKey(k) == "FCM" {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Request contains an invalid argument.", 0)
+			return
+		}
 	}
 	rec := Message{Project: project, Token: m.Token, Data: m.Data}
 	if m.Notification != nil {
