@@ -304,6 +304,11 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.RewardsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("OUTREACH_REWARDS_URL", "want an http(s) URL with a host")
 		}
+		if c.RewardsSecret == "" {
+			// Unsigned grants are refused by the carrier, and each reward
+			// would fail for good.
+			bad("OUTREACH_REWARDS_SECRET", "required when OUTREACH_REWARDS_URL is set: the carrier checks each grant's signature")
+		}
 	}
 	switch c.SMSProvider {
 	case "log":

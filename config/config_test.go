@@ -47,7 +47,8 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"OUTREACH_LOG_LEVEL":       {"OUTREACH_LOG_LEVEL": "verbose"},
 		"OUTREACH_TRUSTED_PROXIES": {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
 		"OUTREACH_STALE_AFTER":     {"OUTREACH_STALE_AFTER": "110000d"}, // would overflow into a negative duration
-		"OUTREACH_REWARDS_URL":     {"OUTREACH_REWARDS_URL": "http://"},
+		"OUTREACH_REWARDS_URL":     {"OUTREACH_REWARDS_URL": "http://", "OUTREACH_REWARDS_SECRET": "s"},
+		"OUTREACH_REWARDS_SECRET":  {"OUTREACH_REWARDS_URL": "https://prov.example/grant"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
@@ -64,6 +65,7 @@ func TestRedactedNeverShowsSecrets(t *testing.T) {
 			"OUTREACH_DATABASE_URL": dbURL, "OUTREACH_INSTALL_SECRET": "inst-secret",
 			"OUTREACH_REDIS_URL":       "redis://:redispass@cache:6379/0",
 			"OUTREACH_REWARDS_URL":     "https://carrier:rewpass@prov.example/api?token=rewtoken&region=vn",
+			"OUTREACH_REWARDS_SECRET":  "rew-secret",
 			"OUTREACH_TWILIO_BASE_URL": "http://tw:twpass@127.0.0.1:9/", "OUTREACH_FCM_ENDPOINT": "https://u:fcmpass@fcm.example"}))
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +77,7 @@ func TestRedactedNeverShowsSecrets(t *testing.T) {
 			}
 			return s
 		}(), " ")
-		for _, secret := range []string{"tok-secret", "dbpass", "inst-secret", "redispass", "rewpass", "rewtoken", "twpass", "fcmpass"} {
+		for _, secret := range []string{"tok-secret", "dbpass", "inst-secret", "redispass", "rewpass", "rewtoken", "rew-secret", "twpass", "fcmpass"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("Redacted shows %q (database URL %s)", secret, dbURL)
 			}

@@ -204,6 +204,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	mux.HandleFunc(TypeFanout, e.handleFanout)
 	mux.HandleFunc(TypeSend, e.handleSend)
 	mux.HandleFunc(TypeFulfil, e.handleFulfil)
+	mux.HandleFunc(TypeConfirm, e.handleConfirm)
 	mux.HandleFunc(TypeSettle, e.handleSettle)
 
 	common := asynq.Config{

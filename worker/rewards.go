@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"outreach/campaign"
+	"outreach/internal/apperr"
 	"outreach/internal/queue"
 	"outreach/provider"
 	"outreach/reward"
@@ -117,11 +118,63 @@ func (e *Engine) reconcileRewards(ctx context.Context) error {
 	return err
 }
 
+// TypeConfirm sends a granted reward's confirmation SMS.
+const TypeConfirm = "reward:confirm"
+
+// confirmRetries bounds the retries of one confirmation (with the engine's
+// backoff of 1 s doubling to a minute: about a quarter of an hour).
+const confirmRetries = 20
+
+// EnqueueConfirm queues the confirmation SMS of a granted reward: the
+// fulfiller's Confirm, called once, when the grant is recorded. The SMS
+// goes in a task of its own, so that a transient provider error (a 503, a
+// sender rate held by an exposure alert) is retried with backoff instead
+// of losing the confirmation. The task id is the reward's.
+func (e *Engine) EnqueueConfirm(ctx context.Context, r reward.Reward) error {
+	task := asynq.NewTask(TypeConfirm, []byte(r.ID), asynq.MaxRetry(confirmRetries),
+		asynq.Queue(queue.QueueDefault), asynq.TaskID("confirm:"+r.ID))
+	if _, err := e.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue the confirmation of reward %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// handleConfirm sends one confirmation. A transient failure is retried; a
+// permanent one (the number refused, the template gone or failing on
+// these values) and an ambiguous one (the SMS may have gone: a second
+// would be a duplicate) end the task.
+func (e *Engine) handleConfirm(ctx context.Context, t *asynq.Task) error {
+	if e.Ledger == nil {
+		return fmt.Errorf("%w: no reward ledger configured", asynq.SkipRetry)
+	}
+	r, err := e.Ledger.Store.GetReward(ctx, string(t.Payload()))
+	if errors.Is(err, apperr.ErrNotFound) {
+		return fmt.Errorf("%w: %w", asynq.SkipRetry, err)
+	}
+	if err != nil {
+		return err
+	}
+	if r.State != reward.StateGranted {
+		return nil
+	}
+	err = e.ConfirmReward(ctx, r)
+	var te *templates.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te), errors.Is(err, apperr.ErrNotFound), provider.ClassOf(err) != provider.Transient:
+		e.Logger.WarnContext(ctx, "reward confirmation not sent", "reward_id", r.ID, "err", err)
+		return fmt.Errorf("%w: %w", asynq.SkipRetry, err)
+	}
+	e.Logger.InfoContext(ctx, "reward confirmation failed transiently; retrying", "reward_id", r.ID, "err", err)
+	return err
+}
+
 // ConfirmReward sends the subscriber of a granted reward its campaign's
 // confirmation SMS, when the campaign has one (Reward.ConfirmTemplate). It
 // is a service message, not marketing: no label, no opt-out text, no send
 // window; it takes its slots in the sender's rate like any SMS. The
-// fulfiller calls it once, when the grant is recorded.
+// confirmation task (EnqueueConfirm) calls it.
 func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 	c, err := e.Store.CampaignByID(ctx, r.CampaignID)
 	if err != nil {

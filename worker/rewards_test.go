@@ -87,43 +87,18 @@ func TestARewardTaskOrphanedByADeadWorkerIsHandedToANewTask(t *testing.T) {
 // nothing more. A template that is not an SMS template is refused.
 func TestAGrantedRewardIsConfirmedOnceBySMS(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		msisdns := h.seed(1) // opted out of marketing (seed opts out every tenth)
-		sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
-			Body: "Cài Bluezone: {{.InstallLink}}", Transliterate: true})
-		thanks := h.template(campaign.TemplateInput{Name: "thanks", Channel: campaign.ChannelSMS, Locale: "vi",
-			Body: "Cảm ơn {{.Name}}! Bạn đã được cộng {{.RewardMB}}MB data.", Transliterate: true})
-		push := h.template(campaign.TemplateInput{Name: "push", Channel: campaign.ChannelPush, Locale: "vi",
-			Title: "Bluezone", Body: "Cảm ơn"})
-		in := campaign.CampaignInput{Name: "Bluezone Q4", Kind: campaign.KindInstallPromotion,
-			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
-			Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 10, AttributionDays: 14, ConfirmTemplate: push}}
-		if _, err := h.service.CreateCampaign(h.ctx, h.admin, in); err == nil || !strings.Contains(err.Error(), "reward.confirm_template") {
-			t.Errorf("a push template to confirm rewards: %v, want an error naming reward.confirm_template", err)
-		}
-		in.Reward.ConfirmTemplate = thanks
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, in)
-		if err != nil {
+		rr, r, msisdn := h.confirmedRewardRig(true)
+		rr.fulfiller.Confirm = rr.engine.ConfirmReward
+		if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		rr := h.rewardRig(c, 0, worker.Settings{SMSRate: 100000})
-		subs, st, ledger, ful := rr.subs, rr.store, rr.ledger, rr.fulfiller
-		ful.Confirm = rr.engine.ConfirmReward
-
-		r, _, err := ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: subs[0],
-			MSISDN: msisdns[0], DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
-		if err != nil || r.State != reward.StatePending {
-			t.Fatalf("reward %+v: %v", r, err)
-		}
-		if err := ful.Fulfil(h.ctx, r.ID); err != nil {
+		if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil { // a repeat (a retried task)
 			t.Fatal(err)
 		}
-		if err := ful.Fulfil(h.ctx, r.ID); err != nil { // a repeat (a retried task)
-			t.Fatal(err)
-		}
-		if got, err := st.GetReward(h.ctx, r.ID); err != nil || got.State != reward.StateGranted {
+		if got, err := rr.store.GetReward(h.ctx, r.ID); err != nil || got.State != reward.StateGranted {
 			t.Fatalf("reward %+v, %v: want granted", got, err)
 		}
-		if n := h.twilio.CountTo(msisdns[0]); n != 1 {
+		if n := h.twilio.CountTo(msisdn); n != 1 {
 			t.Fatalf("the subscriber got %d confirmations, want 1", n)
 		}
 		want := "Cam on Khach 0! Ban da duoc cong 5120MB data."
@@ -131,6 +106,74 @@ func TestAGrantedRewardIsConfirmedOnceBySMS(t *testing.T) {
 			t.Errorf("confirmation %+v, want the body %q", m, want)
 		}
 	})
+}
+
+// The confirmation goes in a task of its own (as the server wires it): a
+// transient provider error is retried, so one 503 does not lose it, and it
+// is sent once.
+func TestAConfirmationOutlivesATransientProviderError(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		rr, r, msisdn := h.confirmedRewardRig(false)
+		rr.fulfiller.Confirm = rr.engine.EnqueueConfirm
+		h.twilio.FailNext(1, 503, 0)
+		if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(h.ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); rr.engine.Run(runCtx) }()
+		defer func() { stop(); <-done }()
+		insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
+		deadline := time.Now().Add(30 * time.Second)
+		for h.twilio.CountTo(msisdn) == 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		for time.Now().Before(deadline) {
+			if _, err := insp.GetTaskInfo(queue.QueueDefault, "confirm:"+r.ID); err != nil {
+				break // done, and gone
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n, tries := h.twilio.CountTo(msisdn), h.twilio.Attempts(); n != 1 || tries != 2 {
+			t.Errorf("the subscriber got %d confirmations in %d calls to the provider, want 1 in 2 (one 503)", n, tries)
+		}
+	})
+}
+
+// confirmedRewardRig makes a campaign whose rewards are confirmed by SMS
+// (checking first that a push template is refused for it when checkPush),
+// a reward rig for it, and a pending reward for its first subscriber, who
+// has opted out of marketing, at msisdn.
+func (h *harness) confirmedRewardRig(checkPush bool) (rr rewardRig, r reward.Reward, msisdn string) {
+	t := h.t
+	t.Helper()
+	msisdns := h.seed(1) // opted out of marketing (seed opts out every tenth)
+	sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Cài Bluezone: {{.InstallLink}}", Transliterate: true})
+	thanks := h.template(campaign.TemplateInput{Name: "thanks", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Cảm ơn {{.Name}}! Bạn đã được cộng {{.RewardMB}}MB data.", Transliterate: true})
+	in := campaign.CampaignInput{Name: "Bluezone Q4", Kind: campaign.KindInstallPromotion,
+		Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms},
+		Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 5120 * 10, AttributionDays: 14}}
+	if checkPush {
+		in.Reward.ConfirmTemplate = h.template(campaign.TemplateInput{Name: "push", Channel: campaign.ChannelPush, Locale: "vi",
+			Title: "Bluezone", Body: "Cảm ơn"})
+		if _, err := h.service.CreateCampaign(h.ctx, h.admin, in); err == nil || !strings.Contains(err.Error(), "reward.confirm_template") {
+			t.Errorf("a push template to confirm rewards: %v, want an error naming reward.confirm_template", err)
+		}
+	}
+	in.Reward.ConfirmTemplate = thanks
+	c, err := h.service.CreateCampaign(h.ctx, h.admin, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr = h.rewardRig(c, 0, worker.Settings{SMSRate: 100000})
+	r, _, err = rr.ledger.Create(h.ctx, reward.Request{TenantID: h.tenant.ID, CampaignID: c.ID, SubscriberID: rr.subs[0],
+		MSISDN: msisdns[0], DeviceID: "device-1", InstallID: uuid.NewString(), DataMB: 5120, BudgetMB: 5120 * 10})
+	if err != nil || r.State != reward.StatePending {
+		t.Fatalf("reward %+v: %v", r, err)
+	}
+	return rr, r, msisdns[0]
 }
 
 // rewardRig is an engine with a reward ledger and a fulfiller that credits

@@ -103,7 +103,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		},
 	})
 	a.ledger.Enqueuer = a.engine
-	a.fulfiller.Confirm = a.engine.ConfirmReward
+	a.fulfiller.Confirm = a.engine.EnqueueConfirm
 	a.installs = &install.Service{Store: a.store, Tenants: a.store, Ledger: a.ledger,
 		DefaultSecret: cfg.InstallSecret, Logger: log}
 	a.registry.MustRegister(worker.NewQueueCollector(a.queue))
