@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,6 +26,10 @@ const alertFirstContacts = 200
 // first part: each part is queued as soon as it is stored, a fraction of a
 // second of sending at provider rates.
 const contactChunk = 1000
+
+// alertCreateTimeout bounds the writing of an alert's list, which goes on
+// when its caller hangs up.
+const alertCreateTimeout = 5 * time.Minute
 
 // AlertInput is an exposure alert to create and start at once.
 type AlertInput struct {
@@ -112,6 +117,15 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	// given all its contacts, and only then started: a worker scanning
 	// active campaigns must never fan out a running alert whose contact
 	// list is still being written.
+	//
+	// The request is valid: what follows is carried out whole even if the
+	// caller hangs up (a proxy's timeout, a dropped connection), since
+	// messages may be going out already. Any failure once the alert is
+	// stored cancels it (abort), so that it neither completes with part
+	// of its list nor keeps health data out of reach of the retention
+	// purge, and is audited.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertCreateTimeout)
+	defer cancel()
 	starter, _ := s.Dispatcher.(AlertStarter)
 	first := numbers[:min(alertFirstContacts, len(numbers))]
 	firstIDs, err := s.ensureContacts(ctx, p.TenantID, first)
@@ -127,18 +141,30 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	if err := s.Store.CreateCampaign(ctx, &c); err != nil {
 		return AlertResult{}, fmt.Errorf("create alert: %w", err)
 	}
-	if err := s.Store.AddContacts(ctx, c.ID, firstIDs); err != nil {
-		return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
-	}
-	from, to, err := Transition(ActionStart)
-	if err != nil {
-		return AlertResult{}, err
-	}
 	var (
 		started   Campaign
 		release   func(context.Context, bool) error
 		queuedAll = true
 	)
+	abort := func(what string, err error) (AlertResult, error) {
+		cf, ct, _ := Transition(ActionCancel)
+		if _, cerr := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, cf, ct, s.now().UTC()); cerr != nil {
+			s.logger().ErrorContext(ctx, "alert: cancel after a failed creation", "alert_id", c.ID, "err", cerr)
+		}
+		if release != nil {
+			release(ctx, false)
+		}
+		s.Audit(ctx, p, "alert.abort", "campaign", c.ID, map[string]any{
+			"name": name, "contacts": len(numbers), "reason": what})
+		return AlertResult{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := s.Store.AddContacts(ctx, c.ID, firstIDs); err != nil {
+		return abort("add alert contacts", err)
+	}
+	from, to, err := Transition(ActionStart)
+	if err != nil {
+		return abort("start alert", err)
+	}
 	queue := func(ids []int64) {
 		if err := starter.QueueContacts(ctx, started, ids); err != nil {
 			// The fan-out sends them when it is let go.
@@ -148,11 +174,10 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	}
 	if starter != nil {
 		if release, err = starter.HoldFanout(ctx, c); err != nil {
-			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+			return abort("start alert", err)
 		}
 		if started, err = s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now); err != nil {
-			release(context.WithoutCancel(ctx), false)
-			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+			return abort("start alert", err)
 		}
 		queue(firstIDs)
 	}
@@ -162,14 +187,9 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 			err = s.Store.AddContacts(ctx, c.ID, ids)
 		}
 		if err != nil {
-			if starter != nil {
-				// Started with part of its list: stop it rather than let
-				// it complete as if that were all.
-				cf, ct, _ := Transition(ActionCancel)
-				s.Store.TransitionCampaign(context.WithoutCancel(ctx), p.TenantID, c.ID, cf, ct, s.now().UTC())
-				release(context.WithoutCancel(ctx), false)
-			}
-			return AlertResult{}, fmt.Errorf("add alert contacts: %w", err)
+			// Started with part of its list: stop it rather than let it
+			// complete as if that were all.
+			return abort("add alert contacts", err)
 		}
 		if starter != nil {
 			queue(ids)
@@ -177,7 +197,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	}
 	if starter == nil {
 		if started, err = s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, from, to, now); err != nil {
-			return AlertResult{}, fmt.Errorf("start alert: %w", err)
+			return abort("start alert", err)
 		}
 	}
 	s.Audit(ctx, p, "alert.create", "campaign", c.ID, map[string]any{

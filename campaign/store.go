@@ -49,6 +49,10 @@ type Store interface {
 	InsertDeliveries(ctx context.Context, c Campaign, ch Channel, ds []NewDelivery) (int, error)
 	// SetFanoutProgress records the cursor (and whether fan-out is done).
 	SetFanoutProgress(ctx context.Context, campaignID string, cursor int64, done bool) error
+	// RestartFanout rewinds the fan-out to the start of the audience, not
+	// done, whatever SetFanoutProgress recorded: an alert whose hold was
+	// lost while its list was written pages the whole list again.
+	RestartFanout(ctx context.Context, campaignID string) error
 
 	// ClaimDeliveries moves the given pending deliveries to sending
 	// (attempts+1) and returns them with their subscribers (and, for push,

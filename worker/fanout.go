@@ -100,7 +100,7 @@ func (e *Engine) HoldFanout(ctx context.Context, c campaign.Campaign) (func(cont
 			return e.Store.SetFanoutProgress(ctx, c.ID, 0, true)
 		}
 		if held == 0 && (cur.FanoutCursor > 0 || cur.FanoutDone) {
-			if err := e.Store.SetFanoutProgress(ctx, c.ID, 0, false); err != nil {
+			if err := e.Store.RestartFanout(ctx, c.ID); err != nil {
 				return err
 			}
 			cur.FanoutCursor, cur.FanoutDone = 0, false

@@ -87,6 +87,15 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 				return err
 			}
 		}
+		if !c.FanoutDone && c.Kind == campaign.KindExposureAlert && c.StartedAt != nil && now.Sub(*c.StartedAt) < alertHold {
+			// The request creating the alert may still be writing its
+			// list: it lets the fan-out go when the list is whole
+			// (HoldFanout). Its hold in Redis keeps chains out, but an
+			// emptied Redis loses it, and a chain started now would page
+			// part of the list, mark it done, and complete the alert
+			// without the rest. Past alertHold the request is gone.
+			continue
+		}
 		if !c.FanoutDone {
 			// startChain does nothing while a live chain holds the lease.
 			if err := e.startChain(ctx, c, false, "monitor"); err != nil {

@@ -102,14 +102,17 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		if gated {
 			var ok bool
 			if leaveGate, ok = e.enterClaimGate(ctx, p.CampaignID+":"+string(p.Channel)); !ok {
-				return nil // stopping: the rest stays pending for the reconciler
+				e.handOn(ctx, c, p.Channel, p.SubscriberIDs) // stopping
+				return nil
 			}
 		}
 		// Later chunks, and a paced one that waited for the gate, look
 		// again at the campaign first.
 		if start > 0 || gated {
 			if e.stopped() {
-				return nil // the rest stays pending for the reconciler
+				// The whole batch: a chunk may have been put back.
+				e.handOn(ctx, c, p.Channel, p.SubscriberIDs)
+				return nil
 			}
 			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
 				return err
@@ -175,6 +178,12 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	// put deliveries back: they wait for the window or end with the
 	// campaign. The whole batch is held: its sent ones are claimed no more.
 	if putBack {
+		if e.stopped() {
+			// Put back because this worker is stopping: the next one
+			// takes the batch (its sent deliveries are claimed no more).
+			e.handOn(ctx, c, p.Channel, p.SubscriberIDs)
+			return nil
+		}
 		if _, err := e.holdOrExpire(ctx, c, p, false); err != nil {
 			return err
 		}
@@ -1123,6 +1132,27 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 		e.Logger.Warn("enqueue retry", "campaign", c.ID, "n", len(retry), "err", err)
 	}
 	return nil
+}
+
+// handOn queues a batch that this worker, stopping, will not finish as a
+// task of its own (its unsent deliveries are pending, unclaimed), so
+// that a clean stop (a rolling deploy) hands them to the next worker at
+// once instead of leaving them to the reconciler's re-drive, StaleAfter
+// later: minutes for an exposure alert. Claiming is idempotent, so a
+// delivery sent meanwhile is not sent again. The backlog does not count
+// them (this task left it when it started).
+func (e *Engine) handOn(ctx context.Context, c campaign.Campaign, ch campaign.Channel, rest []int64) {
+	if len(rest) == 0 {
+		return
+	}
+	task, err := newSendTask(sendPayload{CampaignID: c.ID, Channel: ch, SubscriberIDs: rest})
+	if err == nil {
+		_, err = e.client.EnqueueContext(context.WithoutCancel(ctx), task, asynq.Queue(queueFor(c.Kind)))
+	}
+	if err != nil {
+		// Pending in the store: the reconciler re-drives them.
+		e.Logger.Warn("hand on the rest of a batch at stop", "campaign", c.ID, "n", len(rest), "err", err)
+	}
 }
 
 // recordOutcomes writes a batch's results, retrying a busy or briefly

@@ -381,3 +381,20 @@ func (s *Store) SetFanoutProgress(ctx context.Context, campaignID string, cursor
 	}
 	return nil
 }
+
+// RestartFanout rewinds fan-out to the start of the audience, not done
+// (see campaign.Store).
+func (s *Store) RestartFanout(ctx context.Context, campaignID string) error {
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET fanout_cursor = 0, fanout_done = false WHERE id = $1`, key)
+	if err != nil {
+		return fmt.Errorf("postgres: restart fanout: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.NotFound("campaign")
+	}
+	return nil
+}

@@ -448,3 +448,20 @@ func (s *Store) SetFanoutProgress(ctx context.Context, campaignID string, cursor
 	}
 	return nil
 }
+
+// RestartFanout rewinds fan-out to the start of the audience, not done
+// (see campaign.Store).
+func (s *Store) RestartFanout(ctx context.Context, campaignID string) error {
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return apperr.NotFound("campaign")
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE campaigns SET fanout_cursor = 0, fanout_done = false WHERE id = ?`, key)
+	if err != nil {
+		return fmt.Errorf("sqlite: restart fanout: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.NotFound("campaign")
+	}
+	return nil
+}
