@@ -35,9 +35,12 @@ func NewLimiter(rdb redis.UniversalClient) *Limiter { return &Limiter{rdb: rdb} 
 // keep the rate's timeline (see Reserve). It answers {1, delay}, the delay
 // negative for a slot already due.
 //
-// KEYS[1] tat key; ARGV: interval_us, n, max_ahead_us, priority (1 =
-// urgent), behind_us.
-var reserveScript = redis.NewScript(`
+// KEYS[1] tat key, KEYS[2] its priority key (in one hash slot, for Redis
+// Cluster: a script may touch only the keys it is given, on one node);
+// ARGV: interval_us, n, max_ahead_us, priority (1 = urgent), behind_us.
+var reserveScript = redis.NewScript(rateScriptSource)
+
+const rateScriptSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -46,7 +49,7 @@ local max_ahead = tonumber(ARGV[3])
 local prio = tonumber(ARGV[4])
 local behind = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prio_key = KEYS[1] .. ':prio'
+local prio_key = KEYS[2]
 local start = math.max(now - behind, tat)
 if prio == 1 then
   redis.call('SET', prio_key, start + n * interval, 'PX', 60000)
@@ -61,7 +64,14 @@ else
 end
 redis.call('SET', KEYS[1], start + n * interval, 'PX', 60000)
 return {1, start - now}
-`)
+`
+
+// rateKeys are the tat and priority keys of key, hash-tagged into one
+// slot.
+func rateKeys(key string) []string {
+	tat := "outreach:rate:{" + key + "}"
+	return []string{tat, tat + ":prio"}
+}
 
 // Reservation says when reserved units are due.
 type Reservation struct {
@@ -92,7 +102,7 @@ func (l *Limiter) Reserve(ctx context.Context, key string, rate int, n int, maxA
 	if urgent {
 		prio = 1
 	}
-	res, err := reserveScript.Run(ctx, l.rdb, []string{"outreach:rate:" + key},
+	res, err := reserveScript.Run(ctx, l.rdb, rateKeys(key),
 		interval.Microseconds(), n, maxAhead.Microseconds(), prio, max(behind, 0).Microseconds()).Int64Slice()
 	if err != nil {
 		return Reservation{}, false, 0, fmt.Errorf("rate limit %s: %w", key, err)
