@@ -130,3 +130,23 @@ func TestBenchNeverFlushesTheServicesRedis(t *testing.T) {
 		t.Errorf("--store postgres without --database-url: %v, want it asked for", err)
 	}
 }
+
+// Every command has --help, as the README says: keys too, before its
+// sub-commands (it used to take --help for an unknown sub-command).
+func TestKeysExplainsItself(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out, errb bytes.Buffer
+		if err := realMain(context.Background(), []string{"keys", arg}, &out, &errb, noEnv); err != nil {
+			t.Errorf("keys %s: %v", arg, err)
+		}
+		if !strings.Contains(out.String(), "outreach keys create --tenant NAME") {
+			t.Errorf("keys %s printed %q", arg, out.String())
+		}
+	}
+	var errb bytes.Buffer
+	err := realMain(context.Background(), []string{"keys", "create", "--help"}, io.Discard, &errb, noEnv)
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "Usage: outreach keys create") {
+		t.Errorf("keys create --help: %v, printed %q", err, errb.String())
+	}
+}

@@ -34,12 +34,19 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return nil
 }
 
+const keysUsage = "Usage:\n  outreach keys create --tenant NAME --role admin|marketer|health|viewer\n" +
+	"  outreach keys install-secret --tenant NAME\n\nRun outreach keys COMMAND --help for one command's flags.\n"
+
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, "Usage:\n  outreach keys create --tenant NAME --role admin|marketer|health|viewer\n  outreach keys install-secret --tenant NAME\n")
+		fmt.Fprint(stderr, keysUsage)
 		return errors.New("keys: want create or install-secret")
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "help" || sub == "-h" || sub == "--help" {
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
 	var fs = newFlags("keys "+sub, "", stderr)
 	name := fs.String("tenant", "", "tenant name (created if it does not exist)")
 	var role *string
