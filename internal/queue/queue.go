@@ -5,8 +5,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/alicebob/miniredis/v2"
@@ -64,6 +66,24 @@ func Connect(rawURL string) (*Conn, error) {
 		c.Redis = redis.NewClient(&redis.Options{Network: o.Network, Addr: o.Addr, Username: o.Username,
 			Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig})
 	case asynq.RedisFailoverClientOpt:
+		// asynq reads the user info as the sentinels' password only; the
+		// master's credentials and database come from the query
+		// (password, username) and the path, as go-redis reads them.
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("OUTREACH_REDIS_URL: %w", err)
+		}
+		q := u.Query()
+		if q.Get("master") == "" {
+			return nil, errors.New("OUTREACH_REDIS_URL: a redis-sentinel:// URL needs ?master=NAME")
+		}
+		o.Username, o.Password = q.Get("username"), q.Get("password")
+		if db := strings.Trim(u.Path, "/"); db != "" {
+			if o.DB, err = strconv.Atoi(db); err != nil || o.DB < 0 {
+				return nil, fmt.Errorf("OUTREACH_REDIS_URL: database %q is not a number", db)
+			}
+		}
+		c.Opt = o
 		c.Redis = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs,
 			SentinelPassword: o.SentinelPassword, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig})
 	default:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"outreach/internal/testenv"
 )
@@ -164,4 +165,31 @@ func TestAsynqStrictPriorityDrainsTheHighQueueFirst(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A redis-sentinel:// URL names the sentinels' password in its user info
+// (as asynq reads it) and the master's credentials and database in its
+// query and path (as go-redis reads them): a password-protected master was
+// out of reach (NOAUTH at start).
+func TestASentinelURLCarriesTheMastersCredentials(t *testing.T) {
+	c, err := Connect("redis-sentinel://:sentinel-pw@127.0.0.1:26379,127.0.0.1:26380/3?master=mymaster&password=master-pw&username=outreach")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o, ok := c.Opt.(asynq.RedisFailoverClientOpt)
+	if !ok || o.MasterName != "mymaster" || o.SentinelPassword != "sentinel-pw" || o.Password != "master-pw" ||
+		o.Username != "outreach" || o.DB != 3 || len(o.SentinelAddrs) != 2 {
+		t.Errorf("asynq options %+v", c.Opt)
+	}
+	fo := c.Redis.(*redis.Client).Options()
+	if fo.Password != "master-pw" || fo.Username != "outreach" || fo.DB != 3 {
+		t.Errorf("go-redis options: password %q, username %q, db %d", fo.Password, fo.Username, fo.DB)
+	}
+	for _, bad := range []string{"redis-sentinel://127.0.0.1:26379", "redis-sentinel://127.0.0.1:26379/x?master=m"} {
+		if c, err := Connect(bad); err == nil {
+			c.Close()
+			t.Errorf("Connect(%q): no error", bad)
+		}
+	}
 }
