@@ -10,9 +10,12 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"outreach/subscriber"
 )
 
 // Config is every setting of the engine. Secrets are tagged json:"-" and
@@ -47,18 +50,22 @@ type Config struct {
 	SMSRate  int `json:"sms_rate"`
 	PushRate int `json:"push_rate"`
 
-	Timezone        *time.Location `json:"-"`
-	TimezoneName    string         `json:"timezone"`
-	SendWindow      Window         `json:"send_window"`
-	FrequencyCap    Cap            `json:"frequency_cap"`
-	MarketingLabel  string         `json:"marketing_label"`
-	OptOutText      string         `json:"opt_out_text"`
-	InstallBaseURL  string         `json:"install_base_url"`
-	InstallStoreURL string         `json:"install_store_url"`
-	InstallSecret   string         `json:"-"`
-	RewardsURL      string         `json:"rewards_url"`
-	RewardsSecret   string         `json:"-"`
-	AdoptionTarget  int64          `json:"adoption_target"`
+	Timezone       *time.Location `json:"-"`
+	TimezoneName   string         `json:"timezone"`
+	SendWindow     Window         `json:"send_window"`
+	FrequencyCap   Cap            `json:"frequency_cap"`
+	MarketingLabel string         `json:"marketing_label"`
+	OptOutText     string         `json:"opt_out_text"`
+	// OptOutKeywords and OptInKeywords are inbound SMS words added to the
+	// defaults (subscriber.DefaultKeywords).
+	OptOutKeywords  []string `json:"opt_out_keywords"`
+	OptInKeywords   []string `json:"opt_in_keywords"`
+	InstallBaseURL  string   `json:"install_base_url"`
+	InstallStoreURL string   `json:"install_store_url"`
+	InstallSecret   string   `json:"-"`
+	RewardsURL      string   `json:"rewards_url"`
+	RewardsSecret   string   `json:"-"`
+	AdoptionTarget  int64    `json:"adoption_target"`
 
 	WorkerConcurrency int `json:"worker_concurrency"`
 	// BacklogSeconds: how many seconds of a campaign's rate its fan-out
@@ -243,9 +250,21 @@ func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
 	}
 	c.InstallBaseURL = l.str("OUTREACH_INSTALL_BASE_URL", c.PublicURL+"/i/")
-	for _, p := range strings.Split(l.str("OUTREACH_TRUSTED_PROXIES", ""), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			c.TrustedProxies = append(c.TrustedProxies, p)
+	c.TrustedProxies = commaList(l.str("OUTREACH_TRUSTED_PROXIES", ""))
+	c.OptOutKeywords = commaList(l.str("OUTREACH_OPT_OUT_KEYWORDS", ""))
+	c.OptInKeywords = commaList(l.str("OUTREACH_OPT_IN_KEYWORDS", ""))
+	for name, words := range map[string][]string{"OUTREACH_OPT_OUT_KEYWORDS": c.OptOutKeywords, "OUTREACH_OPT_IN_KEYWORDS": c.OptInKeywords} {
+		for _, w := range words {
+			if p := subscriber.CheckKeyword(w); p != "" {
+				l.fail(name, "%s", p)
+			}
+		}
+	}
+	for _, w := range c.OptOutKeywords {
+		if slices.ContainsFunc(c.OptInKeywords, func(in string) bool {
+			return subscriber.Keywords{OptOut: []string{w}}.Match(in) == subscriber.KeywordOptOut
+		}) {
+			l.fail("OUTREACH_OPT_IN_KEYWORDS", "%q is an opt-out keyword too (OUTREACH_OPT_OUT_KEYWORDS)", w)
 		}
 	}
 	var err error
@@ -369,6 +388,7 @@ func (c *Config) Redacted() map[string]any {
 		"apns_host": redactHost(c.APNsHost), "sms_rate": c.SMSRate, "push_rate": c.PushRate, "timezone": c.TimezoneName,
 		"send_window": c.SendWindow.String(), "frequency_cap": c.FrequencyCap.String(),
 		"marketing_label": c.MarketingLabel, "install_base_url": c.InstallBaseURL,
+		"opt_out_keywords": c.OptOutKeywords, "opt_in_keywords": c.OptInKeywords,
 		"install_secret": secret(c.InstallSecret), "rewards_url": redactURL(c.RewardsURL), "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
 		"backlog_seconds": c.BacklogSeconds,
@@ -520,4 +540,15 @@ func (l *loader) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// commaList splits a comma-separated value, trimmed, without empty items.
+func commaList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

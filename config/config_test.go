@@ -34,21 +34,23 @@ func TestDefaultsAreTheEmbeddedSetup(t *testing.T) {
 
 func TestABadVariableIsNamedInTheError(t *testing.T) {
 	cases := map[string]map[string]string{
-		"OUTREACH_SMS_RATE":        {"OUTREACH_SMS_RATE": "fast"},
-		"OUTREACH_SEND_WINDOW":     {"OUTREACH_SEND_WINDOW": "7-22"},
-		"OUTREACH_FREQUENCY_CAP":   {"OUTREACH_FREQUENCY_CAP": "three"},
-		"OUTREACH_TIMEZONE":        {"OUTREACH_TIMEZONE": "Mars/Olympus"},
-		"OUTREACH_DATABASE_URL":    {"OUTREACH_DATABASE_URL": "mysql://x"},
-		"OUTREACH_REDIS_URL":       {"OUTREACH_REDIS_URL": "http://x"},
-		"TWILIO_ACCOUNT_SID":       {"OUTREACH_SMS_PROVIDER": "twilio"},
-		"OUTREACH_SMS_PROVIDER":    {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
-		"OUTREACH_ALERT_RETENTION": {"OUTREACH_ALERT_RETENTION": "forever"},
-		"OUTREACH_BACKLOG_SECONDS": {"OUTREACH_BACKLOG_SECONDS": "0"},
-		"OUTREACH_LOG_LEVEL":       {"OUTREACH_LOG_LEVEL": "verbose"},
-		"OUTREACH_TRUSTED_PROXIES": {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
-		"OUTREACH_STALE_AFTER":     {"OUTREACH_STALE_AFTER": "110000d"}, // would overflow into a negative duration
-		"OUTREACH_REWARDS_URL":     {"OUTREACH_REWARDS_URL": "http://", "OUTREACH_REWARDS_SECRET": "s"},
-		"OUTREACH_REWARDS_SECRET":  {"OUTREACH_REWARDS_URL": "https://prov.example/grant"},
+		"OUTREACH_SMS_RATE":         {"OUTREACH_SMS_RATE": "fast"},
+		"OUTREACH_SEND_WINDOW":      {"OUTREACH_SEND_WINDOW": "7-22"},
+		"OUTREACH_FREQUENCY_CAP":    {"OUTREACH_FREQUENCY_CAP": "three"},
+		"OUTREACH_TIMEZONE":         {"OUTREACH_TIMEZONE": "Mars/Olympus"},
+		"OUTREACH_DATABASE_URL":     {"OUTREACH_DATABASE_URL": "mysql://x"},
+		"OUTREACH_REDIS_URL":        {"OUTREACH_REDIS_URL": "http://x"},
+		"TWILIO_ACCOUNT_SID":        {"OUTREACH_SMS_PROVIDER": "twilio"},
+		"OUTREACH_SMS_PROVIDER":     {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
+		"OUTREACH_ALERT_RETENTION":  {"OUTREACH_ALERT_RETENTION": "forever"},
+		"OUTREACH_BACKLOG_SECONDS":  {"OUTREACH_BACKLOG_SECONDS": "0"},
+		"OUTREACH_LOG_LEVEL":        {"OUTREACH_LOG_LEVEL": "verbose"},
+		"OUTREACH_TRUSTED_PROXIES":  {"OUTREACH_TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"},
+		"OUTREACH_STALE_AFTER":      {"OUTREACH_STALE_AFTER": "110000d"}, // would overflow into a negative duration
+		"OUTREACH_REWARDS_URL":      {"OUTREACH_REWARDS_URL": "http://", "OUTREACH_REWARDS_SECRET": "s"},
+		"OUTREACH_REWARDS_SECRET":   {"OUTREACH_REWARDS_URL": "https://prov.example/grant"},
+		"OUTREACH_OPT_OUT_KEYWORDS": {"OUTREACH_OPT_OUT_KEYWORDS": "NGUNG, ?!"},
+		"OUTREACH_OPT_IN_KEYWORDS":  {"OUTREACH_OPT_OUT_KEYWORDS": "Ngừng", "OUTREACH_OPT_IN_KEYWORDS": "ngung"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))

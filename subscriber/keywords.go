@@ -1,6 +1,8 @@
 package subscriber
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -32,7 +34,7 @@ type Keywords struct {
 // ones (HUY, TU CHOI, TC, KHONG).
 var DefaultKeywords = Keywords{
 	OptOut: []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-		"HUY", "TU CHOI", "TUCHOI", "TC", "KHONG", "HUY QC", "DUNG"},
+		"HUY", "TU CHOI", "TUCHOI", "TC", "KHONG", "HUY QC", "DUNG", "TU CHOI QC", "TUCHOI QC", "TCQC"},
 	OptIn: []string{"START", "YES", "UNSTOP", "BAT DAU", "DK"},
 	Help:  []string{"HELP", "INFO", "TRO GIUP"},
 }
@@ -46,6 +48,35 @@ func normalizeKeyword(s string) string {
 	s = strings.NewReplacer("đ", "d", "Đ", "D").Replace(s)
 	s = strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) })
 	return strings.ToUpper(strings.Join(strings.Fields(s), " "))
+}
+
+// With returns k with optOut and optIn added (a carrier's own words, from
+// the configuration). A word given for one list leaves the others, so that
+// a carrier may turn a default opt-in word into an opt-out one.
+func (k Keywords) With(optOut, optIn []string) Keywords {
+	drop := func(words []string, take []string) []string {
+		var out []string
+		for _, w := range words {
+			if !slices.ContainsFunc(take, func(t string) bool { return normalizeKeyword(t) == normalizeKeyword(w) }) {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	return Keywords{
+		OptOut: append(drop(k.OptOut, optIn), optOut...),
+		OptIn:  append(drop(k.OptIn, optOut), optIn...),
+		Help:   drop(k.Help, append(slices.Clone(optOut), optIn...)),
+	}
+}
+
+// CheckKeyword says what is wrong with w as a keyword ("" if nothing): it
+// must keep some letters or digits once normalised as Match compares.
+func CheckKeyword(w string) string {
+	if normalizeKeyword(w) == "" {
+		return fmt.Sprintf("%q has no letters or digits", w)
+	}
+	return ""
 }
 
 // Match classifies an inbound message body.

@@ -15,6 +15,8 @@ func TestKeywordsMatchWholeMessagesWhateverTheCaseOrDiacritics(t *testing.T) {
 		{"từ chối", KeywordOptOut},
 		{"Từ   Chối", KeywordOptOut},
 		{"TC", KeywordOptOut},
+		{"Từ chối QC", KeywordOptOut},
+		{"TCQC", KeywordOptOut},
 		{"START", KeywordOptIn},
 		{"bắt đầu", KeywordOptIn},
 		{"help", KeywordHelp},
@@ -25,5 +27,24 @@ func TestKeywordsMatchWholeMessagesWhateverTheCaseOrDiacritics(t *testing.T) {
 		if got := DefaultKeywords.Match(c.body); got != c.want {
 			t.Errorf("Match(%q) = %v, want %v", c.body, got, c.want)
 		}
+	}
+}
+
+// A carrier adds its own words; one given for a list leaves the others.
+func TestKeywordsTakeACarriersOwnWords(t *testing.T) {
+	k := DefaultKeywords.With([]string{"Ngừng QC", "YES"}, []string{"Đăng ký lại"})
+	for body, want := range map[string]Keyword{
+		"ngung qc": KeywordOptOut, "YES": KeywordOptOut, "dang ky lai": KeywordOptIn,
+		"STOP": KeywordOptOut, "START": KeywordOptIn, "HELP": KeywordHelp,
+	} {
+		if got := k.Match(body); got != want {
+			t.Errorf("Match(%q) = %v, want %v", body, got, want)
+		}
+	}
+	if DefaultKeywords.Match("YES") != KeywordOptIn {
+		t.Error("With changed the defaults")
+	}
+	if CheckKeyword(" ?! ") == "" || CheckKeyword("Hủy") != "" {
+		t.Error("CheckKeyword: want a word with letters or digits")
 	}
 }

@@ -137,7 +137,7 @@ func (a *app) newHandler(probesOnly bool) http.Handler {
 				"/i/:code":                 api.NewPerSourceLimiter(20, 100, 0),
 			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
-				OptOuts: a.store, Keywords: subscriber.DefaultKeywords, Logger: a.log}.Register(r)
+				OptOuts: a.store, Keywords: subscriber.DefaultKeywords.With(cfg.OptOutKeywords, cfg.OptInKeywords), Logger: a.log}.Register(r)
 			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
 				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL})
 		},

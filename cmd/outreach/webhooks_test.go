@@ -31,6 +31,7 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 		"TWILIO_AUTH_TOKEN":                     "secrettoken42",
 		"OUTREACH_TWILIO_MESSAGING_SERVICE_SID": "MG0123456789",
 		"OUTREACH_TWILIO_BASE_URL":              fakeURL,
+		"OUTREACH_OPT_OUT_KEYWORDS":             "Ngừng QC",
 	}
 	getenv := mapEnv(vars)
 	serve(t, getenv)
@@ -174,6 +175,13 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 	}
 	if optedOut() {
 		t.Fatal("inbound START did not opt the subscriber back in")
+	}
+	// A keyword of the carrier's own (OUTREACH_OPT_OUT_KEYWORDS) works too.
+	if err := fake.SendInbound(context.Background(), base+"/webhooks/twilio/inbound", "+84912345678", "MG0123456789", "ngung qc", ""); err != nil {
+		t.Fatal(err)
+	}
+	if !optedOut() {
+		t.Fatal("inbound ngung qc (configured) did not opt the subscriber out")
 	}
 
 	// A test send has no delivery: its callback names none, and its
