@@ -1,9 +1,9 @@
 // Package reward is the exactly-once ledger of data-bonus rewards: at most
-// one live reward per (campaign, subscriber) and per device across the
-// tenant's campaigns, never past a campaign's budget under any concurrency
-// (the store enforces both in one atomic step), and the fulfilment that
-// provisions each reward through the carrier's API exactly once. It
-// declares the Store it needs.
+// one live reward (pending or granted) per (campaign, subscriber) and per
+// device across the tenant's campaigns, never past a campaign's budget
+// under any concurrency (the store enforces both in one atomic step), and
+// the fulfilment that provisions each reward through the carrier's API
+// exactly once. It declares the Store it needs.
 package reward
 
 import (
@@ -88,9 +88,9 @@ type Store interface {
 	// reward for r.InstallID exists, r becomes that one and created is
 	// false. A reward given as rejected (r.Reason set) is stored as such,
 	// touching no budget. Otherwise, in one atomic step: if the campaign
-	// and subscriber already have a reward that is not rejected, r is
-	// stored rejected already_rewarded; else if the tenant's device has
-	// one, rejected device_already_rewarded; else if debiting r.DataMB
+	// and subscriber already have a live reward (pending or granted: a
+	// failed one credited nothing), r is stored rejected already_rewarded;
+	// else if the tenant's device has one, rejected device_already_rewarded; else if debiting r.DataMB
 	// would take the campaign's spent past budgetMB (the budget row is
 	// created on first use with budgetMB), rejected budget_exhausted;
 	// else the budget is debited and r stored pending. r is filled with

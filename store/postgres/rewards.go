@@ -261,8 +261,8 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 func (s *Store) uniquenessReason(ctx context.Context, r *reward.Reward) (reward.Reason, error) {
 	var subscriberHas, deviceHas bool
 	err := s.pool.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = $1 AND subscriber_id = $2 AND state <> 'rejected'),
-			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = $3 AND device_id = $4 AND state <> 'rejected')`,
+			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = $1 AND subscriber_id = $2 AND state IN ('pending', 'granted')),
+			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = $3 AND device_id = $4 AND state IN ('pending', 'granted'))`,
 		r.CampaignID, r.SubscriberID, r.TenantID, r.DeviceID).Scan(&subscriberHas, &deviceHas)
 	switch {
 	case err != nil:

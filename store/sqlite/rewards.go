@@ -81,8 +81,8 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 	var prior, pair, device bool
 	if err := tx.QueryRowContext(ctx, `SELECT
 			EXISTS (SELECT 1 FROM rewards WHERE install_id = ?1),
-			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = ?2 AND subscriber_id = ?3 AND state <> 'rejected'),
-			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = ?4 AND device_id = ?5 AND state <> 'rejected')`,
+			EXISTS (SELECT 1 FROM rewards WHERE campaign_id = ?2 AND subscriber_id = ?3 AND state IN ('pending', 'granted')),
+			EXISTS (SELECT 1 FROM rewards WHERE tenant_id = ?4 AND device_id = ?5 AND state IN ('pending', 'granted'))`,
 		r.InstallID, r.CampaignID, r.SubscriberID, r.TenantID, r.DeviceID).Scan(&prior, &pair, &device); err != nil {
 		return false, fmt.Errorf("sqlite: create reward: %w", err)
 	}

@@ -873,6 +873,18 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		if r := f.reward(c, 3, "d3"); f.create(t, r, 200) && r.State != reward.StatePending {
 			t.Errorf("after the refund: %s %s", r.State, r.Reason)
 		}
+		// The failed reward credited nothing, so it holds neither its
+		// subscriber's place in the campaign (a second reward is refused
+		// only for the budget, now spent) nor its device's in the tenant
+		// (another subscriber on that phone is rewarded in a campaign
+		// with room).
+		if r := f.reward(c, 2, "d9"); f.create(t, r, 200) && r.Reason != reward.ReasonBudgetExhausted {
+			t.Errorf("the failed reward's subscriber again: %s %s, want rejected budget_exhausted", r.State, r.Reason)
+		}
+		c2 := f.promotion(t, f.tenant, 100, 200, 14)
+		if r := f.reward(c2, 1, "d2"); f.create(t, r, 200) && r.State != reward.StatePending {
+			t.Errorf("another subscriber on the failed reward's device: %s %s, want pending", r.State, r.Reason)
+		}
 		installs, granted, mb, err := f.st.CampaignRewardStats(f.ctx, f.tenant, c.ID)
 		if err != nil || granted != 1 || mb != 100 || installs != 0 {
 			t.Errorf("stats: installs %d granted %d mb %d err %v", installs, granted, mb, err)
