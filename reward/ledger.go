@@ -140,9 +140,10 @@ func (l *Ledger) Recorded(ctx context.Context, r Reward, created bool) {
 	}
 }
 
-// installSkew is how much earlier than its message an install may be
-// dated and still be in the window: the app backend's clock is not ours.
-const installSkew = 5 * time.Minute
+// InstallSkew is how much earlier than its message an install may be
+// dated and still be in the window (and be attributed to it, by code or by
+// number): the app backend's clock is not ours.
+const InstallSkew = 5 * time.Minute
 
 // outsideWindow reports whether the install falls outside its message's
 // attribution window: after it closed, or before the message was sent (a
@@ -152,7 +153,7 @@ func outsideWindow(req Request) bool {
 	if req.AttributionDays <= 0 || req.SentAt.IsZero() || req.InstalledAt.IsZero() {
 		return false
 	}
-	return req.InstalledAt.Before(req.SentAt.Add(-installSkew)) ||
+	return req.InstalledAt.Before(req.SentAt.Add(-InstallSkew)) ||
 		req.InstalledAt.After(req.SentAt.Add(time.Duration(req.AttributionDays)*24*time.Hour))
 }
 

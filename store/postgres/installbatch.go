@@ -12,6 +12,7 @@ import (
 
 	"outreach/campaign"
 	"outreach/install"
+	"outreach/reward"
 )
 
 // Install callbacks come in by the thousand a second, each wanting one
@@ -260,7 +261,7 @@ LEFT JOIN LATERAL (
 	FROM deliveries d
 	JOIN campaigns c ON c.id = d.campaign_id
 	WHERE t.id IS NOT NULL AND d.subscriber_id = t.id AND d.kind_marketing AND d.sent_at IS NOT NULL
-	  AND d.sent_at <= x.at AND d.sent_at >= x.at - make_interval(days => GREATEST($6::int, x.default_days))
+	  AND d.sent_at <= x.at + $7::interval AND d.sent_at >= x.at - make_interval(days => GREATEST($6::int, x.default_days))
 	  AND d.tenant_id = x.tenant_id AND d.status IN ('sent', 'delivered') AND c.kind = 'install_promotion'
 	  AND d.sent_at >= x.at - make_interval(days => COALESCE((c.reward->>'attribution_days')::int, x.default_days))
 	ORDER BY d.sent_at DESC
@@ -278,7 +279,7 @@ func (s *Store) lookUpAttributions(ctx context.Context, qs []attributionQuery) (
 	}
 	out := make([]install.AttributionLookup, len(qs))
 	seen := 0
-	err := s.queryGeneric(ctx, lookUpAttributionsSQL, []any{tenants, codes, msisdns, ats, days, campaign.MaxAttributionDays}, func(rows pgx.Rows) error {
+	err := s.queryGeneric(ctx, lookUpAttributionsSQL, []any{tenants, codes, msisdns, ats, days, campaign.MaxAttributionDays, reward.InstallSkew}, func(rows pgx.Rows) error {
 		return s.scanAttributions(rows, qs, out, &seen)
 	})
 	if err != nil {

@@ -109,11 +109,11 @@ func (s *Store) LastPromotion(ctx context.Context, tenantID string, subscriberID
 		FROM deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id
 		WHERE d.subscriber_id = $2 AND d.kind_marketing AND d.sent_at IS NOT NULL
-		  AND d.sent_at <= $3::timestamptz AND d.sent_at >= $3::timestamptz - make_interval(days => $5::int)
+		  AND d.sent_at <= $6::timestamptz AND d.sent_at >= $3::timestamptz - make_interval(days => $5::int)
 		  AND d.tenant_id = $1 AND d.status IN ('sent', 'delivered') AND c.kind = 'install_promotion'
 		  AND d.sent_at >= $3::timestamptz - make_interval(days => COALESCE((c.reward->>'attribution_days')::int, $4::int))
 		ORDER BY d.sent_at DESC
-		LIMIT 1`, tenantID, subscriberID, at, defaultDays, maxDays).
+		LIMIT 1`, tenantID, subscriberID, at, defaultDays, maxDays, at.Add(reward.InstallSkew)).
 		Scan(&a.CampaignID, &a.SentAt, &a.Reward)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return install.Attribution{}, false, nil

@@ -12,6 +12,7 @@ import (
 
 	"outreach/campaign"
 	"outreach/install"
+	"outreach/reward"
 )
 
 var (
@@ -149,11 +150,12 @@ func (s *Store) LastPromotion(ctx context.Context, tenantID string, subscriberID
 		FROM deliveries d
 		JOIN campaigns c ON c.id = d.campaign_id
 		WHERE d.subscriber_id = ?1 AND d.kind_marketing AND d.sent_at IS NOT NULL
-		  AND d.sent_at <= ?2 AND d.sent_at >= ?3
+		  AND d.sent_at <= ?6 AND d.sent_at >= ?3
 		  AND d.tenant_id = ?4 AND d.status IN ('sent', 'delivered') AND c.kind = 'install_promotion'
 		  AND d.sent_at >= date(?2, '-' || COALESCE(json_extract(c.reward, '$.attribution_days'), ?5) || ' days') || substr(?2, 11)
 		ORDER BY d.sent_at DESC
-		LIMIT 1`, subscriberID, ledgerStamp(at), ledgerStamp(at.AddDate(0, 0, -maxDays)), tenantID, defaultDays).
+		LIMIT 1`, subscriberID, ledgerStamp(at), ledgerStamp(at.AddDate(0, 0, -maxDays)), tenantID, defaultDays,
+		ledgerStamp(at.Add(reward.InstallSkew))).
 		Scan(&a.CampaignID, &sentAt, &raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return install.Attribution{}, false, nil
