@@ -22,8 +22,12 @@ var _ subscriber.Store = (*Store)(nil)
 // an update changes only what differs (an empty region or locale keeps the
 // stored one, attributes merge), so re-importing a base rewrites nothing.
 const (
-	subInsertSQL = `INSERT INTO subscribers (tenant_id, msisdn, region, locale, attributes, created_at, updated_at)
-		VALUES (?1, ?2, ?3, COALESCE(NULLIF(?4, ''), 'vi'), ?5, ?6, ?6)
+	// A number whose install came before it joined the base is installed.
+	subInsertSQL = `INSERT INTO subscribers (tenant_id, msisdn, region, locale, attributes, created_at, updated_at,
+			installed, installed_at)
+		SELECT ?1, ?2, ?3, COALESCE(NULLIF(?4, ''), 'vi'), ?5, ?6, ?6, i.installed_at IS NOT NULL, i.installed_at
+		FROM (SELECT 1) LEFT JOIN installs i ON i.tenant_id = ?1 AND i.msisdn = ?2 AND NOT i.duplicate
+		WHERE true
 		ON CONFLICT (tenant_id, msisdn) DO NOTHING`
 	subUpdateSQL = `UPDATE subscribers SET
 			region = COALESCE(NULLIF(?3, ''), region),
@@ -189,8 +193,11 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 	if err := subTenantExists(ctx, tx, tenantID); err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO subscribers (tenant_id, msisdn, alert_only, created_at, updated_at)
-		VALUES (?1, ?2, 1, ?3, ?3) ON CONFLICT (tenant_id, msisdn) DO NOTHING`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO subscribers (tenant_id, msisdn, alert_only, created_at, updated_at,
+			installed, installed_at)
+		SELECT ?1, ?2, 1, ?3, ?3, i.installed_at IS NOT NULL, i.installed_at
+		FROM (SELECT 1) LEFT JOIN installs i ON i.tenant_id = ?1 AND i.msisdn = ?2 AND NOT i.duplicate
+		WHERE true ON CONFLICT (tenant_id, msisdn) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ensure subscribers: %w", err)
 	}

@@ -254,6 +254,37 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		}
 	})
 
+	t.Run("a number that installed before it joined the base starts installed", func(t *testing.T) {
+		t.Parallel()
+		f := newInstFixture(t, newStore(t), 1)
+		at := f.now.Add(-time.Hour)
+		for _, m := range []string{"+84987000211", "+84987000212"} {
+			f.record(t, &install.Install{TenantID: f.tenant, MSISDN: m, DeviceID: "d" + m, Platform: install.PlatformIOS,
+				InstalledAt: at, ReceivedAt: f.now, Via: install.ViaOrganic})
+		}
+		// Imported, and named by an alert: both are installed, so that an
+		// audience of subscribers without the app leaves them out.
+		if _, err := f.st.UpsertSubscribers(f.ctx, f.tenant, []subscriber.Row{{MSISDN: "+84987000211", Region: "HN"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.EnsureSubscribers(f.ctx, f.tenant, []string{"+84987000212"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"+84987000211", "+84987000212"} {
+			s, err := f.st.GetSubscriber(f.ctx, f.tenant, m)
+			if err != nil || !s.Installed || s.InstalledAt == nil || !s.InstalledAt.Equal(at) {
+				t.Errorf("subscriber %s: installed %v at %v (%v), want installed at %v", m, s.Installed, s.InstalledAt, err, at)
+			}
+		}
+		// The other tenant's install of a number says nothing here.
+		if _, err := f.st.UpsertSubscribers(f.ctx, f.other, []subscriber.Row{{MSISDN: "+84987000211"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := f.st.GetSubscriber(f.ctx, f.other, "+84987000211"); err != nil || s.Installed {
+			t.Errorf("the other tenant's subscriber: installed %v (%v), want not", s.Installed, err)
+		}
+	})
+
 	t.Run("concurrent installs of one number count exactly one", func(t *testing.T) {
 		t.Parallel()
 		f := newInstFixture(t, newStore(t), 1)
