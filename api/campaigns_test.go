@@ -177,6 +177,12 @@ func TestCampaignValidation(t *testing.T) {
 			b["end_by"] = time.Now().Add(24 * time.Hour).Format(time.RFC3339)
 		}, []string{"end_by"}},
 		{"a time that is not RFC 3339", func(b map[string]any) { b["start_at"] = "tomorrow" }, []string{"start_at"}},
+		{"times in year 9999 as written, 10000 in UTC, which no store or JSON answer holds", func(b map[string]any) {
+			b["start_at"], b["end_by"] = "9999-12-31T22:00:00-05:00", "9999-12-31T23:00:00-05:00"
+		}, []string{"start_at", "end_by"}},
+		{"text no store keeps in a region code and a list name", func(b map[string]any) {
+			b["audience"] = map[string]any{"regions": []string{"H\u0000G"}, "list": "l\u0000st"}
+		}, []string{"audience.regions", "audience.list"}},
 		{"a number where a string belongs", func(b map[string]any) { b["name"] = 7 }, []string{"name"}},
 		{"every value of the wrong type is named, not only the first", func(b map[string]any) {
 			b["name"], b["rate_per_second"], b["start_at"] = 7, "fast", "tomorrow"

@@ -34,14 +34,16 @@ const (
 	MaxAttributionDays = 90
 	// An audience filters on at most this many attributes, each name and
 	// value at most this many bytes (a store builds one condition each).
-	MaxAudienceAttributes        = 32
-	MaxAttributeNameBytes        = 128
-	MaxAttributeValueBytes       = 1024
-	MaxRatePerSecond             = 1_000_000
-	MaxRewardDataMB              = 1 << 20 // 1 TB: far above any data bonus
-	MaxRewardBudgetMB      int64 = 1 << 50 // with MaxRewardDataMB, spent + data never overflows
-	DefaultPageSize              = 100
-	MaxPageSize                  = 1000
+	MaxAudienceAttributes  = 32
+	MaxAttributeNameBytes  = 128
+	MaxAttributeValueBytes = 1024
+	MaxRatePerSecond       = 1_000_000
+	// maxScheduleYears bounds start_at and end_by ahead of now.
+	maxScheduleYears        = 10
+	MaxRewardDataMB         = 1 << 20 // 1 TB: far above any data bonus
+	MaxRewardBudgetMB int64 = 1 << 50 // with MaxRewardDataMB, spent + data never overflows
+	DefaultPageSize         = 100
+	MaxPageSize             = 1000
 )
 
 // RewardStats reports a campaign's installs and rewards. The install and
@@ -471,11 +473,18 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 		fe.Add("rate_per_second", "must be 0 (no campaign limit) to %d", MaxRatePerSecond)
 	}
 	now := s.now()
-	if in.StartAt != nil && in.StartAt.IsZero() {
+	latest := now.AddDate(maxScheduleYears, 0, 0)
+	switch {
+	case in.StartAt != nil && in.StartAt.IsZero():
 		fe.Add("start_at", "must be a time")
+	case in.StartAt != nil && in.StartAt.After(latest):
+		fe.Add("start_at", "must be within %d years", maxScheduleYears)
 	}
 	if in.EndBy != nil {
 		switch {
+		case in.EndBy.After(latest):
+			// Year 10000 in UTC could not be stored or answered in JSON.
+			fe.Add("end_by", "must be within %d years", maxScheduleYears)
 		case !in.EndBy.After(now):
 			fe.Add("end_by", "must be in the future")
 		case in.StartAt != nil && !in.EndBy.After(*in.StartAt):
@@ -647,6 +656,9 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 			case code == "" || len(code) > MaxRegionCodeLen:
 				fe.Add("audience.regions", "codes must be 1 to %d characters", MaxRegionCodeLen)
 				continue
+			case textcheck.Problem(code) != "":
+				fe.Add("audience.regions", "codes %s", textcheck.Problem(code))
+				continue
 			case len(known) > 0 && !known[code]:
 				unknown = append(unknown, code)
 			}
@@ -658,6 +670,8 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 	}
 	if len(a.List) > MaxListNameLength {
 		fe.Add("audience.list", "at most %d characters", MaxListNameLength)
+	} else if problem := textcheck.Problem(a.List); problem != "" {
+		fe.Add("audience.list", "%s", problem)
 	} else if a.List != "" && s.Subscribers != nil {
 		// A mistyped name would otherwise make a campaign that reaches no one.
 		ok, err := s.Subscribers.ListExists(ctx, p.TenantID, a.List)
@@ -785,7 +799,10 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 	if !stateIn(c.State, from) {
 		return Campaign{}, apperr.Conflict("cannot %s a campaign that is %s", action, c.State)
 	}
-	if (action == ActionStart || action == ActionResume) && c.EndBy != nil && !c.EndBy.After(now) {
+	// Past end_by a campaign does not start. One paused before it may
+	// resume: it sends nothing more (its unsent deliveries are skipped,
+	// campaign_ended) and completes, where it would stay paused for good.
+	if action == ActionStart && c.EndBy != nil && !c.EndBy.After(now) {
 		return Campaign{}, apperr.Conflict("campaign was to end by %s; it cannot %s now",
 			c.EndBy.UTC().Format(time.RFC3339), action)
 	}
