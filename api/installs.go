@@ -24,6 +24,10 @@ type InstallDeps struct {
 	// StoreURL is where GET /i/{code} sends the subscriber
 	// (OUTREACH_INSTALL_STORE_URL).
 	StoreURL string
+	// Clicks, when set, bounds the clicks recorded per source: past it a
+	// link still redirects (a carrier's NAT puts thousands of subscribers
+	// behind one address) and the click is not counted.
+	Clicks *PerSourceLimiter
 	// MaxCallbackBytes limits an install callback's body (default
 	// install.MaxBodyBytes, 16 KiB).
 	MaxCallbackBytes int64

@@ -103,7 +103,7 @@ type installHarness struct {
 	target   int64
 }
 
-func newInstallHarness(tb testing.TB, st installStore) *installHarness {
+func newInstallHarness(tb testing.TB, st installStore, opts ...func(*api.InstallDeps)) *installHarness {
 	tb.Helper()
 	ctx := context.Background()
 	h := &installHarness{st: st, ctx: ctx, keys: map[tenant.Role]string{}, target: 50_000_000}
@@ -140,10 +140,13 @@ func newInstallHarness(tb testing.TB, st installStore) *installHarness {
 	h.ledger = &reward.Ledger{Store: st, Enqueuer: h.queue, Logger: quiet}
 	h.svc = &install.Service{Store: st, Tenants: st, Ledger: h.ledger, DefaultSecret: deploymentWide, Logger: quiet}
 	svc := &campaign.Service{Store: st, Subscribers: st, Rewards: st, Logger: quiet}
+	deps := api.InstallDeps{Installs: h.svc, Ledger: h.ledger, AdoptionTarget: h.target, StoreURL: appStoreURL}
+	for _, o := range opts {
+		o(&deps)
+	}
 	h.handler = api.New(api.Deps{
 		Service: svc, Tenants: st, Subscribers: st, Registry: prometheus.NewRegistry(), Logger: quiet,
-		Extra: api.InstallRoutes(api.InstallDeps{Installs: h.svc, Ledger: h.ledger,
-			AdoptionTarget: h.target, StoreURL: appStoreURL}),
+		Extra: api.InstallRoutes(deps),
 	})
 	h.srv = httptest.NewServer(h.handler)
 	tb.Cleanup(h.srv.Close)

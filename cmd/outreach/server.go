@@ -134,12 +134,12 @@ func (a *app) newHandler(probesOnly bool) http.Handler {
 				"/webhooks/twilio/status":  api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
 				"/webhooks/twilio/inbound": api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
 				"/v1/installs":             api.NewPerSourceLimiter(10000, 20000, 0),
-				"/i/:code":                 api.NewPerSourceLimiter(20, 100, 0),
 			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
 				OptOuts: a.store, Keywords: subscriber.DefaultKeywords.With(cfg.OptOutKeywords, cfg.OptInKeywords), Logger: a.log}.Register(r)
 			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
-				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL})
+				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL,
+				Clicks: api.NewPerSourceLimiter(20, 100, 0)})
 		},
 	})
 }
