@@ -245,6 +245,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer close(done); e.monitor(ctx) }()
 	<-ctx.Done()
 	e.stoppingOnce.Do(func() { close(e.stopping) })
+	// Neither pool takes a task more while the other drains: a batch a
+	// stopping worker hands on (handOn) is for the next worker.
+	main.Stop()
+	alerts.Stop()
 	main.Shutdown()
 	alerts.Shutdown()
 	<-done

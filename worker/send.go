@@ -90,6 +90,10 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		step, gated = e.pacedStep(c, p.Channel), true
 	}
 	putBack := false // some of the batch went back to pending unsent
+	// handBack are the deliveries put back unsent with no retry of their
+	// own (sending stopped): what a stopping worker hands on with the
+	// part of the batch it has not claimed.
+	var handBack []int64
 	// The current chunk's place at the claim gate: left once its messages
 	// are handed on (sendAll), at the next chunk, after the loop, or by the
 	// deferred call on every other way out, a panic included (asynq
@@ -99,10 +103,16 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	for start := 0; start < len(p.SubscriberIDs); start += step {
 		leaveGate() // the last chunk's, if any path kept it
 		leaveGate = func() {}
+		// A stopping worker claims nothing more: what it has not sent
+		// goes to the next worker at once.
+		if e.stopped() {
+			e.handOn(ctx, c, p.Channel, append(handBack, p.SubscriberIDs[start:]...))
+			return nil
+		}
 		if gated {
 			var ok bool
 			if leaveGate, ok = e.enterClaimGate(ctx, p.CampaignID+":"+string(p.Channel)); !ok {
-				e.handOn(ctx, c, p.Channel, p.SubscriberIDs) // stopping
+				e.handOn(ctx, c, p.Channel, append(handBack, p.SubscriberIDs[start:]...)) // stopping
 				return nil
 			}
 		}
@@ -110,8 +120,7 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		// again at the campaign first.
 		if start > 0 || gated {
 			if e.stopped() {
-				// The whole batch: a chunk may have been put back.
-				e.handOn(ctx, c, p.Channel, p.SubscriberIDs)
+				e.handOn(ctx, c, p.Channel, append(handBack, p.SubscriberIDs[start:]...))
 				return nil
 			}
 			if c, err = e.campaign(ctx, p.CampaignID); err != nil {
@@ -149,7 +158,12 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 			}
 			abandoned := e.sendAll(ctx, c, jobs, claimed.Add(e.claimDeadline()), leaveGate)
 			for _, j := range jobs {
-				putBack = putBack || j.out.Status == campaign.StatusPending
+				if j.out.Status == campaign.StatusPending {
+					putBack = true
+					if !j.retry {
+						handBack = append(handBack, j.r.SubscriberID)
+					}
+				}
 			}
 			if err := e.finish(ctx, c, jobs); err != nil {
 				e.putBack(ctx, recips)
@@ -180,8 +194,8 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 	if putBack {
 		if e.stopped() {
 			// Put back because this worker is stopping: the next one
-			// takes the batch (its sent deliveries are claimed no more).
-			e.handOn(ctx, c, p.Channel, p.SubscriberIDs)
+			// takes them (those with a retry of their own wait for it).
+			e.handOn(ctx, c, p.Channel, handBack)
 			return nil
 		}
 		if _, err := e.holdOrExpire(ctx, c, p, false); err != nil {
@@ -1134,8 +1148,8 @@ func (e *Engine) finish(ctx context.Context, c campaign.Campaign, jobs []*job) e
 	return nil
 }
 
-// handOn queues a batch that this worker, stopping, will not finish as a
-// task of its own (its unsent deliveries are pending, unclaimed), so
+// handOn queues the deliveries of a batch that this worker, stopping, will
+// not send (pending, unclaimed) as a task of its own, so
 // that a clean stop (a rolling deploy) hands them to the next worker at
 // once instead of leaving them to the reconciler's re-drive, StaleAfter
 // later: minutes for an exposure alert. Claiming is idempotent, so a
