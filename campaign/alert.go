@@ -28,8 +28,12 @@ const alertFirstContacts = 200
 const contactChunk = 1000
 
 // alertCreateTimeout bounds the writing of an alert's list, which goes on
-// when its caller hangs up.
-const alertCreateTimeout = 5 * time.Minute
+// when its caller hangs up. It is shorter than the worker's hold on the
+// alert's fan-out (five minutes), so that a creation that runs out is
+// cancelled (alertAbortTimeout) before anything else takes the alert up.
+var alertCreateTimeout = 4 * time.Minute
+
+const alertAbortTimeout = 30 * time.Second
 
 // AlertInput is an exposure alert to create and start at once.
 type AlertInput struct {
@@ -73,7 +77,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	fe := apperr.FieldErrors{}
 	name := strings.TrimSpace(in.Name)
 	checkName(fe, "name", name)
-	if err := s.checkChannels(ctx, p, fe, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
+	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
 		return AlertResult{}, err
 	}
 	res := AlertResult{InvalidContacts: []InvalidContact{}}
@@ -147,6 +151,9 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		queuedAll = true
 	)
 	abort := func(what string, err error) (AlertResult, error) {
+		// On a context of its own: the list's may be what ran out.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertAbortTimeout)
+		defer cancel()
 		cf, ct, _ := Transition(ActionCancel)
 		if _, cerr := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, cf, ct, s.now().UTC()); cerr != nil {
 			s.logger().ErrorContext(ctx, "alert: cancel after a failed creation", "alert_id", c.ID, "err", cerr)

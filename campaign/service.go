@@ -150,7 +150,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	} else if err := parseNew(name, in.Body, true); err != nil {
 		fe.Add("body", "%s", templateReason(err))
 	} else if in.Channel == ChannelSMS {
-		if n := smsSampleCharacters(name, in.Body, in.Transliterate); n > templates.MaxSMSCharacters {
+		if n := s.smsSampleCharacters(name, in.Body, in.Transliterate, ""); n > templates.MaxSMSCharacters {
 			fe.Add("body", "renders to %d characters with sample values; an SMS may have at most %d, "+
 				"and marketing messages also carry the QC label and the opt-out text", n, templates.MaxSMSCharacters)
 		}
@@ -466,7 +466,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	default:
 		fe.Add("kind", "must be install_promotion, not %q", in.Kind)
 	}
-	if err := s.checkChannels(ctx, p, fe, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
+	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
 		return Campaign{}, err
 	}
 	if in.RatePerSecond < 0 || in.RatePerSecond > MaxRatePerSecond {
@@ -509,7 +509,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
 		}
 		if r.ConfirmTemplate != "" {
-			if err := s.checkTemplate(ctx, p, fe, "reward.confirm_template", r.ConfirmTemplate, ChannelSMS); err != nil {
+			if err := s.checkTemplate(ctx, p, fe, "", "reward.confirm_template", r.ConfirmTemplate, ChannelSMS); err != nil {
 				return Campaign{}, err
 			}
 		}
@@ -557,7 +557,7 @@ func checkName(fe apperr.FieldErrors, field, name string) {
 // checkChannels validates channels and their templates, which must exist in
 // this tenant and be for the channel they are given for. It returns an
 // error only for a store failure; field problems go into fe.
-func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors,
+func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind,
 	channels []Channel, tmpls map[Channel]string, fallback bool) error {
 	if len(channels) == 0 {
 		fe.Add("channels", "at least one of sms, push")
@@ -600,7 +600,7 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add(field, "required for channel %s", ch)
 			continue
 		}
-		if err := s.checkTemplate(ctx, p, fe, field, id, ch); err != nil {
+		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch); err != nil {
 			return err
 		}
 	}
@@ -609,7 +609,7 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 
 // checkTemplate adds to fe, under field, what is wrong with template id for
 // channel ch: not the tenant's, or for another channel.
-func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, field, id string, ch Channel) error {
+func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind, field, id string, ch Channel) error {
 	var t MessageTemplate
 	var err error
 	if _, perr := uuid.Parse(id); perr != nil {
@@ -626,6 +626,13 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 	}
 	if t.Channel != ch {
 		fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
+		return nil
+	}
+	if ch == ChannelSMS && kind != "" && kind.Marketing() {
+		if n := s.smsSampleCharacters(t.Name, t.Body, t.Transliterate, kind); n > templates.MaxSMSCharacters {
+			fe.Add(field, "template %q renders to %d characters with sample values once the QC label and opt-out "+
+				"text are added; an SMS may have at most %d", t.Name, n, templates.MaxSMSCharacters)
+		}
 	}
 	return nil
 }
@@ -1048,12 +1055,18 @@ func parseNew(name, body string, isBody bool) error {
 	return nil
 }
 
-// smsSampleCharacters is how many characters the SMS body (valid, as
-// parseNew checked) has with the sample values, as it would be sent.
-func smsSampleCharacters(name, body string, transliterate bool) int {
+// smsSampleCharacters is how many characters an SMS body (valid, as
+// parseNew checked) has with the sample values, as it would be sent in a
+// campaign of kind: with the policy's label and opt-out text when that is
+// marketing (kind "": the body alone).
+func (s *Service) smsSampleCharacters(name, body string, transliterate bool, kind Kind) int {
 	t, err := templates.Parse(name, body)
 	if err != nil {
 		return 0
 	}
-	return templates.CountSMS(templates.SMSText(t.Sample(), transliterate)).Characters
+	text := templates.SMSText(t.Sample(), transliterate)
+	if kind != "" && s.Policy != nil {
+		text = s.Policy.DecorateSMS(kind, t.Sample(), transliterate)
+	}
+	return templates.CountSMS(text).Characters
 }

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
 	"outreach/store/sqlite"
+	"outreach/subscriber"
 	"outreach/templates"
 	"outreach/tenant"
 )
@@ -415,5 +418,70 @@ func TestCreateCampaignRefusesWhatCouldOnlyFailLater(t *testing.T) {
 		if !errors.As(err, &fe) || fe[tc.field] == "" {
 			t.Errorf("%s: %v, want %s named", tc.name, err, tc.field)
 		}
+	}
+}
+
+// An SMS body within Twilio's 1,600 characters alone may not be once a
+// marketing campaign adds the QC label and the opt-out text: such a
+// campaign is refused naming its template (every message of it would fail),
+// while an alert, which adds neither, takes it.
+func TestAMarketingCampaignCountsItsSMSWithLabelAndOptOutText(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.svc.Policy = &campaign.Policy{Label: "QC", OptOutText: "Tu choi: soan TC gui 9241"}
+	body := strings.Repeat("a", templates.MaxSMSCharacters-len("An")) + "{{.Name}}"
+	tm := e.template(t, campaign.TemplateInput{Name: "long", Channel: campaign.ChannelSMS, Body: body})
+	in := campaign.CampaignInput{Name: "x", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}}
+	var fe apperr.FieldErrors
+	if _, err := e.svc.CreateCampaign(ctx, e.p, in); !errors.As(err, &fe) || !strings.Contains(fe["templates.sms"], "QC label") {
+		t.Errorf("a marketing campaign with a 1,600-character body: %v, want templates.sms named", err)
+	}
+	if _, err := e.svc.CreateAlert(ctx, e.p, campaign.AlertInput{Name: "F1", Channels: in.Channels, Templates: in.Templates,
+		Contacts: []string{"0912345678"}}); err != nil {
+		t.Errorf("an alert with it: %v", err)
+	}
+}
+
+// stallingSubscribers blocks the second EnsureSubscribers call until its
+// context ends: a store so slow that an alert's creation runs out of time.
+type stallingSubscribers struct {
+	subscriber.Store
+	calls atomic.Int32
+}
+
+func (s *stallingSubscribers) EnsureSubscribers(ctx context.Context, tenantID string, msisdns []string) (map[string]int64, error) {
+	if s.calls.Add(1) == 2 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.EnsureSubscribers(ctx, tenantID, msisdns)
+}
+
+// An alert whose creation runs out of time is cancelled and audited: the
+// cancellation used to run on the context that had run out, and failed.
+func TestAnAlertWhoseCreationRunsOutOfTimeIsCancelled(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	defer campaign.SetAlertCreateTimeout(200 * time.Millisecond)()
+	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hãy tự cách ly."})
+	e.svc.Subscribers = &stallingSubscribers{Store: e.st}
+	var contacts []string
+	for i := range 1200 {
+		contacts = append(contacts, fmt.Sprintf("+8498%07d", i))
+	}
+	if _, err := e.svc.CreateAlert(ctx, e.p, campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts}); err == nil {
+		t.Fatal("an alert whose list could not be written was created")
+	}
+	cs, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
+	if err != nil || len(cs) != 1 || cs[0].State != campaign.StateCancelled {
+		t.Fatalf("alerts %+v, %v: want one, cancelled", cs, err)
+	}
+	entries, err := e.st.ListAudit(ctx, e.p.TenantID, 100)
+	if err != nil || !slices.ContainsFunc(entries, func(a campaign.AuditEntry) bool {
+		return a.Action == "alert.abort" && a.ObjectID == cs[0].ID
+	}) {
+		t.Errorf("no alert.abort audit entry (%v)", err)
 	}
 }
