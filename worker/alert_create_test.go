@@ -70,7 +70,7 @@ func (h *harness) waitReached(contacts []string, within time.Duration) int {
 // mark fan-out done and complete the alert, and the rest of the contacts
 // were never alerted, with a success answered.
 func TestAnAlertWhoseHoldIsLostWhileItsListIsWrittenReachesEveryContact(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.startWorker(worker.Settings{MonitorEvery: 100 * time.Millisecond})
 		contacts, sms := h.alertContacts(1200)
 		conn := h.conn()
@@ -98,7 +98,7 @@ func TestAnAlertWhoseHoldIsLostWhileItsListIsWrittenReachesEveryContact(t *testi
 // written (a proxy's timeout, a dropped connection) does not stop the
 // alert: it used to be cancelled with its first part sent, unaudited.
 func TestAnAlertGoesOnWhenItsCallerHangsUp(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.startWorker(worker.Settings{})
 		contacts, sms := h.alertContacts(1200)
 		reqCtx, hangUp := context.WithCancel(h.ctx)
@@ -128,7 +128,7 @@ func TestAnAlertGoesOnWhenItsCallerHangsUp(t *testing.T) {
 // of reach) is cancelled, so that the retention purge removes its contact
 // list; it used to stay a draft, holding health data for good.
 func TestAFailedAlertCreationLeavesNothingRetentionCannotPurge(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
 		contacts, sms := h.alertContacts(50)
 		dead, err := queue.Connect("redis://127.0.0.1:1/0")
 		if err != nil {
@@ -165,8 +165,8 @@ func TestAFailedAlertCreationLeavesNothingRetentionCannotPurge(t *testing.T) {
 // stay pending, with no task, until the reconciler's re-drive minutes
 // later.
 func TestACleanWorkerRestartDoesNotStallAnAlert(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *harness) {
-		set := worker.Settings{SMSRate: 50, StaleAfter: 2 * time.Minute}
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		set := worker.Settings{SMSRate: 200, StaleAfter: 2 * time.Minute}
 		stop := h.startWorker(set)
 		contacts, sms := h.alertContacts(500)
 		if _, err := h.createAlert(h.ctx, h.service, contacts, sms); err != nil {
@@ -177,7 +177,7 @@ func TestACleanWorkerRestartDoesNotStallAnAlert(t *testing.T) {
 		}
 		stop()
 		h.startWorker(set)
-		// 500 SMS at 50 a second: 10 s of sending.
+		// 500 SMS at 200 a second: 2.5 s of sending.
 		if n := h.waitReached(contacts, 30*time.Second); n != len(contacts) {
 			t.Errorf("30 s after a clean worker restart %d of %d contacts alerted", n, len(contacts))
 		}

@@ -15,9 +15,9 @@ import (
 // used up the deliveries' attempts (174-217 in four seconds, MaxAttempts
 // 8), and a transient error after the restart then failed them for good.
 func TestAStoppingWorkerClaimsNothingMore(t *testing.T) {
-	eachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.seed(60)
-		h.fcm.SetLatency(4 * time.Second)
+		h.fcm.SetLatency(2 * time.Second)
 		stop := h.startWorker(worker.Settings{})
 		promo := h.promo([]campaign.Channel{campaign.ChannelPush}, 0)
 		h.act(promo.ID, campaign.ActionStart)
