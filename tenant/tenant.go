@@ -77,6 +77,12 @@ type Store interface {
 	TenantByName(ctx context.Context, name string) (Tenant, error)
 	SetInstallSecret(ctx context.Context, tenantID, secret string) error
 	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeys lists the tenant's keys, oldest first: ids, roles and
+	// times (a key itself is shown once, at creation, and never stored).
+	APIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
+	// DeleteAPIKey revokes one of the tenant's keys at once;
+	// apperr.ErrNotFound if the tenant has no key with that id.
+	DeleteAPIKey(ctx context.Context, tenantID, id string) error
 	// PrincipalByKeyHash resolves a key hash; apperr.ErrNotFound if unknown.
 	PrincipalByKeyHash(ctx context.Context, hash string) (Principal, error)
 }

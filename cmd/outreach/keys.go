@@ -35,6 +35,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 }
 
 const keysUsage = "Usage:\n  outreach keys create --tenant NAME --role admin|marketer|health|viewer\n" +
+	"  outreach keys list --tenant NAME\n  outreach keys revoke --tenant NAME --id KEY_ID\n" +
 	"  outreach keys install-secret --tenant NAME\n\nRun outreach keys COMMAND --help for one command's flags.\n"
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
@@ -49,7 +50,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	var fs = newFlags("keys "+sub, "", stderr)
 	name := fs.String("tenant", "", "tenant name (created if it does not exist)")
-	var role *string
+	var role, keyID *string
 	switch sub {
 	case "create":
 		fs.Usage = func() {
@@ -57,13 +58,24 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			fs.PrintDefaults()
 		}
 		role = fs.String("role", "", "admin, marketer, health or viewer")
+	case "list":
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: outreach keys list --tenant NAME\n\nLists the tenant's API keys: id, role and creation time (never a key itself).\n")
+			fs.PrintDefaults()
+		}
+	case "revoke":
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: outreach keys revoke --tenant NAME --id KEY_ID\n\nRevokes one of the tenant's API keys: it is refused from the next request on.\n")
+			fs.PrintDefaults()
+		}
+		keyID = fs.String("id", "", "the key's id (keys create and keys list print it)")
 	case "install-secret":
 		fs.Usage = func() {
 			fmt.Fprint(stderr, "Usage: outreach keys install-secret --tenant NAME\n\nSets a new install-callback secret for the tenant and prints it once.\n")
 			fs.PrintDefaults()
 		}
 	default:
-		return fmt.Errorf("keys: unknown command %q (want create or install-secret)", sub)
+		return fmt.Errorf("keys: unknown command %q (want create, list, revoke or install-secret)", sub)
 	}
 	if err := fs.Parse(rest); err != nil {
 		return err
@@ -95,6 +107,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	defer st.Close()
+	if sub == "list" || sub == "revoke" {
+		return listOrRevokeKeys(ctx, st, *name, keyID, stdout, stderr)
+	}
 	t, err := st.EnsureTenant(ctx, *name)
 	if err != nil {
 		return fmt.Errorf("tenant %s: %w", *name, err)
@@ -115,5 +130,32 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	fmt.Fprintf(stderr, "API key %s for tenant %s, role %s (shown once):\n", k.ID, t.Name, r)
 	fmt.Fprintln(stdout, plain)
+	return nil
+}
+
+// listOrRevokeKeys lists the keys of tenant name, or, with keyID, revokes
+// that one. Neither creates the tenant.
+func listOrRevokeKeys(ctx context.Context, st tenant.Store, name string, keyID *string, stdout, stderr io.Writer) error {
+	t, err := st.TenantByName(ctx, name)
+	if err != nil {
+		return fmt.Errorf("keys: tenant %q: %w", name, err)
+	}
+	if keyID != nil {
+		if *keyID == "" {
+			return errors.New("keys: --id is required")
+		}
+		if err := st.DeleteAPIKey(ctx, t.ID, *keyID); err != nil {
+			return fmt.Errorf("keys: revoke %s of tenant %s: %w", *keyID, t.Name, err)
+		}
+		fmt.Fprintf(stderr, "API key %s of tenant %s revoked\n", *keyID, t.Name)
+		return nil
+	}
+	keys, err := st.APIKeys(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", k.ID, k.Role, k.CreatedAt.UTC().Format(time.RFC3339))
+	}
 	return nil
 }

@@ -83,6 +83,38 @@ func (s *Store) CreateAPIKey(ctx context.Context, k tenant.APIKey) error {
 	return fmt.Errorf("postgres: create api key: %w", err)
 }
 
+// APIKeys lists the tenant's keys, oldest first.
+func (s *Store) APIKeys(ctx context.Context, tenantID string) ([]tenant.APIKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, role, created_at FROM api_keys
+		WHERE tenant_id = $1 ORDER BY created_at, id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: api keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tenant.APIKey, error) {
+		var k tenant.APIKey
+		var role string
+		err := r.Scan(&k.ID, &k.TenantID, &role, &k.CreatedAt)
+		k.Role, k.CreatedAt = tenant.Role(role), k.CreatedAt.UTC()
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// DeleteAPIKey revokes one of the tenant's keys.
+func (s *Store) DeleteAPIKey(ctx context.Context, tenantID, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete api key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.NotFound("api key")
+	}
+	return nil
+}
+
 // PrincipalByKeyHash resolves a key hash to its caller.
 func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (tenant.Principal, error) {
 	var p tenant.Principal

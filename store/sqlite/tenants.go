@@ -108,6 +108,45 @@ func (s *Store) CreateAPIKey(ctx context.Context, k tenant.APIKey) error {
 	return fmt.Errorf("sqlite: create api key: %w", err)
 }
 
+// APIKeys lists the tenant's keys, oldest first.
+func (s *Store) APIKeys(ctx context.Context, tenantID string) ([]tenant.APIKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, tenant_id, role, created_at FROM api_keys
+		WHERE tenant_id = ? ORDER BY created_at, id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: api keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []tenant.APIKey
+	for rows.Next() {
+		var k tenant.APIKey
+		var role, created string
+		if err := rows.Scan(&k.ID, &k.TenantID, &role, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: api keys: %w", err)
+		}
+		if k.CreatedAt, err = coreUnstamp(created); err != nil {
+			return nil, err
+		}
+		k.Role = tenant.Role(role)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// DeleteAPIKey revokes one of the tenant's keys.
+func (s *Store) DeleteAPIKey(ctx context.Context, tenantID, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM api_keys WHERE tenant_id = ? AND id = ?`, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete api key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.NotFound("api key")
+	}
+	return nil
+}
+
 // PrincipalByKeyHash resolves a key hash to its caller.
 func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (tenant.Principal, error) {
 	var p tenant.Principal

@@ -105,6 +105,40 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		}
 	})
 
+	t.Run("a tenant's keys are listed and one revoked is refused at once", func(t *testing.T) {
+		s, tn := setup(t)
+		other, err := s.EnsureTenant(ctx, t.Name()+"-other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, hash := tenant.NewKey()
+		_, hash2 := tenant.NewKey()
+		_, hash3 := tenant.NewKey()
+		at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+		for _, k := range []tenant.APIKey{{ID: "k-a", TenantID: tn.ID, Role: tenant.RoleMarketer, Hash: hash, CreatedAt: at},
+			{ID: "k-b", TenantID: tn.ID, Role: tenant.RoleAdmin, Hash: hash2, CreatedAt: at.Add(time.Minute)},
+			{ID: "k-c", TenantID: other.ID, Role: tenant.RoleAdmin, Hash: hash3, CreatedAt: at}} {
+			if err := s.CreateAPIKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys, err := s.APIKeys(ctx, tn.ID)
+		if err != nil || len(keys) != 2 || keys[0].ID != "k-a" || keys[0].Role != tenant.RoleMarketer ||
+			!keys[0].CreatedAt.Equal(at) || keys[1].ID != "k-b" || keys[0].Hash != "" {
+			t.Fatalf("APIKeys = %+v, %v", keys, err)
+		}
+		wantNotFound(t, "DeleteAPIKey of another tenant's key", s.DeleteAPIKey(ctx, tn.ID, "k-c"))
+		if err := s.DeleteAPIKey(ctx, tn.ID, "k-a"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.PrincipalByKeyHash(ctx, tenant.HashKey(plain))
+		wantNotFound(t, "PrincipalByKeyHash of a revoked key", err)
+		wantNotFound(t, "DeleteAPIKey again", s.DeleteAPIKey(ctx, tn.ID, "k-a"))
+		if keys, err := s.APIKeys(ctx, tn.ID); err != nil || len(keys) != 1 || keys[0].ID != "k-b" {
+			t.Errorf("APIKeys after the revocation = %+v, %v", keys, err)
+		}
+	})
+
 	t.Run("an unknown key hash is not found", func(t *testing.T) {
 		s, _ := setup(t)
 		_, err := s.PrincipalByKeyHash(ctx, tenant.HashKey("ok_nope"))
