@@ -1053,7 +1053,12 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 				e.Logger.Error("remove dead push token", "err", derr)
 			}
 		}
-		lastErr, errName = err, name
+		// The error that says most about the message wins: one worth a
+		// retry (a live device's 503) over one that may have gone, over
+		// one that ends it (a dead token on another device).
+		if lastErr == nil || pushErrRank(err) >= pushErrRank(lastErr) {
+			lastErr, errName = err, name
+		}
 	}
 	if sent {
 		return best, sentName, nil
@@ -1069,6 +1074,18 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		lastErr = errors.New("no device")
 	}
 	return provider.Result{}, errName, lastErr
+}
+
+// pushErrRank orders a subscriber's device errors by what they leave to
+// do: retry (transient), nothing safe (ambiguous), nothing (the rest).
+func pushErrRank(err error) int {
+	switch provider.ClassOf(err) {
+	case provider.Transient:
+		return 2
+	case provider.Ambiguous:
+		return 1
+	}
+	return 0
 }
 
 // throttleCodes are refusals that say "not now" (the provider's rate
