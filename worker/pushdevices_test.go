@@ -41,3 +41,23 @@ func TestATransientErrorOnOneDeviceOutweighsADeadTokenOnAnother(t *testing.T) {
 		}
 	})
 }
+
+// The deployment's push credentials refused (the FCM service account
+// revoked: invalid_grant at the token endpoint; the APNs key refused: 403
+// InvalidProviderToken) fail no delivery for good: they are retried behind
+// the breaker until an operator fixes them, as Twilio's own credential
+// errors are. Every push of a campaign used to fail at its first attempt.
+func TestRefusedPushCredentialsFailNoDeliveryForGood(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(60) // 40 with a device (20 FCM, 20 APNs), some opted out
+		h.fcm.FailTokenFetch(400, "invalid_grant")
+		h.apns.FailRate(1, 403, "InvalidProviderToken")
+		c := h.promo([]campaign.Channel{campaign.ChannelPush}, 0)
+		defer h.startWorker(worker.Settings{RetryBase: 50 * time.Millisecond})()
+		h.act(c.ID, campaign.ActionStart)
+		time.Sleep(3 * time.Second)
+		if st := h.stats(c.ID); st.Deliveries[campaign.StatusFailed] > 0 || st.Deliveries[campaign.StatusSent] > 0 {
+			t.Errorf("deliveries %v: want none failed (nor sent) while the credentials are refused", st.Deliveries)
+		}
+	})
+}

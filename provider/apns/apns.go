@@ -215,6 +215,13 @@ func classify(resp *apns2.Response) *provider.Error {
 		// TooManyRequests, TooManyProviderTokenUpdates, InternalServerError,
 		// ServiceUnavailable, Shutdown.
 		e.Class = provider.Transient
+	case s == http.StatusForbidden:
+		// InvalidProviderToken, ExpiredProviderToken, MissingProviderToken,
+		// BadCertificate…: the deployment's key or team was refused, not
+		// the message. Every push would fail alike, so it is retried (and
+		// opens the circuit breaker) until an operator fixes it, instead
+		// of failing a whole campaign's deliveries for good.
+		e.Class = provider.Transient
 	case s >= 400:
 		e.Class = provider.Permanent
 	default:

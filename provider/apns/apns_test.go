@@ -215,7 +215,9 @@ func TestErrorClassification(t *testing.T) {
 		{"too many provider token updates is Transient", func(s *apnsfake.Server) { s.FailRate(1, 429, "TooManyProviderTokenUpdates") }, provider.Transient, "TooManyProviderTokenUpdates"},
 		{"an internal server error is Transient", func(s *apnsfake.Server) { s.FailRate(1, 500, "InternalServerError") }, provider.Transient, "InternalServerError"},
 		{"service unavailable is Transient", func(s *apnsfake.Server) { s.FailRate(1, 503, "ServiceUnavailable") }, provider.Transient, "ServiceUnavailable"},
-		{"an invalid provider token is Permanent", func(s *apnsfake.Server) { s.FailRate(1, 403, "InvalidProviderToken") }, provider.Permanent, "InvalidProviderToken"},
+		// The deployment's key, refused: retried behind the breaker until fixed.
+		{"an invalid provider token is Transient", func(s *apnsfake.Server) { s.FailRate(1, 403, "InvalidProviderToken") }, provider.Transient, "InvalidProviderToken"},
+		{"an expired provider token is Transient", func(s *apnsfake.Server) { s.FailRate(1, 403, "ExpiredProviderToken") }, provider.Transient, "ExpiredProviderToken"},
 		{"a bad topic is Permanent", func(s *apnsfake.Server) { s.FailRate(1, 400, "BadTopic") }, provider.Permanent, "BadTopic"},
 		{"a payload too large is Permanent", func(s *apnsfake.Server) { s.FailRate(1, 413, "PayloadTooLarge") }, provider.Permanent, "PayloadTooLarge"},
 	}

@@ -273,11 +273,13 @@ func classifyTransport(err error) *provider.Error {
 		if desc != "" {
 			msg += ": " + desc
 		}
-		cls := provider.Permanent // bad key, revoked account, wrong scope
-		if status == 0 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
-			cls = provider.Transient
-		}
-		return &provider.Error{Provider: name, Class: cls, Code: code, Message: msg, Err: err}
+		// Whatever the status (a bad key, a revoked service account, the
+		// wrong scope, or the token endpoint down), the deployment's
+		// credentials fail, not the message: every push would fail alike,
+		// so it is retried (and opens the circuit breaker) until an
+		// operator fixes them, instead of failing a whole campaign's
+		// deliveries for good, alerts included.
+		return &provider.Error{Provider: name, Class: provider.Transient, Code: code, Message: msg, Err: err}
 	}
 	return &provider.Error{Provider: name, Class: provider.Transient, Message: "transport: " + err.Error(), Err: err}
 }
@@ -310,8 +312,13 @@ func classifyResponse(resp *http.Response, raw []byte) *provider.Error {
 	switch code {
 	case CodeUnregistered, CodeSenderIDMismatch:
 		e.Class = provider.TokenInvalid
-	case CodeInvalidArgument, CodeThirdPartyAuthError:
+	case CodeInvalidArgument:
 		e.Class = provider.Permanent
+	case CodeThirdPartyAuthError:
+		// The project's APNs (or web push) credentials were refused: the
+		// deployment's, as with an access token refused (see
+		// classifyTransport).
+		e.Class = provider.Transient
 	case CodeQuotaExceeded:
 		e.Class = provider.Transient
 		e.RetryAfter = retryAfter
@@ -333,8 +340,10 @@ func classifyResponse(resp *http.Response, raw []byte) *provider.Error {
 			}
 		case s >= 500, s == http.StatusRequestTimeout,
 			// 401: our cached access token was rejected; it is replaced when it
-			// expires, so a later attempt can succeed.
-			s == http.StatusUnauthorized:
+			// expires, so a later attempt can succeed. 403 (PERMISSION_DENIED):
+			// the service account may not send for this project, the
+			// deployment's credentials again.
+			s == http.StatusUnauthorized, s == http.StatusForbidden:
 			e.Class = provider.Transient
 			e.RetryAfter = retryAfter
 		default:

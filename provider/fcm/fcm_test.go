@@ -258,9 +258,11 @@ func TestErrorClassification(t *testing.T) {
 			class:  provider.Transient, code: "INTERNAL",
 		},
 		{
-			name:   "a third-party auth error is Permanent",
+			// The deployment's credentials (here the project's APNs key),
+			// refused: retried behind the breaker until an operator fixes them.
+			name:   "a third-party auth error is Transient",
 			inject: func(s *fcmfake.Server) { s.FailRate(1, 401, "THIRD_PARTY_AUTH_ERROR") },
-			class:  provider.Permanent, code: "THIRD_PARTY_AUTH_ERROR",
+			class:  provider.Transient, code: "THIRD_PARTY_AUTH_ERROR",
 		},
 		{
 			name:   "a 502 without FCM details is Transient by status",
@@ -268,14 +270,14 @@ func TestErrorClassification(t *testing.T) {
 			class:  provider.Transient, code: "UNKNOWN",
 		},
 		{
-			name:   "a 403 without FCM details is Permanent by status",
+			name:   "a 403 without FCM details (the service account may not send) is Transient",
 			inject: func(s *fcmfake.Server) { s.FailRate(1, 403, "") },
-			class:  provider.Permanent, code: "PERMISSION_DENIED",
+			class:  provider.Transient, code: "PERMISSION_DENIED",
 		},
 		{
-			name:   "a rejected token grant is Permanent",
+			name:   "a rejected token grant (a revoked service account) is Transient",
 			inject: func(s *fcmfake.Server) { s.FailTokenFetch(400, "invalid_grant") },
-			class:  provider.Permanent, code: "OAUTH_INVALID_GRANT",
+			class:  provider.Transient, code: "OAUTH_INVALID_GRANT",
 		},
 		{
 			name:   "a token endpoint outage is Transient",
