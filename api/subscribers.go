@@ -16,10 +16,7 @@ import (
 	"outreach/tenant"
 )
 
-const (
-	maxListName   = 100
-	maxTokenBytes = 4096
-)
+const maxListName = 100
 
 // msisdnParam normalises the :msisdn path parameter; any accepted form of
 // the number (0912…, 84912…, +84912…) finds the same subscriber.
@@ -171,14 +168,9 @@ func (s *server) putDevice(c *gin.Context) {
 	default:
 		fe.Add("platform", "must be fcm or apns, not %q", in.Platform)
 	}
-	token := strings.TrimSpace(in.Token)
-	switch {
-	case token == "":
-		fe.Add("token", "required")
-	case len(token) > maxTokenBytes || strings.IndexFunc(token, unicode.IsSpace) >= 0:
-		fe.Add("token", "must be at most %d bytes with no spaces", maxTokenBytes)
-	case textcheck.Problem(token) != "":
-		fe.Add("token", "%s", textcheck.Problem(token))
+	token, problem := subscriber.NormalizeToken(in.Platform, in.Token)
+	if problem != "" {
+		fe.Add("token", "%s", problem)
 	}
 	if err := fe.Err(); err != nil {
 		writeError(c, err)

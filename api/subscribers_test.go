@@ -136,11 +136,30 @@ func TestTheSameSubscriberUnderEveryForm(t *testing.T) {
 	})
 
 	t.Run("devices and opt-out change the subscriber", func(t *testing.T) {
-		sub := must(t, 200, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
-			map[string]string{"platform": "apns", "token": "abc123"})).obj(t)
+		// An APNs token in upper case is the same device as in lower case:
+		// stored lower-cased, it is registered once (not pushed twice).
+		apns := strings.Repeat("ab12", 16)
+		for _, tok := range []string{strings.ToUpper(apns), apns} {
+			must(t, 200, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
+				map[string]string{"platform": "apns", "token": tok}))
+		}
+		sub := must(t, 200, f.call(t, "GET", "/v1/subscribers/0912345678", viewer, nil)).obj(t)
 		devs := sub["devices"].([]any)
-		if len(devs) != 1 || devs[0].(map[string]any)["platform"] != "apns" {
+		if len(devs) != 1 || devs[0].(map[string]any)["platform"] != "apns" || devs[0].(map[string]any)["token"] != apns {
 			t.Errorf("devices %v", devs)
+		}
+		// Tokens no provider could take are refused here, not retried at
+		// every send.
+		for _, bad := range []map[string]string{
+			{"platform": "apns", "token": "abc123"},                        // too short
+			{"platform": "apns", "token": strings.Repeat("ab", 31) + "%z"}, // not hexadecimal
+			{"platform": "apns", "token": strings.Repeat("ab", 32) + "a"},  // odd
+			{"platform": "fcm", "token": "cXyZ:APA91b/../x"},               // a path
+			{"platform": "fcm", "token": "abc\u0001def"},                   // a control character
+		} {
+			if r := must(t, 422, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk, bad)); r.details(t)["token"] == nil {
+				t.Errorf("%v: details %s", bad, r.body)
+			}
 		}
 		r := must(t, 422, f.call(t, "PUT", "/v1/subscribers/0912345678/devices", mk,
 			map[string]string{"platform": "TOKENof0912345678", "token": ""}))

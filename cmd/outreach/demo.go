@@ -140,11 +140,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	var devices atomic.Int64
 	d.parallel("registering push devices", len(subs)/3, func(i int) error {
 		s := subs[i*3]
-		platform := "fcm"
+		platform, token := "fcm", fmt.Sprintf("demo-token-%d", i)
 		if i%3 == 0 {
-			platform = "apns"
+			platform, token = "apns", fmt.Sprintf("%064x", i) // a device token's 32 bytes, in hex
 		}
-		body := fmt.Sprintf(`{"platform":%q,"token":"demo-token-%d"}`, platform, i)
+		body := fmt.Sprintf(`{"platform":%q,"token":%q}`, platform, token)
 		devices.Add(1)
 		return d.call(marketer, "PUT", "/v1/subscribers/"+s.msisdn+"/devices", "application/json", strings.NewReader(body), nil)
 	})

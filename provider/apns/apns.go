@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -159,8 +160,21 @@ func (c *Client) SendPush(ctx context.Context, m provider.Push) (provider.Result
 	defer cancel()
 	resp, err := c.apns.PushWithContext(ctx, n)
 	if err != nil {
+		// The request's URL carries the device token: it stays out of the
+		// message (which reaches logs and test-send answers).
+		inner, msg := err, err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if ue.Op == "parse" {
+				// The token could not even be put in the request's path:
+				// no device has it, and no retry will send it.
+				return provider.Result{}, &provider.Error{Provider: name, Class: provider.TokenInvalid,
+					Code: apns2.ReasonBadDeviceToken, Message: "the device token cannot be sent"}
+			}
+			inner, msg = ue.Err, ue.Op+": "+ue.Err.Error()
+		}
 		return provider.Result{}, &provider.Error{Provider: name, Class: provider.Transient,
-			Message: "transport: " + err.Error(), Err: err}
+			Message: "transport: " + msg, Err: inner}
 	}
 	if resp.StatusCode == http.StatusOK {
 		return provider.Result{MessageID: resp.ApnsID}, nil

@@ -266,13 +266,28 @@ func TestErrorClassification(t *testing.T) {
 		t.Parallel()
 		c, srv := setup(t, 0)
 		srv.SetDown(true)
-		_, err := c.SendPush(context.Background(), provider.Push{Token: "tok", Title: "t"})
+		const secret = "d00d5ecre7"
+		_, err := c.SendPush(context.Background(), provider.Push{Token: secret, Title: "t"})
 		if pe := asProviderError(t, err); pe.Class != provider.Transient {
 			t.Fatalf("class %v: %v", pe.Class, err)
+		}
+		// The request's URL carries the token: the error, which reaches
+		// logs and test-send answers, does not.
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows the device token: %v", err)
 		}
 		srv.SetDown(false)
 		if _, err := c.SendPush(context.Background(), provider.Push{Token: "tok", Title: "t"}); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("a token that cannot be put in a URL is TokenInvalid and never sent", func(t *testing.T) {
+		t.Parallel()
+		c, srv := setup(t, 0)
+		_, err := c.SendPush(context.Background(), provider.Push{Token: "abab%z", Title: "t"})
+		if pe := asProviderError(t, err); pe.Class != provider.TokenInvalid || pe.Code != "BadDeviceToken" || len(srv.Messages()) != 0 {
+			t.Errorf("%v, %d sent: want TokenInvalid BadDeviceToken and nothing sent", err, len(srv.Messages()))
 		}
 	})
 
