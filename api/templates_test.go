@@ -151,6 +151,9 @@ func TestTemplateValidation(t *testing.T) {
 			map[string]any{"name": "x", "channel": "push", "title": "t", "body": "b", "data": map[string]string{
 				"from": "a", "message_type": "b", "google.c": "c", "gcm.notification.d": "d", "aps": "e", "deep_link": "f"}},
 			[]string{"data.from", "data.message_type", "data.google.c", "data.gcm.notification.d", "data.aps"}},
+		{"a push payload larger than APNs and FCM take, with sample values",
+			map[string]any{"name": "x", "channel": "push", "title": strings.Repeat("t", 60), "body": strings.Repeat("b", 4000)},
+			[]string{"body"}},
 		{"an SMS body longer than a provider takes, with sample values",
 			map[string]any{"name": "x", "channel": "sms", "body": strings.Repeat("á", 1590) + "{{.InstallLink}}"},
 			[]string{"body"}},

@@ -195,6 +195,12 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	if err := fe.Err(); err != nil {
 		return MessageTemplate{}, err
 	}
+	if in.Channel == ChannelPush {
+		if n := pushSampleBytes(name, in.Title, in.Body, in.Data); n > provider.MaxPushPayloadBytes {
+			return MessageTemplate{}, apperr.FieldErrors{"body": fmt.Sprintf("title, body and data render to a %d-byte "+
+				"push payload with sample values; APNs and FCM take at most %d", n, provider.MaxPushPayloadBytes)}
+		}
+	}
 	t := MessageTemplate{
 		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Channel: in.Channel, Locale: locale,
 		Body: in.Body, Title: in.Title, Data: in.Data, Transliterate: in.Transliterate,
@@ -1053,6 +1059,23 @@ func parseNew(name, body string, isBody bool) error {
 		return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
 	}
 	return nil
+}
+
+// pushSampleBytes is the size of a push template's payload (valid, as
+// parseNew checked each part) with the sample values.
+func pushSampleBytes(name, title, body string, data map[string]string) int {
+	sample := func(part, text string) string {
+		t, err := templates.Parse(name+part, text)
+		if err != nil {
+			return ""
+		}
+		return t.Sample()
+	}
+	values := make(map[string]string, len(data))
+	for k, v := range data {
+		values[k] = sample(".data."+k, v)
+	}
+	return provider.PushPayloadBytes(sample(".title", title), sample("", body), values)
 }
 
 // smsSampleCharacters is how many characters an SMS body (valid, as

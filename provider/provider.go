@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,6 +48,24 @@ func ReservedDataKey(key string) string {
 		return "APNs"
 	}
 	return ""
+}
+
+// MaxPushPayloadBytes is the largest push payload both services take:
+// APNs refuses a notification over 4 KB (PayloadTooLarge) and FCM a
+// message whose notification and data exceed 4,096 bytes.
+const MaxPushPayloadBytes = 4096
+
+// PushPayloadBytes is the size of a push's payload as APNs receives it
+// ({"aps":{"alert":{"title","body"}}, data keys…}), the larger of the two
+// services' encodings.
+func PushPayloadBytes(title, body string, data map[string]string) int {
+	p := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		p[k] = v
+	}
+	p["aps"] = map[string]any{"alert": map[string]string{"title": title, "body": body}}
+	b, _ := json.Marshal(p)
+	return len(b)
 }
 
 // Result is what a provider answered for an accepted message.

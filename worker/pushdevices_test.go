@@ -1,6 +1,8 @@
 package worker_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +60,44 @@ func TestRefusedPushCredentialsFailNoDeliveryForGood(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		if st := h.stats(c.ID); st.Deliveries[campaign.StatusFailed] > 0 || st.Deliveries[campaign.StatusSent] > 0 {
 			t.Errorf("deliveries %v: want none failed (nor sent) while the credentials are refused", st.Deliveries)
+		}
+	})
+}
+
+// A push that renders larger than APNs and FCM take for one subscriber
+// fails as its template's, without a call the services would refuse
+// (PayloadTooLarge), and the others go.
+func TestAPushTooLargeForOneSubscriberFailsOnlyTheirDelivery(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		rows := []subscriber.Row{
+			{MSISDN: "+84912000001", Region: "HN", Attributes: map[string]string{"note": strings.Repeat("a", 1000)}},
+			{MSISDN: "+84912000002", Region: "HN", Attributes: map[string]string{"note": "ngắn"}},
+		}
+		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, rows, ""); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rows {
+			if err := h.store.PutDevice(h.ctx, h.tenant.ID, r.MSISDN, subscriber.Device{Platform: subscriber.PlatformFCM,
+				Token: fmt.Sprintf("fcm-%d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tpl := h.template(campaign.TemplateInput{Name: "note", Channel: campaign.ChannelPush, Locale: "vi", Title: "Bluezone",
+			Body: `{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}`})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "note",
+			Channels: []campaign.Channel{campaign.ChannelPush}, Templates: map[campaign.Channel]string{campaign.ChannelPush: tpl}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.startWorker(worker.Settings{})()
+		h.act(c.ID, campaign.ActionStart)
+		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		if st.Deliveries[campaign.StatusSent] != 1 || st.Deliveries[campaign.StatusFailed] != 1 || h.fcm.Attempts() != 1 {
+			t.Errorf("deliveries %v, %d pushes tried: want 1 sent and 1 failed, one push", st.Deliveries, h.fcm.Attempts())
+		}
+		failed, err := h.store.ListDeliveries(h.ctx, h.tenant.ID, c.ID, campaign.StatusFailed, 0, 10)
+		if err != nil || len(failed) != 1 || failed[0].MSISDN != rows[0].MSISDN || failed[0].ErrorCode != campaign.ErrorTemplate {
+			t.Errorf("failed deliveries %+v, %v: want the large one, error code %s", failed, err, campaign.ErrorTemplate)
 		}
 	})
 }

@@ -433,6 +433,13 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 					return err
 				}
 			}
+			if n := provider.PushPayloadBytes(title, body, data); n > provider.MaxPushPayloadBytes {
+				// The services would refuse it (PayloadTooLarge): fail it
+				// here, as a template that cannot be rendered for this
+				// subscriber.
+				return &templates.Error{Template: ct.t.Name, Rendering: true, Reason: fmt.Sprintf(
+					"the push payload is %d bytes, over the %d APNs and FCM take", n, provider.MaxPushPayloadBytes)}
+			}
 			for _, d := range r.Devices {
 				j.pushes = append(j.pushes, provider.Push{Platform: string(d.Platform), Token: d.Token, Title: title,
 					Body: body, Data: data, Urgent: !c.Kind.Marketing(), TTL: time.Hour})
