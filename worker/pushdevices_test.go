@@ -101,3 +101,37 @@ func TestAPushTooLargeForOneSubscriberFailsOnlyTheirDelivery(t *testing.T) {
 		}
 	})
 }
+
+// A subscriber whose every device turns out dead (their tokens removed)
+// has no device: a campaign that asked for the SMS fallback sends it to
+// them, once, as to one who never had a device. They used to get nothing.
+func TestEveryDeviceDeadFallsBackToSMS(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const m = "+84910000002"
+		h.fcm.Unregister("fcm-dead")
+		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, []subscriber.Row{{MSISDN: m, Region: "HN", Locale: "vi"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.store.PutDevice(h.ctx, h.tenant.ID, m, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-dead"}); err != nil {
+			t.Fatal(err)
+		}
+		sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cai Bluezone: {{.InstallLink}}"})
+		push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
+			Title: "Bluezone", Body: "Cài Bluezone"})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "fb",
+			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelPush},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push}, PushFallbackSMS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.startWorker(worker.Settings{RetryBase: 100 * time.Millisecond})()
+		h.act(c.ID, campaign.ActionStart)
+		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		sub, err := h.store.GetSubscriber(h.ctx, h.tenant.ID, m)
+		if err != nil || len(sub.Devices) != 0 || h.twilio.CountTo(m) != 1 || st.Deliveries[campaign.StatusSent] != 1 {
+			t.Errorf("deliveries %v, %d SMS, devices left %v (%v): want the dead token removed and one fallback SMS sent",
+				st.Deliveries, h.twilio.CountTo(m), sub.Devices, err)
+		}
+	})
+}

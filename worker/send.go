@@ -34,6 +34,8 @@ type job struct {
 	// slot is when a paced sender's slot for it was due (acquire), zero
 	// when its sender is not paced message by message.
 	slot time.Time
+	// deadDevices is how many of its pushes met a dead token (removed).
+	deadDevices int
 }
 
 func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
@@ -404,7 +406,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	}
 	if r.Channel == campaign.ChannelPush {
 		if len(r.Devices) == 0 {
-			if !c.PushFallbackSMS || c.HasChannel(campaign.ChannelSMS) || c.Templates[campaign.ChannelSMS] == "" {
+			if !fallsBackToSMS(c) {
 				j.out = e.skipped(r, campaign.SkipNoDevice)
 				return nil
 			}
@@ -967,6 +969,16 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 		}
 	} else {
 		res, name, err = e.sendPushes(ctx, j)
+		if err != nil && len(j.pushes) > 0 && j.deadDevices == len(j.pushes) && fallsBackToSMS(c) {
+			// Every device's token was dead, and is removed: the subscriber
+			// has no device now, and the campaign asked for an SMS then.
+			// The next attempt renders it (with its own slot in the SMS
+			// sender's rate), as for a subscriber who never had a device.
+			j.out.Provider = name
+			e.Metrics.Messages.WithLabelValues(string(j.channel), name, provider.ClassOf(err).String()).Inc()
+			e.retryLater(j, 0, provider.CodeOf(err))
+			return
+		}
 	}
 	j.out.Provider = name
 	class := provider.ClassOf(err)
@@ -1055,6 +1067,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		}
 		e.breakers.record(name, provider.ClassOf(err) == provider.Transient)
 		if provider.ClassOf(err) == provider.TokenInvalid {
+			j.deadDevices++
 			if derr := e.Subscribers.RemoveDevice(context.WithoutCancel(ctx), j.r.TenantID,
 				subscriber.Platform(m.Platform), m.Token); derr != nil {
 				e.Logger.Error("remove dead push token", "err", derr)
@@ -1081,6 +1094,13 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		lastErr = errors.New("no device")
 	}
 	return provider.Result{}, errName, lastErr
+}
+
+// fallsBackToSMS reports whether c sends its SMS template to a
+// subscriber without a push device: it asked to, and does not send SMS to
+// everyone anyway.
+func fallsBackToSMS(c campaign.Campaign) bool {
+	return c.PushFallbackSMS && !c.HasChannel(campaign.ChannelSMS) && c.Templates[campaign.ChannelSMS] != ""
 }
 
 // pushErrRank orders a subscriber's device errors by what they leave to
