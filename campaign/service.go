@@ -145,14 +145,21 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	if locale != "vi" && locale != "en" {
 		fe.Add("locale", "must be vi or en, not %q", in.Locale)
 	}
+	// The parts' renderings with sample values, for the sizes the
+	// providers take.
+	var bodySample, titleSample string
+	dataSamples := make(map[string]string, len(in.Data))
 	if strings.TrimSpace(in.Body) == "" {
 		fe.Add("body", "required")
-	} else if err := parseNew(name, in.Body, true); err != nil {
+	} else if sample, err := parseNew(name, in.Body, true); err != nil {
 		fe.Add("body", "%s", templateReason(err))
-	} else if in.Channel == ChannelSMS {
-		if n := s.smsSampleCharacters(name, in.Body, in.Transliterate, ""); n > templates.MaxSMSCharacters {
-			fe.Add("body", "renders to %d characters with sample values; an SMS may have at most %d, "+
-				"and marketing messages also carry the QC label and the opt-out text", n, templates.MaxSMSCharacters)
+	} else {
+		bodySample = sample
+		if in.Channel == ChannelSMS {
+			if n := s.smsCharacters(sample, in.Transliterate, ""); n > templates.MaxSMSCharacters {
+				fe.Add("body", "renders to %d characters with sample values; an SMS may have at most %d, "+
+					"and marketing messages also carry the QC label and the opt-out text", n, templates.MaxSMSCharacters)
+			}
 		}
 	}
 	switch in.Channel {
@@ -161,8 +168,10 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 			fe.Add("title", "required for a push template")
 		} else if len(in.Title) > MaxTitleBytes {
 			fe.Add("title", "over %d bytes", MaxTitleBytes)
-		} else if err := parseNew(name+".title", in.Title, false); err != nil {
+		} else if sample, err := parseNew(name+".title", in.Title, false); err != nil {
 			fe.Add("title", "%s", templateReason(err))
+		} else {
+			titleSample = sample
 		}
 		if len(in.Data) > MaxDataEntries {
 			fe.Add("data", "at most %d entries", MaxDataEntries)
@@ -180,8 +189,10 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 				fe.Add("data."+k, "is a key %s reserves for itself", who)
 				continue
 			}
-			if err := parseNew(name+".data."+k, v, false); err != nil {
+			if sample, err := parseNew(name+".data."+k, v, false); err != nil {
 				fe.Add("data."+k, "%s", templateReason(err))
+			} else {
+				dataSamples[k] = sample
 			}
 		}
 	case ChannelSMS:
@@ -196,7 +207,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 		return MessageTemplate{}, err
 	}
 	if in.Channel == ChannelPush {
-		if n := pushSampleBytes(name, in.Title, in.Body, in.Data); n > provider.MaxPushPayloadBytes {
+		if n := provider.PushPayloadBytes(titleSample, bodySample, dataSamples); n > provider.MaxPushPayloadBytes {
 			return MessageTemplate{}, apperr.FieldErrors{"body": fmt.Sprintf("title, body and data render to a %d-byte "+
 				"push payload with sample values; APNs and FCM take at most %d", n, provider.MaxPushPayloadBytes)}
 		}
@@ -635,7 +646,11 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 		return nil
 	}
 	if ch == ChannelSMS && kind != "" && kind.Marketing() {
-		if n := s.smsSampleCharacters(t.Name, t.Body, t.Transliterate, kind); n > templates.MaxSMSCharacters {
+		sample := ""
+		if parsed, err := templates.Parse(t.Name, t.Body); err == nil {
+			sample = parsed.Sample()
+		}
+		if n := s.smsCharacters(sample, t.Transliterate, kind); n > templates.MaxSMSCharacters {
 			fe.Add(field, "template %q renders to %d characters with sample values once the QC label and opt-out "+
 				"text are added; an SMS may have at most %d", t.Name, n, templates.MaxSMSCharacters)
 		}
@@ -1046,50 +1061,29 @@ func pageSize(n int) (int, error) {
 // parseNew checks a new template's text: Parse, and that it renders with
 // empty values too (templates.CheckEmptyValues); a body must also render
 // to some text with the sample values (an empty SMS is refused by the
-// provider, an empty push shows nothing).
-func parseNew(name, body string, isBody bool) error {
+// provider, an empty push shows nothing). It returns that rendering.
+func parseNew(name, body string, isBody bool) (string, error) {
 	t, err := templates.Parse(name, body)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := t.CheckEmptyValues(); err != nil {
-		return err
+		return "", err
 	}
-	if isBody && strings.TrimSpace(t.Sample()) == "" {
-		return &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
+	sample := t.Sample()
+	if isBody && strings.TrimSpace(sample) == "" {
+		return "", &templates.Error{Template: name, Reason: "renders to no text", Err: templates.ErrInvalid}
 	}
-	return nil
+	return sample, nil
 }
 
-// pushSampleBytes is the size of a push template's payload (valid, as
-// parseNew checked each part) with the sample values.
-func pushSampleBytes(name, title, body string, data map[string]string) int {
-	sample := func(part, text string) string {
-		t, err := templates.Parse(name+part, text)
-		if err != nil {
-			return ""
-		}
-		return t.Sample()
-	}
-	values := make(map[string]string, len(data))
-	for k, v := range data {
-		values[k] = sample(".data."+k, v)
-	}
-	return provider.PushPayloadBytes(sample(".title", title), sample("", body), values)
-}
-
-// smsSampleCharacters is how many characters an SMS body (valid, as
-// parseNew checked) has with the sample values, as it would be sent in a
-// campaign of kind: with the policy's label and opt-out text when that is
-// marketing (kind "": the body alone).
-func (s *Service) smsSampleCharacters(name, body string, transliterate bool, kind Kind) int {
-	t, err := templates.Parse(name, body)
-	if err != nil {
-		return 0
-	}
-	text := templates.SMSText(t.Sample(), transliterate)
+// smsCharacters is how many characters an SMS whose body renders to
+// sample has as it would be sent in a campaign of kind: with the policy's
+// label and opt-out text when that is marketing (kind "": the body alone).
+func (s *Service) smsCharacters(sample string, transliterate bool, kind Kind) int {
+	text := templates.SMSText(sample, transliterate)
 	if kind != "" && s.Policy != nil {
-		text = s.Policy.DecorateSMS(kind, t.Sample(), transliterate)
+		text = s.Policy.DecorateSMS(kind, sample, transliterate)
 	}
 	return templates.CountSMS(text).Characters
 }

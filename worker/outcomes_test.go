@@ -16,18 +16,12 @@ import (
 func TestAPushIsRecordedAsSentByTheProviderThatTookIt(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		const m = "+84910000001"
-		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, []subscriber.Row{{MSISDN: m, Region: "HN", Locale: "vi"}}, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.store.PutDevice(h.ctx, h.tenant.ID, m, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-good"}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond) // devices are tried in the order they were registered
 		bad := "00000000000000000000000000000000000000000000000000000000000000ff"
 		h.apns.BadToken(bad)
-		if err := h.store.PutDevice(h.ctx, h.tenant.ID, m, subscriber.Device{Platform: subscriber.PlatformAPNs, Token: bad}); err != nil {
-			t.Fatal(err)
-		}
+		// Devices are tried in the order they were registered.
+		h.subscriberWithDevices(subscriber.Row{MSISDN: m, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-good"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: bad})
 		c := h.promo([]campaign.Channel{campaign.ChannelPush}, 100)
 		defer h.startWorker(worker.Settings{})()
 		h.act(c.ID, campaign.ActionStart)

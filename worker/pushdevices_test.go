@@ -20,16 +20,9 @@ func TestATransientErrorOnOneDeviceOutweighsADeadTokenOnAnother(t *testing.T) {
 		const m = "+84910000001"
 		dead := "00000000000000000000000000000000000000000000000000000000000000ff"
 		h.apns.Unregister(dead)
-		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, []subscriber.Row{{MSISDN: m, Region: "HN", Locale: "vi"}}, ""); err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range []subscriber.Device{{Platform: subscriber.PlatformFCM, Token: "fcm-live"},
-			{Platform: subscriber.PlatformAPNs, Token: dead}} {
-			if err := h.store.PutDevice(h.ctx, h.tenant.ID, m, d); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond) // devices are tried in registration order
-		}
+		h.subscriberWithDevices(subscriber.Row{MSISDN: m, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-live"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: dead})
 		c := h.act(h.promo([]campaign.Channel{campaign.ChannelPush}, 0).ID, campaign.ActionStart) // no worker
 		ids := h.pendingDeliveriesOn(c, campaign.ChannelPush, 1)
 		e := h.newEngine(worker.Settings{RetryBase: time.Hour})
@@ -73,32 +66,11 @@ func TestAPushTooLargeForOneSubscriberFailsOnlyTheirDelivery(t *testing.T) {
 			{MSISDN: "+84912000001", Region: "HN", Attributes: map[string]string{"note": strings.Repeat("a", 1000)}},
 			{MSISDN: "+84912000002", Region: "HN", Attributes: map[string]string{"note": "ngắn"}},
 		}
-		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, rows, ""); err != nil {
-			t.Fatal(err)
-		}
 		for i, r := range rows {
-			if err := h.store.PutDevice(h.ctx, h.tenant.ID, r.MSISDN, subscriber.Device{Platform: subscriber.PlatformFCM,
-				Token: fmt.Sprintf("fcm-%d", i)}); err != nil {
-				t.Fatal(err)
-			}
+			h.subscriberWithDevices(r, subscriber.Device{Platform: subscriber.PlatformFCM, Token: fmt.Sprintf("fcm-%d", i)})
 		}
-		tpl := h.template(campaign.TemplateInput{Name: "note", Channel: campaign.ChannelPush, Locale: "vi", Title: "Bluezone",
+		h.failsForTheFirst(rows, campaign.TemplateInput{Channel: campaign.ChannelPush, Title: "Bluezone",
 			Body: `{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}{{.Attr "note"}}`})
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "note",
-			Channels: []campaign.Channel{campaign.ChannelPush}, Templates: map[campaign.Channel]string{campaign.ChannelPush: tpl}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.startWorker(worker.Settings{})()
-		h.act(c.ID, campaign.ActionStart)
-		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
-		if st.Deliveries[campaign.StatusSent] != 1 || st.Deliveries[campaign.StatusFailed] != 1 || h.fcm.Attempts() != 1 {
-			t.Errorf("deliveries %v, %d pushes tried: want 1 sent and 1 failed, one push", st.Deliveries, h.fcm.Attempts())
-		}
-		failed, err := h.store.ListDeliveries(h.ctx, h.tenant.ID, c.ID, campaign.StatusFailed, 0, 10)
-		if err != nil || len(failed) != 1 || failed[0].MSISDN != rows[0].MSISDN || failed[0].ErrorCode != campaign.ErrorTemplate {
-			t.Errorf("failed deliveries %+v, %v: want the large one, error code %s", failed, err, campaign.ErrorTemplate)
-		}
 	})
 }
 
@@ -109,12 +81,8 @@ func TestEveryDeviceDeadFallsBackToSMS(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		const m = "+84910000002"
 		h.fcm.Unregister("fcm-dead")
-		if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, []subscriber.Row{{MSISDN: m, Region: "HN", Locale: "vi"}}, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.store.PutDevice(h.ctx, h.tenant.ID, m, subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-dead"}); err != nil {
-			t.Fatal(err)
-		}
+		h.subscriberWithDevices(subscriber.Row{MSISDN: m, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-dead"})
 		sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
 			Body: "Cai Bluezone: {{.InstallLink}}"})
 		push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
@@ -134,4 +102,21 @@ func TestEveryDeviceDeadFallsBackToSMS(t *testing.T) {
 				st.Deliveries, h.twilio.CountTo(m), sub.Devices, err)
 		}
 	})
+}
+
+// subscriberWithDevices stores r with devs, registered in that order (the
+// order a push tries them in).
+func (h *harness) subscriberWithDevices(r subscriber.Row, devs ...subscriber.Device) {
+	h.t.Helper()
+	if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, []subscriber.Row{r}, ""); err != nil {
+		h.t.Fatal(err)
+	}
+	for i, d := range devs {
+		if i > 0 {
+			time.Sleep(5 * time.Millisecond) // registration times apart
+		}
+		if err := h.store.PutDevice(h.ctx, h.tenant.ID, r.MSISDN, d); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 }
