@@ -105,6 +105,13 @@ type Outcome struct {
 	ErrorCode         string
 	Segments          int
 	At                time.Time
+	// Unattempted, on a delivery put back pending, gives its claim's
+	// attempt back: nothing went to the provider (a pause, the window
+	// closing, an open breaker, a wait for the cap), or the provider said
+	// "not now" (its rate limit). Only real send attempts count towards
+	// the retry limit, so a rate-limit storm or an outage held off by the
+	// breaker does not leave a delivery without retries.
+	Unattempted bool
 }
 
 // Counts summarises a campaign's deliveries.
@@ -119,7 +126,8 @@ type Counts struct {
 
 // ErrorCapWait is the error code of a delivery put back because its
 // subscriber was at the frequency cap only with messages still in flight.
-// The claim that found it so does not count as a send attempt.
+// The claim that found it so does not count as a send attempt
+// (Outcome.Unattempted).
 const ErrorCapWait = "frequency_cap_wait"
 
 // ErrorTemplate is the error code of a delivery whose template failed on

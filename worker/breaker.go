@@ -4,6 +4,10 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"outreach/provider"
 )
 
 // breaker opens after a run of consecutive transient failures of one
@@ -23,12 +27,28 @@ const (
 
 type breakers struct {
 	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*breaker
+	// gauge is outreach_breaker_open: 1 from the moment a provider's
+	// breaker opens until a probe is let through (half-open) or it closes.
+	gauge *prometheus.GaugeVec
+	mu    sync.Mutex
+	m     map[string]*breaker
 }
 
-func newBreakers(now func() time.Time) *breakers {
-	return &breakers{now: now, m: map[string]*breaker{}}
+func newBreakers(now func() time.Time, gauge *prometheus.GaugeVec) *breakers {
+	return &breakers{now: now, gauge: gauge, m: map[string]*breaker{}}
+}
+
+// show sets the provider's gauge (the caller holds its breaker's lock, so
+// that the gauge follows the breaker's own order of changes).
+func (bs *breakers) show(name string, open bool) {
+	if bs.gauge == nil {
+		return
+	}
+	v := 0.0
+	if open {
+		v = 1
+	}
+	bs.gauge.WithLabelValues(name).Set(v)
 }
 
 func (bs *breakers) get(name string) *breaker {
@@ -59,16 +79,21 @@ func (bs *breakers) allow(name string) (ok bool, wait time.Duration) {
 		return false, time.Second
 	}
 	b.probing = true
+	bs.show(name, false)
 	return true, 0
 }
 
-// record notes the outcome of a call: transient failures count, anything
-// else (success or a permanent answer) shows the provider is up.
-func (bs *breakers) record(name string, transientFailure bool) {
+// record notes the outcome of a call: failures (a transient error, or no
+// answer in time) count, anything else (success or a permanent answer)
+// shows the provider is up.
+func (bs *breakers) record(name string, failure bool) {
 	b := bs.get(name)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !transientFailure {
+	if !failure {
+		if !b.openUntil.IsZero() {
+			bs.show(name, false)
+		}
 		b.failures, b.openUntil, b.probing = 0, time.Time{}, false
 		return
 	}
@@ -76,7 +101,16 @@ func (bs *breakers) record(name string, transientFailure bool) {
 	if b.probing || b.failures >= breakerThreshold {
 		b.openUntil = bs.now().Add(breakerCooldown)
 		b.probing = false
+		bs.show(name, true)
 	}
+}
+
+// failed reports whether a call's outcome counts against its provider's
+// breaker: a transient error, or an ambiguous one (a timeout, an answer
+// lost), which is what a provider that hangs gives every time.
+func failed(err error) bool {
+	c := provider.ClassOf(err)
+	return err != nil && (c == provider.Transient || c == provider.Ambiguous)
 }
 
 // open reports whether the breaker is open now (for metrics and tests).

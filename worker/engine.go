@@ -185,7 +185,7 @@ func New(d Deps) *Engine {
 		Deps: d, set: set,
 		client:     asynq.NewClient(d.Queue.Opt),
 		limiter:    NewLimiter(d.Queue.Redis),
-		breakers:   newBreakers(d.Now),
+		breakers:   newBreakers(d.Now, d.Metrics.Breaker),
 		tmplCache:  map[string]*compiled{},
 		campCache:  map[string]cachedCampaign{},
 		orphanSeen: map[string]orphanSighting{},

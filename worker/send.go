@@ -315,7 +315,7 @@ func (e *Engine) putBack(ctx context.Context, recips []campaign.Recipient) {
 	outs := make([]campaign.Outcome, len(recips))
 	for i, r := range recips {
 		outs[i] = campaign.Outcome{CampaignID: r.CampaignID, SubscriberID: r.SubscriberID, Channel: r.Channel,
-			Status: campaign.StatusPending, At: e.Now()}
+			Status: campaign.StatusPending, At: e.Now(), Unattempted: true}
 	}
 	if err := e.Store.RecordOutcomes(context.WithoutCancel(ctx), outs); err != nil {
 		e.Logger.Error("put back claimed deliveries", "campaign", recips[0].CampaignID, "err", err)
@@ -502,7 +502,7 @@ func (e *Engine) sendAll(ctx context.Context, c campaign.Campaign, jobs []*job, 
 	putBack := func(rest []*job) {
 		for _, j := range rest {
 			j.out = campaign.Outcome{CampaignID: j.r.CampaignID, SubscriberID: j.r.SubscriberID,
-				Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now()}
+				Channel: j.r.Channel, Status: campaign.StatusPending, At: e.Now(), Unattempted: true}
 		}
 	}
 	for range min(e.set.SendConcurrency, len(pending)) {
@@ -1001,7 +1001,7 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 		return
 	}
 	if sms {
-		e.breakers.record(name, class == provider.Transient)
+		e.breakers.record(name, failed(err))
 	}
 	e.Metrics.Messages.WithLabelValues(string(j.channel), name, class.String()).Inc()
 	switch class {
@@ -1065,7 +1065,7 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 			}
 			continue
 		}
-		e.breakers.record(name, provider.ClassOf(err) == provider.Transient)
+		e.breakers.record(name, failed(err))
 		if provider.ClassOf(err) == provider.TokenInvalid {
 			j.deadDevices++
 			if derr := e.Subscribers.RemoveDevice(context.WithoutCancel(ctx), j.r.TenantID,
@@ -1117,9 +1117,9 @@ func pushErrRank(err error) int {
 
 // throttleCodes are refusals that say "not now" (the provider's rate
 // limits, a full sender queue, our own open breaker, a wait for the cap),
-// not "this message fails": a delivery never fails for the attempts they
-// took (their claims still count in attempts, except a cap wait's, which
-// the store gives back).
+// not "this message fails": their claims do not count as attempts (the
+// store gives them back, Outcome.Unattempted), so a delivery keeps every
+// retry for real failures.
 var throttleCodes = map[string]bool{"20429": true, "429": true, "21611": true, "30001": true,
 	"QUOTA_EXCEEDED": true, "TooManyRequests": true, breakerOpenCode: true, capWaitCode: true}
 
@@ -1138,6 +1138,7 @@ func (e *Engine) retryLater(j *job, after time.Duration, code string) {
 	}
 	j.out.Status = campaign.StatusPending
 	j.out.ErrorCode = code
+	j.out.Unattempted = throttleCodes[code]
 	j.retry = true
 	if code == capWaitCode || code == breakerOpenCode { // no send attempt: not in Messages
 		e.Metrics.Deferred.WithLabelValues(string(j.channel), code).Inc()

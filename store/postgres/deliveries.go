@@ -306,15 +306,15 @@ const recordOutcomesSQL = `UPDATE deliveries AS d SET
 		provider_message_id = COALESCE(NULLIF(u.message_id, ''), d.provider_message_id),
 		error_code = CASE WHEN ` + outcomeLands + ` THEN NULLIF(u.error_code, '') ELSE d.error_code END,
 		segments = CASE WHEN u.segments > 0 THEN u.segments ELSE d.segments END,
-		attempts = CASE WHEN u.status = 'pending' AND u.error_code = '` + campaign.ErrorCapWait + `' THEN d.attempts - 1
-			ELSE d.attempts END,
+		attempts = CASE WHEN u.unattempted AND u.status = 'pending' AND d.status = 'sending'
+			THEN GREATEST(d.attempts - 1, 0) ELSE d.attempts END,
 		updated_at = CASE WHEN ` + outcomeLands + ` THEN u.at ELSE d.updated_at END,
 		sent_at = CASE WHEN NOT ` + outcomeLands + ` THEN d.sent_at
 			WHEN u.status IN ('sent', 'unknown') THEN u.at
 			WHEN d.status = 'unknown' THEN d.sent_at END
 	FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-		$11::smallint[], $12::timestamptz[])
-		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at)
+		$11::smallint[], $12::timestamptz[], $13::bool[])
+		AS u(subscriber_id, channel, status, skip, provider, message_id, error_code, segments, at, unattempted)
 	WHERE d.campaign_id = $1 AND d.subscriber_id BETWEEN $2 AND $3
 	  AND d.subscriber_id = u.subscriber_id AND d.channel = u.channel
 	  AND (` + outcomeLands + ` AND (d.status <> 'unknown' OR u.status <> 'pending')
@@ -364,6 +364,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			ch, status, skip, prov, msgID, code = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			segs                                = make([]int16, n)
 			at                                  = make([]time.Time, n)
+			unattempted                         = make([]bool, n)
 		)
 		for i, o := range group {
 			sub[i], ch[i], status[i] = o.SubscriberID, string(o.Channel), string(o.Status)
@@ -372,12 +373,12 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			}
 			prov[i], msgID[i], code[i] = o.Provider, o.ProviderMessageID, o.ErrorCode
 			segs[i] = int16(min(o.Segments, 32767))
-			at[i] = o.At
+			at[i], unattempted[i] = o.At, o.Unattempted
 			if at[i].IsZero() {
 				at[i] = now
 			}
 		}
-		b.Queue(recordOutcomesSQL, key, sub[0], sub[n-1], sub, ch, status, skip, prov, msgID, code, segs, at)
+		b.Queue(recordOutcomesSQL, key, sub[0], sub[n-1], sub, ch, status, skip, prov, msgID, code, segs, at, unattempted)
 	}
 	if b.Len() == 0 {
 		return nil

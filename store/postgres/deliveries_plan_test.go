@@ -110,7 +110,7 @@ func TestClaimAndRecordPlansAreBounded(t *testing.T) {
 	for i, id := range batch {
 		sub[i], chans[i], status[i], segs[i], at[i] = id, "sms", "sent", 1, now
 	}
-	recordArgs := []any{c.ID, batch[0], batch[k-1], sub, chans, status, empty, empty, empty, empty, segs, at}
+	recordArgs := []any{c.ID, batch[0], batch[k-1], sub, chans, status, empty, empty, empty, empty, segs, at, make([]bool, k)}
 	recordRead := rowsRead(t, s, recordOutcomesSQL, recordArgs)
 	t.Logf("record of %d outcomes: %d rows read", k, recordRead)
 	if recordRead > 10*k {

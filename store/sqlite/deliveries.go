@@ -240,7 +240,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 			provider = COALESCE(?3, provider), provider_message_id = COALESCE(?4, provider_message_id),
 			error_code = CASE WHEN `+lands+` THEN ?5 ELSE error_code END,
 			segments = CASE WHEN ?6 > 0 THEN ?6 ELSE segments END,
-			attempts = CASE WHEN ?1 = 'pending' AND ?5 = '`+campaign.ErrorCapWait+`' THEN attempts - 1 ELSE attempts END,
+			attempts = CASE WHEN ?12 AND ?1 = 'pending' AND status = 'sending' THEN max(attempts - 1, 0) ELSE attempts END,
 			updated_at = CASE WHEN `+lands+` THEN ?7 ELSE updated_at END,
 			sent_at = CASE WHEN NOT `+lands+` THEN sent_at
 				ELSE COALESCE(?8, CASE WHEN status = 'unknown' THEN sent_at END) END
@@ -271,7 +271,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []campaign.Outcome) err
 		}
 		if _, err := stmt.ExecContext(ctx, string(o.Status), skip, nullIfEmpty(o.Provider),
 			nullIfEmpty(o.ProviderMessageID), nullIfEmpty(o.ErrorCode), o.Segments,
-			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel)); err != nil {
+			stamp(at), sentAt, key, o.SubscriberID, string(o.Channel), o.Unattempted); err != nil {
 			return fmt.Errorf("sqlite: record outcomes: %w", err)
 		}
 	}
