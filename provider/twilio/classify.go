@@ -163,17 +163,20 @@ func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus in
 	case 20429, 21611: // too many requests; sender queue full
 		pe.Class = provider.Transient
 		return
-	case 20003, 20005:
-		// Authentication failed; the account is suspended or closed. The
-		// deployment's credentials are wrong, not the message: every send
-		// would fail alike, so they are retried (and open the circuit
-		// breaker) until an operator fixes the account, instead of failing
-		// a whole campaign's deliveries for good.
+	case 20003, 20005, // authentication failed; account suspended or closed
+		20404,               // no such resource: a wrong account or service sid
+		21408,               // the account may not send to the region
+		21212, 21603, 21606, // From invalid, missing, or not the account's
+		21703, 21704, 21705: // the Messaging Service has no usable sender
+		// The deployment's account or sender is wrong, not the message:
+		// every send would fail alike ("configuration; halt"), so they are
+		// retried (and open the circuit breaker) until an operator fixes
+		// the account, instead of failing a whole campaign's deliveries
+		// for good. A delivery still fails once its attempts are used up.
 		pe.Class = provider.Transient
 		return
-	case 21211, 21614, 21612, 21408, 30005, 30006:
-		// invalid To, not mobile, unreachable, region not enabled,
-		// unknown handset, landline.
+	case 21211, 21614, 21612, 30005, 30006:
+		// invalid To, not mobile, unreachable, unknown handset, landline.
 		pe.Class = provider.Permanent
 		return
 	}

@@ -278,27 +278,35 @@ func TestSendSMSErrors(t *testing.T) {
 		}
 	})
 
-	permanent := []struct {
+	// The account or its sender set up wrong is transient: every message
+	// would fail alike, so none is failed for good (the breaker holds them
+	// until an operator fixes it). What is wrong with the message is
+	// permanent.
+	for _, tc := range []struct {
 		name   string
 		status int
 		code   int
+		class  provider.Class
 	}{
-		{"an invalid number (21211) is permanent", 400, 21211},
-		{"a non-mobile number (21614) is permanent", 400, 21614},
-		{"a region without permission (21408) is permanent", 400, 21408},
-		{"an unreachable number (21612) is permanent", 400, 21612},
-		{"an unknown handset (30005) is permanent", 400, 30005},
-		{"a landline (30006) is permanent", 400, 30006},
-		{"any other 4xx code is permanent", 400, 21601},
-	}
-	for _, tc := range permanent {
+		{"a region without permission (21408) is transient", 400, 21408, provider.Transient},
+		{"a From that is not the account's (21606) is transient", 400, 21606, provider.Transient},
+		{"an invalid From (21212) is transient", 400, 21212, provider.Transient},
+		{"a Messaging Service without senders (21703) is transient", 400, 21703, provider.Transient},
+		{"an unknown account or service (20404) is transient", 404, 20404, provider.Transient},
+		{"an invalid number (21211) is permanent", 400, 21211, provider.Permanent},
+		{"a non-mobile number (21614) is permanent", 400, 21614, provider.Permanent},
+		{"an unreachable number (21612) is permanent", 400, 21612, provider.Permanent},
+		{"an unknown handset (30005) is permanent", 400, 30005, provider.Permanent},
+		{"a landline (30006) is permanent", 400, 30006, provider.Permanent},
+		{"any other 4xx code is permanent", 400, 21601, provider.Permanent},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fake, base := startFake(t)
 			fake.FailNext(1, tc.status, tc.code)
 			c := newClient(t, twilio.Config{BaseURL: base})
 			_, err := c.SendSMS(context.Background(), msg)
-			pe := wantClass(t, err, provider.Permanent)
+			pe := wantClass(t, err, tc.class)
 			if pe.Code != fmt.Sprint(tc.code) {
 				t.Errorf("code = %q, want %d", pe.Code, tc.code)
 			}
