@@ -43,9 +43,22 @@ var fold = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NF
 
 // normalizeKeyword upper-cases, strips diacritics (đ → D), trims
 // punctuation and collapses spaces.
+// keywordLetters folds the letters the diacritic fold leaves: đ/Đ, and Ð
+// (U+00D0), which text from the legacy Vietnamese encodings and some
+// keyboards has for Đ.
+var keywordLetters = strings.NewReplacer("đ", "d", "Đ", "D", "Ð", "D")
+
 func normalizeKeyword(s string) string {
 	s, _, _ = transform.String(fold, s)
-	s = strings.NewReplacer("đ", "d", "Đ", "D").Replace(s)
+	s = keywordLetters.Replace(s)
+	// Format characters (a zero-width space, a BOM a phone put in front)
+	// are invisible: "STOP" with one is STOP.
+	s = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
 	s = strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) })
 	return strings.ToUpper(strings.Join(strings.Fields(s), " "))
 }

@@ -20,6 +20,13 @@ func TestKeywordsMatchWholeMessagesWhateverTheCaseOrDiacritics(t *testing.T) {
 		{"START", KeywordOptIn},
 		{"bắt đầu", KeywordOptIn},
 		{"help", KeywordHelp},
+		// Ð (U+00D0) for Đ, as legacy encodings and some keyboards write it.
+		{"ÐỪNG", KeywordOptOut},
+		{"Ðừng", KeywordOptOut},
+		{"ÐK", KeywordOptIn},
+		// Invisible format characters a phone may add.
+		{"\ufeffSTOP", KeywordOptOut},
+		{"ST\u200bOP", KeywordOptOut},
 		{"please stop sending", KeywordNone},
 		{"", KeywordNone},
 	}
