@@ -472,3 +472,29 @@ func TestAMarketerCannotStopAnAlert(t *testing.T) {
 		t.Errorf("state %v", got["state"])
 	}
 }
+
+// A health key reads and lists exposure alerts only: install promotions,
+// with their audiences, templates and budgets, are the marketer's.
+func TestAHealthKeyDoesNotReadInstallPromotions(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	if r := f.call(t, "GET", "/v1/campaigns/"+s.campaign, hk, nil); r.status != 403 || r.errorCode(t) != "forbidden" {
+		t.Errorf("GET an install promotion with a health key: %d %s", r.status, r.body)
+	}
+	if r := f.call(t, "GET", "/v1/campaigns/"+s.alert, hk, nil); r.status != 200 {
+		t.Errorf("GET an alert with a health key: %d %s", r.status, r.body)
+	}
+	r := must(t, 200, f.call(t, "GET", "/v1/campaigns", hk, nil))
+	if strings.Contains(string(r.body), s.campaign) || !strings.Contains(string(r.body), s.alert) {
+		t.Errorf("a health key's campaign list: %s, want the alert %s and not the promotion %s", r.body, s.alert, s.campaign)
+	}
+	if r := f.call(t, "GET", "/v1/campaigns?kind=install_promotion", hk, nil); r.status != 403 {
+		t.Errorf("a health key listing install promotions: %d %s", r.status, r.body)
+	}
+	// A marketer still lists both.
+	r = must(t, 200, f.call(t, "GET", "/v1/campaigns", f.key(tenantA, tenant.RoleMarketer), nil))
+	if !strings.Contains(string(r.body), s.campaign) || !strings.Contains(string(r.body), s.alert) {
+		t.Errorf("a marketer's campaign list: %s", r.body)
+	}
+}

@@ -747,6 +747,14 @@ func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, after
 	default:
 		return CampaignPage{}, apperr.FieldErrors{"kind": fmt.Sprintf("must be install_promotion or exposure_alert, not %q", kind)}
 	}
+	if !p.Role.Allows(tenant.RoleMarketer) {
+		// A health key lists the exposure alerts only: install promotions,
+		// their audiences and budgets are the marketer's.
+		if kind == KindInstallPromotion {
+			return CampaignPage{}, fmt.Errorf("%w: a health key lists exposure alerts only", apperr.ErrForbidden)
+		}
+		kind = KindExposureAlert
+	}
 	limit, err := pageSize(limit)
 	if err != nil {
 		return CampaignPage{}, err
@@ -774,9 +782,14 @@ func (s *Service) List(ctx context.Context, p tenant.Principal, kind Kind, after
 	return page, nil
 }
 
-// Get reads one of the tenant's campaigns.
+// Get reads one of the tenant's campaigns; a health key reads exposure
+// alerts only (install promotions are the marketer's).
 func (s *Service) Get(ctx context.Context, p tenant.Principal, id string) (Campaign, error) {
-	return s.Store.GetCampaign(ctx, p.TenantID, id)
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	if err == nil && c.Kind != KindExposureAlert && !p.Role.Allows(tenant.RoleMarketer) {
+		return Campaign{}, fmt.Errorf("%w: a health key reads exposure alerts only", apperr.ErrForbidden)
+	}
+	return c, err
 }
 
 // mayChange refuses a change to a campaign by a key whose role does not own
@@ -1058,8 +1071,9 @@ func pageSize(n int) (int, error) {
 	return n, nil
 }
 
-// parseNew checks a new template's text: Parse, and that it renders with
-// empty values too (templates.CheckEmptyValues); a body must also render
+// parseNew checks a new template's text: Parse, that it renders with
+// empty values too (templates.CheckEmptyValues) and prints no subscriber
+// whole (templates.CheckWholeValue); a body must also render
 // to some text with the sample values (an empty SMS is refused by the
 // provider, an empty push shows nothing). It returns that rendering.
 func parseNew(name, body string, isBody bool) (string, error) {
@@ -1068,6 +1082,9 @@ func parseNew(name, body string, isBody bool) (string, error) {
 		return "", err
 	}
 	if err := t.CheckEmptyValues(); err != nil {
+		return "", err
+	}
+	if err := t.CheckWholeValue(); err != nil {
 		return "", err
 	}
 	sample := t.Sample()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"outreach/internal/textcheck"
 	"strings"
+	"sync/atomic"
 	"text/template"
 
 	"golang.org/x/text/unicode/norm"
@@ -57,7 +58,8 @@ type view struct {
 	RewardMB    int64
 	Region      string
 	attrs       map[string]string
-	missing     string // what Attr answers for an absent key: "" except in the sample
+	missing     string       // what Attr answers for an absent key: "" except in the sample
+	whole       *atomic.Bool // set when the view is printed whole (Format)
 }
 
 // Attr returns the subscriber's attribute key, or "" if it has none.
@@ -66,6 +68,16 @@ func (v view) Attr(key string) string {
 		return s
 	}
 	return v.missing
+}
+
+// Format prints a subscriber as a whole ({{.}}, {{$}}, {{printf "%v" .}},
+// with any verb) as nothing: a message carries the fields its template
+// names, never every attribute the carrier imported. A run that watches
+// (CheckWholeValue) is told, so that a new template doing so is refused.
+func (v view) Format(fmt.State, rune) {
+	if v.whole != nil {
+		v.whole.Store(true)
+	}
 }
 
 // sample is what Parse renders once to catch mistakes that only show when
@@ -119,6 +131,20 @@ func Parse(name, body string) (*Template, error) {
 func (t *Template) CheckEmptyValues() error {
 	if _, err := t.execute(view{}); err != nil {
 		return &Error{Template: t.name, Reason: "with empty values (a subscriber without a name, say): " + tidy(t.name, err), Err: ErrInvalid}
+	}
+	return nil
+}
+
+// CheckWholeValue refuses a template that prints the subscriber as a
+// whole ({{.}} at the top, {{$}}, {{printf "%v" .}}) rather than a field:
+// that would be every custom attribute, which Format keeps out of a
+// message. New templates are checked; a stored one prints nothing there.
+func (t *Template) CheckWholeValue() error {
+	v := sample
+	v.whole = new(atomic.Bool)
+	if _, err := t.execute(v); err == nil && v.whole.Load() {
+		return &Error{Template: t.name, Reason: "prints the whole subscriber ({{.}}, {{$}} or printf of it); " +
+			"name a field: .Name, .InstallLink, .RewardMB, .Region, or .Attr \"key\"", Err: ErrInvalid}
 	}
 	return nil
 }

@@ -208,10 +208,16 @@ func TestFieldSet(t *testing.T) {
 		for m := range typ.Methods() {
 			got = append(got, m.Name)
 		}
-		want := []string{"Name", "InstallLink", "RewardMB", "Region", "Attr"}
+		// Format is fmt's (printing the view whole prints nothing); a
+		// template may not call it.
+		want := []string{"Name", "InstallLink", "RewardMB", "Region", "Attr", "Format"}
 		if !slices.Equal(got, want) {
 			t.Errorf("view exposes %v, want %v", got, want)
 		}
+		if isField("Format") {
+			t.Error("Format is allowed in templates")
+		}
+		want = want[:len(want)-1]
 		for _, name := range want {
 			if !isField(name) {
 				t.Errorf("%s is not allowed", name)
@@ -245,5 +251,40 @@ func TestCheckEmptyValues(t *testing.T) {
 	}
 	if err := tm.CheckEmptyValues(); err != nil {
 		t.Errorf("a guarded slice: %v", err)
+	}
+}
+
+// A template that prints the subscriber whole ({{.}}, {{$}}, printf of it)
+// would put every imported attribute in the message: new templates doing
+// so are refused, and one stored before prints nothing there. A dot bound
+// to a field by with is that field, and prints.
+func TestTheSubscriberIsNeverPrintedWhole(t *testing.T) {
+	vars := Vars{Name: "An", Attributes: map[string]string{"cccd": "001099012345", "debt": "5000000"}}
+	for _, body := range []string{`Xin chao {{.}}`, `{{$}}`, `{{printf "%+v" .}}`, `{{printf "%#v" $}}`,
+		`{{printf "%d" .}}`, `{{print .}}`, `{{urlquery .}}`, `{{with .Name}}{{$}}{{end}}`} {
+		tm, err := Parse("whole", body)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", body, err)
+		}
+		if err := tm.CheckWholeValue(); err == nil || !strings.Contains(err.Error(), "name a field") {
+			t.Errorf("CheckWholeValue(%q) = %v, want refused", body, err)
+		}
+		out, err := tm.Render(vars)
+		if err != nil {
+			t.Fatalf("Render(%q): %v", body, err)
+		}
+		if strings.Contains(out, "001099012345") || strings.Contains(out, "attrs") {
+			t.Errorf("Render(%q) = %q: the subscriber printed whole", body, out)
+		}
+	}
+	tm, err := Parse("field", `{{with .Name}}Chao {{.}}{{end}} {{printf "%s" .Region}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.CheckWholeValue(); err != nil {
+		t.Errorf("a with-bound field: %v", err)
+	}
+	if out, err := tm.Render(Vars{Name: "An", Region: "HN"}); err != nil || out != "Chao An HN" {
+		t.Errorf("Render = %q, %v", out, err)
 	}
 }
