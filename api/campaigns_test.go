@@ -231,6 +231,14 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("got %s", r.body)
 		}
 	})
+	t.Run("a body that is not UTF-8 is 400 naming where", func(t *testing.T) {
+		// "Cài Bluezone" in Windows-1258/Latin-1 bytes.
+		body := "{\"name\":\"promo\",\"channel\":\"sms\",\"locale\":\"vi\",\"body\":\"C\xe0i Bluezone\"}"
+		r := must(t, 400, f.callCT(t, "POST", "/v1/templates", mk, "application/json", body))
+		if r.errorCode(t) != "malformed" || !strings.Contains(string(r.body), "not UTF-8 text (byte 55)") {
+			t.Errorf("got %s", r.body)
+		}
+	})
 	t.Run("two JSON values are 400", func(t *testing.T) {
 		must(t, 400, f.callCT(t, "POST", "/v1/templates", mk, "application/json", `{"name":"a"} {"name":"b"}`))
 	})
