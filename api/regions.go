@@ -22,7 +22,7 @@ import (
 const (
 	maxRegions       = 100_000
 	maxRegionErrors  = 50
-	maxRegionCodeLen = 32
+	maxRegionCodeLen = subscriber.MaxRegionCodeLen
 	// maxPopulation bounds a region's population (the national total sums
 	// up to maxRegions of them).
 	maxPopulation     = 10_000_000_000

@@ -29,14 +29,14 @@ const (
 	MaxDataEntries     = 32
 	MaxDataKeyLength   = 64
 	MaxListNameLength  = 100
-	MaxRegionCodeLen   = 32
+	MaxRegionCodeLen   = subscriber.MaxRegionCodeLen
 	MaxAudienceRegions = 1000
 	MaxAttributionDays = 90
 	// An audience filters on at most this many attributes, each name and
 	// value at most this many bytes (a store builds one condition each).
 	MaxAudienceAttributes  = 32
-	MaxAttributeNameBytes  = 128
-	MaxAttributeValueBytes = 1024
+	MaxAttributeNameBytes  = subscriber.MaxAttributeNameBytes
+	MaxAttributeValueBytes = subscriber.MaxAttributeValueBytes
 	MaxRatePerSecond       = 1_000_000
 	// maxScheduleYears bounds start_at and end_by ahead of now.
 	maxScheduleYears        = 10

@@ -335,17 +335,32 @@ func (w *writers) close() (UpsertResult, error) {
 	return w.total, w.err
 }
 
-// badCell says which of the row's stored cells cannot be stored as text,
-// or "" when all can.
+// Limits on what a subscriber's cells hold: a region is a code of the
+// region table, and an attribute is a value a template prints or an
+// audience filters on (both refuse longer ones).
+const (
+	MaxRegionCodeLen       = 32
+	MaxAttributeNameBytes  = 128
+	MaxAttributeValueBytes = 1024
+)
+
+// badCell says which of the row's stored cells cannot be stored as text
+// or is over its limit, or "" when all are fine.
 func badCell(rec []string, cols columns) string {
 	if cols.region >= 0 {
 		if p := textcheck.Problem(rec[cols.region]); p != "" {
 			return "region " + p
 		}
+		if len(strings.TrimSpace(rec[cols.region])) > MaxRegionCodeLen {
+			return fmt.Sprintf("region is over %d characters: a region is a code such as HN", MaxRegionCodeLen)
+		}
 	}
 	for _, a := range cols.attrs {
 		if p := textcheck.Problem(rec[a.index]); p != "" {
 			return fmt.Sprintf("column %q %s", a.key, p)
+		}
+		if len(strings.TrimSpace(rec[a.index])) > MaxAttributeValueBytes {
+			return fmt.Sprintf("column %q is over %d bytes", a.key, MaxAttributeValueBytes)
 		}
 	}
 	return ""
@@ -371,6 +386,8 @@ func parseHeader(h []string) (columns, error) {
 			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %q appears twice", name)}
 		case textcheck.Problem(name) != "":
 			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %d's name %s", i+1, textcheck.Problem(name))}
+		case len(name) > MaxAttributeNameBytes:
+			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %d's name is over %d bytes", i+1, MaxAttributeNameBytes)}
 		}
 		seen[key] = true
 		switch key {

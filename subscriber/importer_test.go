@@ -193,6 +193,25 @@ Bình",,DN,`,
 		}
 	})
 
+	t.Run("a region or attribute over its limit rejects its row, by line, and the others land", func(t *testing.T) {
+		t.Parallel()
+		s, tid := newImportStore(t)
+		res := runImport(t, &subscriber.Importer{Store: s}, tid, lines("msisdn,region,ward",
+			"0912345671,HN,Ba Dinh",
+			"0912345672,"+strings.Repeat("R", subscriber.MaxRegionCodeLen+1)+",Ba Dinh",
+			"0912345673,HN,"+strings.Repeat("w", subscriber.MaxAttributeValueBytes+1),
+			"0912345674,"+strings.Repeat("R", subscriber.MaxRegionCodeLen)+","+strings.Repeat("w", subscriber.MaxAttributeValueBytes)), "")
+		if res.Imported != 2 || res.Rejected != 2 || res.Errors[0].Line != 3 || !strings.Contains(res.Errors[0].Reason, "region is over 32") ||
+			res.Errors[1].Line != 4 || !strings.Contains(res.Errors[1].Reason, `"ward" is over 1024 bytes`) {
+			t.Fatalf("result = %+v", res)
+		}
+		_, err := (&subscriber.Importer{Store: s}).Import(ctx, tid,
+			strings.NewReader(lines("msisdn,"+strings.Repeat("a", subscriber.MaxAttributeNameBytes+1), "0912345678,x")), "")
+		if err == nil || !strings.Contains(err.Error(), "name is over 128 bytes") {
+			t.Fatalf("a long column name: %v", err)
+		}
+	})
+
 	t.Run("blank lines are skipped and do not shift line numbers", func(t *testing.T) {
 		t.Parallel()
 		s, tid := newImportStore(t)

@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// MaxTokenBytes bounds a push token.
-const MaxTokenBytes = 4096
+// MaxTokenBytes bounds a push token: FCM's are about 160 characters, and
+// an index entry of the token must fit in a PostgreSQL B-tree page.
+const MaxTokenBytes = 2048
 
 // apnsTokenBytes bound an APNs device token: 32 bytes today, and Apple
 // warns that the size may grow, so up to 100.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -548,6 +550,25 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		}
 		if held != 1 {
 			t.Fatalf("the token is registered %d times, want once", held)
+		}
+	})
+
+	t.Run("the longest values the API and importer accept are stored", func(t *testing.T) {
+		s, a := setup(t)
+		long := func(c string, n int) string { return strings.Repeat(c, n) }
+		row := subscriber.Row{MSISDN: "+84912345678", Region: long("R", subscriber.MaxRegionCodeLen),
+			Attributes: map[string]string{long("a", subscriber.MaxAttributeNameBytes): long("v", subscriber.MaxAttributeValueBytes)}}
+		upsert(t, s, a.ID, []subscriber.Row{row}, long("l", 100))
+		// Random, so that PostgreSQL cannot compress the index entry.
+		token := make([]byte, subscriber.MaxTokenBytes)
+		for i := range token {
+			token[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[rand.IntN(64)]
+		}
+		if err := s.PutDevice(ctx, a.ID, row.MSISDN, subscriber.Device{Platform: subscriber.PlatformFCM, Token: string(token)}); err != nil {
+			t.Fatalf("PutDevice with a %d-byte token: %v", len(token), err)
+		}
+		if sub := get(t, s, a.ID, row.MSISDN); sub.Region != row.Region || len(sub.Devices) != 1 {
+			t.Fatalf("subscriber = %+v", sub)
 		}
 	})
 
