@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -50,12 +51,26 @@ func parseMSISDN(raw, s string) (string, error) {
 	if !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "0") && strings.HasPrefix(s, "84") && len(digitsOnly(s)) >= 11 {
 		s = "+" + s
 	}
+	if !plainNumber(s) {
+		// libphonenumber reads letters as keypad digits (0912-ABC-678 is
+		// +84912222678) and drops what it cannot read (an O for a 0, a
+		// name, an extension): a garbled cell would become someone else's
+		// number.
+		return "", fmt.Errorf("%w: %q: only digits, spaces, \".()-\" and a leading + may be in a number", ErrInvalidMSISDN, raw)
+	}
 	num, err := phonenumbers.Parse(s, DefaultRegion)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalidMSISDN, raw, err)
 	}
 	if !phonenumbers.IsValidNumber(num) {
 		return "", fmt.Errorf("%w: %q", ErrInvalidMSISDN, raw)
+	}
+	switch phonenumbers.GetNumberType(num) {
+	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
+	default:
+		// A landline, toll-free or premium-rate number takes no SMS and
+		// no mobile data.
+		return "", fmt.Errorf("%w: %q: not a mobile number", ErrInvalidMSISDN, raw)
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
 	// libphonenumber's metadata allows some national numbers (German ones)
@@ -64,6 +79,20 @@ func parseMSISDN(raw, s string) (string, error) {
 		return "", fmt.Errorf("%w: %q: longer than 15 digits", ErrInvalidMSISDN, raw)
 	}
 	return e164, nil
+}
+
+// plainNumber reports whether s is written as a phone number: digits,
+// spaces and the separators ".()-", a + only in front.
+func plainNumber(s string) bool {
+	for i, r := range s {
+		switch {
+		case '0' <= r && r <= '9', r == '.', r == '(', r == ')', r == '-', unicode.IsSpace(r):
+		case r == '+' && i == 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Mask hides all but the last three digits, for logs.
