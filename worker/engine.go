@@ -67,6 +67,13 @@ type Settings struct {
 	AlertRetention time.Duration
 	// RetryBase is the first backoff of a transient failure.
 	RetryBase time.Duration
+	// SoleWorker says this process is the only worker and its queue
+	// started empty (the embedded store, locked to one process, and the
+	// in-process Redis): whatever the store shows in flight at start is a
+	// dead process's. Run then queues it again at once (recoverRestart)
+	// instead of waiting the monitor's timers, which are made for workers
+	// sharing a Redis, where a claim may be a live worker's.
+	SoleWorker bool
 }
 
 func (s *Settings) defaults() {
@@ -200,6 +207,7 @@ func (e *Engine) Close() error { return e.client.Close() }
 // they never wait behind marketing, fan-out and marketing on another, and
 // the campaign monitor.
 func (e *Engine) Run(ctx context.Context) error {
+	start := time.Now()
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeFanout, e.handleFanout)
 	mux.HandleFunc(TypeSend, e.handleSend)
@@ -240,6 +248,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := main.Start(mux); err != nil {
 		alerts.Shutdown()
 		return fmt.Errorf("start workers: %w", err)
+	}
+	if e.set.SoleWorker {
+		if err := e.recoverRestart(ctx, start); err != nil && ctx.Err() == nil {
+			e.Logger.Warn("recovery at start", "err", err) // the monitor's timers remain
+		}
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); e.monitor(ctx) }()

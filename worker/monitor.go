@@ -50,6 +50,38 @@ func (e *Engine) monitor(ctx context.Context) {
 	}
 }
 
+// recoverRestart queues again, as the process starts, the work a dead
+// process left (Settings.SoleWorker): its claims still marked sending go
+// back to pending, every running campaign gets a fan-out chain that first
+// re-drives its unfinished deliveries from the store (an alert too, whose
+// creating request died with that process), and pending rewards are handed
+// to the fulfiller. Otherwise a restarted server sent nothing for minutes.
+func (e *Engine) recoverRestart(ctx context.Context, start time.Time) error {
+	active, err := e.Store.ActiveCampaigns(ctx)
+	if err != nil {
+		return err
+	}
+	resetter, _ := e.Store.(staleResetter)
+	for _, c := range active {
+		if c.State != campaign.StateRunning {
+			continue
+		}
+		if resetter != nil {
+			n, err := resetter.ResetStaleSending(ctx, c.ID, start)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				e.Logger.Warn("deliveries claimed before a restart put back to pending", "campaign", c.ID, "deliveries", n)
+			}
+		}
+		if err := e.startChain(ctx, c, true, "restart"); err != nil {
+			return err
+		}
+	}
+	return e.reconcileRewards(ctx)
+}
+
 // MonitorPass runs one pass now (tests and the reconciler command).
 func (e *Engine) MonitorPass(ctx context.Context, redrive bool) error {
 	return e.monitorPass(ctx, redrive)

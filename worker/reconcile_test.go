@@ -184,3 +184,31 @@ func TestAClaimIsStaleByTheWallClockNotTheEnginesClock(t *testing.T) {
 		}
 	})
 }
+
+// A server restarted on the embedded default (Settings.SoleWorker: the
+// only worker, its queue new) sends at once what the process before it
+// left: the deliveries it had claimed and never recorded, and those whose
+// tasks were in its queue. The monitor's timers (here two and five
+// minutes) are for workers sharing a Redis; a restarted server used to
+// send nothing for minutes, an exposure alert included.
+func TestARestartedSoleWorkerSendsWhatTheLastOneLeftAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(100)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart)
+		// The process before fanned out, claimed twenty and died.
+		ids := h.pendingDeliveries(c, 100)
+		if claimed, err := h.store.ClaimDeliveries(h.ctx, c.ID, campaign.ChannelSMS, ids[1:21]); err != nil || len(claimed) != 20 {
+			t.Fatalf("claimed %d, %v", len(claimed), err)
+		}
+		if err := h.store.SetFanoutProgress(h.ctx, c.ID, ids[len(ids)-1], true); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.conn().Redis.FlushDB(h.ctx).Err(); err != nil { // its queue is gone
+			t.Fatal(err)
+		}
+		h.startWorker(worker.Settings{SoleWorker: true, StaleAfter: 2 * time.Minute, SendingStaleAfter: 5 * time.Minute})
+		h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		h.expectOnce(msisdns)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"outreach/config"
+	"outreach/internal/queue"
 )
 
 var errLocked = errors.New("locked by another process")
@@ -26,4 +27,12 @@ func lockEmbedded(cfg *config.Config) (release func(), err error) {
 			"stop it, or set OUTREACH_REDIS_URL (and a PostgreSQL OUTREACH_DATABASE_URL) to run several", path)
 	}
 	return release, err
+}
+
+// soleWorker reports whether this process is the only worker on its store
+// with a queue new at start: the in-process Redis on an embedded SQLite
+// store, which lockEmbedded holds (worker.Settings.SoleWorker).
+func soleWorker(cfg *config.Config, q *queue.Conn) bool {
+	driver, _, err := cfg.Database()
+	return err == nil && driver == "sqlite" && q.Embedded
 }

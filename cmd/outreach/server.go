@@ -100,6 +100,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 			InstallBaseURL: cfg.InstallBaseURL, Concurrency: cfg.WorkerConcurrency, BacklogSeconds: cfg.BacklogSeconds,
 			StatusCallback: statusCallback(cfg), AlertRetention: cfg.AlertRetention,
 			StaleAfter: cfg.StaleAfter, SendingStaleAfter: cfg.SendingStaleAfter, RetryBase: cfg.RetryBase,
+			// The in-process Redis is new at every start, and the embedded
+			// store's lock keeps any other process off it.
+			SoleWorker: soleWorker(cfg, a.queue),
 		},
 	})
 	a.ledger.Enqueuer = a.engine
