@@ -47,7 +47,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// subscribers nearly every index page an import or a fan-out touches
 	// is a read syscall; 64 MB per connection (allocated as used) halved
 	// the time of a 1M-row import.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+	dsn := "file:" + uriPath.Replace(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=cache_size(-65536)&_txlock=immediate"
 	registered, err := sql.Open("sqlite", dsn) // opens no connection: it finds the driver
 	if err != nil {
@@ -66,6 +66,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return &Store{db: db}, nil
 }
+
+// uriPath escapes what a "file:" URI would read as its own: "?" starts
+// the parameters, "#" a fragment, and "%" an escape. Unescaped, a path
+// such as /srv/a#1/outreach.db opened the file /srv/a.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
