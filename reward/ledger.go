@@ -171,6 +171,13 @@ func (l *Ledger) enqueue(ctx context.Context, id string) {
 // StaleAfter (default a minute), oldest first: the reconciler enqueues them
 // again.
 func (l *Ledger) PendingRewards(ctx context.Context, limit int) ([]Reward, error) {
+	before, limit := l.stale(limit)
+	return l.Store.PendingRewards(ctx, before, limit)
+}
+
+// stale is the reconciler's bound: untouched before StaleAfter ago
+// (default a minute), up to limit (default a page).
+func (l *Ledger) stale(limit int) (time.Time, int) {
 	stale := l.StaleAfter
 	if stale <= 0 {
 		stale = DefaultStaleAfter
@@ -178,7 +185,15 @@ func (l *Ledger) PendingRewards(ctx context.Context, limit int) ([]Reward, error
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
-	return l.Store.PendingRewards(ctx, l.now().Add(-stale), limit)
+	return l.now().Add(-stale), limit
+}
+
+// DueConfirmations returns the ids of up to limit granted rewards whose
+// confirmation is still due StaleAfter after the grant, oldest first: its
+// task was lost, and the reconciler queues it again.
+func (l *Ledger) DueConfirmations(ctx context.Context, limit int) ([]string, error) {
+	before, limit := l.stale(limit)
+	return l.Store.DueConfirmations(ctx, before, limit)
 }
 
 // Page is one page of rewards; NextAfter, when not 0, is the After of the

@@ -110,6 +110,13 @@ type Store interface {
 	// PendingRewards returns up to limit pending rewards last updated
 	// before `before`, oldest first (the reconciler).
 	PendingRewards(ctx context.Context, before time.Time, limit int) ([]Reward, error)
+	// DueConfirmations returns the ids of up to limit granted rewards
+	// whose confirmation is due (FinishReward to granted makes it so) and
+	// that were granted before `before`, oldest first (the reconciler).
+	DueConfirmations(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// ConfirmationDone records that a reward's confirmation is no longer
+	// due: sent, not wanted, or given up.
+	ConfirmationDone(ctx context.Context, id string) error
 	// ListRewards pages a tenant's rewards by Seq.
 	ListRewards(ctx context.Context, tenantID string, q Query) ([]Reward, error)
 	// RewardTotals sums a tenant's rewards, of one campaign when

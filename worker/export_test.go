@@ -22,3 +22,7 @@ func BacklogKey(campaignID string) string { return backlogKey(campaignID) }
 
 // TaskSize is how many deliveries of c on ch fan-out puts in one send task.
 func (e *Engine) TaskSize(c campaign.Campaign, ch campaign.Channel) int { return e.taskSize(c, ch) }
+
+// ReconcileRewards runs the reward reconciler's pass now, as the monitor
+// does every StaleAfter/2.
+func (e *Engine) ReconcileRewards(ctx context.Context) error { return e.reconcileRewards(ctx) }

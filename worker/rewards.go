@@ -114,8 +114,21 @@ func (e *Engine) reconcileRewards(ctx context.Context) error {
 	if e.Ledger == nil || e.Fulfiller == nil {
 		return nil
 	}
-	_, err := reward.Reconcile(ctx, e.Ledger, e, 1000)
-	return err
+	if _, err := reward.Reconcile(ctx, e.Ledger, e, 1000); err != nil {
+		return err
+	}
+	// Confirmations still due after StaleAfter lost their task (one still
+	// queued or retrying keeps its id: queuing it again does nothing).
+	ids, err := e.Ledger.DueConfirmations(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := e.enqueueConfirm(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TypeConfirm sends a granted reward's confirmation SMS.
@@ -131,10 +144,14 @@ const confirmRetries = 20
 // sender rate held by an exposure alert) is retried with backoff instead
 // of losing the confirmation. The task id is the reward's.
 func (e *Engine) EnqueueConfirm(ctx context.Context, r reward.Reward) error {
-	task := asynq.NewTask(TypeConfirm, []byte(r.ID), asynq.MaxRetry(confirmRetries),
-		asynq.Queue(queue.QueueDefault), asynq.TaskID("confirm:"+r.ID))
+	return e.enqueueConfirm(ctx, r.ID)
+}
+
+func (e *Engine) enqueueConfirm(ctx context.Context, rewardID string) error {
+	task := asynq.NewTask(TypeConfirm, []byte(rewardID), asynq.MaxRetry(confirmRetries),
+		asynq.Queue(queue.QueueDefault), asynq.TaskID("confirm:"+rewardID))
 	if _, err := e.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue the confirmation of reward %s: %w", r.ID, err)
+		return fmt.Errorf("enqueue the confirmation of reward %s: %w", rewardID, err)
 	}
 	return nil
 }
@@ -159,15 +176,31 @@ func (e *Engine) handleConfirm(ctx context.Context, t *asynq.Task) error {
 	}
 	err = e.ConfirmReward(ctx, r)
 	var te *templates.Error
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch {
 	case err == nil:
-		return nil
+		return e.confirmationDone(ctx, r.ID)
 	case errors.As(err, &te), errors.Is(err, apperr.ErrNotFound), provider.ClassOf(err) != provider.Transient:
 		e.Logger.WarnContext(ctx, "reward confirmation not sent", "reward_id", r.ID, "err", err)
-		return fmt.Errorf("%w: %w", asynq.SkipRetry, err)
+		return fmt.Errorf("%w: %w", asynq.SkipRetry, errors.Join(err, e.confirmationDone(ctx, r.ID)))
+	case retried >= maxRetry:
+		e.Logger.WarnContext(ctx, "reward confirmation given up after its retries", "reward_id", r.ID, "err", err)
+		return errors.Join(err, e.confirmationDone(ctx, r.ID))
 	}
 	e.Logger.InfoContext(ctx, "reward confirmation failed transiently; retrying", "reward_id", r.ID, "err", err)
 	return err
+}
+
+// confirmationDone records in the ledger that a reward's confirmation is
+// no longer due (sent, not wanted, or given up), so that the reconciler
+// leaves it. A failure to record it is retried with the task: the SMS
+// may then go twice, never not at all.
+func (e *Engine) confirmationDone(ctx context.Context, id string) error {
+	if err := e.Ledger.Store.ConfirmationDone(context.WithoutCancel(ctx), id); err != nil {
+		return fmt.Errorf("record the confirmation of reward %s: %w", id, err)
+	}
+	return nil
 }
 
 // ConfirmReward sends the subscriber of a granted reward its campaign's

@@ -140,6 +140,49 @@ func TestAConfirmationOutlivesATransientProviderError(t *testing.T) {
 	})
 }
 
+// A granted reward's confirmation is in the ledger until it is sent: one
+// whose task was lost (a restarted server's in-process Redis, an emptied
+// Redis) is queued again by the reconciler and sent once; once sent, the
+// reconciler leaves it. It used to be lost for good.
+func TestAConfirmationWhoseTaskWasLostIsSentByTheReconciler(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		rr, r, msisdn := h.confirmedRewardRig(false)
+		rr.fulfiller.Confirm = rr.engine.EnqueueConfirm
+		if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := rr.conn.Redis.FlushDB(h.ctx).Err(); err != nil { // the confirmation task is lost
+			t.Fatal(err)
+		}
+		rr.ledger.StaleAfter = time.Nanosecond
+		if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(h.ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); rr.engine.Run(runCtx) }()
+		defer func() { stop(); <-done }()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if due, err := rr.store.DueConfirmations(h.ctx, time.Now().Add(time.Hour), 10); err == nil && len(due) == 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := h.twilio.CountTo(msisdn); n != 1 {
+			t.Fatalf("the subscriber got %d confirmations, want 1", n)
+		}
+		// Sent and recorded: another pass queues nothing more.
+		if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
+		if info, err := insp.GetTaskInfo(queue.QueueDefault, "confirm:"+r.ID); err == nil {
+			t.Errorf("a sent confirmation was queued again: %+v", info)
+		}
+	})
+}
+
 // confirmedRewardRig makes a campaign whose rewards are confirmed by SMS
 // (checking first that a push template is refused for it when checkPush),
 // a reward rig for it, and a pending reward for its first subscriber, who

@@ -353,7 +353,7 @@ func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, er
 	case reward.StateGranted:
 		err = s.pool.QueryRow(ctx, `WITH g AS (
 				UPDATE rewards SET state = 'granted', granted_at = $2, updated_at = $2, attempts = attempts + 1,
-					last_error = NULL
+					last_error = NULL, confirm_due = true
 				WHERE id = $1 AND state = 'pending' RETURNING 1)
 			SELECT count(*) FROM g`, id, at.UTC()).Scan(&n)
 	case reward.StateFailed:
@@ -379,6 +379,32 @@ func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, er
 func (s *Store) PendingRewards(ctx context.Context, before time.Time, limit int) ([]reward.Reward, error) {
 	return s.queryRewards(ctx, `SELECT `+rewardColumns+` FROM rewards
 		WHERE state = 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2`, before.UTC(), limit)
+}
+
+// DueConfirmations returns the ids of up to limit granted rewards whose
+// confirmation is due and that were granted before before, oldest first.
+func (s *Store) DueConfirmations(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM rewards WHERE confirm_due AND updated_at < $1
+		ORDER BY updated_at LIMIT $2`, before.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due confirmations: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due confirmations: %w", err)
+	}
+	return ids, nil
+}
+
+// ConfirmationDone records that a reward's confirmation is no longer due.
+func (s *Store) ConfirmationDone(ctx context.Context, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return apperr.NotFound("reward")
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE rewards SET confirm_due = false WHERE id = $1 AND confirm_due`, id); err != nil {
+		return fmt.Errorf("postgres: confirmation done: %w", err)
+	}
+	return nil
 }
 
 // ListRewards pages a tenant's rewards by seq.

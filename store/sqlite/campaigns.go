@@ -410,20 +410,8 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		q.WriteString(` ORDER BY ` + order + ` LIMIT ?`)
 		args = append(args, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q.String(), args...)
+	ids, err := queryColumn[int64](ctx, s.db, q.String(), args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: audience page: %w", err)
-	}
-	defer rows.Close()
-	ids := make([]int64, 0, limit)
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: audience page: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: audience page: %w", err)
 	}
 	return ids, nil

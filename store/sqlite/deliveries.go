@@ -348,20 +348,8 @@ func (s *Store) UnfinishedPage(ctx context.Context, campaignID string, ch campai
 	}
 	q += ` ORDER BY subscriber_id LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	ids, err := queryColumn[int64](ctx, s.db, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: unfinished page: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlite: unfinished page: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: unfinished page: %w", err)
 	}
 	return ids, nil

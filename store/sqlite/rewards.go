@@ -196,7 +196,7 @@ func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, er
 	switch to {
 	case reward.StateGranted:
 		res, err = tx.ExecContext(ctx, `UPDATE rewards SET state = 'granted', granted_at = ?1, updated_at = ?1,
-			attempts = attempts + 1, last_error = NULL WHERE id = ?2 AND state = 'pending'`, stamp, key)
+			attempts = attempts + 1, last_error = NULL, confirm_due = 1 WHERE id = ?2 AND state = 'pending'`, stamp, key)
 	case reward.StateFailed:
 		res, err = tx.ExecContext(ctx, `UPDATE rewards SET state = 'failed', last_error = NULLIF(?1, ''),
 			updated_at = ?2 WHERE id = ?3 AND state = 'pending'`, errMsg, stamp, key)
@@ -228,6 +228,29 @@ func (s *Store) FinishReward(ctx context.Context, id string, to reward.State, er
 func (s *Store) PendingRewards(ctx context.Context, before time.Time, limit int) ([]reward.Reward, error) {
 	return s.queryRewards(ctx, `SELECT `+sqliteRewardColumns+` FROM rewards
 		WHERE state = 'pending' AND updated_at < ? ORDER BY updated_at LIMIT ?`, ledgerStamp(before), limit)
+}
+
+// DueConfirmations returns the ids of up to limit granted rewards whose
+// confirmation is due and that were granted before before, oldest first.
+func (s *Store) DueConfirmations(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	ids, err := queryColumn[string](ctx, s.db, `SELECT id FROM rewards WHERE confirm_due AND updated_at < ?
+		ORDER BY updated_at LIMIT ?`, ledgerStamp(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due confirmations: %w", err)
+	}
+	return ids, nil
+}
+
+// ConfirmationDone records that a reward's confirmation is no longer due.
+func (s *Store) ConfirmationDone(ctx context.Context, id string) error {
+	key, ok := ledgerUUID(id)
+	if !ok {
+		return apperr.NotFound("reward")
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE rewards SET confirm_due = 0 WHERE id = ? AND confirm_due`, key); err != nil {
+		return fmt.Errorf("sqlite: confirmation done: %w", err)
+	}
+	return nil
 }
 
 // ListRewards pages a tenant's rewards by seq.

@@ -72,6 +72,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // such as /srv/a#1/outreach.db opened the file /srv/a.
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
+// queryColumn runs a query of one column and returns its values in order.
+func queryColumn[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -90,19 +108,8 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
 	}
 	if n > 0 {
-		rows, err := s.db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var v string
-			if err := rows.Scan(&v); err != nil {
-				return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
-			}
-			applied = append(applied, v)
-		}
-		if err := rows.Err(); err != nil {
+		var err error
+		if applied, err = queryColumn[string](ctx, s.db, `SELECT version FROM schema_migrations`); err != nil {
 			return nil, fmt.Errorf("sqlite: pending migrations: %w", err)
 		}
 	}

@@ -928,14 +928,7 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 	t.Run("pending rewards are listed oldest first once stale", func(t *testing.T) {
 		t.Parallel()
 		f := newInstFixture(t, newStore(t), 3)
-		c := f.promotion(t, f.tenant, 100, 1000, 14)
-		var rs []*reward.Reward
-		for n := 1; n <= 3; n++ {
-			r := f.reward(c, n, fmt.Sprintf("d%d", n))
-			r.CreatedAt = f.now.Add(time.Duration(n) * time.Minute)
-			f.create(t, r, 1000)
-			rs = append(rs, r)
-		}
+		rs := f.threePendingRewards(t)
 		f.st.FinishReward(f.ctx, rs[1].ID, reward.StateGranted, "", f.now)
 		got, err := f.st.PendingRewards(f.ctx, f.now.Add(10*time.Minute), 10)
 		if err != nil {
@@ -946,6 +939,38 @@ func RunInstalls(t *testing.T, newStore func(t *testing.T) InstallStore) {
 		}
 		if got, _ := f.st.PendingRewards(f.ctx, f.now.Add(2*time.Minute), 10); len(got) != 1 {
 			t.Errorf("pending before 2 min = %v, want the first only", rewardIDs(got))
+		}
+	})
+
+	t.Run("a granted reward's confirmation is due until it is done", func(t *testing.T) {
+		t.Parallel()
+		f := newInstFixture(t, newStore(t), 3)
+		rs := f.threePendingRewards(t)
+		f.st.FinishReward(f.ctx, rs[0].ID, reward.StateGranted, "", f.now.Add(time.Minute))
+		f.st.FinishReward(f.ctx, rs[1].ID, reward.StateGranted, "", f.now.Add(2*time.Minute))
+		f.st.FinishReward(f.ctx, rs[2].ID, reward.StateFailed, "400", f.now)
+		due := func(before time.Time) []string {
+			t.Helper()
+			ids, err := f.st.DueConfirmations(f.ctx, before, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids
+		}
+		if got := due(f.now.Add(10 * time.Minute)); !slices.Equal(got, []string{rs[0].ID, rs[1].ID}) {
+			t.Errorf("due = %v, want the two granted, oldest first", got)
+		}
+		if got := due(f.now.Add(90 * time.Second)); !slices.Equal(got, []string{rs[0].ID}) {
+			t.Errorf("due before 90 s = %v, want the first only", got)
+		}
+		if err := f.st.ConfirmationDone(f.ctx, rs[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := due(f.now.Add(10 * time.Minute)); !slices.Equal(got, []string{rs[1].ID}) {
+			t.Errorf("due after the first is done = %v", got)
+		}
+		if err := f.st.ConfirmationDone(f.ctx, "not-a-uuid"); !errors.Is(err, apperr.ErrNotFound) {
+			t.Errorf("ConfirmationDone of a bad id: %v", err)
 		}
 	})
 
@@ -1083,4 +1108,19 @@ func wantNotFoundInst(t *testing.T, what string, call func() error) {
 	if err := call(); !errors.Is(err, apperr.ErrNotFound) {
 		t.Errorf("%s: err = %v, want not found", what, err)
 	}
+}
+
+// threePendingRewards creates a campaign and a pending reward for each of
+// the first three subscribers, created a minute apart.
+func (f *instFixture) threePendingRewards(t *testing.T) []*reward.Reward {
+	t.Helper()
+	c := f.promotion(t, f.tenant, 100, 1000, 14)
+	var rs []*reward.Reward
+	for n := 1; n <= 3; n++ {
+		r := f.reward(c, n, fmt.Sprintf("d%d", n))
+		r.CreatedAt = f.now.Add(time.Duration(n) * time.Minute)
+		f.create(t, r, 1000)
+		rs = append(rs, r)
+	}
+	return rs
 }
