@@ -11,8 +11,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -37,6 +39,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// An explicit pool_max_conns in the URL is the operator's to keep.
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns(runtime.GOMAXPROCS(0))
+	}
+	// Every time read comes back in UTC, whatever the host's zone: the API
+	// writes one format on every store (a read that forgot .UTC() answered
+	// +07:00 on a host in Asia/Ho_Chi_Minh).
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		c.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
+			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
