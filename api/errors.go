@@ -70,7 +70,7 @@ type errorBody struct {
 type errorDetail struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
-	Details   any    `json:"details,omitempty"`
+	Details   any    `json:"details"` // null when there are none: the SPEC's shape always has it
 	RequestID string `json:"request_id,omitempty"`
 }
 

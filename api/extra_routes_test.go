@@ -24,7 +24,7 @@ func withExtraRoutes() fixtureOption {
 		d.Extra = func(r *gin.Engine, auth AuthFunc) {
 			ledger := &reward.Ledger{Store: st}
 			RegisterInstallRoutes(r, auth, InstallDeps{Installs: &install.Service{Store: st, Tenants: st, Ledger: ledger,
-				DefaultSecret: "deployment-secret"}, Ledger: ledger, AdoptionTarget: 50_000_000,
+				DefaultSecret: "deployment-secret"}, Ledger: ledger, Campaigns: st, AdoptionTarget: 50_000_000,
 				StoreURL: "https://bluezone.gov.vn/"})
 			TwilioWebhooks{AuthToken: "twiliotoken", PublicURL: "http://outreach.test", Receipts: st, OptOuts: st,
 				Keywords: subscriber.DefaultKeywords}.Register(r)

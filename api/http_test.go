@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"outreach/internal/apperr"
 	"outreach/tenant"
@@ -243,6 +245,32 @@ func TestASlowAnswerOutlivesTheBodyReadTimeout(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || string(b) != "done" {
 			t.Errorf("%s answered %d %q: the body's read deadline cut the request", tc.method, resp.StatusCode, b)
+		}
+	}
+}
+
+// Every error answer has the SPEC's shape {"error": {"code", "message",
+// "details"}}, details null when there are none.
+func TestEveryErrorCarriesDetails(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	must(t, 200, f.call(t, "POST", "/v1/campaigns/"+s.campaign+"/cancel", mk, nil))
+	for name, r := range map[string]response{
+		"400": f.callCT(t, "POST", "/v1/campaigns", mk, "application/json", "{bad"),
+		"401": f.call(t, "GET", "/v1/campaigns", "", nil),
+		"403": f.call(t, "GET", "/v1/campaigns", f.key(tenantA, tenant.RoleViewer), nil),
+		"404": f.call(t, "GET", "/v1/campaigns/"+uuid.NewString(), mk, nil),
+		"409": f.call(t, "POST", "/v1/campaigns/"+s.campaign+"/cancel", mk, nil),
+		"422": f.call(t, "POST", "/v1/templates", mk, map[string]any{"name": "x"}),
+	} {
+		if strconv.Itoa(r.status) != name {
+			t.Errorf("%s: got %d %s", name, r.status, r.body)
+			continue
+		}
+		e, _ := r.obj(t)["error"].(map[string]any)
+		if _, ok := e["details"]; !ok || e["code"] == "" || e["message"] == "" {
+			t.Errorf("%s: error is not {code, message, details}: %s", name, r.body)
 		}
 	}
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"outreach/campaign"
 	"outreach/install"
 	"outreach/internal/apperr"
 	"outreach/reward"
@@ -31,6 +33,15 @@ type InstallDeps struct {
 	// MaxCallbackBytes limits an install callback's body (default
 	// install.MaxBodyBytes, 16 KiB).
 	MaxCallbackBytes int64
+	// Campaigns, when set, answers whether a campaign named in a filter
+	// (GET /v1/rewards?campaign_id=) is the tenant's: another tenant's or
+	// an unknown one is a 404, not an empty page.
+	Campaigns CampaignReader
+}
+
+// CampaignReader reads one of a tenant's campaigns (campaign.Store).
+type CampaignReader interface {
+	GetCampaign(ctx context.Context, tenantID, id string) (campaign.Campaign, error)
 }
 
 // RegisterInstallRoutes adds POST /v1/installs (signed, no API key),

@@ -140,7 +140,7 @@ func newInstallHarness(tb testing.TB, st installStore, opts ...func(*api.Install
 	h.ledger = &reward.Ledger{Store: st, Enqueuer: h.queue, Logger: quiet}
 	h.svc = &install.Service{Store: st, Tenants: st, Ledger: h.ledger, DefaultSecret: deploymentWide, Logger: quiet}
 	svc := &campaign.Service{Store: st, Subscribers: st, Rewards: st, Logger: quiet}
-	deps := api.InstallDeps{Installs: h.svc, Ledger: h.ledger, AdoptionTarget: h.target, StoreURL: appStoreURL}
+	deps := api.InstallDeps{Installs: h.svc, Ledger: h.ledger, Campaigns: st, AdoptionTarget: h.target, StoreURL: appStoreURL}
 	for _, o := range opts {
 		o(&deps)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"outreach/internal/apperr"
 	"outreach/reward"
@@ -36,6 +37,17 @@ func (h *installRoutes) listRewards(c *gin.Context) {
 		return
 	}
 	status = cmp.Or(status, state)
+	if id := c.Query("campaign_id"); id != "" && h.d.Campaigns != nil {
+		if _, err := uuid.Parse(id); err == nil {
+			// Another tenant's campaign, or none: a 404, as its
+			// deliveries answer, rather than a page that reads "no
+			// rewards yet".
+			if _, err := h.d.Campaigns.GetCampaign(c.Request.Context(), p.TenantID, id); err != nil {
+				WriteError(c, err)
+				return
+			}
+		}
+	}
 	page, err := h.d.Ledger.List(c.Request.Context(), p.TenantID, reward.Query{
 		CampaignID: c.Query("campaign_id"), State: reward.State(status), After: after, Limit: int(limit)})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"outreach/reward"
 	"outreach/tenant"
 )
@@ -75,8 +77,13 @@ func TestRewardsAreListedByTenantPagedAndFiltered(t *testing.T) {
 	if status, p, _ := list("", h.otherKey); status != 200 || len(p.Rewards) != 0 {
 		t.Errorf("another tenant sees %d rewards", len(p.Rewards))
 	}
-	if status, p, _ := list("?campaign_id="+c.ID, h.otherKey); status != 200 || len(p.Rewards) != 0 {
-		t.Errorf("another tenant filtering by this campaign sees %d rewards", len(p.Rewards))
+	// Another tenant's campaign, or none, is a 404 as its deliveries are,
+	// not an empty page that reads "no rewards yet".
+	for _, q := range []struct{ query, key string }{{"?campaign_id=" + c.ID, h.otherKey},
+		{"?campaign_id=" + uuid.NewString(), viewer}} {
+		if status, p, body := list(q.query, q.key); status != 404 || len(p.Rewards) != 0 {
+			t.Errorf("%s: %d %s, want 404", q.query, status, body)
+		}
 	}
 	for _, q := range []string{"?status=lost", "?campaign_id=nope", "?limit=5000", "?after=-1", "?limit=x", "?stauts=granted",
 		"?status=granted&state=pending"} {

@@ -140,7 +140,7 @@ func (a *app) newHandler(probesOnly bool) http.Handler {
 			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
 				OptOuts: a.store, Keywords: subscriber.DefaultKeywords.With(cfg.OptOutKeywords, cfg.OptInKeywords), Logger: a.log}.Register(r)
-			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger,
+			api.RegisterInstallRoutes(r, auth, api.InstallDeps{Installs: a.installs, Ledger: a.ledger, Campaigns: a.store,
 				AdoptionTarget: cfg.AdoptionTarget, StoreURL: cfg.InstallStoreURL,
 				Clicks: api.NewPerSourceLimiter(20, 100, 0)})
 		},
