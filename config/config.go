@@ -224,12 +224,12 @@ func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
 		TwilioMessagingServiceSID: l.str("OUTREACH_TWILIO_MESSAGING_SERVICE_SID", ""),
 		TwilioBaseURL:             l.str("OUTREACH_TWILIO_BASE_URL", ""),
 		FCMCredentials:            l.str("OUTREACH_FCM_CREDENTIALS", ""),
-		FCMEndpoint:               l.str("OUTREACH_FCM_ENDPOINT", ""),
+		FCMEndpoint:               originURL(l.str("OUTREACH_FCM_ENDPOINT", "")),
 		APNsKey:                   l.str("OUTREACH_APNS_KEY", ""),
 		APNsKeyID:                 l.str("OUTREACH_APNS_KEY_ID", ""),
 		APNsTeamID:                l.str("OUTREACH_APNS_TEAM_ID", ""),
 		APNsTopic:                 l.str("OUTREACH_APNS_TOPIC", ""),
-		APNsHost:                  l.str("OUTREACH_APNS_HOST", ""),
+		APNsHost:                  originURL(l.str("OUTREACH_APNS_HOST", "")),
 		SMSRate:                   l.positive("OUTREACH_SMS_RATE", 100),
 		PushRate:                  l.positive("OUTREACH_PUSH_RATE", 1000),
 		TimezoneName:              l.str("OUTREACH_TIMEZONE", "Asia/Ho_Chi_Minh"),
@@ -303,8 +303,17 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]string{"OUTREACH_PUBLIC_URL": c.PublicURL, "OUTREACH_INSTALL_BASE_URL": c.InstallBaseURL,
 		"OUTREACH_INSTALL_STORE_URL": c.InstallStoreURL} {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(name, "want an http(s) URL, got %q", v)
+		if !httpURL(v) {
+			bad(name, "want an http(s) URL, got %q", redactURL(v))
+		}
+	}
+	// Overrides of the providers' addresses (fakes, staging): a value
+	// neither client could use would fail every send, quietly, as a
+	// transient error retried for ever.
+	for name, v := range map[string]string{"OUTREACH_TWILIO_BASE_URL": c.TwilioBaseURL,
+		"OUTREACH_FCM_ENDPOINT": c.FCMEndpoint, "OUTREACH_APNS_HOST": c.APNsHost} {
+		if v != "" && !httpURL(v) {
+			bad(name, "want an http(s) URL such as https://host[:port], got %q", redactURL(v))
 		}
 	}
 	for _, p := range c.TrustedProxies {
@@ -320,7 +329,7 @@ func (c *Config) Validate() error {
 		bad("OUTREACH_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if c.RewardsURL != "" {
-		if u, err := url.Parse(c.RewardsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !httpURL(c.RewardsURL) {
 			bad("OUTREACH_REWARDS_URL", "want an http(s) URL with a host")
 		}
 		if c.RewardsSecret == "" {
@@ -357,6 +366,21 @@ func (c *Config) Validate() error {
 		bad("OUTREACH_PUSH_PROVIDER", "want log or native, got %q", c.PushProvider)
 	}
 	return errors.Join(errs...)
+}
+
+// httpURL reports whether v is an absolute http(s) URL with a host.
+func httpURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// originURL takes a bare host[:port] (what "host override" invites) as
+// https://host[:port]; anything else is left as given.
+func originURL(v string) string {
+	if v != "" && !strings.Contains(v, "://") {
+		return "https://" + v
+	}
+	return v
 }
 
 // Database splits OUTREACH_DATABASE_URL into a driver ("postgres" or

@@ -51,12 +51,24 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 		"OUTREACH_REWARDS_SECRET":   {"OUTREACH_REWARDS_URL": "https://prov.example/grant"},
 		"OUTREACH_OPT_OUT_KEYWORDS": {"OUTREACH_OPT_OUT_KEYWORDS": "NGUNG, ?!"},
 		"OUTREACH_OPT_IN_KEYWORDS":  {"OUTREACH_OPT_OUT_KEYWORDS": "Ngừng", "OUTREACH_OPT_IN_KEYWORDS": "ngung"},
+		"OUTREACH_FCM_ENDPOINT":     {"OUTREACH_FCM_ENDPOINT": "ftp://fcm.example"},
+		"OUTREACH_APNS_HOST":        {"OUTREACH_APNS_HOST": "http://[::1"},
+		"OUTREACH_TWILIO_BASE_URL":  {"OUTREACH_TWILIO_BASE_URL": "ftp://u:s3cret@x"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%v: error %v does not name %s", env, err, name)
 		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%v: error %v shows a password", env, err)
+		}
+	}
+	// A bare host is what "host override" invites: it means https.
+	c, err := Load(envOf(map[string]string{"OUTREACH_APNS_HOST": "api.sandbox.push.apple.com",
+		"OUTREACH_FCM_ENDPOINT": "127.0.0.1:9443"}))
+	if err != nil || c.APNsHost != "https://api.sandbox.push.apple.com" || c.FCMEndpoint != "https://127.0.0.1:9443" {
+		t.Errorf("bare hosts: %v, %q, %q", err, c.APNsHost, c.FCMEndpoint)
 	}
 }
 

@@ -50,7 +50,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		"installs and rewards, and prints the adoption report. Nothing leaves this machine.", stderr)
 	n := fs.Int("subscribers", 10000, "synthetic subscribers to import")
 	dir := fs.String("dir", "", "directory for the demo database (default: a new temporary directory, removed after)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *n < 100 {

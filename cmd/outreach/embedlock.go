@@ -22,11 +22,16 @@ func lockEmbedded(cfg *config.Config) (release func(), err error) {
 		return func() {}, nil
 	}
 	release, err = lockFile(path + ".lock")
-	if errors.Is(err, errLocked) {
+	switch {
+	case errors.Is(err, errLocked):
 		return nil, fmt.Errorf("another outreach process is running on %s with an in-process Redis of its own: "+
 			"stop it, or set OUTREACH_REDIS_URL (and a PostgreSQL OUTREACH_DATABASE_URL) to run several", path)
+	case err != nil:
+		// A directory that does not exist, say: the store would not open
+		// either.
+		return nil, fmt.Errorf("OUTREACH_DATABASE_URL: the SQLite store %s cannot be used: %w", path, err)
 	}
-	return release, err
+	return release, nil
 }
 
 // soleWorker reports whether this process is the only worker on its store

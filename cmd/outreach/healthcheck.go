@@ -15,7 +15,7 @@ import (
 // uses it because the image has no shell or curl.
 func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	fs := newFlags("healthcheck", "Exits 0 when the local API answers /readyz with 200.", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.LoadLookup(getenv)

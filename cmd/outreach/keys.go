@@ -18,7 +18,7 @@ import (
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	fs := newFlags("migrate", "Applies every store migration not applied yet.", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.LoadLookup(getenv)
@@ -41,7 +41,7 @@ const keysUsage = "Usage:\n  outreach keys create --tenant NAME --role admin|mar
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, keysUsage)
-		return errors.New("keys: want create or install-secret")
+		return errors.New("keys: want create, list, revoke or install-secret")
 	}
 	sub, rest := args[0], args[1:]
 	if sub == "help" || sub == "-h" || sub == "--help" {
@@ -49,7 +49,11 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return nil
 	}
 	var fs = newFlags("keys "+sub, "", stderr)
-	name := fs.String("tenant", "", "tenant name (created if it does not exist)")
+	tenantHelp := "tenant name (it must exist)"
+	if sub == "create" || sub == "install-secret" {
+		tenantHelp = "tenant name (created if it does not exist)"
+	}
+	name := fs.String("tenant", "", tenantHelp)
 	var role, keyID *string
 	switch sub {
 	case "create":

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -32,6 +33,10 @@ Usage:
   outreach migrate               apply store migrations
   outreach keys create --tenant NAME --role ROLE
                                  create a tenant if needed and print a new API key
+  outreach keys list --tenant NAME
+                                 list a tenant's API keys (ids and roles, never a key)
+  outreach keys revoke --tenant NAME --id KEY_ID
+                                 revoke one of them
   outreach keys install-secret --tenant NAME
                                  set and print a tenant's install-callback secret
   outreach healthcheck           exit 0 when the local API is ready (container healthcheck)
@@ -87,4 +92,18 @@ func newFlags(name, summary string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseFlags parses a command's flags; the commands take no other
+// arguments, and one given (a listen address, a URL) would otherwise be
+// ignored without a word.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected arguments %q (settings come from OUTREACH_* variables; see --help)",
+			strings.TrimPrefix(fs.Name(), "outreach "), fs.Args())
+	}
+	return nil
 }

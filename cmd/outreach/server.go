@@ -75,10 +75,10 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 		return nil, err
 	}
 	if a.queue, err = queue.Connect(cfg.RedisURL); err != nil {
-		return nil, fmt.Errorf("connect redis: %w", err)
+		return nil, fmt.Errorf("OUTREACH_REDIS_URL: connect to Redis: %w", err)
 	}
 	if err = a.queue.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("connect redis: %w", err)
+		return nil, fmt.Errorf("OUTREACH_REDIS_URL: connect to Redis: %w", err)
 	}
 	if a.prov, err = buildProviders(ctx, cfg, log); err != nil {
 		return nil, err
@@ -218,7 +218,7 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 		"worker": "Runs the workers only: fan-out, sending, the campaign monitor.",
 	}[mode]
 	fs := newFlags(mode, summary+"\nConfiguration comes from OUTREACH_* environment variables (README.md).", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.LoadLookup(getenv)

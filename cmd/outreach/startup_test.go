@@ -103,3 +103,45 @@ func loadConfig(t *testing.T, env map[string]string) *config.Config {
 	}
 	return cfg
 }
+
+// A command given an argument it does not take (a listen address, a URL)
+// refuses it instead of ignoring it; a store or Redis that cannot be used
+// is named by its variable; keys' help says which subcommands create the
+// tenant.
+func TestCommandsSayWhatIsWrongWithWhatTheyAreGiven(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	env := mapEnv(map[string]string{"OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(dir, "outreach.db"),
+		"OUTREACH_HTTP_ADDR": "127.0.0.1:1"})
+	for _, args := range [][]string{{"serve", "127.0.0.1:18094"}, {"migrate", "please"},
+		{"healthcheck", "http://127.0.0.1:18080"}, {"demo", "now"}} {
+		err := realMain(ctx, args, io.Discard, io.Discard, env)
+		if err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+			t.Errorf("outreach %s: %v, want the argument refused", strings.Join(args, " "), err)
+		}
+	}
+	missing := mapEnv(map[string]string{"OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(dir, "no", "such", "x.db")})
+	if err := realMain(ctx, []string{"serve"}, io.Discard, io.Discard, missing); err == nil ||
+		!strings.Contains(err.Error(), "OUTREACH_DATABASE_URL") {
+		t.Errorf("a store in a directory that does not exist: %v, want OUTREACH_DATABASE_URL named", err)
+	}
+	badDB := mapEnv(map[string]string{"OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(dir, "r.db"),
+		"OUTREACH_REDIS_URL": "redis://127.0.0.1:1/0"})
+	if err := realMain(ctx, []string{"migrate"}, io.Discard, io.Discard, badDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := realMain(ctx, []string{"worker"}, io.Discard, io.Discard, badDB); err == nil ||
+		!strings.Contains(err.Error(), "OUTREACH_REDIS_URL") {
+		t.Errorf("a Redis nobody answers at: %v, want OUTREACH_REDIS_URL named", err)
+	}
+	var help strings.Builder
+	realMain(ctx, []string{"keys", "list", "--help"}, io.Discard, &help, env)
+	if !strings.Contains(help.String(), "it must exist") {
+		t.Errorf("keys list --help: %s", help.String())
+	}
+	var usage strings.Builder
+	realMain(ctx, []string{"help"}, &usage, io.Discard, env)
+	if !strings.Contains(usage.String(), "keys revoke") || !strings.Contains(usage.String(), "keys list") {
+		t.Errorf("usage omits keys list or revoke: %s", usage.String())
+	}
+}

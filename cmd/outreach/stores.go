@@ -47,7 +47,7 @@ func openStore(ctx context.Context, cfg *config.Config, migrate bool) (store, er
 		st, err = sqlite.Open(ctx, dsn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("OUTREACH_DATABASE_URL: open the store: %w", err)
 	}
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
