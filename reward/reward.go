@@ -64,6 +64,9 @@ type Reward struct {
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
 	GrantedAt *time.Time `json:"granted_at,omitempty"`
+	// ConfirmDue: granted, and its confirmation SMS not yet sent, refused
+	// or given up (Store.DueConfirmations).
+	ConfirmDue bool `json:"-"`
 }
 
 // Query pages a tenant's rewards by Seq; empty filters mean all.

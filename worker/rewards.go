@@ -147,10 +147,21 @@ func (e *Engine) EnqueueConfirm(ctx context.Context, r reward.Reward) error {
 	return e.enqueueConfirm(ctx, r.ID)
 }
 
+// enqueueConfirm queues the confirmation task of a reward. A task of that
+// id that will never run again (archived: its retries used up, or a
+// failure to record the outcome on its last one) is replaced, as a
+// fulfilment's is (replaceDeadTask); a live one is left to run.
 func (e *Engine) enqueueConfirm(ctx context.Context, rewardID string) error {
+	id := "confirm:" + rewardID
 	task := asynq.NewTask(TypeConfirm, []byte(rewardID), asynq.MaxRetry(confirmRetries),
-		asynq.Queue(queue.QueueDefault), asynq.TaskID("confirm:"+rewardID))
-	if _, err := e.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		asynq.Queue(queue.QueueDefault), asynq.TaskID(id))
+	_, err := e.client.EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// An orphan (active under a dead worker) runs again once asynq
+		// recovers its lease.
+		_, err = e.replaceDeadTask(ctx, task, id)
+	}
+	if err != nil {
 		return fmt.Errorf("enqueue the confirmation of reward %s: %w", rewardID, err)
 	}
 	return nil
@@ -171,7 +182,9 @@ func (e *Engine) handleConfirm(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if r.State != reward.StateGranted {
+	if r.State != reward.StateGranted || !r.ConfirmDue {
+		// Sent, refused or given up already: this is a task the
+		// reconciler queued again as the last one finished.
 		return nil
 	}
 	err = e.ConfirmReward(ctx, r)
@@ -183,7 +196,10 @@ func (e *Engine) handleConfirm(ctx context.Context, t *asynq.Task) error {
 		return e.confirmationDone(ctx, r.ID)
 	case errors.As(err, &te), errors.Is(err, apperr.ErrNotFound), provider.ClassOf(err) != provider.Transient:
 		e.Logger.WarnContext(ctx, "reward confirmation not sent", "reward_id", r.ID, "err", err)
-		return fmt.Errorf("%w: %w", asynq.SkipRetry, errors.Join(err, e.confirmationDone(ctx, r.ID)))
+		if derr := e.confirmationDone(ctx, r.ID); derr != nil {
+			return derr // retried: the ledger must learn it is not due
+		}
+		return fmt.Errorf("%w: %w", asynq.SkipRetry, err)
 	case retried >= maxRetry:
 		e.Logger.WarnContext(ctx, "reward confirmation given up after its retries", "reward_id", r.ID, "err", err)
 		return errors.Join(err, e.confirmationDone(ctx, r.ID))
@@ -194,8 +210,9 @@ func (e *Engine) handleConfirm(ctx context.Context, t *asynq.Task) error {
 
 // confirmationDone records in the ledger that a reward's confirmation is
 // no longer due (sent, not wanted, or given up), so that the reconciler
-// leaves it. A failure to record it is retried with the task: the SMS
-// may then go twice, never not at all.
+// leaves it. A failure to record it fails the task, which is retried (the
+// SMS may then go twice, never not at all), or, on its last retry, left
+// archived for the reconciler to replace.
 func (e *Engine) confirmationDone(ctx context.Context, id string) error {
 	if err := e.Ledger.Store.ConfirmationDone(context.WithoutCancel(ctx), id); err != nil {
 		return fmt.Errorf("record the confirmation of reward %s: %w", id, err)

@@ -140,45 +140,83 @@ func TestAConfirmationOutlivesATransientProviderError(t *testing.T) {
 	})
 }
 
-// A granted reward's confirmation is in the ledger until it is sent: one
-// whose task was lost (a restarted server's in-process Redis, an emptied
-// Redis) is queued again by the reconciler and sent once; once sent, the
-// reconciler leaves it. It used to be lost for good.
-func TestAConfirmationWhoseTaskWasLostIsSentByTheReconciler(t *testing.T) {
+// A granted reward's confirmation is in the ledger until it is sent,
+// refused or given up: one whose task was lost (a restarted server's
+// in-process Redis, an emptied Redis) or ended archived while still due
+// (its outcome could not be recorded on its last retry; asynq keeps the id
+// for months) is queued again by the reconciler and sent once; one the
+// provider refuses for good is no longer due. Then the reconciler leaves
+// it. A lost one used to be lost for good.
+func TestAConfirmationIsSentOnceWhateverHappensToItsTask(t *testing.T) {
+	cases := []struct {
+		name string
+		// before runs after the grant queued the confirmation.
+		before func(h *harness, rr rewardRig, r reward.Reward, msisdn string)
+		sent   int
+	}{
+		{"its task lost with an emptied Redis", func(h *harness, rr rewardRig, _ reward.Reward, _ string) {
+			if err := rr.conn.Redis.FlushDB(h.ctx).Err(); err != nil {
+				h.t.Fatal(err)
+			}
+		}, 1},
+		{"its task archived while still due", func(h *harness, rr rewardRig, r reward.Reward, _ string) {
+			if err := asynq.NewInspectorFromRedisClient(rr.conn.Redis).ArchiveTask(queue.QueueDefault, "confirm:"+r.ID); err != nil {
+				h.t.Fatal(err)
+			}
+		}, 1},
+		{"refused by the provider for good", func(h *harness, _ rewardRig, _ reward.Reward, msisdn string) {
+			h.twilio.FailTo(msisdn, 400, 21211)
+		}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, h *harness) {
+				rr, r, msisdn := h.confirmedRewardRig(false)
+				rr.fulfiller.Confirm = rr.engine.EnqueueConfirm
+				if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil {
+					t.Fatal(err)
+				}
+				tc.before(h, rr, r, msisdn)
+				rr.ledger.StaleAfter = time.Nanosecond
+				if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
+					t.Fatal(err)
+				}
+				rr.start(t, h)
+				rr.waitConfirmed(t, h, r.ID)
+				if n := h.twilio.CountTo(msisdn); n != tc.sent {
+					t.Fatalf("the subscriber got %d confirmations, want %d", n, tc.sent)
+				}
+				// Done and recorded: another pass queues nothing more.
+				if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
+					t.Fatal(err)
+				}
+				if info, err := asynq.NewInspectorFromRedisClient(rr.conn.Redis).GetTaskInfo(queue.QueueDefault,
+					"confirm:"+r.ID); err == nil && info.State != asynq.TaskStateArchived {
+					t.Errorf("a confirmation no longer due was queued again: %+v", info)
+				}
+			})
+		})
+	}
+}
+
+// A confirmation task queued again for a confirmation no longer due (the
+// reconciler read it due just before the last task finished) sends
+// nothing.
+func TestAConfirmationNoLongerDueIsNotSentAgain(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		rr, r, msisdn := h.confirmedRewardRig(false)
 		rr.fulfiller.Confirm = rr.engine.EnqueueConfirm
 		if err := rr.fulfiller.Fulfil(h.ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := rr.conn.Redis.FlushDB(h.ctx).Err(); err != nil { // the confirmation task is lost
+		rr.start(t, h)
+		rr.waitConfirmed(t, h, r.ID)
+		if err := rr.engine.EnqueueConfirm(h.ctx, r); err != nil { // the reconciler's stale read
 			t.Fatal(err)
 		}
-		rr.ledger.StaleAfter = time.Nanosecond
-		if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
-			t.Fatal(err)
-		}
-		runCtx, stop := context.WithCancel(h.ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); rr.engine.Run(runCtx) }()
-		defer func() { stop(); <-done }()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if due, err := rr.store.DueConfirmations(h.ctx, time.Now().Add(time.Hour), 10); err == nil && len(due) == 0 {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := h.twilio.CountTo(msisdn); n != 1 {
-			t.Fatalf("the subscriber got %d confirmations, want 1", n)
-		}
-		// Sent and recorded: another pass queues nothing more.
-		if err := rr.engine.ReconcileRewards(h.ctx); err != nil {
-			t.Fatal(err)
-		}
-		insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
-		if info, err := insp.GetTaskInfo(queue.QueueDefault, "confirm:"+r.ID); err == nil {
-			t.Errorf("a sent confirmation was queued again: %+v", info)
+		rr.waitConfirmed(t, h, r.ID)
+		if n, tries := h.twilio.CountTo(msisdn), h.twilio.Attempts(); n != 1 || tries != 1 {
+			t.Errorf("the subscriber got %d confirmations in %d calls, want 1 in 1", n, tries)
 		}
 	})
 }
@@ -236,11 +274,7 @@ type rewardRig struct {
 // pending 30s after <after>").
 func (rr rewardRig) runUntilGranted(t *testing.T, h *harness, id string, within time.Duration, after string) {
 	t.Helper()
-	runCtx, stop := context.WithCancel(h.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); rr.engine.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-
+	rr.start(t, h)
 	insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
 	deadline := time.Now().Add(within)
 	for {
@@ -261,6 +295,29 @@ func (rr rewardRig) runUntilGranted(t *testing.T, h *harness, id string, within 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// start runs the rig's engine until the test ends.
+func (rr rewardRig) start(t *testing.T, h *harness) {
+	runCtx, stop := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rr.engine.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
+// waitConfirmed waits (up to 30 s) until reward id's confirmation is no
+// longer due and its task is done (gone, or archived after a refusal).
+func (rr rewardRig) waitConfirmed(t *testing.T, h *harness, id string) {
+	t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(rr.conn.Redis)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		due, err := rr.store.DueConfirmations(h.ctx, time.Now().Add(time.Hour), 10)
+		info, terr := insp.GetTaskInfo(queue.QueueDefault, "confirm:"+id)
+		if err == nil && len(due) == 0 && (terr != nil || info.State == asynq.TaskStateArchived) {
+			return
+		}
+	}
+	t.Fatalf("the confirmation of reward %s is still due or queued after 30 s", id)
 }
 
 func (h *harness) rewardRig(c campaign.Campaign, ledgerStale time.Duration, set worker.Settings) rewardRig {

@@ -24,13 +24,13 @@ var _ reward.Store = (*Store)(nil)
 
 const rewardColumns = `seq, id::text, install_id::text, campaign_id::text, subscriber_id, data_mb,
 	created_at, updated_at, granted_at, attempts, tenant_id, msisdn, device_id, state,
-	COALESCE(reason, ''), COALESCE(last_error, '')`
+	COALESCE(reason, ''), COALESCE(last_error, ''), confirm_due`
 
 func scanReward(r pgx.Row) (reward.Reward, error) {
 	var x reward.Reward
 	err := r.Scan(&x.Seq, &x.ID, &x.InstallID, &x.CampaignID, &x.SubscriberID, &x.DataMB, &x.CreatedAt,
 		&x.UpdatedAt, &x.GrantedAt, &x.Attempts, &x.TenantID, &x.MSISDN, &x.DeviceID, &x.State, &x.Reason,
-		&x.LastError)
+		&x.LastError, &x.ConfirmDue)
 	x.CreatedAt, x.UpdatedAt, x.GrantedAt = x.CreatedAt.UTC(), x.UpdatedAt.UTC(), ledgerUTCPtr(x.GrantedAt)
 	return x, err
 }

@@ -17,7 +17,7 @@ import (
 var _ reward.Store = (*Store)(nil)
 
 const sqliteRewardColumns = `seq, id, install_id, campaign_id, subscriber_id, data_mb, created_at, updated_at,
-	granted_at, attempts, tenant_id, msisdn, device_id, state, COALESCE(reason, ''), COALESCE(last_error, '')`
+	granted_at, attempts, tenant_id, msisdn, device_id, state, COALESCE(reason, ''), COALESCE(last_error, ''), confirm_due`
 
 func scanSQLiteReward(r ledgerScanner) (reward.Reward, error) {
 	var (
@@ -27,7 +27,7 @@ func scanSQLiteReward(r ledgerScanner) (reward.Reward, error) {
 	)
 	if err := r.Scan(&x.Seq, &x.ID, &x.InstallID, &x.CampaignID, &x.SubscriberID, &x.DataMB, &createdAt,
 		&updatedAt, &grantedAt, &x.Attempts, &x.TenantID, &x.MSISDN, &x.DeviceID, &x.State, &x.Reason,
-		&x.LastError); err != nil {
+		&x.LastError, &x.ConfirmDue); err != nil {
 		return x, err
 	}
 	var err error
