@@ -21,7 +21,7 @@ const maxListName = 100
 // msisdnParam normalises the :msisdn path parameter; any accepted form of
 // the number (0912…, 84912…, +84912…) finds the same subscriber.
 func msisdnParam(c *gin.Context) (string, error) {
-	num, err := subscriber.NormalizeMSISDN(c.Param("msisdn"))
+	num, err := subscriber.LookupMSISDN(c.Param("msisdn"))
 	if err != nil {
 		return "", apperr.FieldErrors{"msisdn": "not a valid phone number"}
 	}

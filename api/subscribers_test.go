@@ -298,3 +298,23 @@ func TestAnImportStoppedByAServerErrorSaysWhatLanded(t *testing.T) {
 		t.Errorf("the log lost the cause: %s", logs.String())
 	}
 }
+
+// A landline stored before numbers had to be mobile ones can still be
+// read and opted out; a new one is refused.
+func TestALandlineStoredBeforeCanStillBeReadAndOptedOut(t *testing.T) {
+	f := newFixture(t)
+	const landline = "+842438255555"
+	if _, err := f.store.UpsertSubscribers(context.Background(), f.tenants[tenantA].ID,
+		[]subscriber.Row{{MSISDN: landline, Region: "HN"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+landline, mk, nil))
+	if r := f.call(t, "POST", "/v1/subscribers/"+landline+"/opt-out", mk, nil); r.status >= 300 {
+		t.Errorf("opt out a stored landline: %d %s", r.status, r.body)
+	}
+	r := must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", "msisdn\n02438255556\n0912345678\n"))
+	if o := r.obj(t); o["imported"] != 1.0 || o["rejected"] != 1.0 {
+		t.Errorf("import of a landline and a mobile: %s", r.body)
+	}
+}

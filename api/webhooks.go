@@ -106,7 +106,7 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 	// than in the create call's answer: it opts them out the same way, in
 	// every tenant, as an inbound STOP does.
 	if twilio.IsOptOutCode(cb.ErrorCode) {
-		if msisdn, err := subscriber.NormalizeMSISDN(cb.To); err == nil {
+		if msisdn, err := subscriber.LookupMSISDN(cb.To); err == nil {
 			n, err := w.OptOuts.OptOutEverywhere(c.Request.Context(), msisdn, true)
 			if err != nil {
 				WriteError(c, err)
@@ -126,7 +126,7 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 	}
 	kw := w.Keywords.Match(in.Body)
 	if kw == subscriber.KeywordOptOut || kw == subscriber.KeywordOptIn {
-		msisdn, err := subscriber.NormalizeMSISDN(in.From)
+		msisdn, err := subscriber.LookupMSISDN(in.From)
 		if err != nil {
 			// No subscriber has a number that fails validation, so this
 			// keyword opts nobody out: answer as for any other message

@@ -371,7 +371,7 @@ func parseHeader(h []string) (columns, error) {
 	// A bare list of numbers has no header: say so without quoting the row,
 	// which would put a subscriber's number in the answer and the access log.
 	for _, name := range h {
-		if _, err := NormalizeMSISDN(name); err == nil {
+		if _, err := LookupMSISDN(name); err == nil {
 			return cols, apperr.FieldErrors{"header": "no msisdn column: the first row holds a phone number, not column names; add a header row such as msisdn,region,locale"}
 		}
 	}

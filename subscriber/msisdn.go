@@ -39,8 +39,27 @@ func NormalizeMSISDN(raw string) (string, error) {
 	return e164, err
 }
 
+// LookupMSISDN is NormalizeMSISDN for finding a subscriber already
+// stored, by the API or an inbound SMS: it also takes a valid number that
+// is not a mobile one, as a subscriber imported before the mobile-only
+// rule may have, so that it can still be read and opted out.
+func LookupMSISDN(raw string) (string, error) {
+	e164, err := NormalizeMSISDN(raw)
+	if err == nil {
+		return e164, nil
+	}
+	if e, aerr := parseNumber(raw, strings.TrimSpace(raw), false); aerr == nil {
+		return e, nil
+	}
+	return "", err
+}
+
 // parseMSISDN is the full parse of s (raw trimmed).
-func parseMSISDN(raw, s string) (string, error) {
+func parseMSISDN(raw, s string) (string, error) { return parseNumber(raw, s, true) }
+
+// parseNumber is the full parse of s (raw trimmed); mobileOnly refuses a
+// valid number of another type.
+func parseNumber(raw, s string, mobileOnly bool) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidMSISDN)
 	}
@@ -68,6 +87,9 @@ func parseMSISDN(raw, s string) (string, error) {
 	switch phonenumbers.GetNumberType(num) {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
 	default:
+		if !mobileOnly {
+			break
+		}
 		// A landline, toll-free or premium-rate number takes no SMS and
 		// no mobile data.
 		return "", fmt.Errorf("%w: %q: not a mobile number", ErrInvalidMSISDN, raw)
