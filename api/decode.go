@@ -12,11 +12,11 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
 	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 )
 
 // DecodeJSON reads the request body (at most Deps.MaxBodyBytes) into v.
@@ -41,19 +41,8 @@ func decodeJSON(c *gin.Context, v any, optional bool) error {
 		}
 		return &Error{Err: apperr.ErrMalformed, Message: "empty body: want a JSON object"}
 	}
-	if !utf8.Valid(body) {
-		// encoding/json would store "\ufffd" for every bad byte: a template
-		// in a legacy encoding would go out garbled, and as UCS-2.
-		off := 0
-		for off < len(body) {
-			r, n := utf8.DecodeRune(body[off:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			off += n
-		}
-		return &Error{Err: apperr.ErrMalformed, Message: fmt.Sprintf("the body is not UTF-8 text (byte %d); "+
-			"send JSON in UTF-8", off)}
+	if p := textcheck.BodyProblem(body); p != "" {
+		return &Error{Err: apperr.ErrMalformed, Message: p}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -74,6 +74,9 @@ func ParseCallback(body []byte) (Callback, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Callback{}, &MalformedError{Message: "empty body: want a JSON object"}
 	}
+	if p := textcheck.BodyProblem(body); p != "" {
+		return Callback{}, &MalformedError{Message: p}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {

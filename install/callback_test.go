@@ -28,6 +28,16 @@ func TestParseCallback(t *testing.T) {
 			t.Fatalf("installed_at %v, err %v", cb.InstalledAt, err)
 		}
 	})
+	t.Run("a body that is not UTF-8 is malformed, naming the byte", func(t *testing.T) {
+		// Read as U+FFFD, "dev-\xe01" and "dev-\xe11" were one device.
+		for _, dev := range []string{"dev-\xe01", "dev-\xe11"} {
+			_, err := ParseCallback([]byte(`{"msisdn":"0912345678","device_id":"` + dev + `","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`))
+			var me *MalformedError
+			if !errors.As(err, &me) || !strings.Contains(me.Message, "not UTF-8 text (byte 40)") {
+				t.Errorf("device id %q: %v, want malformed", dev, err)
+			}
+		}
+	})
 	t.Run("a referral code alone is enough", func(t *testing.T) {
 		if _, err := ParseCallback([]byte(`{"referral_code":"abc","device_id":"d","platform":"android","installed_at":"2026-11-24T10:00:00Z"}`)); err != nil {
 			t.Fatal(err)

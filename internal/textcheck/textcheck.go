@@ -6,6 +6,7 @@
 package textcheck
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -19,6 +20,25 @@ func Problem(s string) string {
 		return "must not contain NUL characters"
 	}
 	return ""
+}
+
+// BodyProblem says why a request body is not UTF-8 text, naming the byte
+// where it stops being so, or "" when it is. encoding/json would decode
+// each bad byte as U+FFFD: text in a legacy encoding would be stored
+// garbled, and two different values could become one.
+func BodyProblem(b []byte) string {
+	if utf8.Valid(b) {
+		return ""
+	}
+	off := 0
+	for off < len(b) {
+		r, n := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return fmt.Sprintf("the body is not UTF-8 text (byte %d); send JSON in UTF-8", off)
 }
 
 // Map returns the Problem of the first key or value of m that has one
