@@ -41,13 +41,13 @@ var DefaultKeywords = Keywords{
 
 var fold = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 
+// keywordLetters folds the letters the diacritic fold leaves: đ/Đ, and
+// ð/Ð (U+00F0/U+00D0), which text from the legacy Vietnamese encodings and
+// some keyboards has for them.
+var keywordLetters = strings.NewReplacer("đ", "d", "Đ", "D", "ð", "d", "Ð", "D")
+
 // normalizeKeyword upper-cases, strips diacritics (đ → D), trims
 // punctuation and collapses spaces.
-// keywordLetters folds the letters the diacritic fold leaves: đ/Đ, and Ð
-// (U+00D0), which text from the legacy Vietnamese encodings and some
-// keyboards has for Đ.
-var keywordLetters = strings.NewReplacer("đ", "d", "Đ", "D", "Ð", "D")
-
 func normalizeKeyword(s string) string {
 	s, _, _ = transform.String(fold, s)
 	s = keywordLetters.Replace(s)

@@ -24,6 +24,8 @@ func TestKeywordsMatchWholeMessagesWhateverTheCaseOrDiacritics(t *testing.T) {
 		{"ÐỪNG", KeywordOptOut},
 		{"Ðừng", KeywordOptOut},
 		{"ÐK", KeywordOptIn},
+		{"ðừng", KeywordOptOut},
+		{"ðk", KeywordOptIn},
 		// Invisible format characters a phone may add.
 		{"\ufeffSTOP", KeywordOptOut},
 		{"ST\u200bOP", KeywordOptOut},
