@@ -144,7 +144,12 @@ type Error struct {
 	Message string
 	// RetryAfter is the provider's hint, zero when none.
 	RetryAfter time.Duration
-	Err        error
+	// Setup says the refusal may be the deployment's account, not the
+	// message: a run of them opens the provider's circuit breaker, which
+	// holds the rest of the messages until an operator fixes it, though
+	// each one is failed as its Class says.
+	Setup bool
+	Err   error
 }
 
 func (e *Error) Error() string {
@@ -162,6 +167,13 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// IsSetup reports whether err is a provider refusal that may be the
+// deployment's setup (Error.Setup).
+func IsSetup(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Setup
+}
 
 // ClassOf returns the class of err; an unclassified error is transient.
 func ClassOf(err error) Class {

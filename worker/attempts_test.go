@@ -14,10 +14,7 @@ import (
 // calls again: refusals that say "not now" are not attempts.
 func TestRateLimitRefusalsDoNotUseUpRetries(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		h.seed(2) // the first is opted out
-		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
-		c = h.act(c.ID, campaign.ActionStart) // no worker runs: no fan-out
-		ids := h.pendingDeliveries(c, 2)
+		c, ids := h.startedSMSPromo(2) // every tenth opted out, the first among them
 		e := h.newEngine(worker.Settings{MaxAttempts: 3, RetryBase: time.Hour})
 		one := ids[1:]
 		for range 3 {

@@ -106,11 +106,12 @@ func (bs *breakers) record(name string, failure bool) {
 }
 
 // failed reports whether a call's outcome counts against its provider's
-// breaker: a transient error, or an ambiguous one (a timeout, an answer
-// lost), which is what a provider that hangs gives every time.
+// breaker: a transient error, an ambiguous one (a timeout, an answer
+// lost), which is what a provider that hangs gives every time, or a
+// refusal that may be the deployment's setup (provider.IsSetup).
 func failed(err error) bool {
 	c := provider.ClassOf(err)
-	return err != nil && (c == provider.Transient || c == provider.Ambiguous)
+	return err != nil && (c == provider.Transient || c == provider.Ambiguous || provider.IsSetup(err))
 }
 
 // open reports whether the breaker is open now (for metrics and tests).

@@ -23,10 +23,7 @@ func TestAProviderThatHangsOpensTheBreaker(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.sms = sms
-		h.seed(60)
-		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
-		c = h.act(c.ID, campaign.ActionStart) // no worker runs
-		ids := h.pendingDeliveries(c, 60)
+		c, ids := h.startedSMSPromo(60)
 		e := h.newEngine(worker.Settings{RetryBase: time.Hour, SendConcurrency: 4})
 		h.twilio.SetLatency(500 * time.Millisecond) // longer than the client's timeout
 		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelSMS, ids); err != nil {
@@ -52,13 +49,14 @@ func TestAProviderThatHangsOpensTheBreaker(t *testing.T) {
 // back to 0 once a probe succeeds.
 func TestTheBreakerGaugeShowsAnOpenBreaker(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
-		h.seed(30)
-		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
-		c = h.act(c.ID, campaign.ActionStart) // no worker runs
-		ids := h.pendingDeliveries(c, 30)
+		c, ids := h.startedSMSPromo(30)
 		now := time.Now()
 		h.clock.Set(now)
 		e := h.newEngine(worker.Settings{RetryBase: time.Hour, SendConcurrency: 1})
+		// The series exists from the start, at 0.
+		if n := testutil.CollectAndCount(h.metrics.Breaker, "outreach_breaker_open"); n == 0 {
+			t.Errorf("no outreach_breaker_open series before any failure")
+		}
 		h.twilio.SetDown(true)
 		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelSMS, ids); err != nil {
 			t.Fatal(err)
@@ -82,4 +80,34 @@ func TestTheBreakerGaugeShowsAnOpenBreaker(t *testing.T) {
 			t.Errorf("outreach_breaker_open{provider=twilio} = %v after a probe (%d calls), want 0", g, h.twilio.Attempts()-calls)
 		}
 	})
+}
+
+// Twilio's 21408 (the account may not send to the number's country) fails
+// a foreign number's delivery at once; a run of them, the permission for
+// the deployment's own country missing, opens the breaker, which holds
+// the rest instead of failing the whole audience.
+func TestARunOfRegionRefusalsOpensTheBreaker(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		c, ids := h.startedSMSPromo(60)
+		e := h.newEngine(worker.Settings{RetryBase: time.Hour, SendConcurrency: 1})
+		h.twilio.FailRate(1, 400, 21408)
+		if err := e.RunCountedSendTask(h.ctx, c.ID, campaign.ChannelSMS, ids); err != nil {
+			t.Fatal(err)
+		}
+		st := h.stats(c.ID)
+		if n := h.twilio.Attempts(); n != 20 || st.Deliveries["failed"] != 20 || st.Deliveries["pending"] != 34 {
+			t.Errorf("%d calls, deliveries %v: want 20 failed, then the breaker holding the other 34", n, st.Deliveries)
+		}
+	})
+}
+
+// startedSMSPromo seeds n subscribers (every tenth opted out), starts an
+// SMS promotion to them with no worker running, and writes its n pending
+// deliveries as fan-out would; it returns the campaign and their ids.
+func (h *harness) startedSMSPromo(n int) (campaign.Campaign, []int64) {
+	h.t.Helper()
+	h.seed(n)
+	c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+	c = h.act(c.ID, campaign.ActionStart)
+	return c, h.pendingDeliveries(c, n)
 }

@@ -188,6 +188,16 @@ func New(d Deps) *Engine {
 	}
 	set := d.Settings
 	set.defaults()
+	// Every provider's outreach_breaker_open series exists from the start
+	// (0), so that an alert on it sees a closed breaker, not no data.
+	if d.SMS != nil {
+		d.Metrics.Breaker.WithLabelValues(d.SMS.Name()).Set(0)
+	}
+	for _, p := range d.Push {
+		if p != nil {
+			d.Metrics.Breaker.WithLabelValues(p.Name()).Set(0)
+		}
+	}
 	return &Engine{
 		Deps: d, set: set,
 		client:     asynq.NewClient(d.Queue.Opt),

@@ -39,5 +39,5 @@ func lockEmbedded(cfg *config.Config) (release func(), err error) {
 // store, which lockEmbedded holds (worker.Settings.SoleWorker).
 func soleWorker(cfg *config.Config, q *queue.Conn) bool {
 	driver, _, err := cfg.Database()
-	return err == nil && driver == "sqlite" && q.Embedded
+	return err == nil && driver == "sqlite" && q.Embedded && locksHeld
 }

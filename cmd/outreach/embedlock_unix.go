@@ -9,6 +9,9 @@ import (
 	"syscall"
 )
 
+// locksHeld: lockFile keeps a second process off the store.
+const locksHeld = true
+
 // lockFile takes an exclusive lock on path, created if need be, without
 // waiting; the lock goes with the process (a kill -9 included).
 func lockFile(path string) (release func(), err error) {

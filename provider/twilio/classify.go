@@ -165,7 +165,6 @@ func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus in
 		return
 	case 20003, 20005, // authentication failed; account suspended or closed
 		20404,               // no such resource: a wrong account or service sid
-		21408,               // the account may not send to the region
 		21212, 21603, 21606, // From invalid, missing, or not the account's
 		21703, 21704, 21705: // the Messaging Service has no usable sender
 		// The deployment's account or sender is wrong, not the message:
@@ -174,6 +173,13 @@ func classifyRest(pe *provider.Error, tre *client.TwilioRestError, httpStatus in
 		// the account, instead of failing a whole campaign's deliveries
 		// for good. A delivery still fails once its attempts are used up.
 		pe.Class = provider.Transient
+		return
+	case 21408:
+		// The account may not send to the To number's country. A foreign
+		// number among many fails alone, at once; a run of them (the
+		// permission for the deployment's own country missing, "halt")
+		// opens the breaker, which holds the rest.
+		pe.Class, pe.Setup = provider.Permanent, true
 		return
 	case 21211, 21614, 21612, 30005, 30006:
 		// invalid To, not mobile, unreachable, unknown handset, landline.

@@ -288,11 +288,11 @@ func TestSendSMSErrors(t *testing.T) {
 		code   int
 		class  provider.Class
 	}{
-		{"a region without permission (21408) is transient", 400, 21408, provider.Transient},
 		{"a From that is not the account's (21606) is transient", 400, 21606, provider.Transient},
 		{"an invalid From (21212) is transient", 400, 21212, provider.Transient},
 		{"a Messaging Service without senders (21703) is transient", 400, 21703, provider.Transient},
 		{"an unknown account or service (20404) is transient", 404, 20404, provider.Transient},
+		{"a region without permission (21408) is permanent, and may be the setup", 400, 21408, provider.Permanent},
 		{"an invalid number (21211) is permanent", 400, 21211, provider.Permanent},
 		{"a non-mobile number (21614) is permanent", 400, 21614, provider.Permanent},
 		{"an unreachable number (21612) is permanent", 400, 21612, provider.Permanent},
@@ -309,6 +309,9 @@ func TestSendSMSErrors(t *testing.T) {
 			pe := wantClass(t, err, tc.class)
 			if pe.Code != fmt.Sprint(tc.code) {
 				t.Errorf("code = %q, want %d", pe.Code, tc.code)
+			}
+			if setup := tc.code == 21408; pe.Setup != setup {
+				t.Errorf("Setup = %v, want %v", pe.Setup, setup)
 			}
 		})
 	}
