@@ -29,8 +29,11 @@ func (q *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			continue // a queue that never had a task does not exist yet
 		}
+		// archived: tasks that used up their retries (a reward's
+		// fulfilment through a long provisioning outage, say); the store
+		// still holds their work, and an operator wants to see them.
 		for state, n := range map[string]int{"pending": info.Pending, "active": info.Active,
-			"scheduled": info.Scheduled, "retry": info.Retry} {
+			"scheduled": info.Scheduled, "retry": info.Retry, "archived": info.Archived} {
 			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(n), name, state)
 		}
 	}
