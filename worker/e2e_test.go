@@ -241,3 +241,23 @@ func TestAMessageHeldByTheCapGoesWhenTheOneInFlightFails(t *testing.T) {
 		}
 	})
 }
+
+// A push to a subscriber with no device is skipped as no_device even when
+// the subscriber is at the frequency cap: that is why it does not go, and
+// it takes no place under the cap.
+func TestAPushToNoDeviceIsSkippedAsSuchWhateverTheCap(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.policy.Cap = config.Cap{Count: 1, Period: 24 * time.Hour}
+		h.seed(20) // 0 and 10 opted out; 3, 6, 9, 12, 15 and 18 without a device
+		h.startWorker(worker.Settings{})
+		a := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(a.ID, campaign.ActionStart)
+		h.waitState(a.ID, campaign.StateCompleted, 60*time.Second) // every eligible one now at the cap
+		b := h.promo([]campaign.Channel{campaign.ChannelPush}, 0)
+		h.act(b.ID, campaign.ActionStart)
+		sb := h.waitState(b.ID, campaign.StateCompleted, 60*time.Second)
+		if sb.Skipped[campaign.SkipNoDevice] != 6 || sb.Skipped[campaign.SkipFrequencyCap] != 12 {
+			t.Errorf("push to 18 eligible subscribers at the cap, 6 without a device: skipped %v, want 6 no_device and 12 frequency_cap", sb.Skipped)
+		}
+	})
+}

@@ -337,11 +337,16 @@ func (e *Engine) skipped(r campaign.Recipient, why campaign.SkipReason) campaign
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
 	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) }
+	// A push to a subscriber with no device (and no SMS to fall back to)
+	// is skipped as such, whatever the cap: it takes no place under it.
+	noDevice := func(r campaign.Recipient) bool {
+		return r.Channel == campaign.ChannelPush && len(r.Devices) == 0 && !fallsBackToSMS(c)
+	}
 	var capped campaign.CapResult
 	if e.Policy.Capped(c.Kind) {
 		ids := make([]int64, 0, len(recips))
 		for _, r := range recips {
-			if !optedOut(r) {
+			if !optedOut(r) && !noDevice(r) {
 				ids = append(ids, r.SubscriberID)
 			}
 		}
@@ -362,6 +367,9 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		switch {
 		case optedOut(r):
 			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
+			continue
+		case noDevice(r):
+			j.out = e.skip(r, r.Channel, campaign.SkipNoDevice)
 			continue
 		case slices.Contains(capped.Capped, r.SubscriberID):
 			j.out = e.skip(r, r.Channel, campaign.SkipFrequencyCap)
