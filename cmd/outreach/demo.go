@@ -44,6 +44,9 @@ var demoInstallRate = map[string]float64{"DN": 0.40, "HN": 0.30, "QN": 0.28, "HC
 // runDemo is a self-contained tour on the embedded default: the whole
 // engine in this process, the log providers, an in-process provisioning
 // API, and a synthetic subscriber base.
+// demoDB is the demo's database file in its directory.
+const demoDB = "outreach-demo.db"
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	fs := newFlags("demo", "A self-contained tour on the embedded default: seeds regions and a synthetic subscriber\n"+
 		"base, runs an install campaign and an exposure alert through the log providers, simulates\n"+
@@ -57,6 +60,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return errors.New("demo: --subscribers must be at least 100")
 	}
 	work := *dir
+	if work != "" {
+		// The tour counts installs and rewards from nothing: on an earlier
+		// run's database every subscriber has installed and been paid
+		// already, and it would show none.
+		if _, err := os.Stat(filepath.Join(work, demoDB)); err == nil {
+			return fmt.Errorf("demo: --dir %s holds an earlier run's %s; remove it or give another directory", work, demoDB)
+		}
+	}
 	if work == "" {
 		d, err := os.MkdirTemp("", "outreach-demo-")
 		if err != nil {
@@ -73,7 +84,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	vars := map[string]string{
-		"OUTREACH_HTTP_ADDR": addr, "OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(work, "outreach-demo.db"),
+		"OUTREACH_HTTP_ADDR": addr, "OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(work, demoDB),
 		"OUTREACH_PUBLIC_URL": "http://" + addr, "OUTREACH_SEND_WINDOW": "00:00-24:00", "OUTREACH_FREQUENCY_CAP": "0",
 		"OUTREACH_SMS_RATE": "20000", "OUTREACH_PUSH_RATE": "20000", "OUTREACH_LOG_LEVEL": "error",
 		"OUTREACH_REWARDS_URL": prov.URL(), "OUTREACH_REWARDS_SECRET": "demo-rewards-secret",

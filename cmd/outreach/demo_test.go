@@ -11,10 +11,17 @@ import (
 
 func TestTheDemoRunsTheWholeTourAndPrintsTheAdoptionReport(t *testing.T) {
 	var out bytes.Buffer
-	err := realMain(context.Background(), []string{"demo", "--subscribers", "400", "--dir", t.TempDir()}, &out, io.Discard,
-		func(string) (string, bool) { return "", false })
+	dir := t.TempDir()
+	noEnv := func(string) (string, bool) { return "", false }
+	err := realMain(context.Background(), []string{"demo", "--subscribers", "400", "--dir", dir}, &out, io.Discard, noEnv)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	// A second run on the same directory would count nothing (everyone
+	// installed and paid already): it is refused, saying why.
+	if err := realMain(context.Background(), []string{"demo", "--subscribers", "400", "--dir", dir}, io.Discard, io.Discard,
+		noEnv); err == nil || !strings.Contains(err.Error(), "earlier run") {
+		t.Errorf("a second demo in the same --dir: %v, want refused", err)
 	}
 	for _, want := range []string{"install campaign completed", "exposure alert to 200 contacts delivered",
 		"installs reported", "rewards:", "Adoption by region", "Đà Nẵng", "National:"} {
