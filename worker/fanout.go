@@ -202,7 +202,7 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 				e.release(ctx, p)
 				return nil
 			}
-			more, err = e.audienceRound(ctx, c, limit)
+			more, err = e.audienceRound(ctx, c, &p, limit)
 		}
 		if err != nil {
 			return err
@@ -240,7 +240,19 @@ func mustKind(ctx context.Context, e *Engine, id string) campaign.Kind {
 
 // audienceRound writes the deliveries of the next page of the audience and
 // enqueues their send tasks; more is false when the audience is exhausted.
-func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, limit int) (more bool, err error) {
+//
+// The walk goes by subscriber id and never back, so a marketing audience
+// ends with a catch-up pass (p.CatchUp) over the subscribers who match and
+// have no delivery of the campaign: those the walk had passed when they
+// came to match (a list or an attribute given by an import that landed
+// meanwhile) or whose ids committed after higher ones (two import batches
+// at once on PostgreSQL). They used to be missed for good, while new
+// numbers of the same file were messaged. Fan-out is done once that pass
+// is through; who matches later waits for the next campaign.
+func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, p *fanoutPayload, limit int) (more bool, err error) {
+	if p.CatchUp {
+		return e.catchUpRound(ctx, c, p, limit)
+	}
 	ids, err := e.Store.AudiencePage(ctx, c, c.FanoutCursor, limit)
 	if err != nil {
 		return false, fmt.Errorf("audience page: %w", err)
@@ -248,15 +260,41 @@ func (e *Engine) audienceRound(ctx context.Context, c campaign.Campaign, limit i
 	if err := e.writeDeliveries(ctx, c, ids); err != nil {
 		return false, err
 	}
-	done := len(ids) < limit
+	walked := len(ids) < limit
 	cursor := c.FanoutCursor
 	if len(ids) > 0 {
 		cursor = ids[len(ids)-1]
 	}
+	// An alert's list is whole before its fan-out starts (HoldFanout).
+	done := walked && c.Kind == campaign.KindExposureAlert
 	if err := e.Store.SetFanoutProgress(ctx, c.ID, cursor, done); err != nil {
 		return false, fmt.Errorf("fan-out progress: %w", err)
 	}
+	if walked && !done {
+		p.CatchUp, p.CatchUpAfter = true, 0
+	}
 	return !done, nil
+}
+
+// catchUpRound writes the deliveries of the next page of the audience's
+// unreached subscribers (see audienceRound); when none is left, fan-out is
+// done.
+func (e *Engine) catchUpRound(ctx context.Context, c campaign.Campaign, p *fanoutPayload, limit int) (more bool, err error) {
+	ids, err := e.Store.AudienceUnreached(ctx, c, p.CatchUpAfter, limit)
+	if err != nil {
+		return false, fmt.Errorf("audience catch-up: %w", err)
+	}
+	if err := e.writeDeliveries(ctx, c, ids); err != nil {
+		return false, err
+	}
+	if len(ids) == limit {
+		p.CatchUpAfter = ids[len(ids)-1]
+		return true, nil
+	}
+	if err := e.Store.SetFanoutProgress(ctx, c.ID, c.FanoutCursor, true); err != nil {
+		return false, fmt.Errorf("fan-out progress: %w", err)
+	}
+	return false, nil
 }
 
 // writeDeliveries writes the deliveries of these subscribers on every

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"outreach/campaign"
+	"outreach/subscriber"
 	"outreach/worker"
 )
 
@@ -210,5 +211,51 @@ func TestARestartedSoleWorkerSendsWhatTheLastOneLeftAtOnce(t *testing.T) {
 		h.startWorker(worker.Settings{SoleWorker: true, StaleAfter: 2 * time.Minute, SendingStaleAfter: 5 * time.Minute})
 		h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
 		h.expectOnce(msisdns)
+	})
+}
+
+// Fan-out walks the audience by subscriber id and never back; subscribers
+// the walk had passed when they came to match (here, put on the
+// campaign's list by an import during fan-out) are reached by its
+// catch-up pass before fan-out is done. They used to be missed for good.
+func TestSubscribersWhoMatchDuringFanoutAreReached(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(20)
+		onList := func(idx ...int) {
+			rows := make([]subscriber.Row, len(idx))
+			for i, n := range idx {
+				rows[i] = subscriber.Row{MSISDN: msisdns[n]}
+			}
+			if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, rows, "tet"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		onList(1, 19)
+		tpl := h.template(campaign.TemplateInput{Name: "tet", Channel: campaign.ChannelSMS, Body: "Chuc mung nam moi {{.InstallLink}}"})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "Tet", Kind: campaign.KindInstallPromotion,
+			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: tpl},
+			Audience: campaign.Audience{List: "tet"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
+		// The walk has passed the whole list (1 and 19) ...
+		ids := h.pendingDeliveries(c, 2)
+		if err := h.store.SetFanoutProgress(h.ctx, c.ID, ids[1], false); err != nil {
+			t.Fatal(err)
+		}
+		// ... when the rest of the list lands: 5 and 7, known already, below the cursor.
+		onList(5, 7)
+		h.startWorker(worker.Settings{})
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		for i, m := range msisdns {
+			want := 0
+			if i == 1 || i == 5 || i == 7 || i == 19 {
+				want = 1
+			}
+			if got := h.twilio.CountTo(m); got != want {
+				t.Errorf("subscriber %d got %d SMS, want %d", i, got, want)
+			}
+		}
 	})
 }

@@ -32,6 +32,10 @@ type fanoutPayload struct {
 	RedriveChan  int    `json:"rc,omitempty"`
 	RedriveAfter int64  `json:"ra,omitempty"`
 	Reason       string `json:"why,omitempty"`
+	// CatchUp: the walk of a marketing audience is through, and its
+	// catch-up pass goes on from CatchUpAfter (audienceRound).
+	CatchUp      bool  `json:"cu,omitempty"`
+	CatchUpAfter int64 `json:"ca,omitempty"`
 }
 
 // sendPayload is a batch of deliveries of one campaign on one channel,

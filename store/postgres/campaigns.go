@@ -300,6 +300,16 @@ func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberID
 // primary key, the (tenant_id, region, id) or (tenant_id, installed, id)
 // index, or a list's members, all in id order, and stops at limit.
 func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	return s.audiencePage(ctx, c, afterID, limit, false)
+}
+
+// AudienceUnreached is AudiencePage of the subscribers with no delivery of
+// the campaign yet (fan-out's catch-up pass).
+func (s *Store) AudienceUnreached(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	return s.audiencePage(ctx, c, afterID, limit, true)
+}
+
+func (s *Store) audiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int, unreached bool) ([]int64, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -346,6 +356,14 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		sort.Strings(keys)
 		for _, k := range keys {
 			q.WriteString(` AND s.attributes ->> ` + arg(k) + ` = ` + arg(a.Attributes[k]))
+		}
+		if unreached {
+			key, ok := campaignKey(c.ID)
+			if !ok {
+				return nil, nil
+			}
+			q.WriteString(` AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = ` + arg(key) +
+				` AND d.subscriber_id = s.id)`)
 		}
 		q.WriteString(` ORDER BY s.id LIMIT ` + arg(limit))
 	}

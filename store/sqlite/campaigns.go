@@ -352,6 +352,16 @@ func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberID
 // the (tenant_id, region, id) index for one region, the (tenant_id,
 // installed, id) index, or else the rowid itself (NOT INDEXED).
 func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	return s.audiencePage(ctx, c, afterID, limit, false)
+}
+
+// AudienceUnreached is AudiencePage of the subscribers with no delivery of
+// the campaign yet (fan-out's catch-up pass).
+func (s *Store) AudienceUnreached(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
+	return s.audiencePage(ctx, c, afterID, limit, true)
+}
+
+func (s *Store) audiencePage(ctx context.Context, c campaign.Campaign, afterID int64, limit int, unreached bool) ([]int64, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -406,6 +416,11 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 			}
 			q.WriteString(` AND json_extract(s.attributes, ?) = ?`)
 			args = append(args, `$."`+k+`"`, a.Attributes[k])
+		}
+		if unreached {
+			key, _ := campaignKey(c.ID)
+			q.WriteString(` AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = ? AND d.subscriber_id = s.id)`)
+			args = append(args, key)
 		}
 		q.WriteString(` ORDER BY ` + order + ` LIMIT ?`)
 		args = append(args, limit)

@@ -541,6 +541,25 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		})
 	})
 
+	t.Run("the catch-up pass pages the audience's subscribers with no delivery of the campaign", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		c.Audience = campaign.Audience{Regions: []string{"HG", "DB"}} // 1-8
+		f.insert(t, c, campaign.ChannelSMS, 1, 3, 9)
+		f.insert(t, c, campaign.ChannelPush, 6)
+		other := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		f.insert(t, other, campaign.ChannelSMS, 2, 4)
+		var want []int64
+		for _, n := range []int{2, 4, 5, 7, 8} {
+			want = append(want, f.ids[msisdn(n)])
+		}
+		slices.Sort(want)
+		if got := f.pageAllOf(t, f.st.AudienceUnreached, c, 2); !slices.Equal(got, want) {
+			t.Errorf("unreached = %v, want %v", got, want)
+		}
+	})
+
 	t.Run("inserting deliveries twice adds nothing the second time", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
@@ -1372,11 +1391,17 @@ func (f *fixture) campaign(t *testing.T, tenantID string, kind campaign.Kind, st
 // pageAll walks a campaign's whole audience in pages of limit, checking
 // each page.
 func (f *fixture) pageAll(t *testing.T, c campaign.Campaign, limit int) []int64 {
+	return f.pageAllOf(t, f.st.AudiencePage, c, limit)
+}
+
+// pageAllOf is pageAll through page (AudiencePage or AudienceUnreached).
+func (f *fixture) pageAllOf(t *testing.T, page func(context.Context, campaign.Campaign, int64, int) ([]int64, error),
+	c campaign.Campaign, limit int) []int64 {
 	t.Helper()
 	var all []int64
 	after := int64(0)
 	for range 100 {
-		ids, err := f.st.AudiencePage(f.ctx, c, after, limit)
+		ids, err := page(f.ctx, c, after, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
