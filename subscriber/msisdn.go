@@ -35,7 +35,10 @@ func NormalizeMSISDN(raw string) (string, error) {
 		return parseMSISDN(raw, s)
 	}
 	e164, err := parseMSISDN(raw, s)
-	vnCache.put(key, err == nil && e164 == "+84"+nsn)
+	if err == nil && e164 == "+84"+nsn {
+		// Only what spares a parse: a key known bad is parsed again anyway.
+		vnCache.put(key, true)
+	}
 	return e164, err
 }
 
@@ -182,11 +185,14 @@ func (c *msisdnCache) get(k msisdnKey) (ok, known bool) {
 	return ok, known
 }
 
+// put caches k. A full cache starts afresh rather than keep its first
+// keys for good, which made every later number cost the full parse.
 func (c *msisdnCache) put(k msisdnKey, ok bool) {
 	c.mu.Lock()
-	if len(c.ok) < maxMSISDNKeys {
-		c.ok[k] = ok
+	if len(c.ok) >= maxMSISDNKeys {
+		c.ok = make(map[msisdnKey]bool)
 	}
+	c.ok[k] = ok
 	c.mu.Unlock()
 }
 

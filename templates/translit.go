@@ -32,13 +32,11 @@ func Transliterate(s string) string {
 		word, rest, more := strings.Cut(s, " ")
 		if ascii(word) {
 			b.WriteString(word)
-		} else if t, ok := wordCache.Load(word); ok {
+		} else if t, ok := wordCache.Load().m.Load(word); ok {
 			b.WriteString(t.(string))
 		} else {
 			t := transliterate(word)
-			if wordCacheSize.Add(1) <= wordCacheMax {
-				wordCache.Store(word, t)
-			}
+			cacheWord(word, t)
 			b.WriteString(t)
 		}
 		if !more {
@@ -50,14 +48,29 @@ func Transliterate(s string) string {
 }
 
 // wordCache holds the transliteration of up to wordCacheMax words (a
-// template's words and the names and places filled into it); words past
-// that are transliterated each time.
-var (
-	wordCache     sync.Map
-	wordCacheSize atomic.Int64
-)
+// template's words and the names and places filled into it). A full one
+// starts afresh: one that kept its first words for good made every later
+// template's words cost a transliteration a message (22 times the time).
+var wordCache atomic.Pointer[wordTable]
+
+type wordTable struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+func init() { wordCache.Store(new(wordTable)) }
 
 const wordCacheMax = 8192
+
+func cacheWord(word, t string) {
+	w := wordCache.Load()
+	if w.n.Add(1) > wordCacheMax {
+		wordCache.CompareAndSwap(w, new(wordTable))
+		w = wordCache.Load()
+		w.n.Add(1)
+	}
+	w.m.Store(word, t)
+}
 
 func ascii(s string) bool {
 	for i := 0; i < len(s); i++ {

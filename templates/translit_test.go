@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -157,5 +158,22 @@ func TestSMSText(t *testing.T) {
 				t.Errorf("Preview(%+q) = %+q, %+v; SMSText gives %+q", tc.in, text, c, got)
 			}
 		})
+	}
+}
+
+// A full word cache starts afresh instead of keeping its first words for
+// good: the words of a template sent later are cached too.
+func TestAFullWordCacheKeepsCachingNewWords(t *testing.T) {
+	for i := range wordCacheMax + 10 {
+		Transliterate(fmt.Sprintf("Hường%d", i))
+	}
+	if n := wordCache.Load().n.Load(); n > wordCacheMax {
+		t.Fatalf("the cache counts %d words, over its %d", n, wordCacheMax)
+	}
+	Transliterate("Bluezone bảo vệ cộng đồng")
+	for _, w := range []string{"bảo", "vệ", "cộng", "đồng"} {
+		if _, ok := wordCache.Load().m.Load(w); !ok {
+			t.Errorf("%q was not cached after the cache filled", w)
+		}
 	}
 }

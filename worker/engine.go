@@ -332,10 +332,18 @@ func (e *Engine) template(ctx context.Context, tenantID, id string) (*compiled, 
 		}
 	}
 	e.mu.Lock()
+	if len(e.tmplCache) >= maxCachedTemplates {
+		e.tmplCache = map[string]*compiled{} // rebuilt as used: a read and a parse each
+	}
 	e.tmplCache[id] = ct
 	e.mu.Unlock()
 	return ct, nil
 }
+
+// maxCachedTemplates bounds the compiled templates a worker keeps (about
+// 10 KB each): every template of every tenant's campaigns and alerts
+// passes through a long-running worker.
+const maxCachedTemplates = 2000
 
 type asynqLogger struct{ l *slog.Logger }
 
