@@ -3,7 +3,10 @@ package campaign_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -35,12 +38,9 @@ func migrated(t *testing.T, st audienceStore, closer func(), err error) audience
 	return st
 }
 
-// A region code or list name with text PostgreSQL cannot keep (a NUL) is
-// refused naming its field, on both stores: on PostgreSQL it was a 500
-// (the list look-up or the jsonb insert failed), while SQLite stored it.
-func TestAnAudienceWithTextNoStoreKeepsIsRefused(t *testing.T) {
-	ctx := context.Background()
-	stores := map[string]func(t *testing.T) audienceStore{
+// bothStores opens a migrated SQLite or PostgreSQL store, by name.
+func bothStores(ctx context.Context) map[string]func(t *testing.T) audienceStore {
+	return map[string]func(t *testing.T) audienceStore{
 		"sqlite": func(t *testing.T) audienceStore {
 			st, err := sqlite.Open(ctx, t.TempDir()+"/o.db")
 			return migrated(t, st, func() { st.Close() }, err)
@@ -50,7 +50,59 @@ func TestAnAudienceWithTextNoStoreKeepsIsRefused(t *testing.T) {
 			return migrated(t, st, func() { st.Close() }, err)
 		},
 	}
-	for name, open := range stores {
+}
+
+// An audience's attributes are compared as the importer stores them:
+// trimmed and composed (NFC). A file exported with decomposed Vietnamese
+// (NFD) or a value typed with a stray space reached no one, on both
+// stores.
+func TestAnAttributeAsTypedReachesTheSubscribersImported(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range bothStores(ctx) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			tn, err := st.EnsureTenant(ctx, "attr-text-"+uuid.NewString())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Row 2's province is decomposed (NFD), its plan has a trailing space.
+			csv := "msisdn,region,goi cuoc ,tinh\n0900000001,HN,Trả trước,Hà Nội\n0900000002,HN,Trả trước ,Ha\u0300 No\u0323\u0302i\n"
+			if _, err := (&subscriber.Importer{Store: st}).Import(ctx, tn.ID, strings.NewReader(csv), ""); err != nil {
+				t.Fatal(err)
+			}
+			p := tenant.Principal{KeyID: "k", TenantID: tn.ID, Role: tenant.RoleAdmin}
+			svc := &campaign.Service{Store: st, Subscribers: st}
+			tm, err := svc.CreateTemplate(ctx, p, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS,
+				Body: "Cai Bluezone: {{.InstallLink}}"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, attrs := range map[string]map[string]string{
+				"as stored":                     {"goi cuoc": "Trả trước"},
+				"a trailing space in the value": {"goi cuoc": "Trả trước "},
+				"a space around the name":       {" goi cuoc ": "Trả trước"},
+				"the value composed (NFC)":      {"tinh": "Hà Nội"},
+				"the value decomposed (NFD)":    {"tinh": "Ha\u0300 No\u0323\u0302i"},
+			} {
+				c, err := svc.CreateCampaign(ctx, p, campaign.CampaignInput{Name: "Q3", Channels: []campaign.Channel{campaign.ChannelSMS},
+					Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Audience: campaign.Audience{Attributes: attrs}})
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if ids, err := st.AudiencePage(ctx, c, 0, 10); err != nil || len(ids) != 2 {
+					t.Errorf("%s: the audience %q reaches %d subscribers (%v), want the 2 imported", what, c.Audience.Attributes, len(ids), err)
+				}
+			}
+		})
+	}
+}
+
+// A region code or list name with text PostgreSQL cannot keep (a NUL) is
+// refused naming its field, on both stores: on PostgreSQL it was a 500
+// (the list look-up or the jsonb insert failed), while SQLite stored it.
+func TestAnAudienceWithTextNoStoreKeepsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range bothStores(ctx) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
 			tn, err := st.EnsureTenant(ctx, "nul-audience")

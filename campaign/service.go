@@ -537,6 +537,14 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	aud := in.Audience
 	aud.Regions = regions
 	aud.List = strings.TrimSpace(aud.List)
+	if len(aud.Attributes) > 0 {
+		// As the importer stores them (subscriber.AttributeText).
+		attrs := make(map[string]string, len(aud.Attributes))
+		for k, v := range aud.Attributes {
+			attrs[subscriber.AttributeText(k)] = subscriber.AttributeText(v)
+		}
+		aud.Attributes = attrs
+	}
 	c := Campaign{
 		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: kind,
 		Channels: in.Channels, Templates: in.Templates, Audience: aud,

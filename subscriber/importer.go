@@ -13,6 +13,8 @@ import (
 
 	"outreach/internal/apperr"
 	"outreach/internal/textcheck"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // RowError is one rejected line of an import.
@@ -208,7 +210,7 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 			}
 		}
 		for _, a := range cols.attrs {
-			if v := strings.TrimSpace(rec[a.index]); v != "" {
+			if v := AttributeText(rec[a.index]); v != "" {
 				if row.Attributes == nil {
 					row.Attributes = make(map[string]string, len(cols.attrs))
 				}
@@ -344,6 +346,12 @@ const (
 	MaxAttributeValueBytes = 1024
 )
 
+// AttributeText is an attribute's name or value as stored and as an
+// audience compares it: trimmed, and in Unicode's composed form (NFC), so
+// that "Hà Nội" exported decomposed (NFD, as macOS and some Vietnamese
+// keyboards write it) matches "Hà Nội" typed in a campaign.
+func AttributeText(s string) string { return norm.NFC.String(strings.TrimSpace(s)) }
+
 // badCell says which of the row's stored cells cannot be stored as text
 // or is over its limit, or "" when all are fine.
 func badCell(rec []string, cols columns) string {
@@ -398,7 +406,7 @@ func parseHeader(h []string) (columns, error) {
 		case "locale":
 			cols.locale = i
 		default:
-			cols.attrs = append(cols.attrs, attrColumn{index: i, key: name})
+			cols.attrs = append(cols.attrs, attrColumn{index: i, key: AttributeText(name)})
 		}
 	}
 	if cols.msisdn < 0 {
