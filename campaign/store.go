@@ -44,10 +44,11 @@ type Store interface {
 	// the contact list for an alert. Evaluated in the store, never loaded
 	// whole.
 	AudiencePage(ctx context.Context, c Campaign, afterID int64, limit int) ([]int64, error)
-	// AudienceUnreached is AudiencePage of the subscribers that have no
-	// delivery of the campaign yet: fan-out's catch-up pass, for those
-	// the walk by id passed before they matched (a list or an import
-	// that landed meanwhile, an id committed out of order).
+	// AudienceUnreached is AudiencePage of the subscribers short of a
+	// delivery of the campaign on one of its channels: fan-out's catch-up
+	// pass, for those the walk by id passed before they matched (a list
+	// or an import that landed meanwhile, an id committed out of order)
+	// and those of a round that failed between channels.
 	AudienceUnreached(ctx context.Context, c Campaign, afterID int64, limit int) ([]int64, error)
 	// InsertDeliveries writes pending deliveries for one channel in bulk,
 	// ignoring any that already exist; returns how many were new.

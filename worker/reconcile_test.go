@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -221,31 +222,10 @@ func TestARestartedSoleWorkerSendsWhatTheLastOneLeftAtOnce(t *testing.T) {
 func TestSubscribersWhoMatchDuringFanoutAreReached(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(20)
-		onList := func(idx ...int) {
-			rows := make([]subscriber.Row, len(idx))
-			for i, n := range idx {
-				rows[i] = subscriber.Row{MSISDN: msisdns[n]}
-			}
-			if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, rows, "tet"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		onList(1, 19)
-		tpl := h.template(campaign.TemplateInput{Name: "tet", Channel: campaign.ChannelSMS, Body: "Chuc mung nam moi {{.InstallLink}}"})
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "Tet", Kind: campaign.KindInstallPromotion,
-			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: tpl},
-			Audience: campaign.Audience{List: "tet"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
-		// The walk has passed the whole list (1 and 19) ...
-		ids := h.pendingDeliveries(c, 2)
-		if err := h.store.SetFanoutProgress(h.ctx, c.ID, ids[1], false); err != nil {
-			t.Fatal(err)
-		}
-		// ... when the rest of the list lands: 5 and 7, known already, below the cursor.
-		onList(5, 7)
+		c := h.listWalked(msisdns, campaign.ChannelSMS)
+		// The walk has passed the list (1 and 19) when the rest of it lands:
+		// 5 and 7, known already, below the cursor.
+		h.onList(msisdns, 5, 7)
 		h.startWorker(worker.Settings{})
 		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
 		for i, m := range msisdns {
@@ -258,4 +238,44 @@ func TestSubscribersWhoMatchDuringFanoutAreReached(t *testing.T) {
 			}
 		}
 	})
+}
+
+// onList puts the seeded subscribers idx (of msisdns) on the list "tet".
+func (h *harness) onList(msisdns []string, idx ...int) {
+	h.t.Helper()
+	rows := make([]subscriber.Row, len(idx))
+	for i, n := range idx {
+		rows[i] = subscriber.Row{MSISDN: msisdns[n]}
+	}
+	if _, err := h.store.UpsertSubscribers(h.ctx, h.tenant.ID, rows, "tet"); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// listWalked starts a campaign on channels to the list "tet" of subscribers
+// 1 and 19 (of msisdns), with no worker running, as a fan-out walk would
+// have left it: both written on every channel, pending, and passed.
+func (h *harness) listWalked(msisdns []string, channels ...campaign.Channel) campaign.Campaign {
+	h.t.Helper()
+	h.onList(msisdns, 1, 19)
+	tpl := map[campaign.Channel]string{campaign.ChannelSMS: h.template(campaign.TemplateInput{Name: "tet",
+		Channel: campaign.ChannelSMS, Body: "Chuc mung nam moi {{.InstallLink}}"})}
+	if slices.Contains(channels, campaign.ChannelPush) {
+		tpl[campaign.ChannelPush] = h.template(campaign.TemplateInput{Name: "tet-push", Channel: campaign.ChannelPush,
+			Title: "Tet", Body: "Chuc mung nam moi"})
+	}
+	c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "Tet", Kind: campaign.KindInstallPromotion,
+		Channels: channels, Templates: tpl, Audience: campaign.Audience{List: "tet"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c = h.act(c.ID, campaign.ActionStart)
+	var ids []int64
+	for _, ch := range channels {
+		ids = h.pendingDeliveriesOn(c, ch, 2)
+	}
+	if err := h.store.SetFanoutProgress(h.ctx, c.ID, ids[1], false); err != nil {
+		h.t.Fatal(err)
+	}
+	return c
 }

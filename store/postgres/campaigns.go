@@ -303,8 +303,8 @@ func (s *Store) AudiencePage(ctx context.Context, c campaign.Campaign, afterID i
 	return s.audiencePage(ctx, c, afterID, limit, false)
 }
 
-// AudienceUnreached is AudiencePage of the subscribers with no delivery of
-// the campaign yet (fan-out's catch-up pass).
+// AudienceUnreached is AudiencePage of the subscribers short of a delivery
+// of the campaign on one of its channels (fan-out's catch-up pass).
 func (s *Store) AudienceUnreached(ctx context.Context, c campaign.Campaign, afterID int64, limit int) ([]int64, error) {
 	return s.audiencePage(ctx, c, afterID, limit, true)
 }
@@ -362,8 +362,10 @@ func (s *Store) audiencePage(ctx context.Context, c campaign.Campaign, afterID i
 			if !ok {
 				return nil, nil
 			}
-			q.WriteString(` AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign_id = ` + arg(key) +
-				` AND d.subscriber_id = s.id)`)
+			// Short of a delivery on any of its channels: a round that
+			// failed between channels is caught up on the rest.
+			q.WriteString(` AND (SELECT count(*) FROM deliveries d WHERE d.campaign_id = ` + arg(key) +
+				` AND d.subscriber_id = s.id) < ` + arg(len(c.Channels)))
 		}
 		q.WriteString(` ORDER BY s.id LIMIT ` + arg(limit))
 	}

@@ -541,17 +541,19 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		})
 	})
 
-	t.Run("the catch-up pass pages the audience's subscribers with no delivery of the campaign", func(t *testing.T) {
+	t.Run("the catch-up pass pages the audience's subscribers short of a delivery on a channel", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
 		c := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
+		c.Channels = []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush}
 		c.Audience = campaign.Audience{Regions: []string{"HG", "DB"}} // 1-8
-		f.insert(t, c, campaign.ChannelSMS, 1, 3, 9)
-		f.insert(t, c, campaign.ChannelPush, 6)
+		f.insert(t, c, campaign.ChannelSMS, 1, 3, 6, 9)
+		f.insert(t, c, campaign.ChannelPush, 1, 3, 8) // 6 lacks its push, 8 its SMS
 		other := f.campaign(t, f.tenant, campaign.KindInstallPromotion, campaign.StateRunning)
 		f.insert(t, other, campaign.ChannelSMS, 2, 4)
+		f.insert(t, other, campaign.ChannelPush, 2, 4)
 		var want []int64
-		for _, n := range []int{2, 4, 5, 7, 8} {
+		for _, n := range []int{2, 4, 5, 6, 7, 8} {
 			want = append(want, f.ids[msisdn(n)])
 		}
 		slices.Sort(want)
