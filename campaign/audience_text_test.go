@@ -38,6 +38,20 @@ func migrated(t *testing.T, st audienceStore, closer func(), err error) audience
 	return st
 }
 
+// smsService is a campaign service on st, an admin of tenantID, and an SMS
+// template of theirs.
+func smsService(t *testing.T, st audienceStore, tenantID string) (*campaign.Service, tenant.Principal, campaign.MessageTemplate) {
+	t.Helper()
+	p := tenant.Principal{KeyID: "k", TenantID: tenantID, Role: tenant.RoleAdmin}
+	svc := &campaign.Service{Store: st, Subscribers: st}
+	tm, err := svc.CreateTemplate(context.Background(), p, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS,
+		Body: "Cai Bluezone: {{.InstallLink}}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, p, tm
+}
+
 // bothStores opens a migrated SQLite or PostgreSQL store, by name.
 func bothStores(ctx context.Context) map[string]func(t *testing.T) audienceStore {
 	return map[string]func(t *testing.T) audienceStore{
@@ -70,13 +84,7 @@ func TestAnAttributeAsTypedReachesTheSubscribersImported(t *testing.T) {
 			if _, err := (&subscriber.Importer{Store: st}).Import(ctx, tn.ID, strings.NewReader(csv), ""); err != nil {
 				t.Fatal(err)
 			}
-			p := tenant.Principal{KeyID: "k", TenantID: tn.ID, Role: tenant.RoleAdmin}
-			svc := &campaign.Service{Store: st, Subscribers: st}
-			tm, err := svc.CreateTemplate(ctx, p, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS,
-				Body: "Cai Bluezone: {{.InstallLink}}"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc, p, tm := smsService(t, st, tn.ID)
 			for what, attrs := range map[string]map[string]string{
 				"as stored":                     {"goi cuoc": "Trả trước"},
 				"a trailing space in the value": {"goi cuoc": "Trả trước "},
@@ -92,6 +100,15 @@ func TestAnAttributeAsTypedReachesTheSubscribersImported(t *testing.T) {
 				if ids, err := st.AudiencePage(ctx, c, 0, 10); err != nil || len(ids) != 2 {
 					t.Errorf("%s: the audience %q reaches %d subscribers (%v), want the 2 imported", what, c.Audience.Attributes, len(ids), err)
 				}
+			}
+			// Two names that are one attribute as stored: which value
+			// counts would be chance.
+			_, err = svc.CreateCampaign(ctx, p, campaign.CampaignInput{Name: "Q3", Channels: []campaign.Channel{campaign.ChannelSMS},
+				Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID},
+				Audience:  campaign.Audience{Attributes: map[string]string{"tinh": "Hà Nội", "tinh ": "Đà Nẵng"}}})
+			var fe apperr.FieldErrors
+			if !errors.As(err, &fe) || !strings.Contains(fe["audience.attributes"], "name the same attribute") {
+				t.Errorf("two names of one attribute: %v, want refused", err)
 			}
 		})
 	}
@@ -109,13 +126,7 @@ func TestAnAudienceWithTextNoStoreKeepsIsRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := tenant.Principal{KeyID: "k", TenantID: tn.ID, Role: tenant.RoleAdmin}
-			svc := &campaign.Service{Store: st, Subscribers: st}
-			tm, err := svc.CreateTemplate(ctx, p, campaign.TemplateInput{Name: "p", Channel: campaign.ChannelSMS,
-				Body: "Cai Bluezone: {{.InstallLink}}"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc, p, tm := smsService(t, st, tn.ID)
 			for field, aud := range map[string]campaign.Audience{
 				"audience.regions": {Regions: []string{"H\x00G"}},
 				"audience.list":    {List: "l\x00st"},
@@ -125,6 +136,43 @@ func TestAnAudienceWithTextNoStoreKeepsIsRefused(t *testing.T) {
 				var fe apperr.FieldErrors
 				if !errors.As(err, &fe) || fe[field] == "" {
 					t.Errorf("%s with a NUL: %v, want a field error naming it", field, err)
+				}
+			}
+		})
+	}
+}
+
+// Subscribers whose attributes were stored decomposed (NFD), before the
+// importer composed them, are reached by an audience typed either way.
+func TestAttributesStoredDecomposedAreStillReached(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range bothStores(ctx) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			tn, err := st.EnsureTenant(ctx, "attr-nfd-"+uuid.NewString())
+			if err != nil {
+				t.Fatal(err)
+			}
+			nfd := "Ha\u0300 No\u0323\u0302i"
+			if _, err := st.UpsertSubscribers(ctx, tn.ID, []subscriber.Row{
+				{MSISDN: "+84900000001", Region: "HN", Attributes: map[string]string{"ti\u0309nh": nfd}},
+				{MSISDN: "+84900000002", Region: "HN", Attributes: map[string]string{"tỉnh": "Hà Nội"}},
+				{MSISDN: "+84900000003", Region: "HN", Attributes: map[string]string{"tỉnh": "Hà Giang"}},
+			}, ""); err != nil {
+				t.Fatal(err)
+			}
+			svc, p, tm := smsService(t, st, tn.ID)
+			for what, attrs := range map[string]map[string]string{
+				"composed":   {"tỉnh": "Hà Nội"},
+				"decomposed": {"ti\u0309nh": nfd},
+			} {
+				c, err := svc.CreateCampaign(ctx, p, campaign.CampaignInput{Name: "Q3", Channels: []campaign.Channel{campaign.ChannelSMS},
+					Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Audience: campaign.Audience{Attributes: attrs}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ids, err := st.AudiencePage(ctx, c, 0, 10); err != nil || len(ids) != 2 {
+					t.Errorf("typed %s: reaches %d (%v), want the 2 in Hà Nội, stored either way", what, len(ids), err)
 				}
 			}
 		})

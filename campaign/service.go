@@ -721,7 +721,12 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 	if len(a.Attributes) > MaxAudienceAttributes {
 		fe.Add("audience.attributes", "at most %d", MaxAudienceAttributes)
 	}
+	named := make(map[string]string, len(a.Attributes))
 	for k, v := range a.Attributes {
+		if other, ok := named[subscriber.AttributeText(k)]; ok {
+			fe.Add("audience.attributes", "%q and %q name the same attribute", min(k, other), max(k, other))
+		}
+		named[subscriber.AttributeText(k)] = k
 		switch {
 		case strings.TrimSpace(k) == "":
 			fe.Add("audience.attributes", "names must not be empty")

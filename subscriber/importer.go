@@ -386,7 +386,9 @@ func parseHeader(h []string) (columns, error) {
 	seen := make(map[string]bool, len(h))
 	for i, name := range h {
 		name = strings.TrimSpace(name)
-		key := strings.ToLower(name)
+		// As stored (AttributeText): two names that differ only in how
+		// they are composed are one column named twice.
+		key := strings.ToLower(AttributeText(name))
 		switch {
 		case name == "":
 			return cols, apperr.FieldErrors{"header": fmt.Sprintf("column %d has no name", i+1)}

@@ -376,3 +376,15 @@ func TestSyntheticCSVIsLazyAndRepeatable(t *testing.T) {
 		t.Fatalf("Read = %d, %v", n, err)
 	}
 }
+
+// Two header names that differ only in how they are composed (NFC and
+// NFD) are one column named twice, refused as such; the second used to
+// overwrite the first silently.
+func TestAColumnNamedTwiceOnceDecomposedIsRefused(t *testing.T) {
+	s, tid := newImportStore(t)
+	csv := "msisdn,t\u1ec9nh,ti\u0309nh\n0912345678,HN,DN\n"
+	_, err := (&subscriber.Importer{Store: s}).Import(context.Background(), tid, strings.NewReader(csv), "")
+	if err == nil || !strings.Contains(err.Error(), "appears twice") {
+		t.Fatalf("import err = %v, want the column named twice refused", err)
+	}
+}

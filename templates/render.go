@@ -62,10 +62,18 @@ type view struct {
 	whole       *atomic.Bool // set when the view is printed whole (Format)
 }
 
-// Attr returns the subscriber's attribute key, or "" if it has none.
+// Attr returns the subscriber's attribute key, or "" if it has none. The
+// key is looked up as typed, then as the importer stores names (trimmed,
+// composed: NFC), then decomposed (NFD, as names were stored before).
 func (v view) Attr(key string) string {
 	if s, ok := v.attrs[key]; ok {
 		return s
+	}
+	nfc := norm.NFC.String(strings.TrimSpace(key))
+	for _, k := range []string{nfc, norm.NFD.String(nfc)} {
+		if s, ok := v.attrs[k]; ok {
+			return s
+		}
 	}
 	return v.missing
 }

@@ -288,3 +288,17 @@ func TestTheSubscriberIsNeverPrintedWhole(t *testing.T) {
 		t.Errorf("Render = %q, %v", out, err)
 	}
 }
+
+// .Attr finds an attribute whatever the composition or spaces of the
+// name typed in the template, as audiences do.
+func TestAttrFindsTheNameAsStored(t *testing.T) {
+	tm, err := Parse("attr", `{{.Attr " ti\u0309nh "}} / {{.Attr "tỉnh"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stored, want := range map[string]string{"tỉnh": "Hà Nội / Hà Nội", "ti\u0309nh": "Hà Nội / Hà Nội"} {
+		if out, err := tm.Render(Vars{Attributes: map[string]string{stored: "Hà Nội"}}); err != nil || out != want {
+			t.Errorf("stored as %q: %q, %v, want %q", stored, out, err, want)
+		}
+	}
+}

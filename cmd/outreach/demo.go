@@ -41,12 +41,12 @@ const demoScale = 5000
 
 var demoInstallRate = map[string]float64{"DN": 0.40, "HN": 0.30, "QN": 0.28, "HCM": 0.27, "HG": 0.07, "DB": 0.07}
 
-// runDemo is a self-contained tour on the embedded default: the whole
-// engine in this process, the log providers, an in-process provisioning
-// API, and a synthetic subscriber base.
 // demoDB is the demo's database file in its directory.
 const demoDB = "outreach-demo.db"
 
+// runDemo is a self-contained tour on the embedded default: the whole
+// engine in this process, the log providers, an in-process provisioning
+// API, and a synthetic subscriber base.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) error {
 	fs := newFlags("demo", "A self-contained tour on the embedded default: seeds regions and a synthetic subscriber\n"+
 		"base, runs an install campaign and an exposure alert through the log providers, simulates\n"+

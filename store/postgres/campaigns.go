@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/text/unicode/norm"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -355,7 +356,18 @@ func (s *Store) audiencePage(ctx context.Context, c campaign.Campaign, afterID i
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			q.WriteString(` AND s.attributes ->> ` + arg(k) + ` = ` + arg(a.Attributes[k]))
+			v := a.Attributes[k]
+			kd, vd := norm.NFD.String(k), norm.NFD.String(v)
+			if kd == k && vd == v {
+				q.WriteString(` AND s.attributes ->> ` + arg(k) + ` = ` + arg(v))
+				continue
+			}
+			// An attribute stored before names and values were composed
+			// (subscriber.AttributeText) may be decomposed (NFD): either
+			// form matches.
+			vs := arg([]string{v, vd})
+			q.WriteString(` AND (s.attributes ->> ` + arg(k) + ` = ANY(` + vs + `::text[]) OR s.attributes ->> ` +
+				arg(kd) + ` = ANY(` + vs + `::text[]))`)
 		}
 		if unreached {
 			key, ok := campaignKey(c.ID)

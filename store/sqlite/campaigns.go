@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -414,8 +415,18 @@ func (s *Store) audiencePage(ctx context.Context, c campaign.Campaign, afterID i
 			if strings.ContainsAny(k, `"\`) {
 				return nil, apperr.FieldErrors{"audience.attributes": fmt.Sprintf("attribute name %q may not contain quotes or backslashes", k)}
 			}
-			q.WriteString(` AND json_extract(s.attributes, ?) = ?`)
-			args = append(args, `$."`+k+`"`, a.Attributes[k])
+			v := a.Attributes[k]
+			kd, vd := norm.NFD.String(k), norm.NFD.String(v)
+			if kd == k && vd == v {
+				q.WriteString(` AND json_extract(s.attributes, ?) = ?`)
+				args = append(args, `$."`+k+`"`, v)
+				continue
+			}
+			// An attribute stored before names and values were composed
+			// (subscriber.AttributeText) may be decomposed (NFD): either
+			// form matches.
+			q.WriteString(` AND (json_extract(s.attributes, ?) IN (?, ?) OR json_extract(s.attributes, ?) IN (?, ?))`)
+			args = append(args, `$."`+k+`"`, v, vd, `$."`+kd+`"`, v, vd)
 		}
 		if unreached {
 			key, _ := campaignKey(c.ID)
