@@ -29,15 +29,14 @@ func NormalizeMSISDN(raw string) (string, error) {
 	if !fast {
 		return parseMSISDN(raw, s)
 	}
-	if ok, known := vnCache.get(key); known && ok {
+	if vnCache.has(key) {
 		return "+84" + nsn, nil
-	} else if known {
-		return parseMSISDN(raw, s)
 	}
 	e164, err := parseMSISDN(raw, s)
 	if err == nil && e164 == "+84"+nsn {
-		// Only what spares a parse: a key known bad is parsed again anyway.
-		vnCache.put(key, true)
+		// Only what spares a parse: a key known bad would be parsed
+		// again anyway.
+		vnCache.put(key)
 	}
 	return e164, err
 }
@@ -160,13 +159,13 @@ func digitsOnly(s string) string {
 // prefix and length 7 to 11), the key takes five. So the full
 // parse runs once per key; a key whose sample was valid and came out as +84
 // followed by the national number answers the same for every number of
-// that key. Anything else (spaces, other countries, invalid numbers) takes
-// the full parse every time.
-var vnCache = &msisdnCache{ok: make(map[msisdnKey]bool)}
+// that key; only such keys are kept. Anything else (spaces, other
+// countries, invalid numbers) takes the full parse every time.
+var vnCache = &msisdnCache{ok: make(map[msisdnKey]struct{})}
 
 type msisdnCache struct {
 	mu sync.RWMutex
-	ok map[msisdnKey]bool
+	ok map[msisdnKey]struct{}
 }
 
 type msisdnKey struct {
@@ -178,21 +177,23 @@ type msisdnKey struct {
 // maxMSISDNKeys bounds the cache (a few MB) whatever the input.
 const maxMSISDNKeys = 1 << 17
 
-func (c *msisdnCache) get(k msisdnKey) (ok, known bool) {
+// has reports whether k is a key of valid numbers.
+func (c *msisdnCache) has(k msisdnKey) bool {
 	c.mu.RLock()
-	ok, known = c.ok[k]
+	_, ok := c.ok[k]
 	c.mu.RUnlock()
-	return ok, known
+	return ok
 }
 
-// put caches k. A full cache starts afresh rather than keep its first
-// keys for good, which made every later number cost the full parse.
-func (c *msisdnCache) put(k msisdnKey, ok bool) {
+// put caches k as a key of valid numbers. A full cache starts afresh
+// rather than keep its first keys for good, which made every later number
+// cost the full parse.
+func (c *msisdnCache) put(k msisdnKey) {
 	c.mu.Lock()
 	if len(c.ok) >= maxMSISDNKeys {
-		c.ok = make(map[msisdnKey]bool)
+		c.ok = make(map[msisdnKey]struct{})
 	}
-	c.ok[k] = ok
+	c.ok[k] = struct{}{}
 	c.mu.Unlock()
 }
 

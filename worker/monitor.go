@@ -61,19 +61,12 @@ func (e *Engine) recoverRestart(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return err
 	}
-	resetter, _ := e.Store.(staleResetter)
 	for _, c := range active {
 		if c.State != campaign.StateRunning {
 			continue
 		}
-		if resetter != nil {
-			n, err := resetter.ResetStaleSending(ctx, c.ID, start)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				e.Logger.Warn("deliveries claimed before a restart put back to pending", "campaign", c.ID, "deliveries", n)
-			}
+		if err := e.resetSendingBefore(ctx, c, start); err != nil {
+			return err
 		}
 		if err := e.startChain(ctx, c, true, "restart"); err != nil {
 			return err
@@ -225,13 +218,19 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 // resetStaleSending puts back to pending the campaign's deliveries claimed
 // more than SendingStaleAfter ago and never recorded: their worker died.
 func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) error {
+	// A claim is stamped by the store with the wall clock, not the
+	// engine's (a test's or a replay's) clock, and is judged by it.
+	return e.resetSendingBefore(ctx, c, time.Now().Add(-e.set.SendingStaleAfter))
+}
+
+// resetSendingBefore puts back to pending the campaign's deliveries
+// claimed before olderThan and never recorded.
+func (e *Engine) resetSendingBefore(ctx context.Context, c campaign.Campaign, olderThan time.Time) error {
 	r, ok := e.Store.(staleResetter)
 	if !ok {
 		return nil
 	}
-	// A claim is stamped by the store with the wall clock, not the
-	// engine's (a test's or a replay's) clock, and is judged by it.
-	n, err := r.ResetStaleSending(ctx, c.ID, time.Now().Add(-e.set.SendingStaleAfter))
+	n, err := r.ResetStaleSending(ctx, c.ID, olderThan)
 	if err != nil {
 		return err
 	}
