@@ -181,12 +181,14 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 		}
 		room := e.backlogBound(c) - backlog
 		if room < int64(e.set.BatchSize) {
+			e.checkStuckBacklog(ctx, c, &p, backlog)
 			time.Sleep(50 * time.Millisecond)
 			if ok, err := e.renew(ctx, p); err != nil || !ok {
 				return err
 			}
 			continue
 		}
+		p.FullSince = 0
 		limit := int(min(room, int64(e.set.FanoutChunk)))
 		if c.FanoutCursor == 0 && !p.Redrive {
 			// The first round writes one send task's worth, so that the
@@ -236,6 +238,30 @@ func mustKind(ctx context.Context, e *Engine, id string) campaign.Kind {
 		return campaign.KindInstallPromotion
 	}
 	return c.Kind
+}
+
+// checkStuckBacklog starts the campaign's backlog count afresh when it has
+// stayed full and unchanged for StaleAfter while nothing is held for the
+// send window: the deliveries it counts were never queued (a worker killed
+// between counting a round and queuing its tasks), and fan-out would wait
+// for them for good. Their rows are pending: the round is written again, or
+// the monitor re-drives them once fan-out is done.
+func (e *Engine) checkStuckBacklog(ctx context.Context, c campaign.Campaign, p *fanoutPayload, backlog int64) {
+	now := time.Now()
+	if p.FullSince == 0 || p.FullBacklog != backlog {
+		p.FullSince, p.FullBacklog = now.UnixMilli(), backlog
+		return
+	}
+	if now.Sub(time.UnixMilli(p.FullSince)) < e.set.StaleAfter || e.holding(c, e.Now()) {
+		return
+	}
+	// Only if the count is still what was seen: a task starting now
+	// leaves it as usual.
+	if n, err := e.Queue.Redis.DecrBy(ctx, backlogKey(c.ID), backlog).Result(); err == nil {
+		e.Logger.Warn("campaign backlog full and unchanged: its tasks were lost; counting afresh",
+			"campaign", c.ID, "backlog", backlog, "now", n)
+	}
+	p.FullSince = 0
 }
 
 // audienceRound writes the deliveries of the next page of the audience and

@@ -279,3 +279,23 @@ func (h *harness) listWalked(msisdns []string, channels ...campaign.Channel) cam
 	}
 	return c
 }
+
+// A worker killed between counting a fan-out round into the campaign's
+// backlog and queuing its tasks leaves the count full of deliveries no
+// task carries. Fan-out used to wait for them for good (the campaign never
+// finished); once the count has stayed full and unchanged for StaleAfter,
+// it starts afresh and the campaign completes.
+func TestABacklogCountLeftByAKilledWorkerDoesNotStopFanout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(300)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		set := worker.Settings{MaxBacklog: 200, StaleAfter: 2 * time.Second}
+		if err := h.conn().Redis.Set(h.ctx, worker.BacklogKey(c.ID), 200, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		h.startWorker(set)
+		h.act(c.ID, campaign.ActionStart)
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		h.expectOnce(msisdns)
+	})
+}

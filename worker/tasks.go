@@ -36,6 +36,10 @@ type fanoutPayload struct {
 	// catch-up pass goes on from CatchUpAfter (audienceRound).
 	CatchUp      bool  `json:"cu,omitempty"`
 	CatchUpAfter int64 `json:"ca,omitempty"`
+	// FullSince (Unix ms) is when the backlog was first seen full at
+	// FullBacklog, unchanged since (checkStuckBacklog).
+	FullSince   int64 `json:"fs,omitempty"`
+	FullBacklog int64 `json:"fb,omitempty"`
 }
 
 // sendPayload is a batch of deliveries of one campaign on one channel,
