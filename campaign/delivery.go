@@ -53,6 +53,10 @@ const (
 	// SkipCampaignEnded: the campaign's end_by came before the message
 	// could go out.
 	SkipCampaignEnded SkipReason = "campaign_ended"
+	// SkipAlreadyInstalled: an install promotion to subscribers who have
+	// not installed the app reached one who installed it after fan-out
+	// wrote the delivery; the message would urge them to do what they did.
+	SkipAlreadyInstalled SkipReason = "already_installed"
 )
 
 // Delivery is one message to one recipient on one channel. It is unique per
@@ -90,7 +94,10 @@ type Recipient struct {
 	Locale     string
 	Attributes map[string]string
 	OptedOut   bool
-	Devices    []subscriber.Device
+	// Installed is the subscriber's install state when the delivery was
+	// claimed, which may be later than when fan-out chose them.
+	Installed bool
+	Devices   []subscriber.Device
 }
 
 // Outcome is the result of one send attempt, written back in batches.

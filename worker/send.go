@@ -337,6 +337,22 @@ func (e *Engine) skipped(r campaign.Recipient, why campaign.SkipReason) campaign
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
 	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) }
+	// An audience of subscribers who have not installed the app is checked
+	// again at the claim: one who installed since fan-out chose them is
+	// not urged to install it.
+	installedSince := func(r campaign.Recipient) bool {
+		return r.Installed && c.Kind == campaign.KindInstallPromotion && c.Audience.Installed != nil && !*c.Audience.Installed
+	}
+	// A number stored before it could be checked (imported before the
+	// mobile-only rule, or under a prefix since retired) is not sent an SMS.
+	badNumber := func(r campaign.Recipient) bool {
+		sms := r.Channel == campaign.ChannelSMS || (r.Channel == campaign.ChannelPush && len(r.Devices) == 0 && fallsBackToSMS(c))
+		if !sms {
+			return false
+		}
+		_, err := subscriber.NormalizeMSISDN(r.MSISDN)
+		return err != nil
+	}
 	// A push to a subscriber with no device (and no SMS to fall back to)
 	// is skipped as such, whatever the cap: it takes no place under it.
 	noDevice := func(r campaign.Recipient) bool {
@@ -346,7 +362,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 	if e.Policy.Capped(c.Kind) {
 		ids := make([]int64, 0, len(recips))
 		for _, r := range recips {
-			if !optedOut(r) && !noDevice(r) {
+			if !optedOut(r) && !installedSince(r) && !badNumber(r) && !noDevice(r) {
 				ids = append(ids, r.SubscriberID)
 			}
 		}
@@ -367,6 +383,12 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		switch {
 		case optedOut(r):
 			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
+			continue
+		case installedSince(r):
+			j.out = e.skip(r, r.Channel, campaign.SkipAlreadyInstalled)
+			continue
+		case badNumber(r):
+			j.out = e.skip(r, r.Channel, campaign.SkipInvalidNumber)
 			continue
 		case noDevice(r):
 			j.out = e.skip(r, r.Channel, campaign.SkipNoDevice)

@@ -244,13 +244,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 		}
 		return rows.Err()
 	})
-	b.Queue(`SELECT id, msisdn, region, locale, attributes, opted_out FROM subscribers
+	b.Queue(`SELECT id, msisdn, region, locale, attributes, opted_out, installed FROM subscribers
 		WHERE id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 		var (
 			id int64
 			r  campaign.Recipient
 		)
-		_, err := pgx.ForEachRow(rows, []any{&id, &r.MSISDN, &r.Region, &r.Locale, &r.Attributes, &r.OptedOut}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &r.MSISDN, &r.Region, &r.Locale, &r.Attributes, &r.OptedOut, &r.Installed}, func() error {
 			subs[id] = r
 			r.Attributes = nil // the next row unmarshals into a new map
 			return nil
@@ -283,7 +283,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, campaignID string, ch campa
 	for i := range out {
 		r := &out[i]
 		if sub, ok := subs[r.SubscriberID]; ok {
-			r.MSISDN, r.Region, r.Locale, r.Attributes, r.OptedOut = sub.MSISDN, sub.Region, sub.Locale, sub.Attributes, sub.OptedOut
+			r.MSISDN, r.Region, r.Locale, r.Attributes, r.OptedOut, r.Installed = sub.MSISDN, sub.Region, sub.Locale, sub.Attributes, sub.OptedOut, sub.Installed
 		}
 		r.Devices = devs[r.SubscriberID]
 	}

@@ -160,7 +160,7 @@ func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient, dev
 		at[r.SubscriberID] = i
 	}
 	idsJSON := int64sJSON(ids)
-	rows, err := s.db.QueryContext(ctx, `SELECT id, msisdn, region, locale, attributes, opted_out
+	rows, err := s.db.QueryContext(ctx, `SELECT id, msisdn, region, locale, attributes, opted_out, installed
 		FROM subscribers WHERE id IN (SELECT value FROM json_each(?))`, idsJSON)
 	if err != nil {
 		return err
@@ -173,13 +173,14 @@ func (s *Store) fillRecipients(ctx context.Context, rs []campaign.Recipient, dev
 			locale string
 			attrs  sql.NullString
 			opted  bool
+			inst   bool
 		)
-		if err := rows.Scan(&id, &msisdn, &region, &locale, &attrs, &opted); err != nil {
+		if err := rows.Scan(&id, &msisdn, &region, &locale, &attrs, &opted, &inst); err != nil {
 			rows.Close()
 			return err
 		}
 		r := &rs[at[id]]
-		r.MSISDN, r.Region, r.Locale, r.OptedOut = msisdn, region, locale, opted
+		r.MSISDN, r.Region, r.Locale, r.OptedOut, r.Installed = msisdn, region, locale, opted, inst
 		if attrs.Valid && attrs.String != "" {
 			if err := json.Unmarshal([]byte(attrs.String), &r.Attributes); err != nil {
 				rows.Close()
