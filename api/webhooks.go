@@ -125,6 +125,15 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 		return
 	}
 	kw := w.Keywords.Match(in.Body)
+	// Twilio's Advanced Opt-Out has already acted on the sender's own
+	// keywords (a STOP there blocks the number at Twilio, a START unblocks
+	// it): the ledger follows it, whatever the words.
+	switch in.OptOutType {
+	case "STOP":
+		kw = subscriber.KeywordOptOut
+	case "START":
+		kw = subscriber.KeywordOptIn
+	}
 	if kw == subscriber.KeywordOptOut || kw == subscriber.KeywordOptIn {
 		msisdn, err := subscriber.LookupMSISDN(in.From)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -162,5 +163,43 @@ func TestAStatusCallbackWithTheOptOutCodeOptsTheSubscriberOut(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "912345678") {
 		t.Errorf("log holds the number: %s", logs.String())
+	}
+}
+
+// With Twilio's Advanced Opt-Out the sender's own keywords are Twilio's:
+// its OptOutType says what it made of a message, and the ledger follows
+// it whatever the words (a STOP in a word outreach does not know, a START
+// Twilio has already unblocked the number for).
+func TestAnInboundMessageFollowsTwiliosOptOutType(t *testing.T) {
+	f := newFixture(t, withTwilioWebhooks(io.Discard))
+	ctx := context.Background()
+	tid := f.tenants[tenantA].ID
+	const m = "+84912345678"
+	if _, err := f.store.UpsertSubscribers(ctx, tid, []subscriber.Row{{MSISDN: m, Region: "HN"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		body, optOutType string
+		want             bool
+	}{
+		{"NGUNG NHAN", "STOP", true},
+		{"cam on", "", true}, // no keyword: nothing changes
+		{"MO LAI", "START", false},
+		{"STOP", "", true}, // outreach's own keywords still count without it
+		{"HELP", "HELP", true},
+	}
+	for i, st := range steps {
+		form := url.Values{"MessageSid": {fmt.Sprintf("SM%032d", i)}, "From": {m}, "To": {"+15005550006"}, "Body": {st.body}}
+		if st.optOutType != "" {
+			form.Set("OptOutType", st.optOutType)
+		}
+		must(t, http.StatusOK, postHook(t, f, "/webhooks/twilio/inbound", form, ""))
+		s, err := f.store.GetSubscriber(ctx, tid, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.OptedOut != st.want {
+			t.Fatalf("after %q (OptOutType %q): opted out = %v, want %v", st.body, st.optOutType, s.OptedOut, st.want)
+		}
 	}
 }

@@ -159,12 +159,15 @@ func newRig(t *testing.T, proxyPG bool, tm timing) *rig {
 		"TWILIO_AUTH_TOKEN":                     token,
 		"OUTREACH_TWILIO_MESSAGING_SERVICE_SID": msid,
 		"OUTREACH_TWILIO_BASE_URL":              base,
-		"OUTREACH_SMS_RATE":                     strconv.Itoa(r.sz.smsRate),
-		"OUTREACH_SEND_WINDOW":                  "00:00-24:00",
-		"OUTREACH_FREQUENCY_CAP":                "0",
-		"OUTREACH_WORKER_CONCURRENCY":           strconv.Itoa(r.sz.concurrency),
-		"OUTREACH_LOG_LEVEL":                    "info",
-		"OUTREACH_MIGRATE_ON_START":             "false",
+		// Each API and worker process gets its own address (spawn); the
+		// short-lived commands need one too.
+		"OUTREACH_PUBLIC_URL":         "http://127.0.0.1:9",
+		"OUTREACH_SMS_RATE":           strconv.Itoa(r.sz.smsRate),
+		"OUTREACH_SEND_WINDOW":        "00:00-24:00",
+		"OUTREACH_FREQUENCY_CAP":      "0",
+		"OUTREACH_WORKER_CONCURRENCY": strconv.Itoa(r.sz.concurrency),
+		"OUTREACH_LOG_LEVEL":          "info",
+		"OUTREACH_MIGRATE_ON_START":   "false",
 	}
 	if tm.staleAfter > 0 {
 		r.env["OUTREACH_STALE_AFTER"] = tm.staleAfter.String()

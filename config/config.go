@@ -277,6 +277,11 @@ func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
 	if c.FrequencyCap, err = ParseCap(l.str("OUTREACH_FREQUENCY_CAP", "3/24h")); err != nil {
 		l.fail("OUTREACH_FREQUENCY_CAP", "%v", err)
 	}
+	if c.SMSProvider == "twilio" && strings.TrimSpace(l.getenv("OUTREACH_PUBLIC_URL")) == "" {
+		// The default is this machine: every install link would read
+		// http://localhost:8080/i/… and no delivery receipt would come back.
+		l.fail("OUTREACH_PUBLIC_URL", "required when OUTREACH_SMS_PROVIDER=twilio: the https address subscribers and Twilio reach this service at (install links and delivery receipts use it)")
+	}
 	if l.err != nil {
 		return nil, l.err
 	}

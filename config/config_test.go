@@ -34,13 +34,15 @@ func TestDefaultsAreTheEmbeddedSetup(t *testing.T) {
 
 func TestABadVariableIsNamedInTheError(t *testing.T) {
 	cases := map[string]map[string]string{
-		"OUTREACH_SMS_RATE":         {"OUTREACH_SMS_RATE": "fast"},
-		"OUTREACH_SEND_WINDOW":      {"OUTREACH_SEND_WINDOW": "7-22"},
-		"OUTREACH_FREQUENCY_CAP":    {"OUTREACH_FREQUENCY_CAP": "three"},
-		"OUTREACH_TIMEZONE":         {"OUTREACH_TIMEZONE": "Mars/Olympus"},
-		"OUTREACH_DATABASE_URL":     {"OUTREACH_DATABASE_URL": "mysql://x"},
-		"OUTREACH_REDIS_URL":        {"OUTREACH_REDIS_URL": "http://x"},
-		"TWILIO_ACCOUNT_SID":        {"OUTREACH_SMS_PROVIDER": "twilio"},
+		"OUTREACH_SMS_RATE":      {"OUTREACH_SMS_RATE": "fast"},
+		"OUTREACH_SEND_WINDOW":   {"OUTREACH_SEND_WINDOW": "7-22"},
+		"OUTREACH_FREQUENCY_CAP": {"OUTREACH_FREQUENCY_CAP": "three"},
+		"OUTREACH_TIMEZONE":      {"OUTREACH_TIMEZONE": "Mars/Olympus"},
+		"OUTREACH_DATABASE_URL":  {"OUTREACH_DATABASE_URL": "mysql://x"},
+		"OUTREACH_REDIS_URL":     {"OUTREACH_REDIS_URL": "http://x"},
+		"TWILIO_ACCOUNT_SID":     {"OUTREACH_SMS_PROVIDER": "twilio", "OUTREACH_PUBLIC_URL": "https://outreach.example.vn"},
+		"OUTREACH_PUBLIC_URL": {"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+			"OUTREACH_TWILIO_FROM": "+84900000000"},
 		"OUTREACH_SMS_PROVIDER":     {"OUTREACH_SMS_PROVIDER": "carrier-pigeon"},
 		"OUTREACH_ALERT_RETENTION":  {"OUTREACH_ALERT_RETENTION": "forever"},
 		"OUTREACH_BACKLOG_SECONDS":  {"OUTREACH_BACKLOG_SECONDS": "0"},
@@ -75,7 +77,7 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 func TestRedactedNeverShowsSecrets(t *testing.T) {
 	for _, dbURL := range []string{"postgres://u:dbpass@db/x", "postgres://u@db/x?sslmode=disable&password=dbpass"} {
 		c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
-			"TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
+			"OUTREACH_PUBLIC_URL": "https://outreach.example.vn", "TWILIO_AUTH_TOKEN": "tok-secret", "OUTREACH_TWILIO_FROM": "+84900000000",
 			"OUTREACH_DATABASE_URL": dbURL, "OUTREACH_INSTALL_SECRET": "inst-secret",
 			"OUTREACH_REDIS_URL":       "redis://:redispass@cache:6379/0",
 			"OUTREACH_REWARDS_URL":     "https://carrier:rewpass@prov.example/api?token=rewtoken&region=vn",

@@ -129,14 +129,16 @@ func (a *app) newHandler(probesOnly bool) http.Handler {
 		Ready:    a.ready, Registry: a.registry, Logger: a.log, ProbesOnly: probesOnly,
 		TrustedProxies: cfg.TrustedProxies,
 		Extra: func(r *gin.Engine, auth api.AuthFunc) {
-			// Per-source limits on the unauthenticated routes. Generous: Twilio
-			// does not retry a receipt answered 429, one app backend carries
-			// every install, and subscribers click links from behind NAT.
-			hooks := max(100, 5*cfg.SMSRate)
+			// Per-source limits on the unauthenticated routes. Generous: one
+			// app backend carries every install, and subscribers click links
+			// from behind NAT. The Twilio webhooks have none: their signature
+			// is the gate (a bounded body and one HMAC, nothing stored for a
+			// bad one), and a limit counted before it would let anyone's
+			// unsigned flood from Twilio's address, or from the balancer's
+			// when OUTREACH_TRUSTED_PROXIES is unset, turn away genuine
+			// receipts and STOPs, which Twilio does not send again.
 			r.Use(api.PublicRateLimitRoutes(map[string]*api.PerSourceLimiter{
-				"/webhooks/twilio/status":  api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
-				"/webhooks/twilio/inbound": api.NewPerSourceLimiter(float64(hooks), 2*hooks, 0),
-				"/v1/installs":             api.NewPerSourceLimiter(10000, 20000, 0),
+				"/v1/installs": api.NewPerSourceLimiter(10000, 20000, 0),
 			}))
 			api.TwilioWebhooks{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Receipts: a.store,
 				OptOuts: a.store, Keywords: subscriber.DefaultKeywords.With(cfg.OptOutKeywords, cfg.OptInKeywords), Logger: a.log}.Register(r)

@@ -32,6 +32,7 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 		"OUTREACH_TWILIO_MESSAGING_SERVICE_SID": "MG0123456789",
 		"OUTREACH_TWILIO_BASE_URL":              fakeURL,
 		"OUTREACH_OPT_OUT_KEYWORDS":             "Ngừng QC",
+		"OUTREACH_SMS_RATE":                     "10",
 	}
 	getenv := mapEnv(vars)
 	serve(t, getenv)
@@ -202,4 +203,22 @@ func TestTwilioCallbacksAreAcceptedOnlyWhenSigned(t *testing.T) {
 		t.Fatalf("a test send's receipt: %v", err)
 	}
 	waitDelivered(2)
+
+	// A flood of unsigned callbacks from the address Twilio calls from
+	// (here the one loopback address) turns none of Twilio's away: each is
+	// refused by its signature, and a genuine STOP after them is taken.
+	flood := url.Values{"MessageSid": {"SMforged"}, "MessageStatus": {"delivered"}, "To": {msg.To}, "From": {"MG0123456789"}}
+	for i := 0; i < 400; i++ {
+		resp, err := http.Post(base+"/webhooks/twilio/status", "application/x-www-form-urlencoded", strings.NewReader(flood.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Fatalf("unsigned callback %d: %d, want 403", i, resp.StatusCode)
+		}
+	}
+	if err := fake.SendInbound(context.Background(), base+"/webhooks/twilio/inbound", "+84987654321", "MG0123456789", "STOP", ""); err != nil {
+		t.Fatalf("a signed STOP after a flood of unsigned callbacks: %v", err)
+	}
 }

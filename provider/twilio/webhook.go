@@ -75,6 +75,10 @@ type Inbound struct {
 	To         string
 	// Body may be empty (a media-only message).
 	Body string
+	// OptOutType is what Twilio's Advanced Opt-Out made of the message,
+	// with the sender's own keywords: STOP, START or HELP; empty when it
+	// did not handle it.
+	OptOutType string
 }
 
 // ParseInbound reads an inbound message form. MessageSid (or SmsMessageSid
@@ -85,6 +89,7 @@ func ParseInbound(form url.Values) (Inbound, error) {
 		From:       strings.TrimSpace(form.Get("From")),
 		To:         strings.TrimSpace(form.Get("To")),
 		Body:       form.Get("Body"),
+		OptOutType: strings.ToUpper(strings.TrimSpace(form.Get("OptOutType"))),
 	}
 	switch {
 	case in.MessageSID == "":
