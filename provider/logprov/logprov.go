@@ -1,8 +1,9 @@
 // Package logprov is the "log" provider of the embedded default setup: it
 // sends nothing, writes each SMS and push to a slog.Logger with the
 // recipient masked (MSISDN to its last 3 digits, push token to its last 4
-// characters), and keeps the last N messages in memory, unmasked, for
-// inspection (Outbox). It implements provider.SMSSender and
+// characters) and the last path segment of every link in the text masked
+// (a per-recipient install link names its delivery), and keeps the last N
+// messages in memory, unmasked, for inspection (Outbox). It implements provider.SMSSender and
 // provider.PushSender and is safe for concurrent use.
 package logprov
 
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"outreach/templates"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,20 @@ import (
 
 	"outreach/provider"
 )
+
+// linkTail is a link's last path segment, after at least one slash past
+// the host: the referral code of an install link.
+var linkTail = regexp.MustCompile(`(https?://[^\s/]+/(?:[^\s/]*/)*)([A-Za-z0-9_~-]+)`)
+
+// MaskLinks replaces the last path segment of every http(s) link in s with
+// "***": http://localhost:8080/i/yaFAkRfpV becomes
+// http://localhost:8080/i/***.
+func MaskLinks(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return linkTail.ReplaceAllString(s, "${1}***")
+}
 
 // Name is the provider name.
 const Name = "log"
@@ -115,7 +131,7 @@ func (p *Provider) SendSMS(ctx context.Context, m provider.SMS) (provider.Result
 		slog.String("to", MaskMSISDN(m.To)),
 		slog.Int("segments", e.Segments),
 		slog.Int("chars", utf8.RuneCountInString(m.Body)),
-		slog.String("body", m.Body),
+		slog.String("body", MaskLinks(m.Body)),
 	)
 	return provider.Result{MessageID: e.MessageID, Segments: e.Segments}, nil
 }
@@ -145,8 +161,8 @@ func (p *Provider) SendPush(ctx context.Context, m provider.Push) (provider.Resu
 		slog.String("platform", m.Platform),
 		slog.String("token", MaskToken(m.Token)),
 		slog.Bool("urgent", m.Urgent),
-		slog.String("title", m.Title),
-		slog.String("body", m.Body),
+		slog.String("title", MaskLinks(m.Title)),
+		slog.String("body", MaskLinks(m.Body)),
 	)
 	return provider.Result{MessageID: e.MessageID}, nil
 }

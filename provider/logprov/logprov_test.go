@@ -219,3 +219,41 @@ func firstRune(s string) string {
 	}
 	return ""
 }
+
+// A per-recipient install link names its delivery: the log shows the link
+// with its code masked, the outbox keeps it whole.
+func TestTheLogMasksTheCodesOfLinks(t *testing.T) {
+	t.Parallel()
+	p, buf := newProvider()
+	sms := "QC: Chao An, cai Bluezone: http://localhost:8080/i/yaFAkRfpV - Tu choi: soan TC gui 9241"
+	if _, err := p.SendSMS(context.Background(), provider.SMS{To: "+84912345678", Body: sms}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SendPush(context.Background(), provider.Push{Platform: "fcm", Token: "tok-WXYZ",
+		Title: "Nhận 5GB https://bluezone.gov.vn/r/Q7w2Zk", Body: "Cài: https://s.vn/i/xhZ2usC6B?src=push."}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, code := range []string{"yaFAkRfpV", "Q7w2Zk", "xhZ2usC6B"} {
+		if strings.Contains(out, code) {
+			t.Errorf("the log holds the code %s: %s", code, out)
+		}
+	}
+	if !strings.Contains(out, "http://localhost:8080/i/*** - Tu choi") || !strings.Contains(out, "https://s.vn/i/***?src=push.") {
+		t.Errorf("the log should keep the links with their codes masked: %s", out)
+	}
+	if box := p.Outbox(); box[0].Body != sms {
+		t.Errorf("the outbox keeps the message whole: %q", box[0].Body)
+	}
+	for in, want := range map[string]string{
+		"no link here":              "no link here",
+		"https://bluezone.gov.vn/":  "https://bluezone.gov.vn/",
+		"https://bluezone.gov.vn":   "https://bluezone.gov.vn",
+		"a http://x.vn/a/b c":       "a http://x.vn/a/*** c",
+		"http://x.vn/i/A, http://y": "http://x.vn/i/***, http://y",
+	} {
+		if got := logprov.MaskLinks(in); got != want {
+			t.Errorf("MaskLinks(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
