@@ -33,18 +33,22 @@ const createSubscriberStage = `CREATE TEMP TABLE IF NOT EXISTS ` + subscriberSta
 // upsertFromStage moves staged rows into subscribers and answers how many
 // were new (xmax = 0 only for a freshly inserted tuple). An empty region or
 // locale keeps the stored one; attributes merge; opt-out and install state
-// are never touched (a new subscriber whose number installed before it
-// joined the base starts installed). A row whose values would not change is not rewritten
+// are never touched (a new subscriber whose number installed, or sent STOP,
+// before it joined the base starts installed, or opted out). A row whose values would not change is not rewritten
 // (no dead tuple, no WAL), which makes re-importing a base cheap. Rows go
 // in MSISDN order so that concurrent imports lock rows in the same order.
 // %s: the locale filter of this pass, the locale to insert, the locale to
 // set on conflict.
 const upsertFromStage = `WITH up AS (
-	INSERT INTO subscribers AS s (tenant_id, msisdn, region, locale, attributes, installed, installed_at)
-	SELECT $1, u.msisdn, u.region, %[2]s, u.attributes, i.installed_at IS NOT NULL, i.installed_at
+	INSERT INTO subscribers AS s (tenant_id, msisdn, region, locale, attributes, installed, installed_at,
+		opted_out, opted_out_at)
+	SELECT $1, u.msisdn, u.region, %[2]s, u.attributes, i.installed_at IS NOT NULL, i.installed_at,
+		o.msisdn IS NOT NULL, o.opted_out_at
 	FROM ` + subscriberStage + ` u
 	-- A number whose install came before it joined the base is installed.
 	LEFT JOIN installs i ON i.tenant_id = $1 AND i.msisdn = u.msisdn AND NOT i.duplicate
+	-- A number that sent STOP before it joined the base is opted out.
+	LEFT JOIN number_opt_outs o ON o.msisdn = u.msisdn
 	WHERE %[1]s ORDER BY u.msisdn
 	ON CONFLICT (tenant_id, msisdn) DO UPDATE SET
 		region = COALESCE(NULLIF(EXCLUDED.region, ''), s.region),
@@ -218,9 +222,10 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 		found AS (
 			SELECT s.msisdn, s.id FROM m JOIN subscribers s ON s.tenant_id = $1 AND s.msisdn = m.msisdn
 		), ins AS (
-			INSERT INTO subscribers (tenant_id, msisdn, alert_only, installed, installed_at)
-			SELECT $1, m.msisdn, true, i.installed_at IS NOT NULL, i.installed_at FROM m
+			INSERT INTO subscribers (tenant_id, msisdn, alert_only, installed, installed_at, opted_out, opted_out_at)
+			SELECT $1, m.msisdn, true, i.installed_at IS NOT NULL, i.installed_at, o.msisdn IS NOT NULL, o.opted_out_at FROM m
 			LEFT JOIN installs i ON i.tenant_id = $1 AND i.msisdn = m.msisdn AND NOT i.duplicate
+			LEFT JOIN number_opt_outs o ON o.msisdn = m.msisdn
 			WHERE m.msisdn NOT IN (SELECT msisdn FROM found) ORDER BY 2
 			ON CONFLICT (tenant_id, msisdn) DO NOTHING
 			RETURNING msisdn, id

@@ -23,10 +23,13 @@ var _ subscriber.Store = (*Store)(nil)
 // stored one, attributes merge), so re-importing a base rewrites nothing.
 const (
 	// A number whose install came before it joined the base is installed.
+	// One that sent STOP before it joined the base is opted out.
 	subInsertSQL = `INSERT INTO subscribers (tenant_id, msisdn, region, locale, attributes, created_at, updated_at,
-			installed, installed_at)
-		SELECT ?1, ?2, ?3, COALESCE(NULLIF(?4, ''), 'vi'), ?5, ?6, ?6, i.installed_at IS NOT NULL, i.installed_at
+			installed, installed_at, opted_out, opted_out_at)
+		SELECT ?1, ?2, ?3, COALESCE(NULLIF(?4, ''), 'vi'), ?5, ?6, ?6, i.installed_at IS NOT NULL, i.installed_at,
+			o.msisdn IS NOT NULL, o.opted_out_at
 		FROM (SELECT 1) LEFT JOIN installs i ON i.tenant_id = ?1 AND i.msisdn = ?2 AND NOT i.duplicate
+		LEFT JOIN number_opt_outs o ON o.msisdn = ?2
 		WHERE true
 		ON CONFLICT (tenant_id, msisdn) DO NOTHING`
 	subUpdateSQL = `UPDATE subscribers SET
@@ -194,9 +197,10 @@ func (s *Store) EnsureSubscribers(ctx context.Context, tenantID string, msisdns 
 		return nil, err
 	}
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO subscribers (tenant_id, msisdn, alert_only, created_at, updated_at,
-			installed, installed_at)
-		SELECT ?1, ?2, 1, ?3, ?3, i.installed_at IS NOT NULL, i.installed_at
+			installed, installed_at, opted_out, opted_out_at)
+		SELECT ?1, ?2, 1, ?3, ?3, i.installed_at IS NOT NULL, i.installed_at, o.msisdn IS NOT NULL, o.opted_out_at
 		FROM (SELECT 1) LEFT JOIN installs i ON i.tenant_id = ?1 AND i.msisdn = ?2 AND NOT i.duplicate
+		LEFT JOIN number_opt_outs o ON o.msisdn = ?2
 		WHERE true ON CONFLICT (tenant_id, msisdn) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ensure subscribers: %w", err)

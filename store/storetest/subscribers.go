@@ -603,6 +603,58 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		wantNotFound(t, "SetOptOut of an unknown number", s.SetOptOut(ctx, tn.ID, "+84987654321", true))
 	})
 
+	t.Run("a STOP before any tenant holds the number opts out the subscribers created for it later", func(t *testing.T) {
+		s, tn := setup(t)
+		// Numbers of this subtest alone: a number's opt-out is the
+		// deployment's, not a tenant's.
+		const early, alertOnly, restarted = "+84970000001", "+84970000002", "+84970000003"
+		for _, m := range []string{early, alertOnly, restarted} {
+			n, err := s.OptOutEverywhere(ctx, m, true)
+			if err != nil || n != 0 {
+				t.Fatalf("OptOutEverywhere(%s) = %d, %v; want 0 subscribers, no error", m, n, err)
+			}
+		}
+		if n, err := s.OptOutEverywhere(ctx, early, true); err != nil || n != 0 { // a repeat
+			t.Fatalf("a repeated STOP: %d, %v", n, err)
+		}
+		if n, err := s.OptOutEverywhere(ctx, restarted, false); err != nil || n != 0 { // START
+			t.Fatalf("START: %d, %v", n, err)
+		}
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: early, Region: "HN"}, {MSISDN: restarted, Region: "HN"},
+			{MSISDN: "+84970000004", Region: "HN"}}, "")
+		if _, err := s.EnsureSubscribers(ctx, tn.ID, []string{alertOnly}); err != nil {
+			t.Fatal(err)
+		}
+		for m, want := range map[string]bool{early: true, alertOnly: true, restarted: false, "+84970000004": false} {
+			sub := get(t, s, tn.ID, m)
+			if sub.OptedOut != want {
+				t.Errorf("%s: opted out %v, want %v", m, sub.OptedOut, want)
+			}
+		}
+		// Once it is a subscriber, the tenant's own opt-in still works, and
+		// a later import keeps it.
+		if err := s.SetOptOut(ctx, tn.ID, early, false); err != nil {
+			t.Fatal(err)
+		}
+		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: early, Region: "DN"}}, "")
+		if get(t, s, tn.ID, early).OptedOut {
+			t.Error("a re-import opted the subscriber the tenant opted back in out again")
+		}
+		// START clears the number's opt-out with its subscribers'.
+		if n, err := s.OptOutEverywhere(ctx, alertOnly, false); err != nil || n != 1 {
+			t.Fatalf("START of an alert's contact: %d, %v", n, err)
+		}
+		other, err := s.EnsureTenant(ctx, t.Name()+"/other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		upsert(t, s, other.ID, []subscriber.Row{{MSISDN: alertOnly, Region: "HN"}, {MSISDN: early, Region: "HN"}}, "")
+		if get(t, s, other.ID, alertOnly).OptedOut || !get(t, s, other.ID, early).OptedOut {
+			t.Errorf("another tenant's import: %+v / %+v, want the number that sent START marketable and the one that sent STOP opted out",
+				get(t, s, other.ID, alertOnly), get(t, s, other.ID, early))
+		}
+	})
+
 	t.Run("EnsureSubscribers creates unknown numbers bare and returns every id", func(t *testing.T) {
 		s, tn := setup(t)
 		upsert(t, s, tn.ID, []subscriber.Row{{MSISDN: "+84912345678", Region: "HN", Locale: "en"}}, "")
