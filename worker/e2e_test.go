@@ -234,6 +234,9 @@ func TestAMessageHeldByTheCapGoesWhenTheOneInFlightFails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(ds) == 0 {
+			t.Fatal("B sent nothing: no attempt count to check")
+		}
 		for _, d := range ds {
 			if d.Attempts != 1 {
 				t.Fatalf("subscriber %d: %d attempts after waiting for the cap, want 1", d.SubscriberID, d.Attempts)
