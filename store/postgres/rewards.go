@@ -233,6 +233,13 @@ func (s *Store) CreateReward(ctx context.Context, r *reward.Reward, budgetMB int
 			continue
 		}
 		var pe *pgconn.PgError
+		if errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") {
+			// Chosen as a deadlock's victim (the debit against another
+			// process's install batch, which takes shards and subscribers
+			// in its own order): the statement was rolled back whole, so it
+			// is simply run again rather than answered 500.
+			continue
+		}
 		if !errors.As(err, &pe) || pe.Code != "23505" {
 			return false, fmt.Errorf("postgres: create reward: %w", err)
 		}

@@ -1124,3 +1124,21 @@ func (f *instFixture) threePendingRewards(t *testing.T) []*reward.Reward {
 	}
 	return rs
 }
+
+// CheckARewardOutlivesAFault creates one pending reward after fault has
+// made the store's next write fail the way a deadlock's victim does (the
+// statement rolled back whole): the reward is created, once, and its
+// campaign's budget debited once.
+func CheckARewardOutlivesAFault(t *testing.T, st InstallStore, fault func(t *testing.T)) {
+	t.Helper()
+	f := newInstFixture(t, st, 1)
+	c := f.promotion(t, f.tenant, 100, 1000, 14)
+	fault(t)
+	r := f.reward(c, 1, "dev-1")
+	if !f.create(t, r, 1000) || r.State != reward.StatePending {
+		t.Fatalf("reward after a fault: %+v, want created pending", r)
+	}
+	if spent := f.spent(t, c); spent != 100 {
+		t.Fatalf("budget spent %d MB after one reward of 100, want 100", spent)
+	}
+}
