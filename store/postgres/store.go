@@ -6,10 +6,9 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"outreach/store/internal/storesql"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,21 +118,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	versions, err := storesql.Versions(migrations)
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		var done bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&done); err != nil {
-			return fmt.Errorf("postgres: migrate: %w", err)
+	rows, err := conn.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if err := storesql.Newer(versions, applied); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	for _, version := range versions {
+		if slices.Contains(applied, version) {
+			continue // the advisory lock keeps anyone else from applying it meanwhile
 		}
-		if done {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
+		body, err := migrations.ReadFile("migrations/" + version + ".sql")
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 
 	"outreach/internal/testenv"
@@ -53,5 +54,15 @@ func TestPendingMigrations(t *testing.T) {
 	}
 	if pending, err := s.PendingMigrations(ctx); err != nil || len(pending) != 0 {
 		t.Errorf("after Migrate: %v, %v", pending, err)
+	}
+	// A newer binary's migration: this one refuses to run on it, naming it.
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ('9999_from_the_future')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "9999_from_the_future") {
+		t.Errorf("Migrate on a newer schema: %v, want it refused naming 9999_from_the_future", err)
+	}
+	if _, err := s.PendingMigrations(ctx); err == nil || !strings.Contains(err.Error(), "newer version") {
+		t.Errorf("PendingMigrations on a newer schema: %v, want it refused", err)
 	}
 }

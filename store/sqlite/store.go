@@ -8,8 +8,7 @@ import (
 	"database/sql/driver"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,46 +115,62 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	return storesql.Pending(migrations, applied)
 }
 
-// Migrate applies every embedded migration not applied yet, in name order.
+// Migrate applies every embedded migration not applied yet, in name order;
+// it refuses a database a newer binary migrated (storesql.Newer). Each
+// migration checks that it is still to apply inside its own write
+// transaction (BEGIN IMMEDIATE, see Open), so two processes migrating at
+// once apply each migration once, the second waiting for the first.
 func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	versions, err := storesql.Versions(migrations)
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		var n int
-		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-		if n > 0 {
+	applied, err := queryColumn[string](ctx, s.db, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if err := storesql.Newer(versions, applied); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	for _, version := range versions {
+		if slices.Contains(applied, version) {
 			continue
 		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			version, time.Now().UTC().Format(time.RFC3339)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
-		if err := tx.Commit(); err != nil {
+		if err := s.migrateOne(ctx, version); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
 		}
 	}
 	return nil
+}
+
+// migrateOne applies one migration unless another process has meanwhile.
+func (s *Store) migrateOne(ctx context.Context, version string) error {
+	body, err := migrations.ReadFile("migrations/" + version + ".sql")
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
