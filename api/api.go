@@ -165,6 +165,8 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/metrics", nil, s.metricsHandler()},
 
 		{http.MethodPut, "/v1/regions", admin, s.putRegions},
+		{http.MethodGet, "/v1/policy", viewer, s.getPolicy},
+		{http.MethodPut, "/v1/policy", admin, s.putPolicy},
 
 		{http.MethodPost, "/v1/subscribers/import", marketer, s.importSubscribers},
 		{http.MethodGet, "/v1/subscribers/:msisdn", viewer, s.getSubscriber},

@@ -42,6 +42,8 @@ var routeMatrix = []routeCase{
 	{method: "GET", path: "/metrics", public: true},
 
 	{method: "PUT", path: "/v1/regions", forbidden: notAdmin},
+	{method: "GET", path: "/v1/policy"},
+	{method: "PUT", path: "/v1/policy", forbidden: notAdmin, body: func(seeded) any { return map[string]string{} }},
 
 	{method: "POST", path: "/v1/subscribers/import", forbidden: notMarketer},
 	{method: "GET", path: "/v1/subscribers/:msisdn", owned: true},

@@ -1,13 +1,17 @@
 package campaign
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"outreach/config"
+	"outreach/internal/apperr"
+	"outreach/internal/textcheck"
 	"outreach/templates"
+	"outreach/tenant"
 )
 
 // Policy is a tenant's marketing compliance policy (defaults from Vietnam's
@@ -147,4 +151,67 @@ func endsSentence(text string) bool {
 	})
 	r, _ := utf8.DecodeLastRuneInString(s)
 	return strings.ContainsRune(".!?…‼⁇⁈⁉。！？", r)
+}
+
+// MaxPolicyTextBytes bounds a tenant's marketing label and opt-out text:
+// both go on every marketing SMS.
+const MaxPolicyTextBytes = 160
+
+// With is p with a tenant's own settings over it; a setting that cannot be
+// read is named in the apperr.FieldErrors returned.
+func (p Policy) With(t tenant.Policy) (Policy, error) {
+	bad := apperr.FieldErrors{}
+	if t.Timezone != "" {
+		if z, err := time.LoadLocation(t.Timezone); err != nil || t.Timezone == "Local" {
+			bad["timezone"] = fmt.Sprintf("unknown time zone %q (want an IANA name such as Asia/Ho_Chi_Minh)", t.Timezone)
+		} else {
+			p.Zone = z
+		}
+	}
+	if t.SendWindow != "" {
+		if w, err := config.ParseWindow(t.SendWindow); err != nil {
+			bad["send_window"] = err.Error()
+		} else {
+			p.Window = w
+		}
+	}
+	if t.FrequencyCap != "" {
+		if c, err := config.ParseCap(t.FrequencyCap); err != nil {
+			bad["frequency_cap"] = err.Error()
+		} else {
+			p.Cap = c
+		}
+	}
+	text := func(field, v string) bool {
+		switch {
+		case len(v) > MaxPolicyTextBytes:
+			bad[field] = fmt.Sprintf("at most %d bytes: it goes on every marketing SMS", MaxPolicyTextBytes)
+		case textcheck.Problem(v) != "":
+			bad[field] = textcheck.Problem(v)
+		default:
+			return true
+		}
+		return false
+	}
+	if t.MarketingLabel != nil && text("marketing_label", *t.MarketingLabel) {
+		p.Label = strings.TrimSpace(*t.MarketingLabel)
+	}
+	if t.OptOutText != "" && text("opt_out_text", t.OptOutText) {
+		if strings.TrimSpace(t.OptOutText) == "" {
+			bad["opt_out_text"] = "must say how to opt out: the rules require it on every marketing SMS"
+		} else {
+			p.OptOutText = strings.TrimSpace(t.OptOutText)
+		}
+	}
+	if len(bad) > 0 {
+		return p, bad
+	}
+	return p, nil
+}
+
+// Settings is the policy as a tenant's settings: what GET /v1/policy shows.
+func (p Policy) Settings() tenant.Policy {
+	label := p.Label
+	return tenant.Policy{Timezone: p.Zone.String(), SendWindow: p.Window.String(), FrequencyCap: p.Cap.String(),
+		MarketingLabel: &label, OptOutText: p.OptOutText}
 }

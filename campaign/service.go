@@ -156,7 +156,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	} else {
 		bodySample = sample
 		if in.Channel == ChannelSMS {
-			if n := s.smsCharacters(sample, in.Transliterate, ""); n > templates.MaxSMSCharacters {
+			if n := smsCharacters(nil, sample, in.Transliterate, ""); n > templates.MaxSMSCharacters {
 				fe.Add("body", "renders to %d characters with sample values; an SMS may have at most %d, "+
 					"and marketing messages also carry the QC label and the opt-out text", n, templates.MaxSMSCharacters)
 			}
@@ -312,8 +312,12 @@ func (s *Service) PreviewTemplate(ctx context.Context, p tenant.Principal, id st
 	}
 	if t.Channel == ChannelSMS {
 		text := body
-		if s.Policy != nil {
-			text = s.Policy.DecorateSMS(kind, text, t.Transliterate)
+		pol, err := s.PolicyOf(ctx, p.TenantID)
+		if err != nil {
+			return Preview{}, err
+		}
+		if pol != nil {
+			text = pol.DecorateSMS(kind, text, t.Transliterate)
 		}
 		text, count := templates.Preview(text, t.Transliterate)
 		return Preview{Channel: ChannelSMS, Text: text, Encoding: count.Encoding,
@@ -658,7 +662,11 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 		if parsed, err := templates.Parse(t.Name, t.Body); err == nil {
 			sample = parsed.Sample()
 		}
-		if n := s.smsCharacters(sample, t.Transliterate, kind); n > templates.MaxSMSCharacters {
+		pol, err := s.PolicyOf(ctx, p.TenantID)
+		if err != nil {
+			return err
+		}
+		if n := smsCharacters(pol, sample, t.Transliterate, kind); n > templates.MaxSMSCharacters {
 			fe.Add(field, "template %q renders to %d characters with sample values once the QC label and opt-out "+
 				"text are added; an SMS may have at most %d", t.Name, n, templates.MaxSMSCharacters)
 		}
@@ -1109,11 +1117,63 @@ func parseNew(name, body string, isBody bool) (string, error) {
 
 // smsCharacters is how many characters an SMS whose body renders to
 // sample has as it would be sent in a campaign of kind: with the policy's
-// label and opt-out text when that is marketing (kind "": the body alone).
-func (s *Service) smsCharacters(sample string, transliterate bool, kind Kind) int {
+// label and opt-out text when that is marketing (kind "" or no policy: the
+// body alone).
+func smsCharacters(pol *Policy, sample string, transliterate bool, kind Kind) int {
 	text := templates.SMSText(sample, transliterate)
-	if kind != "" && s.Policy != nil {
-		text = s.Policy.DecorateSMS(kind, sample, transliterate)
+	if kind != "" && pol != nil {
+		text = pol.DecorateSMS(kind, sample, transliterate)
 	}
 	return templates.CountSMS(text).Characters
+}
+
+// PolicyOf is the tenant's policy: Policy with the tenant's own settings
+// over it; nil when the service has no Policy.
+func (s *Service) PolicyOf(ctx context.Context, tenantID string) (*Policy, error) {
+	if s.Policy == nil {
+		return nil, nil
+	}
+	own, err := s.Store.TenantPolicy(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("tenant policy: %w", err)
+	}
+	pol, err := s.Policy.With(own)
+	if err != nil {
+		// Settings stored by SetPolicy are checked first; one that no
+		// longer reads (a zone gone from the system's database) falls back
+		// to the default, as the workers do.
+		s.logger().WarnContext(ctx, "a tenant's policy setting cannot be read: its default applies", "tenant", tenantID, "err", err)
+	}
+	return &pol, nil
+}
+
+// GetPolicy answers the caller's tenant's policy in effect.
+func (s *Service) GetPolicy(ctx context.Context, p tenant.Principal) (tenant.Policy, error) {
+	pol, err := s.PolicyOf(ctx, p.TenantID)
+	if err != nil || pol == nil {
+		return tenant.Policy{}, err
+	}
+	return pol.Settings(), nil
+}
+
+// SetPolicy replaces the tenant's own policy settings (admin only) and
+// answers the policy in effect; a field left empty takes the deployment's
+// default.
+func (s *Service) SetPolicy(ctx context.Context, p tenant.Principal, in tenant.Policy) (tenant.Policy, error) {
+	if p.Role != tenant.RoleAdmin {
+		return tenant.Policy{}, fmt.Errorf("%w: only an admin key may change the tenant's policy", apperr.ErrForbidden)
+	}
+	in.Timezone, in.SendWindow, in.FrequencyCap = strings.TrimSpace(in.Timezone), strings.TrimSpace(in.SendWindow), strings.TrimSpace(in.FrequencyCap)
+	base := Policy{Zone: time.UTC}
+	if s.Policy != nil {
+		base = *s.Policy
+	}
+	if _, err := base.With(in); err != nil {
+		return tenant.Policy{}, err
+	}
+	if err := s.Store.SetTenantPolicy(ctx, p.TenantID, in); err != nil {
+		return tenant.Policy{}, err
+	}
+	s.Audit(ctx, p, "policy.set", "tenant", p.TenantID, in)
+	return s.GetPolicy(ctx, p)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
+
+	"outreach/tenant"
 )
 
 // Store is what campaigns, fan-out and sending need from persistence.
@@ -12,6 +14,11 @@ import (
 // answer apperr.ErrNotFound for another tenant's object; the ones without
 // are for the workers, which act on ids they got from the store itself.
 type Store interface {
+	// TenantPolicy and SetTenantPolicy: the tenant's own marketing policy
+	// settings (see tenant.Store).
+	TenantPolicy(ctx context.Context, tenantID string) (tenant.Policy, error)
+	SetTenantPolicy(ctx context.Context, tenantID string, p tenant.Policy) error
+
 	CreateTemplate(ctx context.Context, t *MessageTemplate) error
 	// GetTemplate reads a template of this tenant.
 	GetTemplate(ctx context.Context, tenantID, id string) (MessageTemplate, error)

@@ -167,7 +167,15 @@ func (c Cap) String() string {
 	if c.Count == 0 {
 		return "0"
 	}
-	return fmt.Sprintf("%d/%s", c.Count, c.Period)
+	// 24h, not 24h0m0s: the form OUTREACH_FREQUENCY_CAP is written in.
+	period := c.Period.String()
+	if strings.HasSuffix(period, "m0s") {
+		period = period[:len(period)-2]
+	}
+	if strings.HasSuffix(period, "h0m") {
+		period = period[:len(period)-2]
+	}
+	return fmt.Sprintf("%d/%s", c.Count, period)
 }
 
 // MarshalText lets the cap print in Redacted output.

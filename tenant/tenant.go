@@ -85,6 +85,11 @@ type Store interface {
 	DeleteAPIKey(ctx context.Context, tenantID, id string) error
 	// PrincipalByKeyHash resolves a key hash; apperr.ErrNotFound if unknown.
 	PrincipalByKeyHash(ctx context.Context, hash string) (Principal, error)
+	// TenantPolicy reads the tenant's policy settings (none set: the zero
+	// Policy); SetTenantPolicy replaces them. apperr.ErrNotFound for an
+	// unknown tenant.
+	TenantPolicy(ctx context.Context, tenantID string) (Policy, error)
+	SetTenantPolicy(ctx context.Context, tenantID string, p Policy) error
 }
 
 const keyPrefix = "ok_"

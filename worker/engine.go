@@ -146,6 +146,7 @@ type Engine struct {
 	mu        sync.Mutex
 	tmplCache map[string]*compiled
 	campCache map[string]cachedCampaign
+	polCache  map[string]cachedPolicy
 	// keyLocks serialise the process's reservations on a rate key;
 	// claimGates bound the paced tasks of a campaign channel holding
 	// claims not yet handed to the provider (send.go).
@@ -163,6 +164,11 @@ var _ campaign.Dispatcher = (*Engine)(nil)
 
 type cachedCampaign struct {
 	c  campaign.Campaign
+	at time.Time
+}
+
+type cachedPolicy struct {
+	p  campaign.Policy
 	at time.Time
 }
 
@@ -205,6 +211,7 @@ func New(d Deps) *Engine {
 		breakers:   newBreakers(d.Now, d.Metrics.Breaker),
 		tmplCache:  map[string]*compiled{},
 		campCache:  map[string]cachedCampaign{},
+		polCache:   map[string]cachedPolicy{},
 		orphanSeen: map[string]orphanSighting{},
 		stopping:   make(chan struct{}),
 	}
@@ -299,6 +306,46 @@ func (e *Engine) campaign(ctx context.Context, id string) (campaign.Campaign, er
 	e.campCache[id] = cachedCampaign{c: c, at: now}
 	e.mu.Unlock()
 	return c, nil
+}
+
+// policyTTL is how long a tenant's policy is kept: a change (PUT
+// /v1/policy) takes effect within a second, as pause does.
+const policyTTL = time.Second
+
+// policy is the tenant's marketing policy: Policy with the tenant's own
+// settings over it, read at most once a policyTTL. A store that cannot be
+// read keeps the last policy read, or the deployment's when there is none;
+// a setting that no longer reads (a zone gone from the system) keeps its
+// default.
+func (e *Engine) policy(tenantID string) campaign.Policy {
+	now := time.Now()
+	e.mu.Lock()
+	cp, ok := e.polCache[tenantID]
+	e.mu.Unlock()
+	if ok && now.Sub(cp.at) < policyTTL {
+		return cp.p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	own, err := e.Store.TenantPolicy(ctx, tenantID)
+	if err != nil {
+		e.Logger.Warn("tenant policy unreadable: the last one read applies", "tenant", tenantID, "err", err)
+		if ok {
+			return cp.p
+		}
+		return e.Policy
+	}
+	p, err := e.Policy.With(own)
+	if err != nil {
+		e.Logger.Warn("a tenant's policy setting cannot be read: its default applies", "tenant", tenantID, "err", err)
+	}
+	e.mu.Lock()
+	if len(e.polCache) > 10000 {
+		e.polCache = map[string]cachedPolicy{}
+	}
+	e.polCache[tenantID] = cachedPolicy{p: p, at: now}
+	e.mu.Unlock()
+	return p
 }
 
 // template returns a compiled template; templates are immutable once

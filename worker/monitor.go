@@ -184,8 +184,8 @@ func (e *Engine) holding(c campaign.Campaign, now time.Time) bool {
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
 		return false
 	}
-	return !e.Policy.HoldUntil(c.Kind, now).IsZero() ||
-		!e.Policy.HoldUntil(c.Kind, now.Add(-e.set.StaleAfter)).IsZero()
+	pol := e.policy(c.TenantID)
+	return !pol.HoldUntil(c.Kind, now).IsZero() || !pol.HoldUntil(c.Kind, now.Add(-e.set.StaleAfter)).IsZero()
 }
 
 // redriveStale re-enqueues deliveries that have made no progress for

@@ -272,7 +272,7 @@ func (e *Engine) blocked(c campaign.Campaign, now time.Time) (hold time.Time, ex
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
 		return time.Time{}, campaign.SkipCampaignEnded
 	}
-	hold = e.Policy.HoldUntil(c.Kind, now)
+	hold = e.policy(c.TenantID).HoldUntil(c.Kind, now)
 	if !hold.IsZero() && c.EndBy != nil && hold.After(*c.EndBy) {
 		return time.Time{}, campaign.SkipQuietHoursExpired
 	}
@@ -336,7 +336,8 @@ func (e *Engine) skipped(r campaign.Recipient, why campaign.SkipReason) campaign
 
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
-	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && e.Policy.SkipsOptedOut(c.Kind) }
+	pol := e.policy(c.TenantID)
+	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && pol.SkipsOptedOut(c.Kind) }
 	// An audience of subscribers who have not installed the app is checked
 	// again at the claim: one who installed since fan-out chose them is
 	// not urged to install it.
@@ -359,7 +360,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		return r.Channel == campaign.ChannelPush && len(r.Devices) == 0 && !fallsBackToSMS(c)
 	}
 	var capped campaign.CapResult
-	if e.Policy.Capped(c.Kind) {
+	if pol.Capped(c.Kind) {
 		ids := make([]int64, 0, len(recips))
 		for _, r := range recips {
 			if !optedOut(r) && !installedSince(r) && !badNumber(r) && !noDevice(r) {
@@ -369,9 +370,9 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		now := e.Now()
 		var err error
 		capped, err = e.Store.ApplyCap(ctx, campaign.CapCheck{TenantID: c.TenantID, CampaignID: c.ID,
-			Channel: recips[0].Channel, SubscriberIDs: ids, Since: now.Add(-e.Policy.Cap.Period),
+			Channel: recips[0].Channel, SubscriberIDs: ids, Since: now.Add(-pol.Cap.Period),
 			// A claim's stamp is the store's wall clock (see resetStaleSending).
-			Limit: e.Policy.Cap.Count, At: now, StaleBefore: time.Now().Add(-e.set.SendingStaleAfter)})
+			Limit: pol.Cap.Count, At: now, StaleBefore: time.Now().Add(-e.set.SendingStaleAfter)})
 		if err != nil {
 			return nil, fmt.Errorf("frequency cap: %w", err)
 		}
@@ -487,7 +488,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	if err != nil {
 		return err
 	}
-	text := e.Policy.DecorateSMS(c.Kind, body, ct.t.Transliterate)
+	text := e.policy(c.TenantID).DecorateSMS(c.Kind, body, ct.t.Transliterate)
 	count := templates.CountSMS(text)
 	if count.Characters > templates.MaxSMSCharacters {
 		// The provider would refuse it (Twilio's 21617): fail it here,

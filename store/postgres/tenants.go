@@ -131,3 +131,28 @@ func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (tenant.Pri
 	p.Role = tenant.Role(role)
 	return p, nil
 }
+
+// TenantPolicy reads the tenant's policy settings.
+func (s *Store) TenantPolicy(ctx context.Context, tenantID string) (tenant.Policy, error) {
+	var p tenant.Policy
+	err := s.pool.QueryRow(ctx, `SELECT policy FROM tenants WHERE id = $1`, tenantID).Scan(&p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tenant.Policy{}, apperr.NotFound("tenant")
+	}
+	if err != nil {
+		return tenant.Policy{}, fmt.Errorf("postgres: tenant policy: %w", err)
+	}
+	return p, nil
+}
+
+// SetTenantPolicy replaces the tenant's policy settings.
+func (s *Store) SetTenantPolicy(ctx context.Context, tenantID string, p tenant.Policy) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tenants SET policy = $2 WHERE id = $1`, tenantID, p)
+	if err != nil {
+		return fmt.Errorf("postgres: set tenant policy: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apperr.NotFound("tenant")
+	}
+	return nil
+}

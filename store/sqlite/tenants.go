@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -162,4 +163,40 @@ func (s *Store) PrincipalByKeyHash(ctx context.Context, hash string) (tenant.Pri
 	}
 	p.Role = tenant.Role(role)
 	return p, nil
+}
+
+// TenantPolicy reads the tenant's policy settings.
+func (s *Store) TenantPolicy(ctx context.Context, tenantID string) (tenant.Policy, error) {
+	var raw string
+	err := s.db.QueryRowContext(ctx, `SELECT policy FROM tenants WHERE id = ?`, tenantID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tenant.Policy{}, apperr.NotFound("tenant")
+	}
+	if err != nil {
+		return tenant.Policy{}, fmt.Errorf("sqlite: tenant policy: %w", err)
+	}
+	var p tenant.Policy
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return tenant.Policy{}, fmt.Errorf("sqlite: tenant policy: %w", err)
+	}
+	return p, nil
+}
+
+// SetTenantPolicy replaces the tenant's policy settings.
+func (s *Store) SetTenantPolicy(ctx context.Context, tenantID string, p tenant.Policy) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("sqlite: set tenant policy: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE tenants SET policy = ? WHERE id = ?`, string(raw), tenantID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set tenant policy: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return err
+		}
+		return apperr.NotFound("tenant")
+	}
+	return nil
 }

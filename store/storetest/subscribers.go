@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"outreach/internal/apperr"
 	"outreach/subscriber"
 	"outreach/tenant"
@@ -83,6 +85,33 @@ func RunSubscribers(t *testing.T, newStore func(t *testing.T) SubscriberStore) {
 		if err != nil || byName.ID != first.ID {
 			t.Fatalf("TenantByName = %+v, %v; want id %s", byName, err, first.ID)
 		}
+	})
+
+	t.Run("a tenant's policy settings start empty and are replaced whole", func(t *testing.T) {
+		s, tn := setup(t)
+		p, err := s.TenantPolicy(ctx, tn.ID)
+		if err != nil || p != (tenant.Policy{}) {
+			t.Fatalf("a new tenant's policy = %+v, %v; want none set", p, err)
+		}
+		none := ""
+		set := tenant.Policy{Timezone: "Asia/Bangkok", SendWindow: "08:00-20:00", FrequencyCap: "2/24h",
+			MarketingLabel: &none, OptOutText: "Từ chối: soạn HUY gửi 1234"}
+		if err := s.SetTenantPolicy(ctx, tn.ID, set); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.TenantPolicy(ctx, tn.ID)
+		if err != nil || got.Timezone != set.Timezone || got.SendWindow != set.SendWindow || got.FrequencyCap != set.FrequencyCap ||
+			got.OptOutText != set.OptOutText || got.MarketingLabel == nil || *got.MarketingLabel != "" {
+			t.Fatalf("policy read back = %+v, %v; want %+v (an empty label kept, not dropped)", got, err, set)
+		}
+		if err := s.SetTenantPolicy(ctx, tn.ID, tenant.Policy{SendWindow: "09:00-18:00"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.TenantPolicy(ctx, tn.ID); err != nil || got != (tenant.Policy{SendWindow: "09:00-18:00"}) {
+			t.Fatalf("after a second set: %+v, %v; want only the window", got, err)
+		}
+		wantNotFound(t, "TenantPolicy of an unknown tenant", func() error { _, err := s.TenantPolicy(ctx, uuid.NewString()); return err }())
+		wantNotFound(t, "SetTenantPolicy of an unknown tenant", s.SetTenantPolicy(ctx, uuid.NewString(), set))
 	})
 
 	t.Run("an unknown tenant name is not found", func(t *testing.T) {

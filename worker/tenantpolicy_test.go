@@ -1,0 +1,47 @@
+package worker_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+	"outreach/tenant"
+	"outreach/worker"
+)
+
+// A tenant's own policy (PUT /v1/policy) governs its campaigns: its send
+// window holds marketing the deployment's window would let go, and its
+// opt-out text goes on each SMS instead of the deployment's.
+func TestATenantsOwnPolicyGovernsItsCampaigns(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(100) // every tenth opted out: 90 eligible
+		// The deployment's window is always open (the harness's default).
+		h.clock.Set(time.Date(2026, 11, 24, 21, 30, 0, 0, h.policy.Zone))
+		if _, err := h.service.SetPolicy(h.ctx, h.admin, tenant.Policy{SendWindow: "08:00-21:00",
+			OptOutText: "Tu choi: soan HUY gui 1234"}); err != nil {
+			t.Fatal(err)
+		}
+		h.startWorker(worker.Settings{HoldRecheck: time.Second})
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(c.ID, campaign.ActionStart)
+		time.Sleep(2500 * time.Millisecond)
+		if n := h.twilio.Count(); n != 0 {
+			t.Fatalf("%d messages went out at 21:30, outside the tenant's 08:00-21:00 window", n)
+		}
+		if s := h.stats(c.ID); s.Deliveries[campaign.StatusPending] != 100 {
+			t.Fatalf("held deliveries: %v, want 100 pending", s.Deliveries)
+		}
+		h.clock.Set(time.Date(2026, 11, 25, 8, 0, 5, 0, h.policy.Zone))
+		h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		msgs := h.twilio.Messages()
+		if len(msgs) != 90 {
+			t.Fatalf("after the window opened the fake saw %d messages, want 90", len(msgs))
+		}
+		for _, m := range msgs {
+			if !strings.HasSuffix(m.Body, "Tu choi: soan HUY gui 1234") || strings.Contains(m.Body, "9241") {
+				t.Fatalf("an SMS without the tenant's own opt-out text: %q", m.Body)
+			}
+		}
+	})
+}
