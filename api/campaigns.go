@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -141,6 +142,7 @@ func statsRows(st campaign.Stats) [][]string {
 		{"name", csvcell.Text(st.Name)},
 		{"kind", csvcell.Text(string(st.Kind))},
 		{"state", csvcell.Text(string(st.State))},
+		{"counted_at", st.CountedAt.Format(time.RFC3339)},
 		{"audience", i(st.Audience)},
 	}
 	for _, status := range campaign.AllStatuses {

@@ -70,6 +70,8 @@ type Service struct {
 	// counts are realistic.
 	SampleVars templates.Vars
 	Logger     *slog.Logger
+
+	counts countsCache
 }
 
 // now is the service's clock, at the microsecond precision stores keep, so
@@ -949,10 +951,13 @@ func (s *Service) SendTest(ctx context.Context, p tenant.Principal, id, msisdn s
 
 // Stats is the campaign report.
 type Stats struct {
-	ID             string               `json:"id"`
-	Name           string               `json:"name"`
-	Kind           Kind                 `json:"kind"`
-	State          State                `json:"state"`
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Kind  Kind   `json:"kind"`
+	State State  `json:"state"`
+	// CountedAt is when the deliveries were counted: a big campaign's
+	// count is shared for a few times as long as it took (countsCache).
+	CountedAt      time.Time            `json:"counted_at"`
 	Audience       int64                `json:"audience"`
 	Deliveries     map[Status]int64     `json:"deliveries"`
 	Skipped        map[SkipReason]int64 `json:"skipped"`
@@ -980,11 +985,11 @@ func (s *Service) Stats(ctx context.Context, p tenant.Principal, id string) (Sta
 }
 
 func (s *Service) stats(ctx context.Context, c Campaign) (Stats, error) {
-	counts, err := s.Store.DeliveryCounts(ctx, c.TenantID, c.ID)
+	counts, at, err := s.counts.get(ctx, s.Store, c.TenantID, c.ID)
 	if err != nil {
 		return Stats{}, fmt.Errorf("delivery counts: %w", err)
 	}
-	st := Stats{ID: c.ID, Name: c.Name, Kind: c.Kind, State: c.State, Audience: counts.Audience,
+	st := Stats{ID: c.ID, Name: c.Name, Kind: c.Kind, State: c.State, CountedAt: at.UTC(), Audience: counts.Audience,
 		Deliveries: make(map[Status]int64, len(AllStatuses)), Skipped: map[SkipReason]int64{},
 		Channels: map[Channel]int64{}, Segments: counts.Segments}
 	for _, status := range AllStatuses {
