@@ -23,6 +23,7 @@ type countsCache struct {
 
 type keptCounts struct {
 	counts Counts
+	state  State // the campaign's state when counted: a change counts afresh
 	at     time.Time
 	until  time.Time
 }
@@ -32,40 +33,52 @@ const (
 	countsKeptX  = 4
 	maxCountsAge = 30 * time.Second
 	maxKept      = 10000
+	// countTimeout bounds the shared count, which runs on no one
+	// request's context.
+	countTimeout = 2 * time.Minute
 )
 
-// get answers the campaign's counts and when they were counted.
-func (cc *countsCache) get(ctx context.Context, st Store, tenantID, campaignID string) (Counts, time.Time, error) {
+// get answers the campaign's counts and when they were counted. Counts
+// kept from when c was in another state are not used: a campaign that has
+// just completed shows its final numbers, not those of an hour before.
+func (cc *countsCache) get(ctx context.Context, st Store, c Campaign) (Counts, time.Time, error) {
 	now := time.Now()
 	cc.mu.Lock()
-	k, ok := cc.kept[campaignID]
+	k, ok := cc.kept[c.ID]
 	cc.mu.Unlock()
-	if ok && now.Before(k.until) {
+	if ok && k.state == c.State && now.Before(k.until) {
 		return k.counts, k.at, nil
 	}
-	v, err, _ := cc.group.Do(campaignID, func() (any, error) {
+	ch := cc.group.DoChan(c.ID+"/"+string(c.State), func() (any, error) {
 		start := time.Now()
-		// The count is shared: one caller leaving must not cancel it
-		// for the others.
-		counts, err := st.DeliveryCounts(context.WithoutCancel(ctx), tenantID, campaignID)
+		// The count is shared: one caller leaving must not cancel it for
+		// the others.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
+		defer cancel()
+		counts, err := st.DeliveryCounts(cctx, c.TenantID, c.ID)
 		if err != nil {
 			return nil, err
 		}
-		k := keptCounts{counts: counts, at: start}
+		k := keptCounts{counts: counts, state: c.State, at: start}
 		if took := time.Since(start); took >= cheapCount {
 			k.until = start.Add(min(maxCountsAge, countsKeptX*took))
 			cc.mu.Lock()
 			if cc.kept == nil || len(cc.kept) >= maxKept {
 				cc.kept = map[string]keptCounts{}
 			}
-			cc.kept[campaignID] = k
+			cc.kept[c.ID] = k
 			cc.mu.Unlock()
 		}
 		return k, nil
 	})
-	if err != nil {
-		return Counts{}, time.Time{}, err
+	select {
+	case <-ctx.Done():
+		return Counts{}, time.Time{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return Counts{}, time.Time{}, r.Err
+		}
+		k = r.Val.(keptCounts)
+		return k.counts, k.at, nil
 	}
-	k = v.(keptCounts)
-	return k.counts, k.at, nil
 }

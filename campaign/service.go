@@ -985,7 +985,7 @@ func (s *Service) Stats(ctx context.Context, p tenant.Principal, id string) (Sta
 }
 
 func (s *Service) stats(ctx context.Context, c Campaign) (Stats, error) {
-	counts, at, err := s.counts.get(ctx, s.Store, c.TenantID, c.ID)
+	counts, at, err := s.counts.get(ctx, s.Store, c)
 	if err != nil {
 		return Stats{}, fmt.Errorf("delivery counts: %w", err)
 	}

@@ -53,7 +53,9 @@ func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, 
 
 // purgeAlertOnlySQL deletes the alert's contacts that are only that.
 const purgeAlertOnlySQL = `DELETE FROM subscribers AS s
-	WHERE s.id IN (SELECT subscriber_id FROM campaign_contacts WHERE campaign_id = ?1) AND s.alert_only AND NOT s.opted_out AND NOT s.installed
+	WHERE s.id IN (SELECT subscriber_id FROM campaign_contacts WHERE campaign_id = ?1) AND s.alert_only AND NOT s.installed
+	-- An opt-out kept by number (number_opt_outs) outlives the contact.
+	AND (NOT s.opted_out OR EXISTS (SELECT 1 FROM number_opt_outs n WHERE n.msisdn = s.msisdn))
 	AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.subscriber_id = s.id)
 	AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.subscriber_id = s.id)
 	AND NOT EXISTS (SELECT 1 FROM campaign_contacts o WHERE o.subscriber_id = s.id AND o.campaign_id <> ?1)`

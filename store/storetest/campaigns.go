@@ -418,7 +418,13 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		// bare: nothing but the alert; device, optedOut, imported: more
 		// since; shared: also a contact of an alert still running.
 		bare, device, optedOut, imported, shared := msisdn(201), msisdn(202), msisdn(203), msisdn(204), msisdn(205)
-		contacts := []string{bare, device, optedOut, imported, shared, msisdn(1)}
+		// stopped: its number sent STOP before the alert named it, so it
+		// joins opted out; that opt-out is kept by number, not by it.
+		stopped := msisdn(206)
+		if _, err := f.st.OptOutEverywhere(f.ctx, stopped, true); err != nil {
+			t.Fatal(err)
+		}
+		contacts := []string{bare, device, optedOut, imported, shared, stopped, msisdn(1)}
 		ids, err := f.st.EnsureSubscribers(f.ctx, f.tenant, contacts)
 		if err != nil {
 			t.Fatal(err)
@@ -470,10 +476,20 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		if err != nil || n != 1 {
 			t.Fatalf("purge = %d, %v; want the one finished alert", n, err)
 		}
-		wantNotFound(t, "the contact known only through the purged alert", func() error {
-			_, err := f.st.GetSubscriber(f.ctx, f.tenant, bare)
-			return err
-		})
+		for _, m := range []string{bare, stopped} {
+			wantNotFound(t, "the contact known only through the purged alert", func() error {
+				_, err := f.st.GetSubscriber(f.ctx, f.tenant, m)
+				return err
+			})
+		}
+		// The number's STOP outlives its contact: imported later, it
+		// starts opted out.
+		if _, err := f.st.UpsertSubscribers(f.ctx, f.tenant, []subscriber.Row{{MSISDN: stopped}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.st.GetSubscriber(f.ctx, f.tenant, stopped); err != nil || !got.OptedOut {
+			t.Errorf("a number that sent STOP, imported after its alert contact was purged: %+v, %v; want opted out", got, err)
+		}
 		for _, m := range []string{device, optedOut, imported, shared, msisdn(1)} {
 			if _, err := f.st.GetSubscriber(f.ctx, f.tenant, m); err != nil {
 				t.Errorf("%s is more than a contact of the purged alert, but: %v", m, err)
