@@ -15,6 +15,11 @@ import (
 // while it runs, and keeps a count that took long for a few times as long
 // as it took, at most maxCountsAge. A count that takes less than
 // cheapCount is never kept: small campaigns' stats are always fresh.
+//
+// There is one per process (campaign ids are UUIDs), so that a Service may
+// be copied.
+var campaignCounts countsCache
+
 type countsCache struct {
 	group singleflight.Group
 	mu    sync.Mutex

@@ -70,8 +70,6 @@ type Service struct {
 	// counts are realistic.
 	SampleVars templates.Vars
 	Logger     *slog.Logger
-
-	counts countsCache
 }
 
 // now is the service's clock, at the microsecond precision stores keep, so
@@ -985,7 +983,7 @@ func (s *Service) Stats(ctx context.Context, p tenant.Principal, id string) (Sta
 }
 
 func (s *Service) stats(ctx context.Context, c Campaign) (Stats, error) {
-	counts, at, err := s.counts.get(ctx, s.Store, c)
+	counts, at, err := campaignCounts.get(ctx, s.Store, c)
 	if err != nil {
 		return Stats{}, fmt.Errorf("delivery counts: %w", err)
 	}

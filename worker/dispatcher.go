@@ -29,7 +29,11 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 		r.Region, r.Locale, r.Attributes, r.Devices = s.Region, s.Locale, s.Attributes, s.Devices
 		r.OptedOut = s.OptedOut
 	}
-	if r.OptedOut && e.policy(c.TenantID).SkipsOptedOut(c.Kind) {
+	pol, err := e.sendPolicy(c)
+	if err != nil {
+		return nil, err
+	}
+	if r.OptedOut && pol.SkipsOptedOut(c.Kind) {
 		// Nothing would go out: no test slot is taken.
 		out := make([]campaign.TestResult, 0, len(c.Channels))
 		for _, ch := range c.Channels {

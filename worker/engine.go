@@ -314,26 +314,27 @@ const policyTTL = time.Second
 
 // policy is the tenant's marketing policy: Policy with the tenant's own
 // settings over it, read at most once a policyTTL. A store that cannot be
-// read keeps the last policy read, or the deployment's when there is none;
-// a setting that no longer reads (a zone gone from the system) keeps its
-// default.
-func (e *Engine) policy(tenantID string) campaign.Policy {
+// read keeps the last policy read; with none read yet it is an error, so
+// that no marketing goes out under another carrier's opt-out text or
+// window. A setting that no longer reads (a zone gone from the system)
+// keeps its default.
+func (e *Engine) policy(tenantID string) (campaign.Policy, error) {
 	now := time.Now()
 	e.mu.Lock()
 	cp, ok := e.polCache[tenantID]
 	e.mu.Unlock()
 	if ok && now.Sub(cp.at) < policyTTL {
-		return cp.p
+		return cp.p, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	own, err := e.Store.TenantPolicy(ctx, tenantID)
 	if err != nil {
-		e.Logger.Warn("tenant policy unreadable: the last one read applies", "tenant", tenantID, "err", err)
 		if ok {
-			return cp.p
+			e.Logger.Warn("tenant policy unreadable: the last one read applies", "tenant", tenantID, "err", err)
+			return cp.p, nil
 		}
-		return e.Policy
+		return e.Policy, fmt.Errorf("tenant policy: %w", err)
 	}
 	p, err := e.Policy.With(own)
 	if err != nil {
@@ -345,6 +346,25 @@ func (e *Engine) policy(tenantID string) campaign.Policy {
 	}
 	e.polCache[tenantID] = cachedPolicy{p: p, at: now}
 	e.mu.Unlock()
+	return p, nil
+}
+
+// sendPolicy is the policy c's messages go out under: the tenant's for
+// marketing (an error while none can be read), and for an exposure alert,
+// which none of the marketing rules hold back, whatever was read (the
+// deployment's flags are what it looks at).
+func (e *Engine) sendPolicy(c campaign.Campaign) (campaign.Policy, error) {
+	if !c.Kind.Marketing() {
+		return e.windowPolicy(c.TenantID), nil
+	}
+	return e.policy(c.TenantID)
+}
+
+// windowPolicy is policy for deciding whether to hold a campaign for its
+// window: with no policy read yet, the deployment's decides, since nothing
+// is sent without the tenant's own (prepare).
+func (e *Engine) windowPolicy(tenantID string) campaign.Policy {
+	p, _ := e.policy(tenantID)
 	return p
 }
 

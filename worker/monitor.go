@@ -184,7 +184,7 @@ func (e *Engine) holding(c campaign.Campaign, now time.Time) bool {
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
 		return false
 	}
-	pol := e.policy(c.TenantID)
+	pol := e.windowPolicy(c.TenantID)
 	return !pol.HoldUntil(c.Kind, now).IsZero() || !pol.HoldUntil(c.Kind, now.Add(-e.set.StaleAfter)).IsZero()
 }
 

@@ -272,7 +272,7 @@ func (e *Engine) blocked(c campaign.Campaign, now time.Time) (hold time.Time, ex
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
 		return time.Time{}, campaign.SkipCampaignEnded
 	}
-	hold = e.policy(c.TenantID).HoldUntil(c.Kind, now)
+	hold = e.windowPolicy(c.TenantID).HoldUntil(c.Kind, now)
 	if !hold.IsZero() && c.EndBy != nil && hold.After(*c.EndBy) {
 		return time.Time{}, campaign.SkipQuietHoursExpired
 	}
@@ -336,7 +336,10 @@ func (e *Engine) skipped(r campaign.Recipient, why campaign.SkipReason) campaign
 
 // prepare applies the policy and renders every message of a batch.
 func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []campaign.Recipient) ([]*job, error) {
-	pol := e.policy(c.TenantID)
+	pol, err := e.sendPolicy(c)
+	if err != nil {
+		return nil, err
+	}
 	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && pol.SkipsOptedOut(c.Kind) }
 	// An audience of subscribers who have not installed the app is checked
 	// again at the claim: one who installed since fan-out chose them is
@@ -488,7 +491,11 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 	if err != nil {
 		return err
 	}
-	text := e.policy(c.TenantID).DecorateSMS(c.Kind, body, ct.t.Transliterate)
+	pol, err := e.sendPolicy(c)
+	if err != nil {
+		return err
+	}
+	text := pol.DecorateSMS(c.Kind, body, ct.t.Transliterate)
 	count := templates.CountSMS(text)
 	if count.Characters > templates.MaxSMSCharacters {
 		// The provider would refuse it (Twilio's 21617): fail it here,

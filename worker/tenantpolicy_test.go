@@ -1,7 +1,10 @@
 package worker_test
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +44,60 @@ func TestATenantsOwnPolicyGovernsItsCampaigns(t *testing.T) {
 		for _, m := range msgs {
 			if !strings.HasSuffix(m.Body, "Tu choi: soan HUY gui 1234") || strings.Contains(m.Body, "9241") {
 				t.Fatalf("an SMS without the tenant's own opt-out text: %q", m.Body)
+			}
+		}
+	})
+}
+
+// policyFailStore fails TenantPolicy while fail is set.
+type policyFailStore struct {
+	testStore
+	fail atomic.Bool
+}
+
+func (s *policyFailStore) TenantPolicy(ctx context.Context, tenantID string) (tenant.Policy, error) {
+	if s.fail.Load() {
+		return tenant.Policy{}, errors.New("tenant policy unreadable")
+	}
+	return s.testStore.TenantPolicy(ctx, tenantID)
+}
+
+// A worker that cannot read the tenant's policy yet sends no marketing
+// (it would go out under the deployment's opt-out text, another carrier's
+// short code) until it can; an exposure alert, which no marketing rule
+// holds back, goes at once.
+func TestNoMarketingGoesOutBeforeTheTenantsPolicyIsRead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(20) // every tenth opted out: 18 eligible
+		if _, err := h.service.SetPolicy(h.ctx, h.admin, tenant.Policy{OptOutText: "Tu choi: soan HUY gui 1234"}); err != nil {
+			t.Fatal(err)
+		}
+		failing := &policyFailStore{testStore: h.store}
+		failing.fail.Store(true)
+		plain := h.store
+		h.store = failing
+		h.startWorker(worker.Settings{})
+		h.store = plain
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		h.act(c.ID, campaign.ActionStart)
+		contacts, sms := h.alertContacts(10)
+		if _, err := h.createAlert(h.ctx, h.service, contacts, sms); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.waitReached(contacts, 20*time.Second); n != len(contacts) {
+			t.Fatalf("the alert reached %d of %d contacts while the tenant's policy was unreadable", n, len(contacts))
+		}
+		for i, m := range msisdns {
+			if n := h.twilio.CountTo(m); n != 0 {
+				t.Fatalf("subscriber %d got %d marketing messages before the tenant's policy was read", i, n)
+			}
+		}
+		failing.fail.Store(false)
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		h.expectOnce(msisdns)
+		for _, m := range h.twilio.Messages() {
+			if strings.HasPrefix(m.To, "+8491") && !strings.HasSuffix(m.Body, "Tu choi: soan HUY gui 1234") {
+				t.Fatalf("a marketing SMS without the tenant's own opt-out text: %q", m.Body)
 			}
 		}
 	})
