@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -39,6 +40,45 @@ type TwilioWebhooks struct {
 	Logger    *slog.Logger
 	// MaxBodyBytes bounds a callback body (default 64 KiB).
 	MaxBodyBytes int64
+
+	// done remembers the callbacks handled lately, by message and status:
+	// Twilio's signature has no time in it, so a captured callback could
+	// be replayed at any rate, and each would write to the store. A repeat
+	// is answered as the first was, from memory.
+	done *recentKeys
+}
+
+// recentKeys is a bounded set of strings; the oldest go first.
+type recentKeys struct {
+	mu    sync.Mutex
+	set   map[string]struct{}
+	order []string
+	next  int
+}
+
+func newRecentKeys(n int) *recentKeys {
+	return &recentKeys{set: make(map[string]struct{}, n), order: make([]string, n)}
+}
+
+func (r *recentKeys) has(k string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[k]
+	return ok
+}
+
+func (r *recentKeys) add(k string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[k]; ok {
+		return
+	}
+	if old := r.order[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.order[r.next] = k
+	r.set[k] = struct{}{}
+	r.next = (r.next + 1) % len(r.order)
 }
 
 // Register adds POST /webhooks/twilio/status and /webhooks/twilio/inbound.
@@ -49,6 +89,7 @@ func (w TwilioWebhooks) Register(r *gin.Engine) {
 	if w.Logger == nil {
 		w.Logger = slog.Default()
 	}
+	w.done = newRecentKeys(100_000)
 	r.POST("/webhooks/twilio/status", w.verified(w.status))
 	r.POST("/webhooks/twilio/inbound", w.verified(w.inbound))
 }
@@ -82,7 +123,8 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 		return
 	}
 	st, ok := campaign.ReceiptStatus(cb.Status)
-	if !ok {
+	key := "status\x00" + cb.MessageSID + "\x00" + cb.Status + "\x00" + cb.ErrorCode + "\x00" + c.Query(campaign.DeliveryParam)
+	if !ok || w.done.has(key) {
 		c.Status(http.StatusNoContent)
 		return
 	}
@@ -115,6 +157,7 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 			w.Logger.Info("opted out by the provider", "subscriber", subscriber.Mask(msisdn), "code", cb.ErrorCode, "subscribers", n)
 		}
 	}
+	w.done.add(key)
 	c.Status(http.StatusNoContent)
 }
 
@@ -122,6 +165,11 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 	in, err := twilio.ParseInbound(form)
 	if err != nil {
 		WriteError(c, fmt.Errorf("%w: %v", apperr.ErrMalformed, err))
+		return
+	}
+	key := "inbound\x00" + in.MessageSID
+	if w.done.has(key) {
+		emptyTwiML(c)
 		return
 	}
 	kw := w.Keywords.Match(in.Body)
@@ -152,6 +200,7 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 		}
 		w.Logger.Info("inbound keyword", "subscriber", subscriber.Mask(msisdn), "opt_out", kw == subscriber.KeywordOptOut, "subscribers", n)
 	}
+	w.done.add(key)
 	emptyTwiML(c)
 }
 

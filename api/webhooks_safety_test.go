@@ -171,13 +171,8 @@ func TestAStatusCallbackWithTheOptOutCodeOptsTheSubscriberOut(t *testing.T) {
 // it whatever the words (a STOP in a word outreach does not know, a START
 // Twilio has already unblocked the number for).
 func TestAnInboundMessageFollowsTwiliosOptOutType(t *testing.T) {
-	f := newFixture(t, withTwilioWebhooks(io.Discard))
+	f, tid, m := hookSubscriber(t)
 	ctx := context.Background()
-	tid := f.tenants[tenantA].ID
-	const m = "+84912345678"
-	if _, err := f.store.UpsertSubscribers(ctx, tid, []subscriber.Row{{MSISDN: m, Region: "HN"}}, ""); err != nil {
-		t.Fatal(err)
-	}
 	steps := []struct {
 		body, optOutType string
 		want             bool
@@ -202,4 +197,38 @@ func TestAnInboundMessageFollowsTwiliosOptOutType(t *testing.T) {
 			t.Fatalf("after %q (OptOutType %q): opted out = %v, want %v", st.body, st.optOutType, s.OptedOut, st.want)
 		}
 	}
+}
+
+// Twilio's signature has no time in it: a captured callback replayed is
+// answered as the first was and changes nothing more (here a STOP replayed
+// after the subscriber opted back in).
+func TestAReplayedTwilioCallbackChangesNothing(t *testing.T) {
+	f, tid, m := hookSubscriber(t)
+	ctx := context.Background()
+	stop := url.Values{"MessageSid": {"SM00000000000000000000000000000001"}, "From": {m}, "To": {"+15005550006"}, "Body": {"STOP"}}
+	must(t, http.StatusOK, postHook(t, f, "/webhooks/twilio/inbound", stop, ""))
+	if s, err := f.store.GetSubscriber(ctx, tid, m); err != nil || !s.OptedOut {
+		t.Fatalf("after STOP: %+v, %v", s, err)
+	}
+	if err := f.store.SetOptOut(ctx, tid, m, false); err != nil { // the carrier's call centre
+		t.Fatal(err)
+	}
+	for range 3 {
+		must(t, http.StatusOK, postHook(t, f, "/webhooks/twilio/inbound", stop, ""))
+	}
+	if s, err := f.store.GetSubscriber(ctx, tid, m); err != nil || s.OptedOut {
+		t.Fatalf("a replayed STOP opted the subscriber out again: %+v, %v", s, err)
+	}
+}
+
+// hookSubscriber is a fixture with the Twilio webhooks and one subscriber
+// of tenant A: its tenant id and number.
+func hookSubscriber(t *testing.T) (f *fixture, tenantID, msisdn string) {
+	t.Helper()
+	f = newFixture(t, withTwilioWebhooks(io.Discard))
+	tenantID, msisdn = f.tenants[tenantA].ID, "+84912345678"
+	if _, err := f.store.UpsertSubscribers(context.Background(), tenantID, []subscriber.Row{{MSISDN: msisdn, Region: "HN"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	return f, tenantID, msisdn
 }
