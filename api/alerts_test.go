@@ -16,7 +16,7 @@ func TestAlertCreation(t *testing.T) {
 	kicks := len(f.disp.kicked())
 	body := map[string]any{
 		"name": "F1 contacts 2026-11-24", "channels": []string{"sms", "push"},
-		"templates": map[string]string{"sms": s.smsTemplate, "push": s.pushTemplate},
+		"templates": map[string]string{"sms": s.alertTemplate, "push": s.pushTemplate},
 		"contacts":  []string{"+84912345678", "0987654321", "0912345678", "", "not-a-number", "84933333333"},
 	}
 	r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, body)).obj(t)
@@ -65,7 +65,7 @@ func TestAlertCreation(t *testing.T) {
 				t.Errorf("actor %q", e.Actor)
 			}
 			d := string(e.Details)
-			if !strings.Contains(d, `"contacts":3`) || !strings.Contains(d, s.smsTemplate) {
+			if !strings.Contains(d, `"contacts":3`) || !strings.Contains(d, s.alertTemplate) {
 				t.Errorf("details %s", d)
 			}
 			for _, n := range []string{"912345678", "987654321", "933333333"} {
@@ -143,7 +143,7 @@ func TestAlertValidation(t *testing.T) {
 	t.Run("no valid contact is 422 and creates nothing", func(t *testing.T) {
 		before := len(f.disp.kicked())
 		r := must(t, 422, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
-			"name": "x", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.smsTemplate},
+			"name": "x", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
 			"contacts": []string{"123", "abc"},
 		}))
 		msg, _ := r.details(t)["contacts"].(string)
@@ -175,7 +175,7 @@ func TestAnAlertOnlyContactIsNotShownOutsideHealth(t *testing.T) {
 	const contact = "+84977000111"
 	hk := f.key(tenantA, tenant.RoleHealth)
 	must(t, 202, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
-		"name": "F1 contacts", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.smsTemplate},
+		"name": "F1 contacts", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
 		"contacts": []string{contact}}))
 	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, hk, nil))
 	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, f.key(tenantA, tenant.RoleAdmin), nil))

@@ -262,6 +262,7 @@ func must(t *testing.T, want int, r response) response {
 // seeded are tenant A's objects every route can point at.
 type seeded struct {
 	smsTemplate, pushTemplate string
+	alertTemplate             string // an SMS with no install link nor reward
 	campaign                  string
 	alert                     string
 	msisdn                    string // in E.164
@@ -286,9 +287,13 @@ func (f *fixture) seed(t *testing.T) seeded {
 		"name": "promo-push", "channel": "push", "locale": "vi", "title": "Bluezone",
 		"body": "Cài Bluezone để bảo vệ mình", "data": map[string]string{"screen": "install"},
 	})).obj(t)["id"].(string)
+	s.alertTemplate = must(t, 201, f.call(t, "POST", "/v1/templates", f.key(tenantA, tenant.RoleHealth), map[string]any{
+		"name": "f1-vi", "channel": "sms", "locale": "vi",
+		"body": "Bạn đã ở gần người nhiễm COVID-19. Hãy tự cách ly và gọi 1900 9095.", "transliterate": true,
+	})).obj(t)["id"].(string)
 	s.campaign = must(t, 201, f.call(t, "POST", "/v1/campaigns", mk, f.campaignBody(s))).obj(t)["id"].(string)
 	s.alert = must(t, 202, f.call(t, "POST", "/v1/alerts", f.key(tenantA, tenant.RoleHealth), map[string]any{
-		"name": "F1 contacts", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.smsTemplate},
+		"name": "F1 contacts", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
 		"contacts": []string{"0987654321"},
 	})).obj(t)["id"].(string)
 	return s

@@ -80,6 +80,9 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
 		return AlertResult{}, err
 	}
+	if err := s.checkFieldsUsed(ctx, p, fe, KindExposureAlert, in.Templates, false); err != nil {
+		return AlertResult{}, err
+	}
 	res := AlertResult{InvalidContacts: []InvalidContact{}}
 	var numbers []string
 	switch {

@@ -490,6 +490,11 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
 		return Campaign{}, err
 	}
+	if kind == KindInstallPromotion {
+		if err := s.checkFieldsUsed(ctx, p, fe, kind, in.Templates, in.Reward != nil); err != nil {
+			return Campaign{}, err
+		}
+	}
 	if in.RatePerSecond < 0 || in.RatePerSecond > MaxRatePerSecond {
 		fe.Add("rate_per_second", "must be 0 (no campaign limit) to %d", MaxRatePerSecond)
 	}
@@ -631,6 +636,48 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 		}
 		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkFieldsUsed refuses templates that use a field the campaign cannot
+// fill, which would go out empty in every message: {{.RewardMB}} in an
+// install promotion paying no reward ("0MB"), {{.InstallLink}} or
+// {{.RewardMB}} in an exposure alert (it has neither).
+func (s *Service) checkFieldsUsed(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind,
+	tmpls map[Channel]string, paysReward bool) error {
+	for ch, id := range tmpls {
+		if _, err := uuid.Parse(id); err != nil {
+			continue // checkChannels reports it
+		}
+		t, err := s.Store.GetTemplate(ctx, p.TenantID, id)
+		if errors.Is(err, apperr.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read template: %w", err)
+		}
+		parts := map[string]string{"body": t.Body, "title": t.Title}
+		for k, v := range t.Data {
+			parts["data."+k] = v
+		}
+		uses := func(field string) bool {
+			for part, text := range parts {
+				if tm, err := templates.Parse(t.Name+"."+part, text); err == nil && tm.Uses(field) {
+					return true
+				}
+			}
+			return false
+		}
+		field := "templates." + string(ch)
+		switch {
+		case kind == KindExposureAlert && uses("InstallLink"):
+			fe.Add(field, "template %q uses {{.InstallLink}}: an exposure alert has no install link, and every message would go without it", t.Name)
+		case kind == KindExposureAlert && uses("RewardMB"):
+			fe.Add(field, "template %q uses {{.RewardMB}}: an exposure alert pays no reward, and every message would say 0", t.Name)
+		case kind == KindInstallPromotion && !paysReward && uses("RewardMB"):
+			fe.Add(field, "template %q uses {{.RewardMB}} but the campaign has no reward: every message would say 0; add a reward or use another template", t.Name)
 		}
 	}
 	return nil

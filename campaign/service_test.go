@@ -485,3 +485,54 @@ func TestAnAlertWhoseCreationRunsOutOfTimeIsCancelled(t *testing.T) {
 		t.Errorf("no alert.abort audit entry (%v)", err)
 	}
 }
+
+// A template that uses a field the campaign cannot fill is refused: every
+// message would carry it empty ("nhận 0MB", a sentence ending in a blank
+// link).
+func TestATemplateUsingAFieldTheCampaignCannotFillIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	promo := e.template(t, campaign.TemplateInput{Name: "promo", Channel: campaign.ChannelSMS,
+		Body: "Cài Bluezone nhận {{.RewardMB}}MB: {{.InstallLink}}"})
+	linkOnly := e.template(t, campaign.TemplateInput{Name: "link", Channel: campaign.ChannelSMS,
+		Body: "Cài Bluezone: {{.InstallLink}}"})
+	deepLink := e.template(t, campaign.TemplateInput{Name: "push", Channel: campaign.ChannelPush, Title: "Bluezone",
+		Body: "Cài Bluezone", Data: map[string]string{"link": "{{if .Name}}{{.InstallLink}}{{end}}"}})
+	field := func(err error, name string) string {
+		t.Helper()
+		var fe apperr.FieldErrors
+		if !errors.As(err, &fe) {
+			t.Fatalf("err = %v, want field errors naming %s", err, name)
+		}
+		return fe[name]
+	}
+
+	_, err := e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "no reward", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: promo.ID}})
+	if msg := field(err, "templates.sms"); !strings.Contains(msg, "{{.RewardMB}}") || !strings.Contains(msg, "no reward") {
+		t.Errorf("a promotion with no reward and {{.RewardMB}}: %q", msg)
+	}
+	if _, err := e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "rewarded", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: promo.ID},
+		Reward:    &campaign.Reward{DataMB: 5120, BudgetMB: 51200, AttributionDays: 14}}); err != nil {
+		t.Errorf("a rewarded promotion with {{.RewardMB}}: %v", err)
+	}
+	if _, err := e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "link only", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: linkOnly.ID}}); err != nil {
+		t.Errorf("a promotion with no reward and only {{.InstallLink}}: %v", err)
+	}
+
+	health := e.p
+	health.Role = tenant.RoleHealth
+	for _, tc := range []struct {
+		ch   campaign.Channel
+		id   string
+		want string
+	}{{campaign.ChannelSMS, promo.ID, "{{.InstallLink}}"}, {campaign.ChannelPush, deepLink.ID, "{{.InstallLink}}"}} {
+		_, err := e.svc.CreateAlert(ctx, health, campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{tc.ch},
+			Templates: map[campaign.Channel]string{tc.ch: tc.id}, Contacts: []string{"0912345678"}})
+		if msg := field(err, "templates."+string(tc.ch)); !strings.Contains(msg, tc.want) {
+			t.Errorf("an alert with a %s template using %s: %q", tc.ch, tc.want, msg)
+		}
+	}
+}

@@ -98,7 +98,12 @@ var sample = view{Name: "An", InstallLink: "https://example.invalid/i", RewardMB
 type Template struct {
 	name string
 	tmpl *template.Template
+	used map[string]bool
 }
+
+// Uses reports whether the template uses the field (Name, InstallLink,
+// RewardMB, Region, Attr) anywhere, in a branch the sample takes or not.
+func (t *Template) Uses(field string) bool { return t.used[field] }
 
 // Name is the name the template was parsed with.
 func (t *Template) Name() string { return t.name }
@@ -121,10 +126,11 @@ func Parse(name, body string) (*Template, error) {
 	if err != nil {
 		return nil, refuse("%s", tidy(name, err))
 	}
-	if err := validate(tmpl); err != nil {
+	used, err := validate(tmpl)
+	if err != nil {
 		return nil, refuse("%s", err)
 	}
-	t := &Template{name: name, tmpl: tmpl}
+	t := &Template{name: name, tmpl: tmpl, used: used}
 	if _, err := t.execute(sample); err != nil {
 		return nil, refuse("with sample values: %s", tidy(name, err))
 	}

@@ -18,23 +18,25 @@ func isField(name string) bool {
 
 // validate walks the whole tree, so that a mistake in a branch the sample
 // run does not take is still caught at Parse, not on the millionth message.
-func validate(tmpl *template.Template) error {
+// It answers the fields the template uses.
+func validate(tmpl *template.Template) (map[string]bool, error) {
 	for _, other := range tmpl.Templates() {
 		if other.Name() != tmpl.Name() {
-			return fmt.Errorf("define and block are not allowed (found %q)", other.Name())
+			return nil, fmt.Errorf("define and block are not allowed (found %q)", other.Name())
 		}
 	}
 	if tmpl.Tree == nil {
-		return nil
+		return nil, nil
 	}
-	c := checker{tree: tmpl.Tree}
+	c := checker{tree: tmpl.Tree, used: map[string]bool{}}
 	c.walk(tmpl.Tree.Root)
-	return c.err
+	return c.used, c.err
 }
 
 type checker struct {
 	tree *parse.Tree
 	err  error
+	used map[string]bool
 }
 
 func (c *checker) fail(n parse.Node, format string, args ...any) {
@@ -101,5 +103,7 @@ func (c *checker) field(n parse.Node, ident []string) {
 		c.fail(n, "unknown field .%s; fields are .Name, .InstallLink, .RewardMB, .Region, and .Attr \"key\" for custom attributes", ident[0])
 	case len(ident) > 1:
 		c.fail(n, ".%s has no field .%s", ident[0], ident[1])
+	default:
+		c.used[ident[0]] = true
 	}
 }

@@ -210,10 +210,14 @@ func TestNoSecretNumberOrTokenReachesTheLogs(t *testing.T) {
 	for _, n := range contactNSNs {
 		contacts = append(contacts, "0"+n)
 	}
-	var alert struct{ ID string }
+	var alert, alertSMS struct{ ID string }
 	hc := client{t: t, base: base, key: health}
+	if code := hc.json("POST", "/v1/templates", map[string]any{"name": "f1", "channel": "sms", "locale": "vi",
+		"body": "Ban da o gan nguoi nhiem COVID-19, {{.Name}}. Hay tu cach ly."}, &alertSMS); code != 201 {
+		t.Fatalf("alert template: %d", code)
+	}
 	if code := hc.json("POST", "/v1/alerts", map[string]any{"name": "F1 contacts", "channels": []string{"push", "sms"},
-		"templates": map[string]string{"sms": sms.ID, "push": push.ID}, "contacts": contacts, "push_fallback_sms": true}, &alert); code != 202 {
+		"templates": map[string]string{"sms": alertSMS.ID, "push": push.ID}, "contacts": contacts, "push_fallback_sms": true}, &alert); code != 202 {
 		t.Fatalf("create alert: %d", code)
 	}
 	waitState(t, hc, "/v1/alerts/"+alert.ID)
