@@ -100,6 +100,9 @@ type memStore struct {
 	written          int
 }
 
+// ListRegions: no region table, so any region is taken.
+func (m *memStore) ListRegions(context.Context, string) ([]subscriber.Region, error) { return nil, nil }
+
 func (m *memStore) UpsertSubscribers(_ context.Context, _ string, rows []subscriber.Row, _ string) (subscriber.UpsertResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

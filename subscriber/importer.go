@@ -150,6 +150,22 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 	if err != nil {
 		return ImportResult{Errors: []RowError{}}, err
 	}
+	// Once the tenant has loaded its regions, a row's region must be one
+	// of them: a subscriber in region "XX" would be left out of every
+	// campaign by region and counted nowhere in the adoption report.
+	var regions map[string]bool
+	if cols.region >= 0 {
+		rs, err := im.Store.ListRegions(ctx, tenantID)
+		if err != nil {
+			return ImportResult{Errors: []RowError{}}, fmt.Errorf("import: regions: %w", err)
+		}
+		if len(rs) > 0 {
+			regions = make(map[string]bool, len(rs))
+			for _, r := range rs {
+				regions[r.Code] = true
+			}
+		}
+	}
 
 	w := im.startWriters(ctx, tenantID, list, batchSize, writers)
 	finish := func(err error) (ImportResult, error) {
@@ -199,6 +215,14 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 		}
 		if cols.region >= 0 {
 			row.Region = strings.TrimSpace(rec[cols.region])
+			if row.Region != "" && regions != nil && !regions[row.Region] {
+				reason := fmt.Sprintf("region %q is not in the region table (PUT /v1/regions)", row.Region)
+				if up := strings.ToUpper(row.Region); regions[up] {
+					reason += fmt.Sprintf("; did you mean %q?", up)
+				}
+				reject(RowError{Line: line, MSISDN: Mask(msisdn), Reason: reason})
+				continue
+			}
 		}
 		if cols.locale >= 0 {
 			switch l := strings.ToLower(strings.TrimSpace(rec[cols.locale])); l {

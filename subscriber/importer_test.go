@@ -388,3 +388,34 @@ func TestAColumnNamedTwiceOnceDecomposedIsRefused(t *testing.T) {
 		t.Fatalf("import err = %v, want the column named twice refused", err)
 	}
 }
+
+// Once the tenant has loaded its regions, a row whose region is not one of
+// them is reported by line (with the code it may have meant) and the rest
+// land; before that, any region is taken.
+func TestARowInARegionOutsideTheTableIsRefused(t *testing.T) {
+	ctx := context.Background()
+	s, tid := newImportStore(t)
+	csv := lines(
+		"msisdn,region,name",
+		"0912345678,HN,An",
+		"0987654321,XX,Bình", // line 3: no such region
+		"0901234567,hg,Châu", // line 4: lower case
+		"0966666666,,Hải",    // no region: keeps the stored one
+	)
+	before := runImport(t, &subscriber.Importer{Store: s}, tid, csv, "")
+	if before.Imported != 4 || before.Rejected != 0 {
+		t.Fatalf("before the region table is loaded: %+v, want every row", before)
+	}
+	if err := s.ReplaceRegions(ctx, tid, []subscriber.Region{{Code: "HN", Name: "Hà Nội", Population: 8_000_000},
+		{Code: "HG", Name: "Hà Giang", Population: 850_000}}); err != nil {
+		t.Fatal(err)
+	}
+	res := runImport(t, &subscriber.Importer{Store: s}, tid, strings.Replace(csv, "0912345678", "0912345679", 1), "")
+	want := []subscriber.RowError{
+		{Line: 3, MSISDN: subscriber.Mask("+84987654321"), Reason: `region "XX" is not in the region table (PUT /v1/regions)`},
+		{Line: 4, MSISDN: subscriber.Mask("+84901234567"), Reason: `region "hg" is not in the region table (PUT /v1/regions); did you mean "HG"?`},
+	}
+	if res.Imported != 1 || res.Updated != 1 || res.Rejected != 2 || !slices.Equal(res.Errors, want) {
+		t.Fatalf("result = %+v,\nwant 1 imported, 1 updated, 2 rejected: %+v", res, want)
+	}
+}

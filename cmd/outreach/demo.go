@@ -67,6 +67,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if _, err := os.Stat(filepath.Join(work, demoDB)); err == nil {
 			return fmt.Errorf("demo: --dir %s holds an earlier run's %s; remove it or give another directory", work, demoDB)
 		}
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return fmt.Errorf("demo: --dir: %w", err)
+		}
 	}
 	if work == "" {
 		d, err := os.MkdirTemp("", "outreach-demo-")

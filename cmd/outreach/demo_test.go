@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 
 func TestTheDemoRunsTheWholeTourAndPrintsTheAdoptionReport(t *testing.T) {
 	var out bytes.Buffer
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "not", "yet") // --dir is created
 	noEnv := func(string) (string, bool) { return "", false }
 	err := realMain(context.Background(), []string{"demo", "--subscribers", "400", "--dir", dir}, &out, io.Discard, noEnv)
 	if err != nil {
