@@ -64,6 +64,9 @@ func TestTheAdoptionCSVIsSafeAndHonest(t *testing.T) {
 		{"1", "DN", "Đà Nẵng", "1128713", "456000", "0.404", "", ""},
 		{"2", "HG", "'=cmd|calc", "854679", "4", "0.00000468", "", ""},
 		{"3", "'-X", "'@SUM(A1)", "1000", "0", "0.000", "", ""},
+		// The regions add up to the national installs with those of no
+		// known region.
+		{"", "unassigned", "No known region", "", "6", "", "", ""},
 		{"", "national", "National", "1984392", "456010", "0.230", "50000000", "0.009"},
 	})
 }

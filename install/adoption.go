@@ -120,6 +120,11 @@ func (a Adoption) CSV() [][]string {
 		rows = append(rows, []string{strconv.Itoa(r.Rank), csvcell.Text(r.Code), csvcell.Text(r.Name),
 			i(r.Population), i(r.Installs), formatRatio(r.Rate), "", ""})
 	}
+	if a.Unassigned > 0 {
+		// The national installs count them: without this row the regions
+		// would not add up to it.
+		rows = append(rows, []string{"", "unassigned", "No known region", "", i(a.Unassigned), "", "", ""})
+	}
 	return append(rows, []string{"", "national", "National", i(population), i(a.Installs),
 		formatRatio(Ratio(a.Installs, population)), i(a.Target), formatRatio(a.Progress)})
 }

@@ -32,7 +32,8 @@ func TestBuildAdoptionReproducesTheReferenceFigures(t *testing.T) {
 		t.Errorf("national = %d installs, %d unassigned, target %d, progress %v", a.Installs, a.Unassigned, a.Target, a.Progress)
 	}
 	rows := a.CSV()
-	if len(rows) != 6 || rows[1][1] != "DN" || rows[1][5] != "0.404" || rows[5][1] != "national" || rows[5][4] != "3224015" {
+	if len(rows) != 7 || rows[1][1] != "DN" || rows[1][5] != "0.404" || rows[5][1] != "unassigned" || rows[5][4] != "10" ||
+		rows[6][1] != "national" || rows[6][4] != "3224015" {
 		t.Errorf("csv = %v", rows)
 	}
 }
