@@ -313,6 +313,26 @@ func TestACancelledCampaignsUnsentDeliveriesAreSkippedAsCancelled(t *testing.T) 
 			t.Errorf("state %s", s.State)
 		}
 		t.Logf("%d sent before the cancel, %d skipped as cancelled", sent, s.Skipped[campaign.SkipCampaignCancelled])
+		// Once the tasks queued before the cancel have run, nothing of the
+		// campaign is left in Redis (its backlog count used to stay for
+		// good, below zero).
+		insp := asynq.NewInspectorFromRedisClient(h.conns[0].Redis)
+		for {
+			info, err := insp.GetQueueInfo(queue.QueueMarketing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Pending+info.Active+info.Scheduled+info.Retry == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("marketing tasks still queued 20 s after the cancel: %+v", info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if n, err := h.conns[0].Redis.Exists(h.ctx, "outreach:backlog:"+c.ID).Result(); err != nil || n != 0 {
+			t.Errorf("the cancelled campaign's backlog count is still in Redis (%d, %v)", n, err)
+		}
 	})
 }
 

@@ -137,7 +137,7 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			if _, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now); err == nil {
 				e.Store.Audit(ctx, campaign.AuditEntry{TenantID: c.TenantID, Actor: "system", Action: "campaign.complete",
 					ObjectType: "campaign", ObjectID: c.ID, At: now})
-				e.Queue.Redis.Del(ctx, backlogKey(c.ID))
+				e.dropBacklog(ctx, c.ID)
 			}
 			continue
 		}

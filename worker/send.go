@@ -63,9 +63,16 @@ func (e *Engine) handleSend(ctx context.Context, t *asynq.Task) error {
 		leave()
 		return err
 	}
+	if c.State.Final() {
+		// Cancelled or completed: nothing more goes out, and nothing of
+		// the campaign is paced any more. Its backlog count goes (leaving
+		// it would write it back, below zero, for good).
+		e.dropBacklog(ctx, c.ID)
+		return nil
+	}
 	if c.State != campaign.StateRunning {
 		// Paused: the deliveries stay pending in the store and a resume
-		// re-drives them. Cancelled or completed: nothing more goes out.
+		// re-drives them.
 		leave()
 		return nil
 	}
@@ -252,6 +259,13 @@ func (e *Engine) holdOrExpire(ctx context.Context, c campaign.Campaign, p sendPa
 		return true, fmt.Errorf("hold for send window: %w", err)
 	}
 	return true, nil
+}
+
+// dropBacklog deletes a finished campaign's backlog count.
+func (e *Engine) dropBacklog(ctx context.Context, campaignID string) {
+	if err := e.Queue.Redis.Del(context.WithoutCancel(ctx), backlogKey(campaignID)).Err(); err != nil {
+		e.Logger.Warn("backlog", "campaign", campaignID, "err", err)
+	}
 }
 
 // leaveBacklog takes p's deliveries out of the campaign's backlog count.

@@ -100,5 +100,6 @@ func (e *Engine) handleSettle(ctx context.Context, t *asynq.Task) error {
 		p.Round++
 		return e.enqueueSettle(ctx, p, min(30*time.Second, e.set.SendingStaleAfter/2))
 	}
+	e.dropBacklog(ctx, c.ID)
 	return nil
 }
