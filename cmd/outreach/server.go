@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"outreach/api"
@@ -35,6 +36,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// redisLog writes go-redis's own messages (a pool that cannot dial, say)
+// into the process's JSON log, where they used to come as plain text lines.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // app is one process's wiring.
@@ -227,11 +236,12 @@ func runServer(ctx context.Context, mode string, args []string, stdout, stderr i
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := newLogger(cfg, stderr)
-	warnSettings(cfg, log)
 	if mode != "serve" && cfg.RedisURL == "" {
 		return errors.New("OUTREACH_REDIS_URL: required for split api/worker processes (the in-process Redis is private to one process); use serve for the embedded default")
 	}
+	log := newLogger(cfg, stderr)
+	redis.SetLogger(redisLog{log})
+	warnSettings(cfg, log)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err

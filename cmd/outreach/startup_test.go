@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -130,9 +131,28 @@ func TestCommandsSayWhatIsWrongWithWhatTheyAreGiven(t *testing.T) {
 	if err := realMain(ctx, []string{"migrate"}, io.Discard, io.Discard, badDB); err != nil {
 		t.Fatal(err)
 	}
-	if err := realMain(ctx, []string{"worker"}, io.Discard, io.Discard, badDB); err == nil ||
+	var logs strings.Builder
+	if err := realMain(ctx, []string{"worker"}, io.Discard, &logs, badDB); err == nil ||
 		!strings.Contains(err.Error(), "OUTREACH_REDIS_URL") {
 		t.Errorf("a Redis nobody answers at: %v, want OUTREACH_REDIS_URL named", err)
+	}
+	// The Redis client's own complaints come into the process's log, as
+	// JSON like every other line (they used to be plain text on stderr).
+	if !strings.Contains(logs.String(), "failed to dial") {
+		t.Errorf("the Redis client's dial failures are not in the log: %q", logs.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("a log line that is not JSON: %q", line)
+		}
+	}
+	// A worker with no Redis at all is refused before anything says it is
+	// running on the embedded default.
+	logs.Reset()
+	noRedis := mapEnv(map[string]string{"OUTREACH_DATABASE_URL": "sqlite://" + filepath.Join(dir, "r.db")})
+	if err := realMain(ctx, []string{"worker"}, io.Discard, &logs, noRedis); err == nil ||
+		!strings.Contains(err.Error(), "OUTREACH_REDIS_URL") || strings.Contains(logs.String(), "EMBEDDED MODE") {
+		t.Errorf("a worker without OUTREACH_REDIS_URL: %v, logging %q; want it refused before any embedded-mode warning", err, logs.String())
 	}
 	var help strings.Builder
 	realMain(ctx, []string{"keys", "list", "--help"}, io.Discard, &help, env)
