@@ -521,6 +521,13 @@ func TestATemplateUsingAFieldTheCampaignCannotFillIsRefused(t *testing.T) {
 		Templates: map[campaign.Channel]string{campaign.ChannelSMS: linkOnly.ID}}); err != nil {
 		t.Errorf("a promotion with no reward and only {{.InstallLink}}: %v", err)
 	}
+	// A template that says the reward only when there is one suits both.
+	either := e.template(t, campaign.TemplateInput{Name: "either", Channel: campaign.ChannelSMS,
+		Body: "Cài Bluezone{{if .RewardMB}} nhận {{.RewardMB}}MB{{end}}: {{.InstallLink}}"})
+	if _, err := e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "either", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: either.ID}}); err != nil {
+		t.Errorf("a promotion with no reward and {{.RewardMB}} only under {{if .RewardMB}}: %v", err)
+	}
 
 	health := e.p
 	health.Role = tenant.RoleHealth

@@ -302,3 +302,27 @@ func TestAttrFindsTheNameAsStored(t *testing.T) {
 		}
 	}
 }
+
+// Uses answers the fields a template prints, in any branch: not one that
+// is only tested, nor one printed only where it was tested true.
+func TestUsesAnswersTheFieldsATemplatePrints(t *testing.T) {
+	for body, want := range map[string]map[string]bool{
+		"Cài Bluezone nhận {{.RewardMB}}MB: {{.InstallLink}}":                      {"RewardMB": true, "InstallLink": true},
+		"{{if .RewardMB}}Nhận {{.RewardMB}}MB. {{end}}Cài Bluezone":                {},
+		"{{with .InstallLink}}Cài: {{.}}{{end}}":                                   {},
+		"{{if .Name}}Chào {{.Name}}{{else}}{{.RewardMB}}MB{{end}}":                 {"RewardMB": true},
+		"{{if .Region}}{{.RewardMB}}MB{{end}}":                                     {"RewardMB": true, "Region": false},
+		"{{if .RewardMB}}{{end}}{{.RewardMB}}":                                     {"RewardMB": true},
+		"{{if and .RewardMB .Name}}{{.RewardMB}}MB, {{.Name}}{{end}} {{$.Region}}": {"Region": true},
+	} {
+		tm, err := Parse("t", body)
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		for _, f := range []string{"Name", "InstallLink", "RewardMB", "Region"} {
+			if got := tm.Uses(f); got != want[f] {
+				t.Errorf("%q: Uses(%s) = %v, want %v", body, f, got, want[f])
+			}
+		}
+	}
+}

@@ -18,7 +18,10 @@ func isField(name string) bool {
 
 // validate walks the whole tree, so that a mistake in a branch the sample
 // run does not take is still caught at Parse, not on the millionth message.
-// It answers the fields the template uses.
+// It answers the fields the template prints: a field only tested ({{if
+// .RewardMB}}) or printed only where it was tested true ({{if
+// .RewardMB}}{{.RewardMB}}MB{{end}}) is not counted, since an empty value
+// prints nothing there.
 func validate(tmpl *template.Template) (map[string]bool, error) {
 	for _, other := range tmpl.Templates() {
 		if other.Name() != tmpl.Name() {
@@ -37,6 +40,10 @@ type checker struct {
 	tree *parse.Tree
 	err  error
 	used map[string]bool
+	// guard collects the fields of an if or with condition being walked;
+	// guarded are the fields tested true around the node being walked.
+	guard   map[string]bool
+	guarded []map[string]bool
 }
 
 func (c *checker) fail(n parse.Node, format string, args ...any) {
@@ -90,8 +97,14 @@ func (c *checker) walk(n parse.Node) {
 }
 
 func (c *checker) branch(b *parse.BranchNode) {
+	outer := c.guard
+	c.guard = map[string]bool{}
 	c.walk(b.Pipe)
+	tested := c.guard
+	c.guard = outer
+	c.guarded = append(c.guarded, tested)
 	c.walk(b.List)
+	c.guarded = c.guarded[:len(c.guarded)-1]
 	if b.ElseList != nil { // a nil *ListNode is not a nil Node
 		c.walk(b.ElseList)
 	}
@@ -103,7 +116,14 @@ func (c *checker) field(n parse.Node, ident []string) {
 		c.fail(n, "unknown field .%s; fields are .Name, .InstallLink, .RewardMB, .Region, and .Attr \"key\" for custom attributes", ident[0])
 	case len(ident) > 1:
 		c.fail(n, ".%s has no field .%s", ident[0], ident[1])
+	case c.guard != nil:
+		c.guard[ident[0]] = true
 	default:
+		for _, g := range c.guarded {
+			if g[ident[0]] {
+				return
+			}
+		}
 		c.used[ident[0]] = true
 	}
 }
