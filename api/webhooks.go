@@ -41,11 +41,14 @@ type TwilioWebhooks struct {
 	// MaxBodyBytes bounds a callback body (default 64 KiB).
 	MaxBodyBytes int64
 
-	// done remembers the callbacks handled lately, by message and status:
-	// Twilio's signature has no time in it, so a captured callback could
-	// be replayed at any rate, and each would write to the store. A repeat
-	// is answered as the first was, from memory.
-	done *recentKeys
+	// doneStatus and doneInbound remember the callbacks handled lately,
+	// by message and status: Twilio's signature has no time in it, so a
+	// captured callback could be replayed at any rate, and each would
+	// write to the store. A repeat is answered as the first was, from
+	// memory. Inbound messages have a memory of their own, so that a
+	// campaign's receipts do not push a captured STOP out of it in a
+	// minute.
+	doneStatus, doneInbound *recentKeys
 }
 
 // recentKeys is a bounded set of strings; the oldest go first.
@@ -89,7 +92,7 @@ func (w TwilioWebhooks) Register(r *gin.Engine) {
 	if w.Logger == nil {
 		w.Logger = slog.Default()
 	}
-	w.done = newRecentKeys(100_000)
+	w.doneStatus, w.doneInbound = newRecentKeys(100_000), newRecentKeys(100_000)
 	r.POST("/webhooks/twilio/status", w.verified(w.status))
 	r.POST("/webhooks/twilio/inbound", w.verified(w.inbound))
 }
@@ -124,7 +127,7 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 	}
 	st, ok := campaign.ReceiptStatus(cb.Status)
 	key := "status\x00" + cb.MessageSID + "\x00" + cb.Status + "\x00" + cb.ErrorCode + "\x00" + c.Query(campaign.DeliveryParam)
-	if !ok || w.done.has(key) {
+	if !ok || w.doneStatus.has(key) {
 		c.Status(http.StatusNoContent)
 		return
 	}
@@ -157,7 +160,7 @@ func (w TwilioWebhooks) status(c *gin.Context, form url.Values) {
 			w.Logger.Info("opted out by the provider", "subscriber", subscriber.Mask(msisdn), "code", cb.ErrorCode, "subscribers", n)
 		}
 	}
-	w.done.add(key)
+	w.doneStatus.add(key)
 	c.Status(http.StatusNoContent)
 }
 
@@ -168,7 +171,7 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 		return
 	}
 	key := "inbound\x00" + in.MessageSID
-	if w.done.has(key) {
+	if w.doneInbound.has(key) {
 		emptyTwiML(c)
 		return
 	}
@@ -200,7 +203,7 @@ func (w TwilioWebhooks) inbound(c *gin.Context, form url.Values) {
 		}
 		w.Logger.Info("inbound keyword", "subscriber", subscriber.Mask(msisdn), "opt_out", kw == subscriber.KeywordOptOut, "subscribers", n)
 	}
-	w.done.add(key)
+	w.doneInbound.add(key)
 	emptyTwiML(c)
 }
 

@@ -216,7 +216,7 @@ func (im *Importer) Import(ctx context.Context, tenantID string, r io.Reader, li
 		if cols.region >= 0 {
 			row.Region = strings.TrimSpace(rec[cols.region])
 			if row.Region != "" && regions != nil && !regions[row.Region] {
-				reason := fmt.Sprintf("region %q is not in the region table (PUT /v1/regions)", row.Region)
+				reason := fmt.Sprintf("region %q is not in the region table (PUT /v1/regions; an empty cell keeps the stored region)", row.Region)
 				if up := strings.ToUpper(row.Region); regions[up] {
 					reason += fmt.Sprintf("; did you mean %q?", up)
 				}

@@ -412,8 +412,8 @@ func TestARowInARegionOutsideTheTableIsRefused(t *testing.T) {
 	}
 	res := runImport(t, &subscriber.Importer{Store: s}, tid, strings.Replace(csv, "0912345678", "0912345679", 1), "")
 	want := []subscriber.RowError{
-		{Line: 3, MSISDN: subscriber.Mask("+84987654321"), Reason: `region "XX" is not in the region table (PUT /v1/regions)`},
-		{Line: 4, MSISDN: subscriber.Mask("+84901234567"), Reason: `region "hg" is not in the region table (PUT /v1/regions); did you mean "HG"?`},
+		{Line: 3, MSISDN: subscriber.Mask("+84987654321"), Reason: `region "XX" is not in the region table (PUT /v1/regions; an empty cell keeps the stored region)`},
+		{Line: 4, MSISDN: subscriber.Mask("+84901234567"), Reason: `region "hg" is not in the region table (PUT /v1/regions; an empty cell keeps the stored region); did you mean "HG"?`},
 	}
 	if res.Imported != 1 || res.Updated != 1 || res.Rejected != 2 || !slices.Equal(res.Errors, want) {
 		t.Fatalf("result = %+v,\nwant 1 imported, 1 updated, 2 rejected: %+v", res, want)

@@ -286,7 +286,13 @@ func (e *Engine) blocked(c campaign.Campaign, now time.Time) (hold time.Time, ex
 	if c.EndBy != nil && !now.Before(*c.EndBy) {
 		return time.Time{}, campaign.SkipCampaignEnded
 	}
-	hold = e.windowPolicy(c.TenantID).HoldUntil(c.Kind, now)
+	pol, err := e.sendPolicy(c)
+	if err != nil {
+		// The tenant's own window is not known yet: hold the batch a
+		// moment; never skip it on the deployment's window.
+		return now.Add(5 * policyTTL), ""
+	}
+	hold = pol.HoldUntil(c.Kind, now)
 	if !hold.IsZero() && c.EndBy != nil && hold.After(*c.EndBy) {
 		return time.Time{}, campaign.SkipQuietHoursExpired
 	}

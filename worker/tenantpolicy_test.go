@@ -102,3 +102,41 @@ func TestNoMarketingGoesOutBeforeTheTenantsPolicyIsRead(t *testing.T) {
 		}
 	})
 }
+
+// A campaign whose end comes before the deployment's window reopens is
+// not skipped on the deployment's window while the tenant's own, open all
+// day, cannot be read: its batches wait, and go once it can.
+func TestACampaignIsNotEndedOnTheDeploymentsWindowWhileTheTenantsIsUnread(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(20) // every tenth opted out: 18 eligible
+		h.policy.Window.Start, h.policy.Window.End = 8*60, 21*60
+		h.clock.Set(time.Date(2026, 11, 24, 22, 0, 0, 0, h.policy.Zone))
+		if _, err := h.service.SetPolicy(h.ctx, h.admin, tenant.Policy{SendWindow: "00:00-24:00"}); err != nil {
+			t.Fatal(err)
+		}
+		failing := &policyFailStore{testStore: h.store}
+		failing.fail.Store(true)
+		plain := h.store
+		h.store = failing
+		h.startWorker(worker.Settings{HoldRecheck: 200 * time.Millisecond})
+		h.store = plain
+		tpl := h.template(campaign.TemplateInput{Name: "promo", Channel: campaign.ChannelSMS, Locale: "vi", Body: "Cai Bluezone: {{.InstallLink}}"})
+		end := time.Date(2026, 11, 24, 23, 0, 0, 0, h.policy.Zone)
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "tonight",
+			Channels: []campaign.Channel{campaign.ChannelSMS}, Templates: map[campaign.Channel]string{campaign.ChannelSMS: tpl}, EndBy: &end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.act(c.ID, campaign.ActionStart)
+		time.Sleep(1500 * time.Millisecond)
+		if s := h.stats(c.ID); s.Deliveries[campaign.StatusSkipped] != 0 || h.twilio.Count() != 0 {
+			t.Fatalf("with the tenant's policy unread: %d sent, skipped %v; want every delivery waiting", h.twilio.Count(), s.Skipped)
+		}
+		failing.fail.Store(false)
+		s := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		if s.Skipped[campaign.SkipQuietHoursExpired] != 0 || s.Deliveries[campaign.StatusSent] != 18 {
+			t.Fatalf("after the tenant's policy was read: sent %d, skipped %v; want 18 sent and only the opted-out skipped", s.Deliveries[campaign.StatusSent], s.Skipped)
+		}
+		h.expectOnce(msisdns)
+	})
+}
