@@ -49,6 +49,18 @@ func TestATenantsOwnPolicyGovernsItsCampaigns(t *testing.T) {
 	})
 }
 
+// startWorkerUnableToReadPolicies starts a worker whose store fails
+// TenantPolicy until the store answered is told otherwise.
+func (h *harness) startWorkerUnableToReadPolicies(set worker.Settings) *policyFailStore {
+	failing := &policyFailStore{testStore: h.store}
+	failing.fail.Store(true)
+	plain := h.store
+	h.store = failing
+	h.startWorker(set)
+	h.store = plain
+	return failing
+}
+
 // policyFailStore fails TenantPolicy while fail is set.
 type policyFailStore struct {
 	testStore
@@ -72,12 +84,7 @@ func TestNoMarketingGoesOutBeforeTheTenantsPolicyIsRead(t *testing.T) {
 		if _, err := h.service.SetPolicy(h.ctx, h.admin, tenant.Policy{OptOutText: "Tu choi: soan HUY gui 1234"}); err != nil {
 			t.Fatal(err)
 		}
-		failing := &policyFailStore{testStore: h.store}
-		failing.fail.Store(true)
-		plain := h.store
-		h.store = failing
-		h.startWorker(worker.Settings{})
-		h.store = plain
+		failing := h.startWorkerUnableToReadPolicies(worker.Settings{})
 		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
 		h.act(c.ID, campaign.ActionStart)
 		contacts, sms := h.alertContacts(10)
@@ -114,12 +121,7 @@ func TestACampaignIsNotEndedOnTheDeploymentsWindowWhileTheTenantsIsUnread(t *tes
 		if _, err := h.service.SetPolicy(h.ctx, h.admin, tenant.Policy{SendWindow: "00:00-24:00"}); err != nil {
 			t.Fatal(err)
 		}
-		failing := &policyFailStore{testStore: h.store}
-		failing.fail.Store(true)
-		plain := h.store
-		h.store = failing
-		h.startWorker(worker.Settings{HoldRecheck: 200 * time.Millisecond})
-		h.store = plain
+		failing := h.startWorkerUnableToReadPolicies(worker.Settings{HoldRecheck: 200 * time.Millisecond})
 		tpl := h.template(campaign.TemplateInput{Name: "promo", Channel: campaign.ChannelSMS, Locale: "vi", Body: "Cai Bluezone: {{.InstallLink}}"})
 		end := time.Date(2026, 11, 24, 23, 0, 0, 0, h.policy.Zone)
 		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "tonight",
