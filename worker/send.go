@@ -783,10 +783,10 @@ func (e *Engine) units(j *job) int {
 // the wait overshot by more than lateness is given up for the next free one
 // (an alert's too, which moves its priority hold on marketing on by as
 // much): a message is handed to its sender goroutine no earlier than its
-// slot and less than half an interval after it (2 ms above 250/s), and one
+// slot and less than a third of an interval after it (2 ms above 166/s), and one
 // that reaches the goroutine later than that (a starved scheduler) takes a
 // fresh slot there (handedLate), so a limit of R/s is not exceeded by more
-// than one message in any second (by rate × 2 ms above 250/s). One
+// than one message in any second (by rate × 2 ms above 166/s). One
 // goroutine per process reserves on a key at a time.
 func (e *Engine) acquire(ctx context.Context, c campaign.Campaign, j *job, urgent bool, deadline time.Time) (ok, missed bool) {
 	if c.RatePerSecond > 0 && !urgent {
@@ -855,12 +855,13 @@ func (e *Engine) handedLate(j *job) bool {
 }
 
 // lateness is how long after its slot a paced sender's message may still
-// be handed on: half an interval, leaving the other half for the hand-off,
-// so that a second holds no more than one message over the limit; but not
-// less than the timers' 2 ms granularity, above which (at 250/s and more)
-// a second may hold up to rate × 2 ms over it.
+// be handed on: a third of an interval, leaving two thirds for the
+// hand-off to the provider (building the request, the connection, a
+// starved scheduler), so that a second holds no more than one message over
+// the limit; but not less than the timers' 2 ms granularity, above which
+// (above 166/s) a second may hold up to rate × 2 ms over it.
 func lateness(rate int) time.Duration {
-	return max(time.Second/2/time.Duration(rate), 2*time.Millisecond)
+	return max(time.Second/3/time.Duration(rate), 2*time.Millisecond)
 }
 
 // exactRate is the fastest sender limit whose slots are taken only when

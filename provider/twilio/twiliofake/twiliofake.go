@@ -309,6 +309,9 @@ var errorMessages = map[int]string{
 }
 
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
+	// A message's time is when its request came in, before the fake's own
+	// work on it (parsing, checks), as a provider counts its rate.
+	arrived := time.Now().UTC()
 	s.attempts.Add(1)
 	if s.down.Load() {
 		writeDown(w)
@@ -374,7 +377,7 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 
 	m.SID = s.newSID()
 	m.Segments = NumSegments(m.Body)
-	m.At = time.Now().UTC()
+	m.At = arrived
 	s.mu.Lock()
 	s.perTo[m.To]++
 	if s.record.Load() {
