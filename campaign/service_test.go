@@ -463,7 +463,10 @@ func (s *stallingSubscribers) EnsureSubscribers(ctx context.Context, tenantID st
 func TestAnAlertWhoseCreationRunsOutOfTimeIsCancelled(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	defer campaign.SetAlertCreateTimeout(200 * time.Millisecond)()
+	// Long enough for the alert to be stored before the stall even on a
+	// loaded machine under -race (200 ms was not, once); the stall then
+	// uses it up.
+	defer campaign.SetAlertCreateTimeout(2 * time.Second)()
 	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hãy tự cách ly."})
 	e.svc.Subscribers = &stallingSubscribers{Store: e.st}
 	var contacts []string
