@@ -77,10 +77,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	fe := apperr.FieldErrors{}
 	name := strings.TrimSpace(in.Name)
 	checkName(fe, "name", name)
-	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
-		return AlertResult{}, err
-	}
-	if err := s.checkFieldsUsed(ctx, p, fe, KindExposureAlert, in.Templates, false); err != nil {
+	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.PushFallbackSMS, true, false); err != nil {
 		return AlertResult{}, err
 	}
 	res := AlertResult{InvalidContacts: []InvalidContact{}}

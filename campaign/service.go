@@ -487,13 +487,10 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	default:
 		fe.Add("kind", "must be install_promotion, not %q", in.Kind)
 	}
-	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.PushFallbackSMS); err != nil {
+	// An invalid kind is reported as such, not as templates it cannot fill.
+	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.PushFallbackSMS,
+		kind == KindInstallPromotion, in.Reward != nil); err != nil {
 		return Campaign{}, err
-	}
-	if kind == KindInstallPromotion {
-		if err := s.checkFieldsUsed(ctx, p, fe, kind, in.Templates, in.Reward != nil); err != nil {
-			return Campaign{}, err
-		}
 	}
 	if in.RatePerSecond < 0 || in.RatePerSecond > MaxRatePerSecond {
 		fe.Add("rate_per_second", "must be 0 (no campaign limit) to %d", MaxRatePerSecond)
@@ -535,7 +532,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
 		}
 		if r.ConfirmTemplate != "" {
-			if err := s.checkTemplate(ctx, p, fe, "", "reward.confirm_template", r.ConfirmTemplate, ChannelSMS); err != nil {
+			if err := s.checkTemplate(ctx, p, fe, "", "reward.confirm_template", r.ConfirmTemplate, ChannelSMS, false, false); err != nil {
 				return Campaign{}, err
 			}
 		}
@@ -590,9 +587,11 @@ func checkName(fe apperr.FieldErrors, field, name string) {
 
 // checkChannels validates channels and their templates, which must exist in
 // this tenant and be for the channel they are given for. It returns an
-// error only for a store failure; field problems go into fe.
+// error only for a store failure; field problems go into fe. With
+// checkFields a template using a field the campaign cannot fill (paying a
+// reward or not) is refused too (see unfilled).
 func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind,
-	channels []Channel, tmpls map[Channel]string, fallback bool) error {
+	channels []Channel, tmpls map[Channel]string, fallback, checkFields, paysReward bool) error {
 	if len(channels) == 0 {
 		fe.Add("channels", "at least one of sms, push")
 	}
@@ -634,58 +633,49 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add(field, "required for channel %s", ch)
 			continue
 		}
-		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch); err != nil {
+		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkFieldsUsed refuses templates that use a field the campaign cannot
-// fill, which would go out empty in every message: {{.RewardMB}} in an
-// install promotion paying no reward ("0MB"), {{.InstallLink}} or
-// {{.RewardMB}} in an exposure alert (it has neither).
-func (s *Service) checkFieldsUsed(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind,
-	tmpls map[Channel]string, paysReward bool) error {
-	for ch, id := range tmpls {
-		if _, err := uuid.Parse(id); err != nil {
-			continue // checkChannels reports it
-		}
-		t, err := s.Store.GetTemplate(ctx, p.TenantID, id)
-		if errors.Is(err, apperr.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read template: %w", err)
-		}
-		parts := map[string]string{"body": t.Body, "title": t.Title}
-		for k, v := range t.Data {
-			parts["data."+k] = v
-		}
-		uses := func(field string) bool {
-			for part, text := range parts {
-				if tm, err := templates.Parse(t.Name+"."+part, text); err == nil && tm.Uses(field) {
-					return true
-				}
-			}
-			return false
-		}
-		field := "templates." + string(ch)
-		switch {
-		case kind == KindExposureAlert && uses("InstallLink"):
-			fe.Add(field, "template %q uses {{.InstallLink}}: an exposure alert has no install link, and every message would go without it", t.Name)
-		case kind == KindExposureAlert && uses("RewardMB"):
-			fe.Add(field, "template %q uses {{.RewardMB}}: an exposure alert pays no reward, and every message would say 0", t.Name)
-		case kind == KindInstallPromotion && !paysReward && uses("RewardMB"):
-			fe.Add(field, "template %q uses {{.RewardMB}} but the campaign has no reward: every message would say 0; add a reward or use another template", t.Name)
-		}
+// unfilled answers why template t cannot go out in a campaign of kind,
+// "" when it can: a field the campaign cannot fill would go out empty in
+// every message: {{.RewardMB}} in an install promotion paying no reward
+// ("0MB"), {{.InstallLink}} or {{.RewardMB}} in an exposure alert (it has
+// neither).
+func unfilled(t MessageTemplate, kind Kind, paysReward bool) string {
+	parts := map[string]string{"body": t.Body, "title": t.Title}
+	for k, v := range t.Data {
+		parts["data."+k] = v
 	}
-	return nil
+	uses := func(field string) bool {
+		for part, text := range parts {
+			if tm, err := templates.Parse(t.Name+"."+part, text); err == nil && tm.Uses(field) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case kind == KindExposureAlert && uses("InstallLink"):
+		return fmt.Sprintf("template %q uses {{.InstallLink}}: an exposure alert has no install link, and every message would go without it", t.Name)
+	case kind == KindExposureAlert && uses("RewardMB"):
+		return fmt.Sprintf("template %q uses {{.RewardMB}}: an exposure alert pays no reward, and every message would say 0", t.Name)
+	case kind == KindInstallPromotion && !paysReward && uses("RewardMB"):
+		return fmt.Sprintf("template %q uses {{.RewardMB}} but the campaign has no reward: every message would say 0; add a reward or use another template", t.Name)
+	}
+	return ""
 }
 
 // checkTemplate adds to fe, under field, what is wrong with template id for
 // channel ch: not the tenant's, or for another channel.
-func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind, field, id string, ch Channel) error {
+//
+// With checkFields it also refuses a template that uses a field a campaign
+// of kind (paying a reward or not) cannot fill (see unfilled).
+func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind, field, id string, ch Channel,
+	checkFields, paysReward bool) error {
 	var t MessageTemplate
 	var err error
 	if _, perr := uuid.Parse(id); perr != nil {
@@ -703,6 +693,11 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 	if t.Channel != ch {
 		fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
 		return nil
+	}
+	if checkFields {
+		if why := unfilled(t, kind, paysReward); why != "" {
+			fe.Add(field, "%s", why)
+		}
 	}
 	if ch == ChannelSMS && kind != "" && kind.Marketing() {
 		sample := ""

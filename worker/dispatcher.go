@@ -57,7 +57,7 @@ func (e *Engine) SendTest(ctx context.Context, c campaign.Campaign, msisdn strin
 	for _, ch := range c.Channels {
 		r.Channel = ch
 		j := &job{r: r, channel: ch}
-		if err := e.render(ctx, c, j); err != nil {
+		if err := e.render(ctx, c, pol, j); err != nil {
 			if te := (*templates.Error)(nil); errors.As(err, &te) && te.Rendering {
 				return nil, apperr.FieldErrors{"templates." + string(ch): "cannot be rendered for this subscriber: " + te.Reason}
 			}

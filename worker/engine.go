@@ -145,8 +145,8 @@ type Engine struct {
 
 	mu        sync.Mutex
 	tmplCache map[string]*compiled
-	campCache map[string]cachedCampaign
-	polCache  map[string]cachedPolicy
+	campCache ttlCache[campaign.Campaign]
+	polCache  ttlCache[campaign.Policy] // by tenant
 	// keyLocks serialise the process's reservations on a rate key;
 	// claimGates bound the paced tasks of a campaign channel holding
 	// claims not yet handed to the provider (send.go).
@@ -162,14 +162,33 @@ type Engine struct {
 
 var _ campaign.Dispatcher = (*Engine)(nil)
 
-type cachedCampaign struct {
-	c  campaign.Campaign
+// ttlCache keeps values by key with the time each was read, at most
+// maxCached of them (a full cache starts afresh); the Engine's mu guards it.
+type ttlCache[V any] map[string]cached[V]
+
+type cached[V any] struct {
+	v  V
 	at time.Time
 }
 
-type cachedPolicy struct {
-	p  campaign.Policy
-	at time.Time
+const maxCached = 10000
+
+// cacheGet answers what c keeps for key, under mu.
+func cacheGet[V any](mu *sync.Mutex, c ttlCache[V], key string) (cached[V], bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	v, ok := c[key]
+	return v, ok
+}
+
+// cachePut keeps v, read at at, for key in *c, under mu.
+func cachePut[V any](mu *sync.Mutex, c *ttlCache[V], key string, v V, at time.Time) {
+	mu.Lock()
+	defer mu.Unlock()
+	if len(*c) >= maxCached {
+		*c = ttlCache[V]{}
+	}
+	(*c)[key] = cached[V]{v: v, at: at}
 }
 
 type compiled struct {
@@ -210,8 +229,8 @@ func New(d Deps) *Engine {
 		limiter:    NewLimiter(d.Queue.Redis),
 		breakers:   newBreakers(d.Now, d.Metrics.Breaker),
 		tmplCache:  map[string]*compiled{},
-		campCache:  map[string]cachedCampaign{},
-		polCache:   map[string]cachedPolicy{},
+		campCache:  ttlCache[campaign.Campaign]{},
+		polCache:   ttlCache[campaign.Policy]{},
 		orphanSeen: map[string]orphanSighting{},
 		stopping:   make(chan struct{}),
 	}
@@ -289,22 +308,14 @@ func (e *Engine) Run(ctx context.Context) error {
 // still take effect well within a second.
 func (e *Engine) campaign(ctx context.Context, id string) (campaign.Campaign, error) {
 	now := time.Now()
-	e.mu.Lock()
-	cc, ok := e.campCache[id]
-	e.mu.Unlock()
-	if ok && now.Sub(cc.at) < 250*time.Millisecond {
-		return cc.c, nil
+	if cc, ok := cacheGet(&e.mu, e.campCache, id); ok && now.Sub(cc.at) < 250*time.Millisecond {
+		return cc.v, nil
 	}
 	c, err := e.Store.CampaignByID(ctx, id)
 	if err != nil {
 		return c, err
 	}
-	e.mu.Lock()
-	if len(e.campCache) > 10000 {
-		e.campCache = map[string]cachedCampaign{}
-	}
-	e.campCache[id] = cachedCampaign{c: c, at: now}
-	e.mu.Unlock()
+	cachePut(&e.mu, &e.campCache, id, c, now)
 	return c, nil
 }
 
@@ -320,11 +331,9 @@ const policyTTL = time.Second
 // keeps its default.
 func (e *Engine) policy(tenantID string) (campaign.Policy, error) {
 	now := time.Now()
-	e.mu.Lock()
-	cp, ok := e.polCache[tenantID]
-	e.mu.Unlock()
+	cp, ok := cacheGet(&e.mu, e.polCache, tenantID)
 	if ok && now.Sub(cp.at) < policyTTL {
-		return cp.p, nil
+		return cp.v, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -332,7 +341,7 @@ func (e *Engine) policy(tenantID string) (campaign.Policy, error) {
 	if err != nil {
 		if ok {
 			e.Logger.Warn("tenant policy unreadable: the last one read applies", "tenant", tenantID, "err", err)
-			return cp.p, nil
+			return cp.v, nil
 		}
 		return e.Policy, fmt.Errorf("tenant policy: %w", err)
 	}
@@ -340,12 +349,7 @@ func (e *Engine) policy(tenantID string) (campaign.Policy, error) {
 	if err != nil {
 		e.Logger.Warn("a tenant's policy setting cannot be read: its default applies", "tenant", tenantID, "err", err)
 	}
-	e.mu.Lock()
-	if len(e.polCache) > 10000 {
-		e.polCache = map[string]cachedPolicy{}
-	}
-	e.polCache[tenantID] = cachedPolicy{p: p, at: now}
-	e.mu.Unlock()
+	cachePut(&e.mu, &e.polCache, tenantID, p, now)
 	return p, nil
 }
 

@@ -360,33 +360,43 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 	if err != nil {
 		return nil, err
 	}
-	optedOut := func(r campaign.Recipient) bool { return r.OptedOut && pol.SkipsOptedOut(c.Kind) }
-	// An audience of subscribers who have not installed the app is checked
-	// again at the claim: one who installed since fan-out chose them is
-	// not urged to install it.
-	installedSince := func(r campaign.Recipient) bool {
-		return r.Installed && c.Kind == campaign.KindInstallPromotion && c.Audience.Installed != nil && !*c.Audience.Installed
-	}
-	// A number stored before it could be checked (imported before the
-	// mobile-only rule, or under a prefix since retired) is not sent an SMS.
-	badNumber := func(r campaign.Recipient) bool {
-		sms := r.Channel == campaign.ChannelSMS || (r.Channel == campaign.ChannelPush && len(r.Devices) == 0 && fallsBackToSMS(c))
-		if !sms {
-			return false
+	// skipFor says why r is skipped before the cap is asked, "" if it is
+	// not: such a skip takes no place under the cap.
+	// - An audience of subscribers who have not installed the app is
+	//   checked again at the claim: one who installed since fan-out chose
+	//   them is not urged to install it.
+	// - A number stored before it could be checked (imported before the
+	//   mobile-only rule, or under a prefix since retired) is not sent an
+	//   SMS.
+	// - A push to a subscriber with no device (and no SMS to fall back to)
+	//   is skipped as such, whatever the cap.
+	notInstalledAudience := c.Kind == campaign.KindInstallPromotion && c.Audience.Installed != nil && !*c.Audience.Installed
+	skipFor := func(r campaign.Recipient) campaign.SkipReason {
+		noDevice := r.Channel == campaign.ChannelPush && len(r.Devices) == 0
+		switch {
+		case r.OptedOut && pol.SkipsOptedOut(c.Kind):
+			return campaign.SkipOptedOut
+		case r.Installed && notInstalledAudience:
+			return campaign.SkipAlreadyInstalled
+		case noDevice && !fallsBackToSMS(c):
+			return campaign.SkipNoDevice
 		}
-		_, err := subscriber.NormalizeMSISDN(r.MSISDN)
-		return err != nil
+		if r.Channel == campaign.ChannelSMS || noDevice {
+			if _, err := subscriber.NormalizeMSISDN(r.MSISDN); err != nil {
+				return campaign.SkipInvalidNumber
+			}
+		}
+		return ""
 	}
-	// A push to a subscriber with no device (and no SMS to fall back to)
-	// is skipped as such, whatever the cap: it takes no place under it.
-	noDevice := func(r campaign.Recipient) bool {
-		return r.Channel == campaign.ChannelPush && len(r.Devices) == 0 && !fallsBackToSMS(c)
+	skips := make([]campaign.SkipReason, len(recips))
+	for i, r := range recips {
+		skips[i] = skipFor(r)
 	}
 	var capped campaign.CapResult
 	if pol.Capped(c.Kind) {
 		ids := make([]int64, 0, len(recips))
-		for _, r := range recips {
-			if !optedOut(r) && !installedSince(r) && !badNumber(r) && !noDevice(r) {
+		for i, r := range recips {
+			if skips[i] == "" {
 				ids = append(ids, r.SubscriberID)
 			}
 		}
@@ -401,21 +411,12 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 		}
 	}
 	jobs := make([]*job, 0, len(recips))
-	for _, r := range recips {
+	for i, r := range recips {
 		j := &job{r: r, channel: r.Channel}
 		jobs = append(jobs, j)
 		switch {
-		case optedOut(r):
-			j.out = e.skip(r, r.Channel, campaign.SkipOptedOut)
-			continue
-		case installedSince(r):
-			j.out = e.skip(r, r.Channel, campaign.SkipAlreadyInstalled)
-			continue
-		case badNumber(r):
-			j.out = e.skip(r, r.Channel, campaign.SkipInvalidNumber)
-			continue
-		case noDevice(r):
-			j.out = e.skip(r, r.Channel, campaign.SkipNoDevice)
+		case skips[i] != "":
+			j.out = e.skip(r, r.Channel, skips[i])
 			continue
 		case slices.Contains(capped.Capped, r.SubscriberID):
 			j.out = e.skip(r, r.Channel, campaign.SkipFrequencyCap)
@@ -427,7 +428,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 			e.retryLater(j, e.set.RetryBase, capWaitCode)
 			continue
 		}
-		if err := e.render(ctx, c, j); err != nil {
+		if err := e.render(ctx, c, pol, j); err != nil {
 			var te *templates.Error
 			if !errors.As(err, &te) || !te.Rendering {
 				return nil, err
@@ -449,7 +450,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 }
 
 // render builds the provider messages of one job, or marks it skipped.
-func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error {
+func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.Policy, j *job) error {
 	r := j.r
 	vars := templates.Vars{Name: nameOf(r.Attributes), Region: r.Region, Attributes: r.Attributes}
 	if r.ReferralCode != "" {
@@ -508,10 +509,6 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, j *job) error 
 		return err
 	}
 	body, err := ct.body.Render(vars)
-	if err != nil {
-		return err
-	}
-	pol, err := e.sendPolicy(c)
 	if err != nil {
 		return err
 	}
