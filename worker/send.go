@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"outreach/campaign"
 	"outreach/provider"
@@ -268,9 +269,19 @@ func (e *Engine) dropBacklog(ctx context.Context, campaignID string) {
 	}
 }
 
-// leaveBacklog takes p's deliveries out of the campaign's backlog count.
+// leaveBacklogScript decrements KEYS[1] by ARGV[1] only while it exists.
+var leaveBacklogScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return 0`)
+
+// leaveBacklog takes p's deliveries out of the campaign's backlog count,
+// if it still has one: a task that read its campaign running just before a
+// cancel settled it (and deleted the count) must not write it back, below
+// zero, for good.
 func (e *Engine) leaveBacklog(ctx context.Context, p sendPayload) {
-	if err := e.Queue.Redis.DecrBy(ctx, backlogKey(p.CampaignID), int64(len(p.SubscriberIDs))).Err(); err != nil {
+	if err := leaveBacklogScript.Run(ctx, e.Queue.Redis, []string{backlogKey(p.CampaignID)}, len(p.SubscriberIDs)).Err(); err != nil {
 		e.Logger.Warn("backlog", "campaign", p.CampaignID, "err", err)
 	}
 }
