@@ -81,6 +81,24 @@ type SMSSender interface {
 	SendSMS(ctx context.Context, m SMS) (Result, error)
 }
 
+// SMSFinder looks up the messages a provider holds. A send whose answer
+// was lost (Ambiguous) may or may not have been taken: the engine asks
+// the provider afterwards instead of sending it again blindly.
+type SMSFinder interface {
+	// FindSMS lists the messages to `to` that the provider took from this
+	// deployment's sender, created between since and until, newest first.
+	FindSMS(ctx context.Context, to string, since, until time.Time) ([]Found, error)
+}
+
+// Found is a message a provider holds.
+type Found struct {
+	MessageID string
+	// Segments the provider billed; 0 when unknown.
+	Segments int
+	// Created is when the provider took it (to its own clock).
+	Created time.Time
+}
+
 // PushSender sends push notifications.
 type PushSender interface {
 	Name() string

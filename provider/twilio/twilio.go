@@ -244,3 +244,55 @@ func (c *Client) SendSMS(ctx context.Context, m provider.SMS) (provider.Result, 
 	}
 	return res, nil
 }
+
+var _ provider.SMSFinder = (*Client)(nil)
+
+// findLimit bounds the messages FindSMS reads for one number: the newest
+// first, so that only a number sent more than this many messages since
+// the time asked for could hide one.
+const findLimit = 200
+
+// FindSMS lists the messages to `to` that Twilio holds from this client's
+// sender (its From, or its Messaging Service), created between since and
+// until (to the second, Twilio's precision), newest first. Inbound
+// messages are left out.
+func (c *Client) FindSMS(ctx context.Context, to string, since, until time.Time) ([]provider.Found, error) {
+	p := &openapi.ListMessageParams{}
+	p.SetTo(to)
+	if c.from != "" {
+		p.SetFrom(c.from)
+	}
+	p.SetPageSize(100)
+	p.SetLimit(findLimit)
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	call := newCall(ctx, c.transport, c.rewrite)
+	tc := &client.Client{Credentials: c.creds, HTTPClient: &http.Client{Transport: call, CheckRedirect: noRedirect}}
+	tc.SetAccountSid(c.sid)
+	api := openapi.NewApiService(&client.RequestHandler{Client: tc, Edge: c.edge, Region: c.region})
+	msgs, err := api.ListMessage(p)
+	if err != nil {
+		return nil, fmt.Errorf("twilio: list messages: %w", err)
+	}
+	since = since.Truncate(time.Second)
+	var out []provider.Found
+	for _, m := range msgs {
+		if m.Sid == nil || m.DateCreated == nil || m.Direction != nil && !strings.HasPrefix(*m.Direction, "outbound") {
+			continue
+		}
+		if c.from == "" && (m.MessagingServiceSid == nil || *m.MessagingServiceSid != c.msid) {
+			continue // not from this client's Messaging Service
+		}
+		created, err := time.Parse(time.RFC1123Z, *m.DateCreated)
+		if err != nil || created.Before(since) || created.After(until) {
+			continue
+		}
+		f := provider.Found{MessageID: *m.Sid, Created: created}
+		if m.NumSegments != nil {
+			f.Segments, _ = strconv.Atoi(*m.NumSegments)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}

@@ -1,8 +1,9 @@
 // Package twiliofake is an in-process fake of Twilio's Messages REST API
-// (POST /2010-04-01/Accounts/{Sid}/Messages.json) speaking the real wire
-// format, for tests, benchmarks and demos. It checks HTTP Basic auth, answers
-// Twilio's JSON error shape, computes num_segments, can inject failures and
-// latency, and posts signed status callbacks.
+// (POST /2010-04-01/Accounts/{Sid}/Messages.json to send, GET of the same
+// path to list what was sent) speaking the real wire format, for tests,
+// benchmarks and demos. It checks HTTP Basic auth, answers Twilio's JSON
+// error shape, computes num_segments, can inject failures and latency, and
+// posts signed status callbacks.
 //
 // It is safe for concurrent use and cheap per request: with RecordBodies(false)
 // it keeps only a count per recipient.
@@ -115,6 +116,7 @@ func New(accountSID, authToken string) *Server {
 	s.record.Store(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", s.createMessage)
+	mux.HandleFunc("GET /2010-04-01/Accounts/{sid}/Messages.json", s.listMessages)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.down.Load() {
 			writeDown(w)
@@ -286,6 +288,21 @@ func (s *Server) LoseAnswerTo(to string, lose bool) {
 	}
 }
 
+// dropRequest is the failure status of DropRequestTo.
+const dropRequest = -2
+
+// DropRequestTo makes every request to this number have its connection cut
+// once the request is read, before the message is taken: the client cannot
+// know whether it went, and it did not (no SID, not listed, not counted).
+// DropRequestTo(to, false) removes it.
+func (s *Server) DropRequestTo(to string, drop bool) {
+	if drop {
+		s.FailTo(to, dropRequest, 0)
+	} else {
+		s.FailTo(to, 0, 0)
+	}
+}
+
 // errorMessages are Twilio's texts for the codes tests use most.
 var errorMessages = map[int]string{
 	20003: "Authenticate",
@@ -365,6 +382,11 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fl, failed := s.injected(m.To)
+	if failed && fl.status == dropRequest {
+		s.sleep(r.Context())
+		cut(w)
+		return
+	}
 	if failed && fl.status != loseAnswer {
 		s.sleep(r.Context())
 		if fl.code == 0 {
@@ -388,13 +410,8 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 
 	s.sleep(r.Context())
 	if failed { // accepted, then the connection is cut before the answer
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		cut(w)
+		return
 	}
 	body := s.appendMessageJSON(bufPool.Get().(*bytes.Buffer), &m)
 	h := w.Header()
@@ -410,6 +427,114 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		hook(m)
 	}
+}
+
+// cut closes the request's connection without an answer.
+func cut(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// listMessages answers Twilio's message list, newest first, filtered by To
+// and From (exact). The fake's messages have no date_sent (it does not
+// follow their status), so any DateSent filter leaves every one out, as
+// Twilio does a message not yet sent. PageSize (default 50, at most 1,000)
+// and Page page it; next_page_uri carries the filters on. Only recorded
+// messages are listed (RecordBodies).
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	if s.down.Load() {
+		writeDown(w)
+		return
+	}
+	if !s.authorized(r) {
+		writeError(w, http.StatusUnauthorized, 20003, "")
+		return
+	}
+	if r.PathValue("sid") != s.accountSID {
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		return
+	}
+	q := r.URL.Query()
+	size, page := 50, 0
+	if v := q.Get("PageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, 20001, "Invalid PageSize: "+v)
+			return
+		}
+		size = min(n, 1000)
+	}
+	if v := q.Get("Page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, 20001, "Invalid Page: "+v)
+			return
+		}
+		page = n
+	}
+	dateSent := q.Has("DateSent") || q.Has("DateSent<") || q.Has("DateSent>")
+	to, from := q.Get("To"), q.Get("From")
+	s.mu.Lock()
+	var match []Message
+	for i := len(s.msgs) - 1; i >= 0; i-- {
+		m := s.msgs[i]
+		if (to == "" || m.To == to) && (from == "" || m.From == from) && !dateSent {
+			match = append(match, m)
+		}
+	}
+	s.mu.Unlock()
+	start := min(page*size, len(match))
+	end := min(start+size, len(match))
+	pageURI := func(p int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			if k != "Page" && k != "PageToken" {
+				v[k] = vs
+			}
+		}
+		v.Set("PageSize", strconv.Itoa(size))
+		v.Set("Page", strconv.Itoa(p))
+		if p > 0 {
+			v.Set("PageToken", "PA"+strconv.Itoa(p*size))
+		}
+		return s.msgPath + "?" + v.Encode()
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"end":` + strconv.Itoa(max(end-1, 0)) + `,"first_page_uri":`)
+	appendJSONString(&b, pageURI(0))
+	b.WriteString(`,"messages":[`)
+	var one bytes.Buffer
+	for i, m := range match[start:end] {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(s.appendMessageJSON(&one, &m).Bytes())
+	}
+	b.WriteString(`],"next_page_uri":`)
+	if end < len(match) {
+		appendJSONString(&b, pageURI(page+1))
+	} else {
+		b.WriteString("null")
+	}
+	b.WriteString(`,"page":` + strconv.Itoa(page) + `,"page_size":` + strconv.Itoa(size) + `,"previous_page_uri":`)
+	if page > 0 {
+		appendJSONString(&b, pageURI(page-1))
+	} else {
+		b.WriteString("null")
+	}
+	b.WriteString(`,"start":` + strconv.Itoa(start) + `,"uri":`)
+	appendJSONString(&b, pageURI(page))
+	b.WriteByte('}')
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b.Bytes())
 }
 
 func (s *Server) authorized(r *http.Request) bool {
