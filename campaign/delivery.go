@@ -141,3 +141,14 @@ const ErrorCapWait = "frequency_cap_wait"
 // its subscriber's values (a builtin such as slice on a short name): it is
 // failed for good, and the rest of its batch goes.
 const ErrorTemplate = "template"
+
+// AmbiguousSend is a delivery whose send was ambiguous (unknown): the
+// request went out and its answer was lost, so the provider may or may
+// not have taken the message.
+type AmbiguousSend struct {
+	SubscriberID int64
+	MSISDN       string
+	Provider     string
+	// AttemptedAt is when the send began (the delivery's sent_at).
+	AttemptedAt time.Time
+}

@@ -93,6 +93,17 @@ type Store interface {
 	UnfinishedPage(ctx context.Context, campaignID string, ch Channel, afterID int64, olderThan time.Time, limit int) ([]int64, error)
 	// CountUnfinished counts deliveries pending or sending.
 	CountUnfinished(ctx context.Context, campaignID string) (int64, error)
+	// AmbiguousSends lists, in subscriber order, up to limit of the
+	// campaign's deliveries on ch whose send was ambiguous (unknown),
+	// attempted at or after since, with their subscribers' numbers.
+	AmbiguousSends(ctx context.Context, campaignID string, ch Channel, since time.Time, limit int) ([]AmbiguousSend, error)
+	// RequeueAmbiguous puts back to pending those of the subscribers'
+	// deliveries on ch that are still unknown (their provider never took
+	// them), and says how many.
+	RequeueAmbiguous(ctx context.Context, campaignID string, ch Channel, subscriberIDs []int64) (int64, error)
+	// HeldMessageIDs answers which of these provider message ids a
+	// delivery already holds.
+	HeldMessageIDs(ctx context.Context, ids []string) (map[string]bool, error)
 	// ApplyReceipt moves the receipt's delivery forward to its status
 	// (never backward); reports whether anything changed. The delivery is
 	// r.Delivery when given (its message id, if on record, must be

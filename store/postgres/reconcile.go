@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"outreach/campaign"
 )
 
 // ResetStaleSending puts back to pending the campaign's deliveries claimed
@@ -23,4 +26,69 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 		return 0, fmt.Errorf("postgres: reset stale sending: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// AmbiguousSends lists, in subscriber order, up to limit of the campaign's
+// deliveries on ch whose send was ambiguous (unknown), attempted at or
+// after since, with their subscriber's number.
+func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
+	id, err := uuid.Parse(campaignID)
+	if err != nil {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at
+		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+		WHERE d.campaign_id = $1 AND d.status = 'unknown' AND d.channel = $2 AND d.sent_at >= $3
+		ORDER BY d.subscriber_id LIMIT $4`, id, string(ch), since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ambiguous sends: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.AmbiguousSend, error) {
+		var a campaign.AmbiguousSend
+		err := r.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &a.AttemptedAt)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ambiguous sends: %w", err)
+	}
+	return out, nil
+}
+
+// RequeueAmbiguous puts back to pending the campaign's deliveries on ch
+// of these subscribers that are still unknown: their provider never took
+// them, so they may be sent. One a receipt moved on meanwhile stays.
+func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) (int64, error) {
+	id, err := uuid.Parse(campaignID)
+	if err != nil || len(subscriberIDs) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'pending', updated_at = now(), sent_at = NULL, error_code = NULL
+		WHERE campaign_id = $1 AND channel = $2 AND subscriber_id = ANY($3) AND status = 'unknown'`,
+		id, string(ch), subscriberIDs)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: requeue ambiguous sends: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// HeldMessageIDs answers which of these provider message ids a delivery
+// already holds.
+func (s *Store) HeldMessageIDs(ctx context.Context, ids []string) (map[string]bool, error) {
+	held := make(map[string]bool)
+	if len(ids) == 0 {
+		return held, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT d.provider_message_id
+		FROM unnest($1::text[]) AS u(id) JOIN deliveries d ON d.provider_message_id = u.id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: held message ids: %w", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: held message ids: %w", err)
+	}
+	for _, id := range got {
+		held[id] = true
+	}
+	return held, nil
 }

@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
+
+	"outreach/campaign"
 )
 
 // ResetStaleSending puts back to pending the campaign's deliveries claimed
@@ -21,4 +24,88 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 		return 0, fmt.Errorf("sqlite: reset stale sending: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// AmbiguousSends lists, in subscriber order, up to limit of the campaign's
+// deliveries on ch whose send was ambiguous (unknown), attempted at or
+// after since, with their subscriber's number.
+func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
+	key, ok := campaignKey(campaignID)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at
+		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
+		WHERE d.campaign_id = ? AND d.status = 'unknown' AND d.channel = ? AND d.sent_at >= ?
+		ORDER BY d.subscriber_id LIMIT ?`, key, string(ch), stamp(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.AmbiguousSend
+	for rows.Next() {
+		var (
+			a  campaign.AmbiguousSend
+			at string
+		)
+		if err := rows.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
+		}
+		if a.AttemptedAt, err = unstamp(at); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
+	}
+	return out, nil
+}
+
+// RequeueAmbiguous puts back to pending the campaign's deliveries on ch
+// of these subscribers that are still unknown: their provider never took
+// them, so they may be sent. One a receipt moved on meanwhile stays.
+func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) (int64, error) {
+	key, ok := campaignKey(campaignID)
+	if !ok || len(subscriberIDs) == 0 {
+		return 0, nil
+	}
+	ids, err := json.Marshal(subscriberIDs)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', sent_at = NULL, error_code = NULL, updated_at = ?
+		WHERE campaign_id = ? AND channel = ? AND status = 'unknown'
+		  AND subscriber_id IN (SELECT value FROM json_each(?))`, stamp(time.Now()), key, string(ch), string(ids))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: requeue ambiguous sends: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// HeldMessageIDs answers which of these provider message ids a delivery
+// already holds.
+func (s *Store) HeldMessageIDs(ctx context.Context, ids []string) (map[string]bool, error) {
+	held := make(map[string]bool)
+	if len(ids) == 0 {
+		return held, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT provider_message_id FROM deliveries
+		WHERE provider_message_id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: held message ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: held message ids: %w", err)
+		}
+		held[id] = true
+	}
+	return held, rows.Err()
 }

@@ -1053,6 +1053,79 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("sends whose answer was lost are listed to be looked up and only unknown ones are put back", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		c := f.campaign(t, f.tenant, campaign.KindExposureAlert, campaign.StateRunning)
+		f.insert(t, c, campaign.ChannelSMS, 1, 2, 3, 4)
+		f.insert(t, c, campaign.ChannelPush, 1)
+		f.claim(t, c, campaign.ChannelSMS, 1, 2, 3, 4)
+		f.claim(t, c, campaign.ChannelPush, 1)
+		old := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+		recent := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+		out := func(n int, ch campaign.Channel, st campaign.Status, at time.Time) campaign.Outcome {
+			o := campaign.Outcome{CampaignID: c.ID, SubscriberID: f.ids[msisdn(n)], Channel: ch, Status: st, Provider: "twilio", At: at}
+			if st == campaign.StatusSent {
+				o.ProviderMessageID = fmt.Sprintf("SM%d", n)
+			}
+			return o
+		}
+		if err := f.st.RecordOutcomes(f.ctx, []campaign.Outcome{
+			out(1, campaign.ChannelSMS, campaign.StatusUnknown, recent),
+			out(2, campaign.ChannelSMS, campaign.StatusUnknown, old),
+			out(3, campaign.ChannelSMS, campaign.StatusUnknown, recent),
+			out(4, campaign.ChannelSMS, campaign.StatusSent, recent),
+			out(1, campaign.ChannelPush, campaign.StatusUnknown, recent),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, recent.Add(-time.Second), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []campaign.AmbiguousSend{
+			{SubscriberID: f.ids[msisdn(1)], MSISDN: msisdn(1), Provider: "twilio", AttemptedAt: recent},
+			{SubscriberID: f.ids[msisdn(3)], MSISDN: msisdn(3), Provider: "twilio", AttemptedAt: recent},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("ambiguous SMS since a minute ago: %+v, want %+v", got, want)
+		}
+		for i := range want {
+			if got[i].SubscriberID != want[i].SubscriberID || got[i].MSISDN != want[i].MSISDN ||
+				got[i].Provider != want[i].Provider || !got[i].AttemptedAt.Equal(want[i].AttemptedAt) {
+				t.Errorf("ambiguous send %d: %+v, want %+v", i, got[i], want[i])
+			}
+		}
+		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, old, 1); err != nil || len(got) != 1 || got[0].SubscriberID != f.ids[msisdn(1)] {
+			t.Errorf("the first ambiguous SMS since an hour ago: %+v, %v", got, err)
+		}
+		// A receipt for 3 comes before the look-up puts it back: it stays delivered.
+		if ok, err := f.st.ApplyReceipt(f.ctx, campaign.Receipt{Provider: "twilio", MessageID: "SM3", Status: campaign.StatusDelivered, At: time.Now(),
+			Delivery: &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(3)], Channel: campaign.ChannelSMS}}); err != nil || !ok {
+			t.Fatalf("receipt: %v, %v", ok, err)
+		}
+		n, err := f.st.RequeueAmbiguous(f.ctx, c.ID, campaign.ChannelSMS, []int64{f.ids[msisdn(1)], f.ids[msisdn(3)], f.ids[msisdn(4)]})
+		if err != nil || n != 1 {
+			t.Errorf("requeued %d, %v; want 1 (the delivered and the sent one stay)", n, err)
+		}
+		ds := f.bySubscriber(t, c)
+		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusPending || d.SentAt != nil {
+			t.Errorf("requeued delivery: %+v, want pending with no sent_at", d)
+		}
+		for n, st := range map[int]campaign.Status{2: campaign.StatusUnknown, 3: campaign.StatusDelivered, 4: campaign.StatusSent} {
+			if d := ds[f.ids[msisdn(n)]]; d.Status != st {
+				t.Errorf("delivery %d: %s, want %s", n, d.Status, st)
+			}
+		}
+		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelPush, old, 10); err != nil || len(got) != 1 {
+			t.Errorf("the push delivery, requeued? %+v, %v; want still unknown", got, err)
+		}
+		held, err := f.st.HeldMessageIDs(f.ctx, []string{"SM3", "SM4", "SM9"})
+		if err != nil || len(held) != 2 || !held["SM3"] || !held["SM4"] {
+			t.Errorf("held message ids: %v, %v; want SM3 and SM4", held, err)
+		}
+	})
+
 	t.Run("a receipt that names its delivery resolves a send whose answer was lost", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
