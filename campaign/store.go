@@ -97,10 +97,10 @@ type Store interface {
 	// campaign's deliveries on ch whose send was ambiguous (unknown),
 	// attempted at or after since, with their subscribers' numbers.
 	AmbiguousSends(ctx context.Context, campaignID string, ch Channel, since time.Time, limit int) ([]AmbiguousSend, error)
-	// RequeueAmbiguous puts back to pending those of the subscribers'
-	// deliveries on ch that are still unknown (their provider never took
-	// them), and says how many.
-	RequeueAmbiguous(ctx context.Context, campaignID string, ch Channel, subscriberIDs []int64) (int64, error)
+	// RequeueAmbiguous puts back to pending those of these sends (their
+	// provider never took them) whose deliveries on ch are still unknown
+	// from the same attempt, and says how many.
+	RequeueAmbiguous(ctx context.Context, campaignID string, ch Channel, sends []AmbiguousSend) (int64, error)
 	// HeldMessageIDs answers which of these provider message ids a
 	// delivery already holds.
 	HeldMessageIDs(ctx context.Context, ids []string) (map[string]bool, error)

@@ -59,6 +59,13 @@ type Settings struct {
 	// SendingStaleAfter is how long a claimed delivery may stay "sending"
 	// before the reconciler decides its worker died (default 5 minutes).
 	SendingStaleAfter time.Duration
+	// LookupAfter is how long after an SMS send whose answer was lost
+	// (unknown) the engine asks the provider whether it took the message
+	// (default 1 minute; see ambiguous.go). LookupWithin is how long after
+	// the send it keeps asking while the provider cannot answer (default 1
+	// hour); past it the delivery stays unknown.
+	LookupAfter  time.Duration
+	LookupWithin time.Duration
 	// HoldRecheck is how often deliveries held for the send window look
 	// again.
 	HoldRecheck time.Duration
@@ -107,6 +114,12 @@ func (s *Settings) defaults() {
 	}
 	if s.RetryBase <= 0 {
 		s.RetryBase = time.Second
+	}
+	if s.LookupAfter <= 0 {
+		s.LookupAfter = time.Minute
+	}
+	if s.LookupWithin <= 0 {
+		s.LookupWithin = time.Hour
 	}
 	if s.HoldRecheck <= 0 {
 		s.HoldRecheck = time.Minute

@@ -15,6 +15,10 @@ type Metrics struct {
 	SlotsMissed *prometheus.CounterVec
 	Breaker     *prometheus.GaugeVec
 	SendTime    *prometheus.HistogramVec
+	// Ambiguous counts sends whose answer was lost, looked up at their
+	// provider: by provider and result (taken: it had the message;
+	// not_taken: it did not, and the delivery is sent again).
+	Ambiguous *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg (nil: a private registry).
@@ -41,6 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "outreach_provider_call_seconds",
 			Help: "Provider call latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"provider"}),
 	}
-	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.SlotsMissed, m.Breaker, m.SendTime)
+	m.Ambiguous = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_ambiguous_sends_resolved_total",
+		Help: "Sends whose answer was lost, looked up at their provider, by provider and result " +
+			"(taken: the provider had the message; not_taken: it did not, and the delivery is sent again)."},
+		[]string{"provider", "result"})
+	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.SlotsMissed, m.Breaker, m.SendTime, m.Ambiguous)
 	return m
 }

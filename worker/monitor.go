@@ -132,6 +132,15 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if err != nil {
 			return err
 		}
+		if left == 0 || redrive {
+			waiting, err := e.resolveAmbiguous(ctx, c)
+			if err != nil {
+				return err
+			}
+			if waiting && left == 0 {
+				continue // not complete while sends may still have to go
+			}
+		}
 		if left == 0 {
 			from, to, _ := campaign.Transition(campaign.ActionComplete)
 			if _, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now); err == nil {

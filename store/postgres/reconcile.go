@@ -55,16 +55,23 @@ func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campai
 }
 
 // RequeueAmbiguous puts back to pending the campaign's deliveries on ch
-// of these subscribers that are still unknown: their provider never took
-// them, so they may be sent. One a receipt moved on meanwhile stays.
-func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) (int64, error) {
+// of these sends that are still unknown from the same attempt: their
+// provider never took them, so they may be sent. One a receipt moved on
+// meanwhile stays, and so does a later attempt's.
+func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, sends []campaign.AmbiguousSend) (int64, error) {
 	id, err := uuid.Parse(campaignID)
-	if err != nil || len(subscriberIDs) == 0 {
+	if err != nil || len(sends) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'pending', updated_at = now(), sent_at = NULL, error_code = NULL
-		WHERE campaign_id = $1 AND channel = $2 AND subscriber_id = ANY($3) AND status = 'unknown'`,
-		id, string(ch), subscriberIDs)
+	subs, at := make([]int64, len(sends)), make([]time.Time, len(sends))
+	for i, a := range sends {
+		subs[i], at[i] = a.SubscriberID, a.AttemptedAt
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries AS d SET status = 'pending', updated_at = now(), sent_at = NULL, error_code = NULL
+		FROM unnest($3::bigint[], $4::timestamptz[]) AS u(subscriber_id, at)
+		WHERE d.campaign_id = $1 AND d.channel = $2 AND d.subscriber_id = u.subscriber_id
+		  AND d.status = 'unknown' AND d.sent_at = u.at`,
+		id, string(ch), subs, at)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: requeue ambiguous sends: %w", err)
 	}

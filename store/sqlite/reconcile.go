@@ -63,20 +63,31 @@ func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campai
 }
 
 // RequeueAmbiguous puts back to pending the campaign's deliveries on ch
-// of these subscribers that are still unknown: their provider never took
-// them, so they may be sent. One a receipt moved on meanwhile stays.
-func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, subscriberIDs []int64) (int64, error) {
+// of these sends that are still unknown from the same attempt: their
+// provider never took them, so they may be sent. One a receipt moved on
+// meanwhile stays, and so does a later attempt's.
+func (s *Store) RequeueAmbiguous(ctx context.Context, campaignID string, ch campaign.Channel, sends []campaign.AmbiguousSend) (int64, error) {
 	key, ok := campaignKey(campaignID)
-	if !ok || len(subscriberIDs) == 0 {
+	if !ok || len(sends) == 0 {
 		return 0, nil
 	}
-	ids, err := json.Marshal(subscriberIDs)
+	type attempt struct {
+		Sub int64  `json:"s"`
+		At  string `json:"a"`
+	}
+	list := make([]attempt, len(sends))
+	for i, a := range sends {
+		list[i] = attempt{a.SubscriberID, stamp(a.AttemptedAt)}
+	}
+	js, err := json.Marshal(list)
 	if err != nil {
 		return 0, err
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', sent_at = NULL, error_code = NULL, updated_at = ?
 		WHERE campaign_id = ? AND channel = ? AND status = 'unknown'
-		  AND subscriber_id IN (SELECT value FROM json_each(?))`, stamp(time.Now()), key, string(ch), string(ids))
+		  AND EXISTS (SELECT 1 FROM json_each(?) AS j
+		      WHERE json_extract(j.value, '$.s') = deliveries.subscriber_id AND json_extract(j.value, '$.a') = deliveries.sent_at)`,
+		stamp(time.Now()), key, string(ch), string(js))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: requeue ambiguous sends: %w", err)
 	}

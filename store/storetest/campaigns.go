@@ -1104,9 +1104,12 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 			Delivery: &campaign.DeliveryKey{CampaignID: c.ID, SubscriberID: f.ids[msisdn(3)], Channel: campaign.ChannelSMS}}); err != nil || !ok {
 			t.Fatalf("receipt: %v, %v", ok, err)
 		}
-		n, err := f.st.RequeueAmbiguous(f.ctx, c.ID, campaign.ChannelSMS, []int64{f.ids[msisdn(1)], f.ids[msisdn(3)], f.ids[msisdn(4)]})
+		// 2's look-up was of another attempt: it stays.
+		n, err := f.st.RequeueAmbiguous(f.ctx, c.ID, campaign.ChannelSMS, []campaign.AmbiguousSend{
+			{SubscriberID: f.ids[msisdn(1)], AttemptedAt: recent}, {SubscriberID: f.ids[msisdn(2)], AttemptedAt: recent},
+			{SubscriberID: f.ids[msisdn(3)], AttemptedAt: recent}, {SubscriberID: f.ids[msisdn(4)], AttemptedAt: recent}})
 		if err != nil || n != 1 {
-			t.Errorf("requeued %d, %v; want 1 (the delivered and the sent one stay)", n, err)
+			t.Errorf("requeued %d, %v; want 1 (the delivered, the sent and the other attempt's stay)", n, err)
 		}
 		ds := f.bySubscriber(t, c)
 		if d := ds[f.ids[msisdn(1)]]; d.Status != campaign.StatusPending || d.SentAt != nil {
