@@ -159,6 +159,9 @@ func TestCampaignValidation(t *testing.T) {
 		{"a template for a channel not sent on", func(b map[string]any) {
 			b["templates"] = map[string]string{"sms": s.smsTemplate, "push": s.pushTemplate}
 		}, []string{"templates.push"}},
+		{"a locale no subscriber has, and a template of another locale", func(b map[string]any) {
+			b["locale_templates"] = map[string]any{"fr": map[string]string{"sms": s.smsTemplate}, "en": map[string]string{"sms": s.smsTemplate}}
+		}, []string{"locale_templates.fr", "locale_templates.en.sms"}},
 		{"a budget below one reward", func(b map[string]any) {
 			b["reward"] = map[string]any{"data_mb": 5120, "budget_mb": 1000, "attribution_days": 14}
 		}, []string{"reward.budget_mb"}},
@@ -504,5 +507,27 @@ func TestAHealthKeyDoesNotReadInstallPromotions(t *testing.T) {
 	r = must(t, 200, f.call(t, "GET", "/v1/campaigns", f.key(tenantA, tenant.RoleMarketer), nil))
 	if !strings.Contains(string(r.body), s.campaign) || !strings.Contains(string(r.body), s.alert) {
 		t.Errorf("a marketer's campaign list: %s", r.body)
+	}
+}
+
+// A campaign created with an English template reads back with it.
+func TestACampaignKeepsItsLocaleTemplates(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	en := must(t, 201, f.call(t, "POST", "/v1/templates", mk, map[string]any{
+		"name": "promo-en", "channel": "sms", "locale": "en",
+		"body": "Install Bluezone for {{.RewardMB}}MB: {{.InstallLink}}",
+	})).obj(t)["id"].(string)
+	b := f.campaignBody(s)
+	b["locale_templates"] = map[string]any{"en": map[string]string{"sms": en}}
+	id := must(t, 201, f.call(t, "POST", "/v1/campaigns", mk, b)).obj(t)["id"].(string)
+	got := must(t, 200, f.call(t, "GET", "/v1/campaigns/"+id, mk, nil)).obj(t)
+	lt, _ := got["locale_templates"].(map[string]any)
+	if sms, _ := lt["en"].(map[string]any); sms["sms"] != en {
+		t.Errorf("locale_templates read back %v, want en's sms %s", got["locale_templates"], en)
+	}
+	if plain := must(t, 200, f.call(t, "GET", "/v1/campaigns/"+s.campaign, mk, nil)).obj(t); plain["locale_templates"] != nil {
+		t.Errorf("a campaign with none shows locale_templates %v", plain["locale_templates"])
 	}
 }

@@ -40,7 +40,10 @@ type AlertInput struct {
 	Name      string             `json:"name"`
 	Channels  []Channel          `json:"channels"`
 	Templates map[Channel]string `json:"templates"`
-	Contacts  []string           `json:"contacts"`
+	// LocaleTemplates are templates for contacts of a locale, per channel
+	// ({"en": {"sms": ID}}); others get Templates.
+	LocaleTemplates map[string]map[Channel]string `json:"locale_templates"`
+	Contacts        []string                      `json:"contacts"`
 	// PushFallbackSMS sends the SMS template to a contact with no device.
 	PushFallbackSMS bool `json:"push_fallback_sms"`
 }
@@ -77,7 +80,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	fe := apperr.FieldErrors{}
 	name := strings.TrimSpace(in.Name)
 	checkName(fe, "name", name)
-	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.PushFallbackSMS, true, false); err != nil {
+	if err := s.checkChannels(ctx, p, fe, KindExposureAlert, in.Channels, in.Templates, in.LocaleTemplates, in.PushFallbackSMS, true, false); err != nil {
 		return AlertResult{}, err
 	}
 	res := AlertResult{InvalidContacts: []InvalidContact{}}
@@ -139,7 +142,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	now := s.now().UTC()
 	c := Campaign{
 		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: KindExposureAlert,
-		Channels: in.Channels, Templates: in.Templates, PushFallbackSMS: in.PushFallbackSMS,
+		Channels: in.Channels, Templates: in.Templates, LocaleTemplates: nonEmpty(in.LocaleTemplates), PushFallbackSMS: in.PushFallbackSMS,
 		State: StateDraft, CreatedBy: p.KeyID, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.Store.CreateCampaign(ctx, &c); err != nil {
@@ -208,7 +211,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		}
 	}
 	s.Audit(ctx, p, "alert.create", "campaign", c.ID, map[string]any{
-		"name": name, "channels": c.Channels, "templates": c.Templates,
+		"name": name, "channels": c.Channels, "templates": c.Templates, "locale_templates": c.LocaleTemplates,
 		"contacts": len(numbers), "invalid_contacts": len(res.InvalidContacts), "duplicates": res.Duplicates,
 	})
 	if starter != nil {

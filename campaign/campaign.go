@@ -65,7 +65,11 @@ type Campaign struct {
 	Kind      Kind               `json:"kind"`
 	Channels  []Channel          `json:"channels"`
 	Templates map[Channel]string `json:"templates"`
-	Audience  Audience           `json:"audience"`
+	// LocaleTemplates are templates for subscribers of a locale, per
+	// channel ({"en": {"sms": ID}}); a subscriber of another locale, or
+	// of one with no template for the channel, gets Templates.
+	LocaleTemplates map[string]map[Channel]string `json:"locale_templates,omitempty"`
+	Audience        Audience                      `json:"audience"`
 	// PushFallbackSMS sends the SMS template to a subscriber with no device.
 	PushFallbackSMS bool       `json:"push_fallback_sms"`
 	RatePerSecond   int        `json:"rate_per_second"`
@@ -92,4 +96,15 @@ func (c Campaign) HasChannel(ch Channel) bool {
 		}
 	}
 	return false
+}
+
+// Locales are the subscriber locales.
+var Locales = map[string]bool{"vi": true, "en": true}
+
+// TemplateFor is the template c sends on ch to a subscriber of locale.
+func (c Campaign) TemplateFor(ch Channel, locale string) string {
+	if id := c.LocaleTemplates[locale][ch]; id != "" {
+		return id
+	}
+	return c.Templates[ch]
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,7 +144,7 @@ func (s *Service) CreateTemplate(ctx context.Context, p tenant.Principal, in Tem
 	if locale == "" {
 		locale = "vi"
 	}
-	if locale != "vi" && locale != "en" {
+	if !Locales[locale] {
 		fe.Add("locale", "must be vi or en, not %q", in.Locale)
 	}
 	// The parts' renderings with sample values, for the sizes the
@@ -460,16 +462,19 @@ func templateReason(err error) string {
 // CampaignInput is an install promotion to create. Exposure alerts are
 // created with CreateAlert.
 type CampaignInput struct {
-	Name            string             `json:"name"`
-	Kind            Kind               `json:"kind"`
-	Channels        []Channel          `json:"channels"`
-	Templates       map[Channel]string `json:"templates"`
-	Audience        Audience           `json:"audience"`
-	PushFallbackSMS bool               `json:"push_fallback_sms"`
-	RatePerSecond   int                `json:"rate_per_second"`
-	StartAt         *time.Time         `json:"start_at"`
-	EndBy           *time.Time         `json:"end_by"`
-	Reward          *Reward            `json:"reward"`
+	Name      string             `json:"name"`
+	Kind      Kind               `json:"kind"`
+	Channels  []Channel          `json:"channels"`
+	Templates map[Channel]string `json:"templates"`
+	// LocaleTemplates are templates for subscribers of a locale, per
+	// channel ({"en": {"sms": ID}}); others get Templates.
+	LocaleTemplates map[string]map[Channel]string `json:"locale_templates"`
+	Audience        Audience                      `json:"audience"`
+	PushFallbackSMS bool                          `json:"push_fallback_sms"`
+	RatePerSecond   int                           `json:"rate_per_second"`
+	StartAt         *time.Time                    `json:"start_at"`
+	EndBy           *time.Time                    `json:"end_by"`
+	Reward          *Reward                       `json:"reward"`
 }
 
 // CreateCampaign validates and stores an install promotion in state draft.
@@ -488,7 +493,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 		fe.Add("kind", "must be install_promotion, not %q", in.Kind)
 	}
 	// An invalid kind is reported as such, not as templates it cannot fill.
-	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.PushFallbackSMS,
+	if err := s.checkChannels(ctx, p, fe, kind, in.Channels, in.Templates, in.LocaleTemplates, in.PushFallbackSMS,
 		kind == KindInstallPromotion, in.Reward != nil); err != nil {
 		return Campaign{}, err
 	}
@@ -532,7 +537,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 			fe.Add("reward.attribution_days", "must be 1 to %d", MaxAttributionDays)
 		}
 		if r.ConfirmTemplate != "" {
-			if err := s.checkTemplate(ctx, p, fe, "", "reward.confirm_template", r.ConfirmTemplate, ChannelSMS, false, false); err != nil {
+			if err := s.checkTemplate(ctx, p, fe, "", "reward.confirm_template", r.ConfirmTemplate, ChannelSMS, false, false, ""); err != nil {
 				return Campaign{}, err
 			}
 		}
@@ -553,7 +558,7 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 	}
 	c := Campaign{
 		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: kind,
-		Channels: in.Channels, Templates: in.Templates, Audience: aud,
+		Channels: in.Channels, Templates: in.Templates, LocaleTemplates: nonEmpty(in.LocaleTemplates), Audience: aud,
 		PushFallbackSMS: in.PushFallbackSMS, RatePerSecond: in.RatePerSecond,
 		StartAt: utcPtr(in.StartAt), EndBy: utcPtr(in.EndBy), Reward: in.Reward,
 		State: StateDraft, CreatedBy: p.KeyID, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
@@ -562,8 +567,22 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 		return Campaign{}, fmt.Errorf("create campaign: %w", err)
 	}
 	s.Audit(ctx, p, "campaign.create", "campaign", c.ID, map[string]any{
-		"name": c.Name, "kind": c.Kind, "channels": c.Channels, "templates": c.Templates})
+		"name": c.Name, "kind": c.Kind, "channels": c.Channels, "templates": c.Templates, "locale_templates": c.LocaleTemplates})
 	return c, nil
+}
+
+// nonEmpty drops the locales that name no template; nil when none do.
+func nonEmpty(byLocale map[string]map[Channel]string) map[string]map[Channel]string {
+	var out map[string]map[Channel]string
+	for loc, m := range byLocale {
+		if len(m) > 0 {
+			if out == nil {
+				out = make(map[string]map[Channel]string)
+			}
+			out[loc] = m
+		}
+	}
+	return out
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -591,7 +610,7 @@ func checkName(fe apperr.FieldErrors, field, name string) {
 // checkFields a template using a field the campaign cannot fill (paying a
 // reward or not) is refused too (see unfilled).
 func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind,
-	channels []Channel, tmpls map[Channel]string, fallback, checkFields, paysReward bool) error {
+	channels []Channel, tmpls map[Channel]string, byLocale map[string]map[Channel]string, fallback, checkFields, paysReward bool) error {
 	if len(channels) == 0 {
 		fe.Add("channels", "at least one of sms, push")
 	}
@@ -633,8 +652,28 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add(field, "required for channel %s", ch)
 			continue
 		}
-		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward); err != nil {
+		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward, ""); err != nil {
 			return err
+		}
+	}
+	for _, loc := range slices.Sorted(maps.Keys(byLocale)) {
+		prefix := "locale_templates." + loc
+		if !Locales[loc] {
+			fe.Add(prefix, "must be a subscriber locale (vi or en), not %q", loc)
+			continue
+		}
+		for _, ch := range slices.Sorted(maps.Keys(byLocale[loc])) {
+			field, id := prefix+"."+string(ch), byLocale[loc][ch]
+			switch {
+			case !need[ch]:
+				fe.Add(field, "no channel %q in channels", ch)
+			case id == "":
+				fe.Add(field, "must name a template")
+			default:
+				if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward, loc); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -675,7 +714,7 @@ func unfilled(t MessageTemplate, kind Kind, paysReward bool) string {
 // With checkFields it also refuses a template that uses a field a campaign
 // of kind (paying a reward or not) cannot fill (see unfilled).
 func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind, field, id string, ch Channel,
-	checkFields, paysReward bool) error {
+	checkFields, paysReward bool, locale string) error {
 	var t MessageTemplate
 	var err error
 	if _, perr := uuid.Parse(id); perr != nil {
@@ -692,6 +731,10 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 	}
 	if t.Channel != ch {
 		fe.Add(field, "template %q is for %s, not %s", id, t.Channel, ch)
+		return nil
+	}
+	if locale != "" && t.Locale != locale {
+		fe.Add(field, "template %q is in locale %s, not %s", id, t.Locale, locale)
 		return nil
 	}
 	if checkFields {

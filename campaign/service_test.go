@@ -546,3 +546,70 @@ func TestATemplateUsingAFieldTheCampaignCannotFillIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A campaign names a template per channel for each locale it speaks; each
+// is checked as the main templates are, and must be in that locale.
+func TestLocaleTemplatesAreCheckedAndKept(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	vi := e.template(t, campaign.TemplateInput{Name: "promo-vi", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Cài Bluezone: {{.InstallLink}}", Transliterate: true})
+	en := e.template(t, campaign.TemplateInput{Name: "promo-en", Channel: campaign.ChannelSMS, Locale: "en",
+		Body: "Install Bluezone: {{.InstallLink}}"})
+	enReward := e.template(t, campaign.TemplateInput{Name: "promo-en-reward", Channel: campaign.ChannelSMS, Locale: "en",
+		Body: "Install Bluezone for {{.RewardMB}}MB: {{.InstallLink}}"})
+	enPush := e.template(t, campaign.TemplateInput{Name: "push-en", Channel: campaign.ChannelPush, Locale: "en",
+		Title: "Bluezone", Body: "Install Bluezone"})
+	create := func(byLocale map[string]map[campaign.Channel]string) (campaign.Campaign, error) {
+		return e.svc.CreateCampaign(ctx, e.p, campaign.CampaignInput{Name: "Bluezone Q3", Channels: []campaign.Channel{campaign.ChannelSMS},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: vi.ID}, LocaleTemplates: byLocale})
+	}
+	for _, tc := range []struct {
+		byLocale     map[string]map[campaign.Channel]string
+		field, about string
+	}{
+		{map[string]map[campaign.Channel]string{"fr": {campaign.ChannelSMS: en.ID}}, "locale_templates.fr", "vi or en"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: vi.ID}}, "locale_templates.en.sms", "in locale vi, not en"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelPush: enPush.ID}}, "locale_templates.en.push", "no channel"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: enPush.ID}}, "locale_templates.en.sms", "is for push"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: enReward.ID}}, "locale_templates.en.sms", "{{.RewardMB}}"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: "9f1c2d3e-0000-4000-8000-000000000000"}}, "locale_templates.en.sms", "no template"},
+		{map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: ""}}, "locale_templates.en.sms", "must name"},
+	} {
+		_, err := create(tc.byLocale)
+		var fe apperr.FieldErrors
+		if !errors.As(err, &fe) || !strings.Contains(fe[tc.field], tc.about) {
+			t.Errorf("locale templates %v: %v; want %s to say %q", tc.byLocale, err, tc.field, tc.about)
+		}
+	}
+	c, err := create(map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: en.ID}, "vi": {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.st.GetCampaign(ctx, e.p.TenantID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.LocaleTemplates) != 1 || got.LocaleTemplates["en"][campaign.ChannelSMS] != en.ID {
+		t.Errorf("locale templates read back: %v, want en's SMS %s alone", got.LocaleTemplates, en.ID)
+	}
+	for locale, want := range map[string]string{"en": en.ID, "vi": vi.ID, "": vi.ID} {
+		if id := got.TemplateFor(campaign.ChannelSMS, locale); id != want {
+			t.Errorf("template for locale %q: %s, want %s", locale, id, want)
+		}
+	}
+	// An alert takes them too.
+	health := e.p
+	health.Role = tenant.RoleHealth
+	alertVI := e.template(t, campaign.TemplateInput{Name: "f1-vi", Channel: campaign.ChannelSMS, Locale: "vi", Body: "Ban da o gan nguoi nhiem."})
+	alertEN := e.template(t, campaign.TemplateInput{Name: "f1-en", Channel: campaign.ChannelSMS, Locale: "en", Body: "You were near a case."})
+	a, err := e.svc.CreateAlert(ctx, health, campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates:       map[campaign.Channel]string{campaign.ChannelSMS: alertVI.ID},
+		LocaleTemplates: map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: alertEN.ID}}, Contacts: []string{"0912345678"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.st.GetCampaign(ctx, e.p.TenantID, a.ID); err != nil || got.TemplateFor(campaign.ChannelSMS, "en") != alertEN.ID {
+		t.Errorf("alert's English template: %+v, %v", got.LocaleTemplates, err)
+	}
+}

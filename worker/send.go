@@ -478,7 +478,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 			}
 			j.channel = campaign.ChannelSMS // fallback, recorded on the push delivery
 		} else {
-			ct, err := e.template(ctx, c.TenantID, c.Templates[campaign.ChannelPush])
+			ct, err := e.template(ctx, c.TenantID, c.TemplateFor(campaign.ChannelPush, r.Locale))
 			if err != nil {
 				return err
 			}
@@ -515,7 +515,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 			return nil
 		}
 	}
-	ct, err := e.template(ctx, c.TenantID, c.Templates[campaign.ChannelSMS])
+	ct, err := e.template(ctx, c.TenantID, c.TemplateFor(campaign.ChannelSMS, r.Locale))
 	if err != nil {
 		return err
 	}

@@ -60,11 +60,11 @@ func toStrings[S ~string](xs []S) []string {
 
 const campaignColumns = `id::text, tenant_id, name, kind, channels, templates, audience,
 	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
-	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at, locale_templates`
 
 const campaignInsertColumns = `id, tenant_id, name, kind, channels, templates, audience,
 	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
-	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at, locale_templates`
 
 func scanCampaign(r pgx.Row) (campaign.Campaign, error) {
 	var (
@@ -73,8 +73,11 @@ func scanCampaign(r pgx.Row) (campaign.Campaign, error) {
 	)
 	if err := r.Scan(&c.ID, &c.TenantID, &c.Name, &c.Kind, &channels, &c.Templates, &c.Audience,
 		&c.PushFallbackSMS, &c.RatePerSecond, &c.StartAt, &c.EndBy, &c.Reward, &c.State, &c.FanoutCursor,
-		&c.FanoutDone, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.StartedAt, &c.FinishedAt); err != nil {
+		&c.FanoutDone, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.StartedAt, &c.FinishedAt, &c.LocaleTemplates); err != nil {
 		return c, err
+	}
+	if len(c.LocaleTemplates) == 0 {
+		c.LocaleTemplates = nil
 	}
 	c.Channels = make([]campaign.Channel, len(channels))
 	for i, ch := range channels {
@@ -130,6 +133,12 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error 
 	if err != nil {
 		return fmt.Errorf("postgres: create campaign: %w", err)
 	}
+	byLocale := []byte("{}")
+	if len(c.LocaleTemplates) > 0 {
+		if byLocale, err = json.Marshal(c.LocaleTemplates); err != nil {
+			return fmt.Errorf("postgres: create campaign: %w", err)
+		}
+	}
 	var reward []byte // nil: NULL
 	if c.Reward != nil {
 		if reward, err = json.Marshal(c.Reward); err != nil {
@@ -137,11 +146,11 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error 
 		}
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO campaigns (`+campaignInsertColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		c.ID, c.TenantID, c.Name, string(c.Kind), toStrings(c.Channels), templates, audience,
 		c.PushFallbackSMS, c.RatePerSecond, timeOrNull(c.StartAt), timeOrNull(c.EndBy), reward,
 		string(c.State), c.FanoutCursor, c.FanoutDone, c.CreatedBy, c.CreatedAt, c.UpdatedAt,
-		timeOrNull(c.StartedAt), timeOrNull(c.FinishedAt))
+		timeOrNull(c.StartedAt), timeOrNull(c.FinishedAt), byLocale)
 	if err != nil {
 		return fmt.Errorf("postgres: create campaign: %w", err)
 	}

@@ -91,22 +91,27 @@ func campaignKey(id string) (string, bool) {
 
 const campaignColumns = `id, tenant_id, name, kind, channels, templates, audience,
 	push_fallback_sms, rate_per_second, start_at, end_by, reward, state, fanout_cursor,
-	fanout_done, created_by, created_at, updated_at, started_at, finished_at`
+	fanout_done, created_by, created_at, updated_at, started_at, finished_at, locale_templates`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanCampaign(r scanner) (campaign.Campaign, error) {
 	var (
-		c                                     campaign.Campaign
-		channels, templates, audience         string
-		reward                                sql.NullString
-		startAt, endBy, startedAt, finishedAt sql.NullString
-		createdAt, updatedAt                  string
+		c                                       campaign.Campaign
+		channels, templates, audience, byLocale string
+		reward                                  sql.NullString
+		startAt, endBy, startedAt, finishedAt   sql.NullString
+		createdAt, updatedAt                    string
 	)
 	if err := r.Scan(&c.ID, &c.TenantID, &c.Name, &c.Kind, &channels, &templates, &audience,
 		&c.PushFallbackSMS, &c.RatePerSecond, &startAt, &endBy, &reward, &c.State, &c.FanoutCursor,
-		&c.FanoutDone, &c.CreatedBy, &createdAt, &updatedAt, &startedAt, &finishedAt); err != nil {
+		&c.FanoutDone, &c.CreatedBy, &createdAt, &updatedAt, &startedAt, &finishedAt, &byLocale); err != nil {
 		return c, err
+	}
+	if byLocale != "" && byLocale != "{}" {
+		if err := json.Unmarshal([]byte(byLocale), &c.LocaleTemplates); err != nil {
+			return c, fmt.Errorf("sqlite: campaign %s locale templates: %w", c.ID, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(channels), &c.Channels); err != nil {
 		return c, fmt.Errorf("sqlite: campaign %s channels: %w", c.ID, err)
@@ -191,6 +196,12 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error 
 	if err != nil {
 		return fmt.Errorf("sqlite: create campaign: %w", err)
 	}
+	byLocale := []byte("{}")
+	if len(c.LocaleTemplates) > 0 {
+		if byLocale, err = json.Marshal(c.LocaleTemplates); err != nil {
+			return fmt.Errorf("sqlite: create campaign: %w", err)
+		}
+	}
 	var reward any
 	if c.Reward != nil {
 		b, err := json.Marshal(c.Reward)
@@ -200,11 +211,11 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaign.Campaign) error 
 		reward = string(b)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO campaigns (`+campaignColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.TenantID, c.Name, string(c.Kind), stringsJSON(channels), string(templates), string(audience),
 		c.PushFallbackSMS, c.RatePerSecond, stampOrNull(c.StartAt), stampOrNull(c.EndBy), reward,
 		string(c.State), c.FanoutCursor, c.FanoutDone, c.CreatedBy, stamp(c.CreatedAt), stamp(c.UpdatedAt),
-		stampOrNull(c.StartedAt), stampOrNull(c.FinishedAt))
+		stampOrNull(c.StartedAt), stampOrNull(c.FinishedAt), string(byLocale))
 	if err != nil {
 		return fmt.Errorf("sqlite: create campaign: %w", err)
 	}

@@ -81,8 +81,9 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		end := start.Add(72 * time.Hour)
 		no := false
 		c := &campaign.Campaign{TenantID: f.tenant, Name: "Bluezone Q3", Kind: campaign.KindInstallPromotion,
-			Channels:  []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush},
-			Templates: map[campaign.Channel]string{campaign.ChannelSMS: "t1", campaign.ChannelPush: "t2"},
+			Channels:        []campaign.Channel{campaign.ChannelSMS, campaign.ChannelPush},
+			Templates:       map[campaign.Channel]string{campaign.ChannelSMS: "t1", campaign.ChannelPush: "t2"},
+			LocaleTemplates: map[string]map[campaign.Channel]string{"en": {campaign.ChannelSMS: "t3", campaign.ChannelPush: "t4"}},
 			Audience: campaign.Audience{Regions: []string{"HG", "DB"}, Installed: &no, List: "vip",
 				Attributes: map[string]string{"plan": "prepaid"}},
 			PushFallbackSMS: true, RatePerSecond: 500, StartAt: &start, EndBy: &end,
