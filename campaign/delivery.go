@@ -151,4 +151,13 @@ type AmbiguousSend struct {
 	Provider     string
 	// AttemptedAt is when the send began (the delivery's sent_at).
 	AttemptedAt time.Time
+	// Claimed: a dead worker's claim, taken for a send whose answer was
+	// lost (ErrorStaleClaim). AttemptedAt is the claim's time; the send,
+	// if any, came before the claim's deadline.
+	Claimed bool
 }
+
+// ErrorStaleClaim is the error code of an SMS delivery claimed by a worker
+// that died before recording it: it may have gone, so it is recorded
+// unknown and looked up at its provider instead of being sent again.
+const ErrorStaleClaim = "stale_claim"

@@ -94,9 +94,10 @@ type Store interface {
 	// CountUnfinished counts deliveries pending or sending.
 	CountUnfinished(ctx context.Context, campaignID string) (int64, error)
 	// AmbiguousSends lists, in subscriber order, up to limit of the
-	// campaign's deliveries on ch whose send was ambiguous (unknown),
-	// attempted at or after since, with their subscribers' numbers.
-	AmbiguousSends(ctx context.Context, campaignID string, ch Channel, since time.Time, limit int) ([]AmbiguousSend, error)
+	// campaign's deliveries on ch whose send through provider was
+	// ambiguous (unknown), attempted at or after since, with their
+	// subscribers' numbers.
+	AmbiguousSends(ctx context.Context, campaignID string, ch Channel, provider string, since time.Time, limit int) ([]AmbiguousSend, error)
 	// RequeueAmbiguous puts back to pending those of these sends (their
 	// provider never took them) whose deliveries on ch are still unknown
 	// from the same attempt, and says how many.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"outreach/campaign"
@@ -25,7 +26,15 @@ import (
 //   - The provider cannot answer: asked again at the next pass, for up to
 //     LookupWithin after the attempt; past that it stays unknown.
 //
-// A running campaign is not completed while it has such sends to look up.
+// The monitor looks them up at each re-drive pass of a running campaign
+// (during its fan-out too), and at every pass once nothing else is left
+// to send: it is not completed while it has such sends to look up.
+//
+// An SMS a worker claimed and never recorded (it died) may have gone too:
+// once its claim is stale it is recorded unknown in the same way, from the
+// claim's time (campaign.ErrorStaleClaim), and looked up over the claim's
+// whole deadline, so that a killed worker's last messages are not sent
+// twice.
 
 // lookupBefore and lookupAfterAttempt bound the provider's creation time
 // of the message an attempt may have made: the attempt's start less some
@@ -37,13 +46,18 @@ const (
 )
 
 // lookupPage is the most ambiguous sends of one campaign channel looked
-// at per pass: each is a call to the provider, made in the monitor's pass.
-const lookupPage = 50
+// at per pass, lookupParallel the provider calls in flight meanwhile: the
+// monitor waits for them (at Twilio's usual answer time, a page takes a
+// few seconds).
+const (
+	lookupPage     = 200
+	lookupParallel = 8
+)
 
-// resolveAmbiguous looks up c's ambiguous SMS sends that are old enough
-// (see above). waiting reports sends still to be looked up (too recent,
-// or the provider could not answer) or put back to be sent: c is not
-// complete yet.
+// resolveAmbiguous looks up c's ambiguous SMS sends that are due (see
+// above). waiting reports sends still to be looked up (too recent, or the
+// provider could not answer) or put back to be sent: c is not complete
+// yet.
 func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (waiting bool, err error) {
 	finder, ok := e.SMS.(provider.SMSFinder)
 	if !ok {
@@ -53,38 +67,46 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 	now := e.Now()
 	for _, ch := range c.Channels {
 		// A push campaign's SMS fallback is recorded on its push delivery.
-		sends, err := e.Store.AmbiguousSends(ctx, c.ID, ch, now.Add(-e.set.LookupWithin), lookupPage)
+		sends, err := e.Store.AmbiguousSends(ctx, c.ID, ch, name, now.Add(-e.set.LookupWithin), lookupPage)
 		if err != nil {
 			return true, err
 		}
-		var requeue []campaign.AmbiguousSend
+		var due []campaign.AmbiguousSend
 		for _, a := range sends {
-			if a.Provider != name || a.MSISDN == "" {
-				continue // another provider's (a push service's), or a contact purged since
-			}
-			if now.Sub(a.AttemptedAt) < e.set.LookupAfter {
+			switch {
+			case a.MSISDN == "":
+				// A contact purged since: nothing to look up or send.
+			case !a.Claimed && now.Sub(a.AttemptedAt) < e.set.LookupAfter:
+				// A stale claim is due at once: it was reset only after
+				// SendingStaleAfter, twice its deadline.
 				waiting = true
-				continue
+			default:
+				due = append(due, a)
 			}
-			found, err := e.findTaken(ctx, finder, a)
-			if err != nil {
-				// The provider cannot answer now: the rest of this pass
-				// would not fare better.
-				e.Logger.Warn("looking up an ambiguous send", "campaign", c.ID, "provider", name, "err", err)
-				waiting = true
-				break
-			}
-			if found == nil {
-				requeue = append(requeue, a)
-				continue
-			}
-			if err := e.Store.RecordOutcomes(ctx, []campaign.Outcome{{CampaignID: c.ID, SubscriberID: a.SubscriberID,
-				Channel: ch, Status: campaign.StatusSent, Provider: name, ProviderMessageID: found.MessageID,
-				Segments: found.Segments, At: a.AttemptedAt}}); err != nil {
-				return true, err
-			}
-			e.Metrics.Ambiguous.WithLabelValues(name, "taken").Inc()
 		}
+		found, failed := e.lookUp(ctx, finder, due)
+		if failed > 0 {
+			waiting = true
+			e.Logger.Warn("the provider could not answer look-ups of ambiguous sends; asked again next pass",
+				"campaign", c.ID, "provider", name, "failed", failed)
+		}
+		var outs []campaign.Outcome
+		var requeue []campaign.AmbiguousSend
+		for i, a := range due {
+			switch f := found[i]; {
+			case f.err != nil:
+			case f.msg == nil:
+				requeue = append(requeue, a)
+			default:
+				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: a.SubscriberID, Channel: ch,
+					Status: campaign.StatusSent, Provider: name, ProviderMessageID: f.msg.MessageID,
+					Segments: f.msg.Segments, At: a.AttemptedAt})
+			}
+		}
+		if err := e.Store.RecordOutcomes(ctx, outs); err != nil {
+			return true, err
+		}
+		e.Metrics.Ambiguous.WithLabelValues(name, "taken").Add(float64(len(outs)))
 		if len(requeue) == 0 {
 			continue
 		}
@@ -107,11 +129,45 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 	return waiting, nil
 }
 
+// lookup is the answer of one look-up: the message found (nil: none), or
+// the error that kept the provider from answering.
+type lookup struct {
+	msg *provider.Found
+	err error
+}
+
+// lookUp looks up each send, lookupParallel at a time; failed counts the
+// look-ups the provider could not answer.
+func (e *Engine) lookUp(ctx context.Context, finder provider.SMSFinder, sends []campaign.AmbiguousSend) (out []lookup, failed int) {
+	out = make([]lookup, len(sends))
+	sem := make(chan struct{}, lookupParallel)
+	var wg sync.WaitGroup
+	for i, a := range sends {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i].msg, out[i].err = e.findTaken(ctx, finder, a)
+		}()
+	}
+	wg.Wait()
+	for _, l := range out {
+		if l.err != nil {
+			failed++
+		}
+	}
+	return out, failed
+}
+
 // findTaken asks the provider for the message a's attempt made: the one
 // created nearest the attempt among those no delivery holds yet, or nil
 // when the provider took none.
 func (e *Engine) findTaken(ctx context.Context, finder provider.SMSFinder, a campaign.AmbiguousSend) (*provider.Found, error) {
-	found, err := finder.FindSMS(ctx, a.MSISDN, a.AttemptedAt.Add(-lookupBefore), a.AttemptedAt.Add(lookupAfterAttempt))
+	until := a.AttemptedAt.Add(lookupAfterAttempt)
+	if a.Claimed {
+		until = until.Add(e.claimDeadline()) // a claim's send may come that much later
+	}
+	found, err := finder.FindSMS(ctx, a.MSISDN, a.AttemptedAt.Add(-lookupBefore), until)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}

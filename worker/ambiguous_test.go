@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"outreach/campaign"
+	"outreach/provider"
 	"outreach/worker"
 )
 
@@ -62,6 +63,47 @@ func TestAnAmbiguousSendIsLookedUpSentAgainOnlyIfTwilioNeverTookIt(t *testing.T)
 		if taken, notTaken := testutil.ToFloat64(h.metrics.Ambiguous.WithLabelValues("twilio", "taken")),
 			testutil.ToFloat64(h.metrics.Ambiguous.WithLabelValues("twilio", "not_taken")); taken != 1 || notTaken != 1 {
 			t.Errorf("ambiguous sends resolved: taken %v, not taken %v; want 1 and 1", taken, notTaken)
+		}
+	})
+}
+
+// A worker claimed twenty SMS deliveries, sent five of them, and died
+// before recording anything. Once its claims are stale the five are found
+// at Twilio and recorded sent with their SIDs, the fifteen others are
+// sent: every subscriber gets exactly one message (they used to go back
+// to pending, and the five were sent twice).
+func TestADeadWorkersLastSendsAreFoundNotSentAgain(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		msisdns := h.seed(100)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs yet
+		claimed := h.claimedDeliveries(c, 20)
+		sent := map[string]string{}
+		for _, r := range claimed {
+			if r.OptedOut || len(sent) == 5 {
+				continue // a worker skips those
+			}
+			res, err := h.sms.SendSMS(h.ctx, provider.SMS{To: r.MSISDN, Body: "Cai Bluezone de nhan 5120MB"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent[r.MSISDN] = res.MessageID
+		}
+		h.startWorker(worker.Settings{StaleAfter: time.Second, SendingStaleAfter: 3 * time.Second})
+		h.waitState(c.ID, campaign.StateCompleted, 60*time.Second)
+		h.expectOnce(msisdns)
+		ds, err := h.store.ListDeliveries(h.ctx, h.tenant.ID, c.ID, "", 0, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if sid, ok := sent[d.MSISDN]; ok && (d.Status != campaign.StatusSent || d.ProviderMessageID != sid) {
+				t.Errorf("the dead worker's send to %s: %s with message %q, want sent as %q", d.MSISDN, d.Status, d.ProviderMessageID, sid)
+			}
+		}
+		if taken, notTaken := testutil.ToFloat64(h.metrics.Ambiguous.WithLabelValues("twilio", "taken")),
+			testutil.ToFloat64(h.metrics.Ambiguous.WithLabelValues("twilio", "not_taken")); taken != 5 || notTaken != 15 {
+			t.Errorf("stale claims looked up: taken %v, not taken %v; want 5 and 15", taken, notTaken)
 		}
 	})
 }

@@ -62,8 +62,8 @@ type Settings struct {
 	// LookupAfter is how long after an SMS send whose answer was lost
 	// (unknown) the engine asks the provider whether it took the message
 	// (default 1 minute; see ambiguous.go). LookupWithin is how long after
-	// the send it keeps asking while the provider cannot answer (default 1
-	// hour); past it the delivery stays unknown.
+	// the send it keeps asking while the provider cannot answer (default a
+	// day); past it the delivery stays unknown.
 	LookupAfter  time.Duration
 	LookupWithin time.Duration
 	// HoldRecheck is how often deliveries held for the send window look
@@ -119,7 +119,7 @@ func (s *Settings) defaults() {
 		s.LookupAfter = time.Minute
 	}
 	if s.LookupWithin <= 0 {
-		s.LookupWithin = time.Hour
+		s.LookupWithin = 24 * time.Hour
 	}
 	if s.HoldRecheck <= 0 {
 		s.HoldRecheck = time.Minute

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"outreach/campaign"
+	"outreach/provider"
 )
 
 // monitor runs in every worker process. Each pass is idempotent, so several
@@ -104,11 +105,18 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if c.State != campaign.StateRunning {
 			continue
 		}
+		// ambiguous: sends whose answer was lost still to be looked up, or
+		// put back to be sent (resolveAmbiguous).
+		ambiguous := false
 		if redrive {
 			// Claims of a dead worker go back to pending during fan-out
 			// too: the retry of its task (after asynq's lease) or the
-			// re-drive at the end of fan-out sends them.
+			// re-drive at the end of fan-out sends them. An SMS among
+			// them is looked up first.
 			if err := e.resetStaleSending(ctx, c); err != nil {
+				return err
+			}
+			if ambiguous, err = e.resolveAmbiguous(ctx, c); err != nil {
 				return err
 			}
 		}
@@ -132,14 +140,13 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if err != nil {
 			return err
 		}
-		if left == 0 || redrive {
-			waiting, err := e.resolveAmbiguous(ctx, c)
-			if err != nil {
+		if left == 0 && !redrive {
+			if ambiguous, err = e.resolveAmbiguous(ctx, c); err != nil {
 				return err
 			}
-			if waiting && left == 0 {
-				continue // not complete while sends may still have to go
-			}
+		}
+		if left == 0 && ambiguous {
+			continue // not complete while sends may still have to go
 		}
 		if left == 0 {
 			from, to, _ := campaign.Transition(campaign.ActionComplete)
@@ -226,6 +233,9 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 
 // resetStaleSending puts back to pending the campaign's deliveries claimed
 // more than SendingStaleAfter ago and never recorded: their worker died.
+// An SMS among them may have gone just before: when the SMS provider can
+// look messages up, it is recorded unknown instead, and looked up
+// (resolveAmbiguous). A cancelled campaign's are put back to be skipped.
 func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) error {
 	// A claim is stamped by the store with the wall clock, not the
 	// engine's (a test's or a replay's) clock, and is judged by it.
@@ -233,18 +243,22 @@ func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) err
 }
 
 // resetSendingBefore puts back to pending the campaign's deliveries
-// claimed before olderThan and never recorded.
+// claimed before olderThan and never recorded (see resetStaleSending).
 func (e *Engine) resetSendingBefore(ctx context.Context, c campaign.Campaign, olderThan time.Time) error {
 	r, ok := e.Store.(staleResetter)
 	if !ok {
 		return nil
 	}
-	n, err := r.ResetStaleSending(ctx, c.ID, olderThan)
+	lookup := ""
+	if _, finds := e.SMS.(provider.SMSFinder); finds && c.State == campaign.StateRunning {
+		lookup = e.SMS.Name()
+	}
+	n, err := r.ResetStaleSending(ctx, c.ID, olderThan, lookup)
 	if err != nil {
 		return err
 	}
 	if n > 0 {
-		e.Logger.Warn("deliveries claimed by a worker that never finished put back to pending",
+		e.Logger.Warn("deliveries claimed by a worker that never finished put back to pending (an SMS: looked up first)",
 			"campaign", c.ID, "deliveries", n)
 	}
 	return nil
@@ -272,5 +286,5 @@ func (e *Engine) PurgeAlertContacts(ctx context.Context) (int, error) {
 // staleResetter is the store's recovery of deliveries a dead worker had
 // claimed.
 type staleResetter interface {
-	ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time) (int64, error)
+	ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error)
 }

@@ -13,39 +13,51 @@ import (
 
 // ResetStaleSending puts back to pending the campaign's deliveries claimed
 // (sending) before olderThan whose worker never recorded an outcome: it
-// died. They may have reached the provider just before, so the reconciler
-// counts them as the in-flight sends a crash can double.
-func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time) (int64, error) {
+// died. They may have reached the provider just before: with lookup (the
+// SMS provider's name, when it can look messages up) an SMS among them is
+// recorded unknown instead, from its claim's time (ErrorStaleClaim), for
+// the engine to look up; else the reconciler counts them as the in-flight
+// sends a crash can double.
+func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error) {
 	id, err := uuid.Parse(campaignID)
 	if err != nil {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'pending', updated_at = now(), sent_at = NULL
-		WHERE campaign_id = $1 AND status = 'sending' AND updated_at < $2`, id, olderThan)
+	tag, err := s.pool.Exec(ctx, `UPDATE deliveries SET
+			status = CASE WHEN `+staleLookedUp+` THEN 'unknown' ELSE 'pending' END,
+			provider = CASE WHEN `+staleLookedUp+` THEN $3 ELSE provider END,
+			error_code = CASE WHEN `+staleLookedUp+` THEN $4 ELSE error_code END,
+			sent_at = CASE WHEN `+staleLookedUp+` THEN updated_at END,
+			updated_at = now()
+		WHERE campaign_id = $1 AND status = 'sending' AND updated_at < $2`, id, olderThan, lookup, campaign.ErrorStaleClaim)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: reset stale sending: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
 
+// staleLookedUp: a stale claim to be looked up ($3 names the provider).
+const staleLookedUp = `($3 <> '' AND channel = 'sms')`
+
 // AmbiguousSends lists, in subscriber order, up to limit of the campaign's
-// deliveries on ch whose send was ambiguous (unknown), attempted at or
-// after since, with their subscriber's number.
-func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
+// deliveries on ch whose send through provider was ambiguous (unknown),
+// attempted at or after since, with their subscriber's number.
+func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, provider string, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
 	id, err := uuid.Parse(campaignID)
 	if err != nil {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at
+	rows, err := s.pool.Query(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at,
+			COALESCE(d.error_code = $5, false)
 		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.campaign_id = $1 AND d.status = 'unknown' AND d.channel = $2 AND d.sent_at >= $3
-		ORDER BY d.subscriber_id LIMIT $4`, id, string(ch), since, limit)
+		WHERE d.campaign_id = $1 AND d.status = 'unknown' AND d.channel = $2 AND d.sent_at >= $3 AND d.provider = $6
+		ORDER BY d.subscriber_id LIMIT $4`, id, string(ch), since, limit, campaign.ErrorStaleClaim, provider)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ambiguous sends: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.AmbiguousSend, error) {
 		var a campaign.AmbiguousSend
-		err := r.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &a.AttemptedAt)
+		err := r.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &a.AttemptedAt, &a.Claimed)
 		return a, err
 	})
 	if err != nil {

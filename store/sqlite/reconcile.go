@@ -11,33 +11,43 @@ import (
 
 // ResetStaleSending puts back to pending the campaign's deliveries claimed
 // (sending) before olderThan whose worker never recorded an outcome: it
-// died. They may have reached the provider just before, so the reconciler
-// counts them as the in-flight sends a crash can double.
-func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time) (int64, error) {
+// died. With lookup, an SMS among them is recorded unknown from its
+// claim's time instead (see the PostgreSQL store's).
+func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok {
 		return 0, nil
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', sent_at = NULL, updated_at = ?
-		WHERE campaign_id = ? AND status = 'sending' AND updated_at < ?`, stamp(time.Now()), key, stamp(olderThan))
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET
+			status = CASE WHEN `+staleLookedUp+` THEN 'unknown' ELSE 'pending' END,
+			provider = CASE WHEN `+staleLookedUp+` THEN ?3 ELSE provider END,
+			error_code = CASE WHEN `+staleLookedUp+` THEN ?4 ELSE error_code END,
+			sent_at = CASE WHEN `+staleLookedUp+` THEN updated_at END,
+			updated_at = ?5
+		WHERE campaign_id = ?1 AND status = 'sending' AND updated_at < ?2`,
+		key, stamp(olderThan), lookup, campaign.ErrorStaleClaim, stamp(time.Now()))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reset stale sending: %w", err)
 	}
 	return res.RowsAffected()
 }
 
+// staleLookedUp: a stale claim to be looked up (?3 names the provider).
+const staleLookedUp = `(?3 <> '' AND channel = 'sms')`
+
 // AmbiguousSends lists, in subscriber order, up to limit of the campaign's
-// deliveries on ch whose send was ambiguous (unknown), attempted at or
-// after since, with their subscriber's number.
-func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
+// deliveries on ch whose send through provider was ambiguous (unknown),
+// attempted at or after since, with their subscriber's number.
+func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, provider string, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at
+	rows, err := s.db.QueryContext(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at,
+			COALESCE(d.error_code = ?, 0)
 		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.campaign_id = ? AND d.status = 'unknown' AND d.channel = ? AND d.sent_at >= ?
-		ORDER BY d.subscriber_id LIMIT ?`, key, string(ch), stamp(since), limit)
+		WHERE d.campaign_id = ? AND d.status = 'unknown' AND d.channel = ? AND d.sent_at >= ? AND d.provider = ?
+		ORDER BY d.subscriber_id LIMIT ?`, campaign.ErrorStaleClaim, key, string(ch), stamp(since), provider, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
 	}
@@ -48,7 +58,7 @@ func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campai
 			a  campaign.AmbiguousSend
 			at string
 		)
-		if err := rows.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &at); err != nil {
+		if err := rows.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &at, &a.Claimed); err != nil {
 			return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
 		}
 		if a.AttemptedAt, err = unstamp(at); err != nil {

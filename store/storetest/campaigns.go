@@ -1080,7 +1080,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, recent.Add(-time.Second), 10)
+		got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, "twilio", recent.Add(-time.Second), 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1097,7 +1097,7 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 				t.Errorf("ambiguous send %d: %+v, want %+v", i, got[i], want[i])
 			}
 		}
-		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, old, 1); err != nil || len(got) != 1 || got[0].SubscriberID != f.ids[msisdn(1)] {
+		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelSMS, "twilio", old, 1); err != nil || len(got) != 1 || got[0].SubscriberID != f.ids[msisdn(1)] {
 			t.Errorf("the first ambiguous SMS since an hour ago: %+v, %v", got, err)
 		}
 		// A receipt for 3 comes before the look-up puts it back: it stays delivered.
@@ -1121,8 +1121,11 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 				t.Errorf("delivery %d: %s, want %s", n, d.Status, st)
 			}
 		}
-		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelPush, old, 10); err != nil || len(got) != 1 {
+		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelPush, "twilio", old, 10); err != nil || len(got) != 1 {
 			t.Errorf("the push delivery, requeued? %+v, %v; want still unknown", got, err)
+		}
+		if got, err := f.st.AmbiguousSends(f.ctx, c.ID, campaign.ChannelPush, "fcm", old, 10); err != nil || len(got) != 0 {
+			t.Errorf("another provider's ambiguous sends: %+v, %v; want none", got, err)
 		}
 		held, err := f.st.HeldMessageIDs(f.ctx, []string{"SM3", "SM4", "SM9"})
 		if err != nil || len(held) != 2 || !held["SM3"] || !held["SM4"] {
