@@ -144,11 +144,11 @@ const ErrorTemplate = "template"
 
 // AmbiguousSend is a delivery whose send was ambiguous (unknown): the
 // request went out and its answer was lost, so the provider may or may
-// not have taken the message.
+// not have taken the message. It carries what rendering the message again
+// needs (the delivery's referral code, the subscriber's number, region,
+// locale and attributes), to tell it from others at the provider.
 type AmbiguousSend struct {
-	SubscriberID int64
-	MSISDN       string
-	Provider     string
+	Recipient
 	// AttemptedAt is when the send began (the delivery's sent_at).
 	AttemptedAt time.Time
 	// Claimed: a dead worker's claim, taken for a send whose answer was

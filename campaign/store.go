@@ -95,8 +95,8 @@ type Store interface {
 	CountUnfinished(ctx context.Context, campaignID string) (int64, error)
 	// AmbiguousSends lists, in subscriber order, up to limit of the
 	// campaign's deliveries on ch whose send through provider was
-	// ambiguous (unknown), attempted at or after since, with their
-	// subscribers' numbers.
+	// ambiguous (unknown), recorded so at or after since, with their
+	// subscribers (those with a number: a purged contact has none).
 	AmbiguousSends(ctx context.Context, campaignID string, ch Channel, provider string, since time.Time, limit int) ([]AmbiguousSend, error)
 	// RequeueAmbiguous puts back to pending those of these sends (their
 	// provider never took them) whose deliveries on ch are still unknown

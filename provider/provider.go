@@ -93,6 +93,7 @@ type SMSFinder interface {
 // Found is a message a provider holds.
 type Found struct {
 	MessageID string
+	Body      string
 	// Segments the provider billed; 0 when unknown.
 	Segments int
 	// Created is when the provider took it (to its own clock).

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,14 +19,20 @@ import (
 // never took it, no receipt will ever come, and the subscriber would never
 // be told (an exposure alert's contact never warned): so once LookupAfter
 // has passed, the engine asks the provider for the messages to that
-// number from its sender around the attempt (provider.SMSFinder).
+// number from its sender around the attempt (provider.SMSFinder), and
+// renders the delivery's message again to tell it from the others (an
+// alert, a promotion or a test send to the same number in the same
+// minutes): the same text, or the delivery's own referral code in its
+// install link.
 //
-//   - Found, and no other delivery holds that message: the delivery is
-//     sent, with the provider's message id and segments.
+//   - Found, with the same text, and no other delivery holds that
+//     message: the delivery is sent, with the provider's message id and
+//     segments.
 //   - None: the provider never took it. The delivery goes back to pending,
-//     from that attempt only, and is sent again.
-//   - The provider cannot answer: asked again at the next pass, for up to
-//     LookupWithin after the attempt; past that it stays unknown.
+//     from that attempt only, and is sent again, unless it has had
+//     MaxAttempts attempts already: then it is failed.
+//   - The provider cannot answer: asked again half a minute later, for up
+//     to LookupWithin after the attempt; past that it stays unknown.
 //
 // The monitor looks them up at each re-drive pass of a running campaign
 // (during its fan-out too), and at every pass once nothing else is left
@@ -37,13 +45,18 @@ import (
 // twice.
 
 // lookupBefore and lookupAfterAttempt bound the provider's creation time
-// of the message an attempt may have made: the attempt's start less some
-// clock difference, to its end (the client's timeout, well under a
-// minute) and more.
+// of the message an attempt may have made: the attempt's start less a
+// difference between the two clocks, to its end (the client's timeout,
+// well under a minute) and the same difference. The text tells the
+// attempt's message from others in the window.
 const (
-	lookupBefore       = 30 * time.Second
-	lookupAfterAttempt = 90 * time.Second
+	lookupBefore       = 2 * time.Minute
+	lookupAfterAttempt = 5 * time.Minute
 )
+
+// lookupPause is how long look-ups wait after the provider could not
+// answer some.
+const lookupPause = 30 * time.Second
 
 // lookupPage is the most ambiguous sends of one campaign channel looked
 // at per pass, lookupParallel the provider calls in flight meanwhile: the
@@ -65,6 +78,11 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 	}
 	name := e.SMS.Name()
 	now := e.Now()
+	pol, err := e.sendPolicy(c)
+	if err != nil {
+		return true, err // the message cannot be rendered again to compare
+	}
+	paused := e.lookupsPaused(time.Now())
 	for _, ch := range c.Channels {
 		// A push campaign's SMS fallback is recorded on its push delivery.
 		sends, err := e.Store.AmbiguousSends(ctx, c.ID, ch, name, now.Add(-e.set.LookupWithin), lookupPage)
@@ -76,7 +94,7 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 			switch {
 			case a.MSISDN == "":
 				// A contact purged since: nothing to look up or send.
-			case !a.Claimed && now.Sub(a.AttemptedAt) < e.set.LookupAfter:
+			case paused || !a.Claimed && now.Sub(a.AttemptedAt) < e.set.LookupAfter:
 				// A stale claim is due at once: it was reset only after
 				// SendingStaleAfter, twice its deadline.
 				waiting = true
@@ -84,29 +102,38 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 				due = append(due, a)
 			}
 		}
-		found, failed := e.lookUp(ctx, finder, due)
+		found, failed := e.lookUp(ctx, c, pol, finder, due)
 		if failed > 0 {
 			waiting = true
-			e.Logger.Warn("the provider could not answer look-ups of ambiguous sends; asked again next pass",
-				"campaign", c.ID, "provider", name, "failed", failed)
+			e.pauseLookups(time.Now().Add(lookupPause))
+			e.Logger.Warn("the provider could not answer look-ups of ambiguous sends; asked again later",
+				"campaign", c.ID, "provider", name, "failed", failed, "in", lookupPause.String())
 		}
 		var outs []campaign.Outcome
 		var requeue []campaign.AmbiguousSend
+		taken, spent := 0, 0
 		for i, a := range due {
 			switch f := found[i]; {
 			case f.err != nil:
-			case f.msg == nil:
-				requeue = append(requeue, a)
-			default:
+			case f.msg != nil:
+				taken++
 				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: a.SubscriberID, Channel: ch,
 					Status: campaign.StatusSent, Provider: name, ProviderMessageID: f.msg.MessageID,
 					Segments: f.msg.Segments, At: a.AttemptedAt})
+			case a.Attempts >= e.set.MaxAttempts:
+				// Every attempt went out and none got in: no more.
+				spent++
+				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: a.SubscriberID, Channel: ch,
+					Status: campaign.StatusFailed, Provider: name, ErrorCode: a.ErrorCode, At: now})
+			default:
+				requeue = append(requeue, a)
 			}
 		}
 		if err := e.Store.RecordOutcomes(ctx, outs); err != nil {
 			return true, err
 		}
-		e.Metrics.Ambiguous.WithLabelValues(name, "taken").Add(float64(len(outs)))
+		e.Metrics.Ambiguous.WithLabelValues(name, "taken").Add(float64(taken))
+		e.Metrics.Ambiguous.WithLabelValues(name, "not_taken").Add(float64(spent))
 		if len(requeue) == 0 {
 			continue
 		}
@@ -136,9 +163,24 @@ type lookup struct {
 	err error
 }
 
+// lookupsPaused reports whether look-ups wait at now for the provider,
+// which could not answer lately.
+func (e *Engine) lookupsPaused(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return now.Before(e.lookupPausedUntil)
+}
+
+func (e *Engine) pauseLookups(until time.Time) {
+	e.mu.Lock()
+	e.lookupPausedUntil = until
+	e.mu.Unlock()
+}
+
 // lookUp looks up each send, lookupParallel at a time; failed counts the
 // look-ups the provider could not answer.
-func (e *Engine) lookUp(ctx context.Context, finder provider.SMSFinder, sends []campaign.AmbiguousSend) (out []lookup, failed int) {
+func (e *Engine) lookUp(ctx context.Context, c campaign.Campaign, pol campaign.Policy, finder provider.SMSFinder,
+	sends []campaign.AmbiguousSend) (out []lookup, failed int) {
 	out = make([]lookup, len(sends))
 	sem := make(chan struct{}, lookupParallel)
 	var wg sync.WaitGroup
@@ -147,7 +189,7 @@ func (e *Engine) lookUp(ctx context.Context, finder provider.SMSFinder, sends []
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			out[i].msg, out[i].err = e.findTaken(ctx, finder, a)
+			out[i].msg, out[i].err = e.findTaken(ctx, c, pol, finder, a)
 		}()
 	}
 	wg.Wait()
@@ -159,10 +201,21 @@ func (e *Engine) lookUp(ctx context.Context, finder provider.SMSFinder, sends []
 	return out, failed
 }
 
-// findTaken asks the provider for the message a's attempt made: the one
-// created nearest the attempt among those no delivery holds yet, or nil
-// when the provider took none.
-func (e *Engine) findTaken(ctx context.Context, finder provider.SMSFinder, a campaign.AmbiguousSend) (*provider.Found, error) {
+// findTaken asks the provider for the message a's attempt made: among
+// those with its text that no delivery holds yet, the one created nearest
+// the attempt; nil when the provider took none.
+func (e *Engine) findTaken(ctx context.Context, c campaign.Campaign, pol campaign.Policy, finder provider.SMSFinder,
+	a campaign.AmbiguousSend) (*provider.Found, error) {
+	// The text again, as the attempt rendered it: templates never change,
+	// and a push delivery sent by SMS went so for want of a device.
+	j := &job{r: a.Recipient, channel: a.Channel}
+	j.r.Devices = nil
+	if err := e.render(ctx, c, pol, j); err != nil {
+		return nil, fmt.Errorf("render the message again: %w", err)
+	}
+	if j.sms.Body == "" {
+		return nil, fmt.Errorf("render the message again: no SMS (%s)", j.out.SkipReason)
+	}
 	until := a.AttemptedAt.Add(lookupAfterAttempt)
 	if a.Claimed {
 		until = until.Add(e.claimDeadline()) // a claim's send may come that much later
@@ -171,9 +224,24 @@ func (e *Engine) findTaken(ctx context.Context, finder provider.SMSFinder, a cam
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
-	ids := make([]string, len(found))
-	for i, f := range found {
-		ids[i] = f.MessageID
+	// The same text, or for a message carrying the delivery's own
+	// referral code (an install link), that code: it names the delivery
+	// whatever the link's base or the policy's text were at the attempt.
+	code := a.ReferralCode
+	if code == "" || !strings.Contains(j.sms.Body, code) {
+		code = ""
+	}
+	same := func(f provider.Found) bool {
+		return f.Body == j.sms.Body || code != "" && strings.Contains(f.Body, code)
+	}
+	var ids []string
+	for _, f := range found {
+		if same(f) {
+			ids = append(ids, f.MessageID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	held, err := e.Store.HeldMessageIDs(ctx, ids)
 	if err != nil {
@@ -181,8 +249,8 @@ func (e *Engine) findTaken(ctx context.Context, finder provider.SMSFinder, a cam
 	}
 	var best *provider.Found
 	for i, f := range found {
-		if held[f.MessageID] {
-			continue // another delivery's message to the same number
+		if !same(f) || held[f.MessageID] {
+			continue // another message to the same number
 		}
 		if best == nil || absDuration(f.Created.Sub(a.AttemptedAt)) < absDuration(best.Created.Sub(a.AttemptedAt)) {
 			best = &found[i]

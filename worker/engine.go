@@ -167,6 +167,9 @@ type Engine struct {
 	// orphanSeen is when each task was first seen active under no live
 	// worker, and whether its work was handed on (orphans.go).
 	orphanSeen map[string]orphanSighting
+	// lookupPausedUntil holds look-ups of ambiguous sends after the
+	// provider could not answer some (ambiguous.go).
+	lookupPausedUntil time.Time
 	// stopping closes when Run's context ends: handlers put what they have
 	// not sent back to pending instead of finishing their batch.
 	stopping     chan struct{}

@@ -149,6 +149,13 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			continue // not complete while sends may still have to go
 		}
 		if left == 0 {
+			// Counted again after the look-ups: another process's may
+			// have put a send back to pending since the first count.
+			if left, err = e.Store.CountUnfinished(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+		if left == 0 {
 			from, to, _ := campaign.Transition(campaign.ActionComplete)
 			if _, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now); err == nil {
 				e.Store.Audit(ctx, campaign.AuditEntry{TenantID: c.TenantID, Actor: "system", Action: "campaign.complete",
@@ -233,8 +240,9 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 
 // resetStaleSending puts back to pending the campaign's deliveries claimed
 // more than SendingStaleAfter ago and never recorded: their worker died.
-// An SMS among them may have gone just before: when the SMS provider can
-// look messages up, it is recorded unknown instead, and looked up
+// An SMS among them (or a push sent by SMS to a subscriber with no
+// device) may have gone just before: when the SMS provider can look
+// messages up, it is recorded unknown instead, and looked up
 // (resolveAmbiguous). A cancelled campaign's are put back to be skipped.
 func (e *Engine) resetStaleSending(ctx context.Context, c campaign.Campaign) error {
 	// A claim is stamped by the store with the wall clock, not the
@@ -253,7 +261,7 @@ func (e *Engine) resetSendingBefore(ctx context.Context, c campaign.Campaign, ol
 	if _, finds := e.SMS.(provider.SMSFinder); finds && c.State == campaign.StateRunning {
 		lookup = e.SMS.Name()
 	}
-	n, err := r.ResetStaleSending(ctx, c.ID, olderThan, lookup)
+	n, err := r.ResetStaleSending(ctx, c.ID, olderThan, lookup, fallsBackToSMS(c))
 	if err != nil {
 		return err
 	}
@@ -286,5 +294,5 @@ func (e *Engine) PurgeAlertContacts(ctx context.Context) (int, error) {
 // staleResetter is the store's recovery of deliveries a dead worker had
 // claimed.
 type staleResetter interface {
-	ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error)
+	ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string, fallback bool) (int64, error)
 }

@@ -56,7 +56,7 @@ func TestFindSMSTellsATakenMessageFromOneThatNeverGotIn(t *testing.T) {
 				t.Fatalf("the fake did not take the message whose answer it lost: %+v", fake.Messages())
 			}
 			found, err := c.FindSMS(ctx, lost, since, until)
-			if err != nil || len(found) != 1 || found[0].MessageID != lostSID || found[0].Segments != 1 {
+			if err != nil || len(found) != 1 || found[0].MessageID != lostSID || found[0].Segments != 1 || found[0].Body != "Cai Bluezone" {
 				t.Errorf("FindSMS(lost answer) = %+v, %v; want its SID %s, 1 segment", found, err, lostSID)
 			}
 			if found, err := c.FindSMS(ctx, dropped, since, until); err != nil || len(found) != 0 {

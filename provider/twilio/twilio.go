@@ -289,6 +289,9 @@ func (c *Client) FindSMS(ctx context.Context, to string, since, until time.Time)
 			continue
 		}
 		f := provider.Found{MessageID: *m.Sid, Created: created}
+		if m.Body != nil {
+			f.Body = *m.Body
+		}
 		if m.NumSegments != nil {
 			f.Segments, _ = strconv.Atoi(*m.NumSegments)
 		}

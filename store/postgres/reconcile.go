@@ -16,9 +16,10 @@ import (
 // died. They may have reached the provider just before: with lookup (the
 // SMS provider's name, when it can look messages up) an SMS among them is
 // recorded unknown instead, from its claim's time (ErrorStaleClaim), for
-// the engine to look up; else the reconciler counts them as the in-flight
-// sends a crash can double.
-func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error) {
+// the engine to look up, and so is a push to a subscriber with no device
+// when fallback says the campaign sends those an SMS; else the reconciler
+// counts them as the in-flight sends a crash can double.
+func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string, fallback bool) (int64, error) {
 	id, err := uuid.Parse(campaignID)
 	if err != nil {
 		return 0, nil
@@ -29,35 +30,40 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 			error_code = CASE WHEN `+staleLookedUp+` THEN $4 ELSE error_code END,
 			sent_at = CASE WHEN `+staleLookedUp+` THEN updated_at END,
 			updated_at = now()
-		WHERE campaign_id = $1 AND status = 'sending' AND updated_at < $2`, id, olderThan, lookup, campaign.ErrorStaleClaim)
+		WHERE campaign_id = $1 AND status = 'sending' AND updated_at < $2`, id, olderThan, lookup, campaign.ErrorStaleClaim, fallback)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: reset stale sending: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
 
-// staleLookedUp: a stale claim to be looked up ($3 names the provider).
-const staleLookedUp = `($3 <> '' AND channel = 'sms')`
+// staleLookedUp: a stale claim to be looked up ($3 names the provider; $5:
+// a push to a subscriber with no device goes by SMS).
+const staleLookedUp = `($3 <> '' AND (channel = 'sms' OR $5 AND channel = 'push'
+	AND NOT EXISTS (SELECT 1 FROM devices v WHERE v.subscriber_id = deliveries.subscriber_id)))`
 
 // AmbiguousSends lists, in subscriber order, up to limit of the campaign's
 // deliveries on ch whose send through provider was ambiguous (unknown),
-// attempted at or after since, with their subscriber's number.
+// recorded so at or after since, with their subscribers (those that have
+// a number).
 func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, provider string, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
 	id, err := uuid.Parse(campaignID)
 	if err != nil {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at,
-			COALESCE(d.error_code = $5, false)
-		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.campaign_id = $1 AND d.status = 'unknown' AND d.channel = $2 AND d.sent_at >= $3 AND d.provider = $6
+	rows, err := s.pool.Query(ctx, `SELECT d.subscriber_id, d.sent_at, COALESCE(d.error_code = $5, false), d.attempts,
+			COALESCE(d.referral_code, ''), COALESCE(d.error_code, ''), s.msisdn, s.region, s.locale, s.attributes
+		FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id AND s.msisdn <> ''
+		WHERE d.campaign_id = $1 AND d.status = 'unknown' AND d.channel = $2 AND d.updated_at >= $3 AND d.provider = $6
 		ORDER BY d.subscriber_id LIMIT $4`, id, string(ch), since, limit, campaign.ErrorStaleClaim, provider)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ambiguous sends: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (campaign.AmbiguousSend, error) {
-		var a campaign.AmbiguousSend
-		err := r.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &a.AttemptedAt, &a.Claimed)
+		a := campaign.AmbiguousSend{}
+		a.CampaignID, a.Channel, a.Status, a.Provider = id.String(), ch, campaign.StatusUnknown, provider
+		err := r.Scan(&a.SubscriberID, &a.AttemptedAt, &a.Claimed, &a.Attempts, &a.ReferralCode, &a.ErrorCode,
+			&a.MSISDN, &a.Region, &a.Locale, &a.Attributes)
 		return a, err
 	})
 	if err != nil {

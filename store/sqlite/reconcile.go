@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -11,9 +12,10 @@ import (
 
 // ResetStaleSending puts back to pending the campaign's deliveries claimed
 // (sending) before olderThan whose worker never recorded an outcome: it
-// died. With lookup, an SMS among them is recorded unknown from its
-// claim's time instead (see the PostgreSQL store's).
-func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string) (int64, error) {
+// died. With lookup, an SMS among them (and with fallback a push to a
+// subscriber with no device) is recorded unknown from its claim's time
+// instead (see the PostgreSQL store's).
+func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderThan time.Time, lookup string, fallback bool) (int64, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok {
 		return 0, nil
@@ -25,28 +27,31 @@ func (s *Store) ResetStaleSending(ctx context.Context, campaignID string, olderT
 			sent_at = CASE WHEN `+staleLookedUp+` THEN updated_at END,
 			updated_at = ?5
 		WHERE campaign_id = ?1 AND status = 'sending' AND updated_at < ?2`,
-		key, stamp(olderThan), lookup, campaign.ErrorStaleClaim, stamp(time.Now()))
+		key, stamp(olderThan), lookup, campaign.ErrorStaleClaim, stamp(time.Now()), fallback)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: reset stale sending: %w", err)
 	}
 	return res.RowsAffected()
 }
 
-// staleLookedUp: a stale claim to be looked up (?3 names the provider).
-const staleLookedUp = `(?3 <> '' AND channel = 'sms')`
+// staleLookedUp: a stale claim to be looked up (?3 names the provider; ?6:
+// a push to a subscriber with no device goes by SMS).
+const staleLookedUp = `(?3 <> '' AND (channel = 'sms' OR ?6 AND channel = 'push'
+	AND NOT EXISTS (SELECT 1 FROM devices v WHERE v.subscriber_id = deliveries.subscriber_id)))`
 
 // AmbiguousSends lists, in subscriber order, up to limit of the campaign's
 // deliveries on ch whose send through provider was ambiguous (unknown),
-// attempted at or after since, with their subscriber's number.
+// recorded so at or after since, with their subscribers (those that have
+// a number).
 func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campaign.Channel, provider string, since time.Time, limit int) ([]campaign.AmbiguousSend, error) {
 	key, ok := campaignKey(campaignID)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT d.subscriber_id, COALESCE(s.msisdn, ''), COALESCE(d.provider, ''), d.sent_at,
-			COALESCE(d.error_code = ?, 0)
-		FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.campaign_id = ? AND d.status = 'unknown' AND d.channel = ? AND d.sent_at >= ? AND d.provider = ?
+	rows, err := s.db.QueryContext(ctx, `SELECT d.subscriber_id, d.sent_at, COALESCE(d.error_code = ?, 0), d.attempts,
+			COALESCE(d.referral_code, ''), COALESCE(d.error_code, ''), s.msisdn, s.region, s.locale, s.attributes
+		FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id AND s.msisdn <> ''
+		WHERE d.campaign_id = ? AND d.status = 'unknown' AND d.channel = ? AND d.updated_at >= ? AND d.provider = ?
 		ORDER BY d.subscriber_id LIMIT ?`, campaign.ErrorStaleClaim, key, string(ch), stamp(since), provider, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
@@ -55,14 +60,22 @@ func (s *Store) AmbiguousSends(ctx context.Context, campaignID string, ch campai
 	var out []campaign.AmbiguousSend
 	for rows.Next() {
 		var (
-			a  campaign.AmbiguousSend
-			at string
+			a     campaign.AmbiguousSend
+			at    string
+			attrs sql.NullString
 		)
-		if err := rows.Scan(&a.SubscriberID, &a.MSISDN, &a.Provider, &at, &a.Claimed); err != nil {
+		a.CampaignID, a.Channel, a.Status, a.Provider = key, ch, campaign.StatusUnknown, provider
+		if err := rows.Scan(&a.SubscriberID, &at, &a.Claimed, &a.Attempts, &a.ReferralCode, &a.ErrorCode,
+			&a.MSISDN, &a.Region, &a.Locale, &attrs); err != nil {
 			return nil, fmt.Errorf("sqlite: ambiguous sends: %w", err)
 		}
 		if a.AttemptedAt, err = unstamp(at); err != nil {
 			return nil, err
+		}
+		if attrs.Valid && attrs.String != "" {
+			if err := json.Unmarshal([]byte(attrs.String), &a.Attributes); err != nil {
+				return nil, fmt.Errorf("sqlite: ambiguous sends: subscriber %d attributes: %w", a.SubscriberID, err)
+			}
 		}
 		out = append(out, a)
 	}
