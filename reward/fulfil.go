@@ -43,6 +43,7 @@ type Fulfiller struct {
 	CallTimeout time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
+	Metrics     *Metrics // nil: none
 }
 
 func (f *Fulfiller) now() time.Time {
@@ -85,6 +86,7 @@ func (f *Fulfiller) Fulfil(ctx context.Context, rewardID string) error {
 			}
 		}
 		last = f.grant(ctx, g)
+		f.Metrics.called(last)
 		if last == nil {
 			return f.finish(ctx, r, StateGranted, "")
 		}
@@ -125,6 +127,9 @@ func (f *Fulfiller) finish(ctx context.Context, r Reward, to State, errMsg strin
 	changed, err := f.Store.FinishReward(wctx, r.ID, to, errMsg, f.now())
 	if err != nil {
 		return fmt.Errorf("fulfil reward %s: record %s: %w", r.ID, to, err)
+	}
+	if changed {
+		f.Metrics.finished(r, to)
 	}
 	if !changed || to != StateGranted {
 		return nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"outreach/campaign"
 	"outreach/internal/apperr"
@@ -301,5 +303,45 @@ func TestLocalQueueAndReconcile(t *testing.T) {
 	q.Close()
 	if err := q.EnqueueFulfil(e.ctx, lost.ID); !errors.Is(err, reward.ErrQueueClosed) {
 		t.Errorf("enqueue after close: %v", err)
+	}
+}
+
+// The rewards' series count what the ledger recorded, each provisioning
+// call's result, the fulfilments' ends and the MB granted.
+func TestRewardMetricsCountRecordsCallsAndGrants(t *testing.T) {
+	e := newEnv(t, 2*1024)
+	m := reward.NewMetrics(nil)
+	e.ledger.Metrics, e.ful.Metrics = m, m
+	e.fake.FailNext(503, 400)
+	one, two := e.create(t, 1), e.create(t, 2)
+	if over := e.create(t, 3); over.State != reward.StateRejected || over.Reason != reward.ReasonBudgetExhausted {
+		t.Fatalf("third reward %s %s, want rejected for the budget", over.State, over.Reason)
+	}
+	if err := e.ful.Fulfil(e.ctx, one.ID); err != nil { // 503, then 400: failed
+		t.Fatal(err)
+	}
+	if err := e.ful.Fulfil(e.ctx, two.ID); err != nil { // granted
+		t.Fatal(err)
+	}
+	if err := e.ful.Fulfil(e.ctx, two.ID); err != nil { // final already: no call
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		got  prometheus.Collector
+		want float64
+	}{
+		{"recorded pending", m.Recorded.WithLabelValues("pending", ""), 2},
+		{"recorded rejected budget_exhausted", m.Recorded.WithLabelValues("rejected", "budget_exhausted"), 1},
+		{"calls ok", m.Calls.WithLabelValues("ok"), 1},
+		{"calls transient", m.Calls.WithLabelValues("transient"), 1},
+		{"calls permanent", m.Calls.WithLabelValues("permanent"), 1},
+		{"finished granted", m.Finished.WithLabelValues("granted"), 1},
+		{"finished failed", m.Finished.WithLabelValues("failed"), 1},
+		{"granted MB", m.GrantedMB, 1024},
+	} {
+		if got := testutil.ToFloat64(c.got); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -50,6 +50,7 @@ type Ledger struct {
 	Now        func() time.Time
 	StaleAfter time.Duration
 	Logger     *slog.Logger
+	Metrics    *Metrics // nil: none
 }
 
 func (l *Ledger) now() time.Time {
@@ -132,6 +133,7 @@ func (l *Ledger) Prepare(req Request) (Reward, error) {
 // hands it to the Enqueuer while it is pending.
 func (l *Ledger) Recorded(ctx context.Context, r Reward, created bool) {
 	if created {
+		l.Metrics.recorded(r)
 		l.logger().InfoContext(ctx, "reward recorded", "reward_id", r.ID, "campaign_id", r.CampaignID,
 			"msisdn", subscriber.Mask(r.MSISDN), "state", r.State, "reason", r.Reason, "data_mb", r.DataMB)
 	}

@@ -96,10 +96,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *app, 
 	if cfg.RewardsURL != "" {
 		prov = provisioning.New(cfg.RewardsURL, cfg.RewardsSecret)
 	}
-	a.fulfiller = &reward.Fulfiller{Store: a.store, Provisioner: prov, Logger: log}
+	rewardMetrics := reward.NewMetrics(a.registry)
+	a.fulfiller = &reward.Fulfiller{Store: a.store, Provisioner: prov, Logger: log, Metrics: rewardMetrics}
 	// A pending reward untouched for StaleAfter has lost its task, as a
 	// pending delivery has: the reconciler re-drives both.
-	a.ledger = &reward.Ledger{Store: a.store, Logger: log, StaleAfter: cfg.StaleAfter}
+	a.ledger = &reward.Ledger{Store: a.store, Logger: log, StaleAfter: cfg.StaleAfter, Metrics: rewardMetrics}
 	a.engine = worker.New(worker.Deps{
 		Ledger: a.ledger, Fulfiller: a.fulfiller,
 		Store: a.store, Subscribers: a.store, Queue: a.queue, SMS: a.prov.SMS, Push: a.prov.Push,
