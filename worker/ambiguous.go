@@ -25,21 +25,23 @@ import (
 // minutes): the same text, or the delivery's own referral code in its
 // install link.
 //
-//   - Found, with the same text, and no other delivery holds that
+//   - Found (that text or that code), and no other delivery holds that
 //     message: the delivery is sent, with the provider's message id and
 //     segments.
 //   - None: the provider never took it. The delivery goes back to pending,
 //     from that attempt only, and is sent again, unless it has had
 //     MaxAttempts attempts already: then it is failed.
 //   - The provider cannot answer: asked again half a minute later, for up
-//     to LookupWithin after the attempt; past that it stays unknown.
+//     to LookupWithin after the delivery was recorded unknown; past that
+//     it stays unknown.
 //
 // The monitor looks them up at each re-drive pass of a running campaign
 // (during its fan-out too), and at every pass once nothing else is left
 // to send: it is not completed while it has such sends to look up.
 //
-// An SMS a worker claimed and never recorded (it died) may have gone too:
-// once its claim is stale it is recorded unknown in the same way, from the
+// An SMS a worker claimed and never recorded (it died) may have gone too,
+// and so may a push campaign's SMS to a subscriber with no device: once
+// its claim is stale it is recorded unknown in the same way, from the
 // claim's time (campaign.ErrorStaleClaim), and looked up over the claim's
 // whole deadline, so that a killed worker's last messages are not sent
 // twice.
