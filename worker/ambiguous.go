@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"outreach/campaign"
 	"outreach/provider"
 	"outreach/subscriber"
@@ -47,10 +49,10 @@ import (
 // twice.
 
 // lookupBefore and lookupAfterAttempt bound the provider's creation time
-// of the message an attempt may have made: the attempt's start less a
-// difference between the two clocks, to its end (the client's timeout,
-// well under a minute) and the same difference. The text tells the
-// attempt's message from others in the window.
+// of the message an attempt may have made: from the attempt's start less
+// a difference between the two clocks, to its end (the client's timeout,
+// well under a minute) plus that difference, both taken generously. The
+// text tells the attempt's message from others in the window.
 const (
 	lookupBefore       = 2 * time.Minute
 	lookupAfterAttempt = 5 * time.Minute
@@ -69,10 +71,17 @@ const (
 	lookupParallel = 8
 )
 
+// lookupLeaseTTL bounds how long one process holds a campaign's look-ups
+// (lookupLeaseKey) should it die meanwhile; a pass takes seconds.
+const lookupLeaseTTL = time.Minute
+
+func lookupLeaseKey(campaignID string) string { return "outreach:lookup:" + campaignID }
+
 // resolveAmbiguous looks up c's ambiguous SMS sends that are due (see
-// above). waiting reports sends still to be looked up (too recent, or the
-// provider could not answer) or put back to be sent: c is not complete
-// yet.
+// above). One process at a time does it for a campaign: the others take
+// its sends for waiting. waiting reports sends still to be looked up (too
+// recent, another process on them, or the provider could not answer) or
+// put back to be sent: c is not complete yet.
 func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (waiting bool, err error) {
 	finder, ok := e.SMS.(provider.SMSFinder)
 	if !ok {
@@ -80,62 +89,82 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 	}
 	name := e.SMS.Name()
 	now := e.Now()
-	pol, err := e.sendPolicy(c)
-	if err != nil {
-		return true, err // the message cannot be rendered again to compare
-	}
+	since := now.Add(-e.set.LookupWithin)
+	token := uuid.NewString()
+	leased := false
+	defer func() {
+		if leased {
+			releaseScript.Run(context.WithoutCancel(ctx), e.Queue.Redis, []string{lookupLeaseKey(c.ID)}, token)
+		}
+	}()
+	var pol *campaign.Policy // read once a send is due
 	paused := e.lookupsPaused(time.Now())
 	for _, ch := range c.Channels {
 		// A push campaign's SMS fallback is recorded on its push delivery.
-		sends, err := e.Store.AmbiguousSends(ctx, c.ID, ch, name, now.Add(-e.set.LookupWithin), lookupPage)
+		sends, err := e.Store.AmbiguousSends(ctx, c.ID, ch, name, since, lookupPage)
 		if err != nil {
 			return true, err
 		}
 		var due []campaign.AmbiguousSend
 		for _, a := range sends {
-			switch {
-			case a.MSISDN == "":
-				// A contact purged since: nothing to look up or send.
-			case paused || !a.Claimed && now.Sub(a.AttemptedAt) < e.set.LookupAfter:
+			if paused || !a.Claimed && now.Sub(a.AttemptedAt) < e.set.LookupAfter {
 				// A stale claim is due at once: it was reset only after
 				// SendingStaleAfter, twice its deadline.
 				waiting = true
-			default:
-				due = append(due, a)
+				continue
 			}
+			due = append(due, a)
 		}
-		found, failed := e.lookUp(ctx, c, pol, finder, due)
+		if len(due) == 0 {
+			continue
+		}
+		if !leased {
+			ok, err := e.Queue.Redis.SetNX(ctx, lookupLeaseKey(c.ID), token, lookupLeaseTTL).Result()
+			if err != nil || !ok {
+				return true, err // another process looks them up
+			}
+			leased = true
+		}
+		if pol == nil {
+			p, err := e.sendPolicy(c)
+			if err != nil {
+				return true, err // the messages cannot be rendered again to compare
+			}
+			pol = &p
+		}
+		found, failed := e.lookUp(ctx, c, *pol, finder, due)
 		if failed > 0 {
 			waiting = true
 			e.pauseLookups(time.Now().Add(lookupPause))
-			e.Logger.Warn("the provider could not answer look-ups of ambiguous sends; asked again later",
-				"campaign", c.ID, "provider", name, "failed", failed, "in", lookupPause.String())
+			e.Logger.Warn("ambiguous sends could not be looked up; look-ups wait",
+				"campaign", c.ID, "provider", name, "failed", failed, "for", lookupPause.String())
 		}
 		var outs []campaign.Outcome
 		var requeue []campaign.AmbiguousSend
-		taken, spent := 0, 0
 		for i, a := range due {
+			result := ""
 			switch f := found[i]; {
 			case f.err != nil:
+				result = "error"
 			case f.msg != nil:
-				taken++
+				result = "taken"
 				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: a.SubscriberID, Channel: ch,
 					Status: campaign.StatusSent, Provider: name, ProviderMessageID: f.msg.MessageID,
 					Segments: f.msg.Segments, At: a.AttemptedAt})
 			case a.Attempts >= e.set.MaxAttempts:
 				// Every attempt went out and none got in: no more.
-				spent++
+				result = "given_up"
 				outs = append(outs, campaign.Outcome{CampaignID: c.ID, SubscriberID: a.SubscriberID, Channel: ch,
 					Status: campaign.StatusFailed, Provider: name, ErrorCode: a.ErrorCode, At: now})
 			default:
+				result = "not_taken"
 				requeue = append(requeue, a)
 			}
+			e.Metrics.Ambiguous.WithLabelValues(name, result).Inc()
 		}
 		if err := e.Store.RecordOutcomes(ctx, outs); err != nil {
 			return true, err
 		}
-		e.Metrics.Ambiguous.WithLabelValues(name, "taken").Add(float64(taken))
-		e.Metrics.Ambiguous.WithLabelValues(name, "not_taken").Add(float64(spent))
 		if len(requeue) == 0 {
 			continue
 		}
@@ -143,7 +172,6 @@ func (e *Engine) resolveAmbiguous(ctx context.Context, c campaign.Campaign) (wai
 		if err != nil {
 			return true, err
 		}
-		e.Metrics.Ambiguous.WithLabelValues(name, "not_taken").Add(float64(n))
 		e.Logger.Info("ambiguous sends the provider never took put back to be sent", "campaign", c.ID,
 			"channel", ch, "deliveries", n)
 		ids := make([]int64, len(requeue))

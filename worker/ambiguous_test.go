@@ -361,3 +361,52 @@ func TestAMonitorDoesNotCompleteACampaignWhoseSendAnotherPutBack(t *testing.T) {
 		}
 	})
 }
+
+// beforeCountStore runs hook once, before the first CountUnfinished.
+type beforeCountStore struct {
+	testStore
+	hook func()
+}
+
+func (s *beforeCountStore) CountUnfinished(ctx context.Context, id string) (int64, error) {
+	if hook := s.hook; hook != nil {
+		s.hook = nil
+		hook()
+	}
+	return s.testStore.CountUnfinished(ctx, id)
+}
+
+// Monitor A, on a re-drive pass, has looked up the ambiguous sends (none
+// yet) when another process records a dead worker's stale SMS claims
+// unknown. A then counts nothing unfinished: it must look up again before
+// it completes the campaign, or the claims would never be looked up or
+// sent.
+func TestAReDrivePassDoesNotCompleteOverClaimsJustFoundStale(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		h.seed(6)
+		c := h.promo([]campaign.Channel{campaign.ChannelSMS}, 0)
+		c = h.act(c.ID, campaign.ActionStart) // no worker runs
+		claimed := h.claimedDeliveries(c, 2)
+		if err := h.store.SetFanoutProgress(h.ctx, c.ID, claimed[len(claimed)-1].SubscriberID+1000, true); err != nil {
+			t.Fatal(err)
+		}
+		hooked := &beforeCountStore{testStore: h.store, hook: func() {
+			// The other process's reset (its clock ahead, say).
+			if n, err := h.store.(interface {
+				ResetStaleSending(context.Context, string, time.Time, string, bool) (int64, error)
+			}).ResetStaleSending(h.ctx, c.ID, time.Now().Add(time.Second), "twilio", false); err != nil || n != 2 {
+				t.Errorf("the other process reset %d, %v; want 2", n, err)
+			}
+		}}
+		plain := h.store
+		h.store = hooked
+		a := h.newEngine(worker.Settings{SendingStaleAfter: time.Hour, StaleAfter: time.Hour, MonitorEvery: time.Hour})
+		h.store = plain
+		if err := a.MonitorPass(h.ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.stats(c.ID); st.State == campaign.StateCompleted {
+			t.Errorf("campaign completed with deliveries %v: the stale claims would never be looked up nor sent", st.Deliveries)
+		}
+	})
+}

@@ -15,9 +15,8 @@ type Metrics struct {
 	SlotsMissed *prometheus.CounterVec
 	Breaker     *prometheus.GaugeVec
 	SendTime    *prometheus.HistogramVec
-	// Ambiguous counts sends whose answer was lost, looked up at their
-	// provider: by provider and result (taken: it had the message;
-	// not_taken: it did not, and the delivery is sent again).
+	// Ambiguous counts this process's look-ups of sends whose answer was
+	// lost, by provider and result (see the series' help).
 	Ambiguous *prometheus.CounterVec
 }
 
@@ -45,9 +44,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "outreach_provider_call_seconds",
 			Help: "Provider call latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"provider"}),
 	}
-	m.Ambiguous = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_ambiguous_sends_resolved_total",
-		Help: "Sends whose answer was lost, looked up at their provider, by provider and result " +
-			"(taken: the provider had the message; not_taken: it did not, and the delivery is sent again)."},
+	m.Ambiguous = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outreach_ambiguous_lookups_total",
+		Help: "Look-ups at their provider of sends whose answer was lost, made by this process, by provider and result " +
+			"(taken: the provider had the message, now recorded sent; not_taken: it did not, and the delivery is sent again; " +
+			"given_up: not taken after the last attempt, and failed; error: the look-up could not be made)."},
 		[]string{"provider", "result"})
 	reg.MustRegister(m.Messages, m.Skips, m.Deferred, m.Fanout, m.SlotsMissed, m.Breaker, m.SendTime, m.Ambiguous)
 	return m

@@ -105,9 +105,6 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if c.State != campaign.StateRunning {
 			continue
 		}
-		// ambiguous: sends whose answer was lost still to be looked up, or
-		// put back to be sent (resolveAmbiguous).
-		ambiguous := false
 		if redrive {
 			// Claims of a dead worker go back to pending during fan-out
 			// too: the retry of its task (after asynq's lease) or the
@@ -116,9 +113,7 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			if err := e.resetStaleSending(ctx, c); err != nil {
 				return err
 			}
-			if ambiguous, err = e.resolveAmbiguous(ctx, c); err != nil {
-				return err
-			}
+			e.resolveOrWait(ctx, c) // during fan-out too: the sends it puts back go now
 		}
 		if !c.FanoutDone && c.Kind == campaign.KindExposureAlert && c.StartedAt != nil && now.Sub(*c.StartedAt) < alertHold {
 			// The request creating the alert may still be writing its
@@ -140,17 +135,14 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if err != nil {
 			return err
 		}
-		if left == 0 && !redrive {
-			if ambiguous, err = e.resolveAmbiguous(ctx, c); err != nil {
-				return err
-			}
-		}
-		if left == 0 && ambiguous {
-			continue // not complete while sends may still have to go
-		}
 		if left == 0 {
-			// Counted again after the look-ups: another process's may
-			// have put a send back to pending since the first count.
+			// Looked up after the count: a claim another process has
+			// reset since is unknown by now, not uncounted. Counted again
+			// after the look-ups: another process's may have put a send
+			// back to pending meanwhile.
+			if e.resolveOrWait(ctx, c) {
+				continue // not complete while sends may still have to go
+			}
 			if left, err = e.Store.CountUnfinished(ctx, c.ID); err != nil {
 				return err
 			}
@@ -236,6 +228,17 @@ func (e *Engine) redriveStale(ctx context.Context, c campaign.Campaign) error {
 		}
 	}
 	return nil
+}
+
+// resolveOrWait looks up c's ambiguous sends (resolveAmbiguous) and
+// reports whether some still wait. An error is logged and taken for
+// waiting: it must not hold up the pass for the other campaigns.
+func (e *Engine) resolveOrWait(ctx context.Context, c campaign.Campaign) bool {
+	waiting, err := e.resolveAmbiguous(ctx, c)
+	if err != nil && ctx.Err() == nil {
+		e.Logger.Warn("looking up ambiguous sends", "campaign", c.ID, "err", err)
+	}
+	return waiting || err != nil
 }
 
 // resetStaleSending puts back to pending the campaign's deliveries claimed
