@@ -113,7 +113,9 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 			if err := e.resetStaleSending(ctx, c); err != nil {
 				return err
 			}
-			e.resolveOrWait(ctx, c) // during fan-out too: the sends it puts back go now
+			if !c.FanoutDone {
+				e.resolveOrWait(ctx, c) // during fan-out too: the sends it puts back go now
+			}
 		}
 		if !c.FanoutDone && c.Kind == campaign.KindExposureAlert && c.StartedAt != nil && now.Sub(*c.StartedAt) < alertHold {
 			// The request creating the alert may still be writing its
@@ -135,16 +137,18 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		if err != nil {
 			return err
 		}
-		if left == 0 {
+		if left == 0 || redrive {
 			// Looked up after the count: a claim another process has
 			// reset since is unknown by now, not uncounted. Counted again
 			// after the look-ups: another process's may have put a send
 			// back to pending meanwhile.
-			if e.resolveOrWait(ctx, c) {
+			if e.resolveOrWait(ctx, c) && left == 0 {
 				continue // not complete while sends may still have to go
 			}
-			if left, err = e.Store.CountUnfinished(ctx, c.ID); err != nil {
-				return err
+			if left == 0 {
+				if left, err = e.Store.CountUnfinished(ctx, c.ID); err != nil {
+					return err
+				}
 			}
 		}
 		if left == 0 {

@@ -280,13 +280,7 @@ const loseAnswer = -1
 // counted, given a SID) and its connection then cut before the answer: the
 // client cannot know whether it went (Twilio's "answer lost" case), while
 // SendStatus can still report on it. LoseAnswerTo(to, false) removes it.
-func (s *Server) LoseAnswerTo(to string, lose bool) {
-	if lose {
-		s.FailTo(to, loseAnswer, 0)
-	} else {
-		s.FailTo(to, 0, 0)
-	}
-}
+func (s *Server) LoseAnswerTo(to string, lose bool) { s.cutWhile(to, lose, loseAnswer) }
 
 // dropRequest is the failure status of DropRequestTo.
 const dropRequest = -2
@@ -295,12 +289,14 @@ const dropRequest = -2
 // once the request is read, before the message is taken: the client cannot
 // know whether it went, and it did not (no SID, not listed, not counted).
 // DropRequestTo(to, false) removes it.
-func (s *Server) DropRequestTo(to string, drop bool) {
-	if drop {
-		s.FailTo(to, dropRequest, 0)
-	} else {
-		s.FailTo(to, 0, 0)
+func (s *Server) DropRequestTo(to string, drop bool) { s.cutWhile(to, drop, dropRequest) }
+
+// cutWhile sets (on) or removes the connection-cutting rule how for to.
+func (s *Server) cutWhile(to string, on bool, how int) {
+	if !on {
+		how = 0
 	}
+	s.FailTo(to, how, 0)
 }
 
 // errorMessages are Twilio's texts for the codes tests use most.
