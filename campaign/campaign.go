@@ -55,6 +55,22 @@ type Reward struct {
 	// ConfirmTemplate, when set, is an SMS template sent to the subscriber
 	// once their reward is granted ({{.RewardMB}}, {{.Name}}, {{.Region}}).
 	ConfirmTemplate string `json:"confirm_template,omitempty"`
+	// LocaleConfirmTemplates are confirmation templates for subscribers of
+	// a locale ({"en": ID}); a subscriber of another locale gets
+	// ConfirmTemplate.
+	LocaleConfirmTemplates map[string]string `json:"locale_confirm_templates,omitempty"`
+}
+
+// ConfirmTemplateFor is the confirmation template a subscriber of locale
+// gets, "" when the reward sends none.
+func (r Reward) ConfirmTemplateFor(locale string) string {
+	if r.ConfirmTemplate == "" {
+		return ""
+	}
+	if id := r.LocaleConfirmTemplates[locale]; id != "" {
+		return id
+	}
+	return r.ConfirmTemplate
 }
 
 // Campaign is one install promotion or exposure alert.

@@ -541,6 +541,9 @@ func (s *Service) CreateCampaign(ctx context.Context, p tenant.Principal, in Cam
 				return Campaign{}, err
 			}
 		}
+		if err := s.checkConfirmLocales(ctx, p, fe, *r); err != nil {
+			return Campaign{}, err
+		}
 	}
 	if err := fe.Err(); err != nil {
 		return Campaign{}, err
@@ -673,6 +676,29 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 				if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward, loc); err != nil {
 					return err
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkConfirmLocales adds to fe what is wrong with a reward's confirmation
+// templates per locale: each names an SMS template in the locale it is
+// given for, and they go with a confirm_template for the other locales.
+func (s *Service) checkConfirmLocales(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, r Reward) error {
+	if len(r.LocaleConfirmTemplates) > 0 && r.ConfirmTemplate == "" {
+		fe.Add("reward.confirm_template", "required with reward.locale_confirm_templates: subscribers of other locales get it")
+	}
+	for _, loc := range slices.Sorted(maps.Keys(r.LocaleConfirmTemplates)) {
+		field, id := "reward.locale_confirm_templates."+loc, r.LocaleConfirmTemplates[loc]
+		switch {
+		case !Locales[loc]:
+			fe.Add(field, "must be a subscriber locale (vi or en), not %q", loc)
+		case id == "":
+			fe.Add(field, "must name a template")
+		default:
+			if err := s.checkTemplate(ctx, p, fe, "", field, id, ChannelSMS, false, false, loc); err != nil {
+				return err
 			}
 		}
 	}

@@ -1,11 +1,13 @@
 package worker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"outreach/campaign"
+	"outreach/reward"
 	"outreach/subscriber"
 	"outreach/worker"
 )
@@ -62,6 +64,59 @@ func TestEachSubscriberGetsTheTemplateOfTheirLocale(t *testing.T) {
 			}
 			if push[m] != wantPush {
 				t.Errorf("push to %s: %q, want %q", m, push[m], wantPush)
+			}
+		}
+	})
+}
+
+// A reward's confirmation goes in the subscriber's locale: an en
+// subscriber gets the campaign's English confirmation, the others the main
+// one. A confirmation named for a locale must be in that locale.
+func TestARewardConfirmationIsInTheSubscribersLocale(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const vi, en = "+84910000041", "+84910000042"
+		for _, r := range []subscriber.Row{{MSISDN: vi, Region: "HN", Locale: "vi"}, {MSISDN: en, Region: "HN", Locale: "en"}} {
+			h.subscriberWithDevices(r)
+		}
+		tpl := func(in campaign.TemplateInput) string { return h.template(in) }
+		thanksVI := tpl(campaign.TemplateInput{Name: "thanks-vi", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cảm ơn bạn! Bạn đã được cộng {{.RewardMB}}MB data.", Transliterate: true})
+		thanksEN := tpl(campaign.TemplateInput{Name: "thanks-en", Channel: campaign.ChannelSMS, Locale: "en",
+			Body: "Thank you! {{.RewardMB}}MB of data is yours."})
+		in := campaign.CampaignInput{Name: "Bluezone Q4", Kind: campaign.KindInstallPromotion,
+			Channels: []campaign.Channel{campaign.ChannelSMS},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: tpl(campaign.TemplateInput{Name: "promo",
+				Channel: campaign.ChannelSMS, Locale: "vi", Body: "Cài Bluezone: {{.InstallLink}}", Transliterate: true})},
+			Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 51200, AttributionDays: 14, ConfirmTemplate: thanksVI,
+				LocaleConfirmTemplates: map[string]string{"en": thanksVI}}}
+		if _, err := h.service.CreateCampaign(h.ctx, h.admin, in); err == nil ||
+			!strings.Contains(err.Error(), "reward.locale_confirm_templates.en") {
+			t.Errorf("a Vietnamese confirmation named for en: %v, want an error naming reward.locale_confirm_templates.en", err)
+		}
+		in.Reward.LocaleConfirmTemplates["en"] = thanksEN
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.store.CampaignByID(h.ctx, c.ID)
+		if err != nil || got.Reward == nil || got.Reward.LocaleConfirmTemplates["en"] != thanksEN {
+			t.Fatalf("campaign read back %+v, %v: want the en confirmation kept", got.Reward, err)
+		}
+		rr := h.rewardRig(c, 0, worker.Settings{SMSRate: 100000})
+		for i, m := range []string{vi, en} {
+			r := reward.Reward{ID: fmt.Sprintf("reward-%d", i), CampaignID: c.ID, MSISDN: m, DataMB: 5120}
+			if err := rr.engine.ConfirmReward(h.ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := map[string]string{vi: "Cam on ban! Ban da duoc cong 5120MB data.", en: "Thank you! 5120MB of data is yours."}
+		msgs := h.twilio.Messages()
+		if len(msgs) != 2 {
+			t.Fatalf("%d confirmations sent, want 2: %+v", len(msgs), msgs)
+		}
+		for _, m := range msgs {
+			if m.Body != want[m.To] {
+				t.Errorf("confirmation to %s: %q, want %q", m.To, m.Body, want[m.To])
 			}
 		}
 	})

@@ -221,7 +221,8 @@ func (e *Engine) confirmationDone(ctx context.Context, id string) error {
 }
 
 // ConfirmReward sends the subscriber of a granted reward its campaign's
-// confirmation SMS, when the campaign has one (Reward.ConfirmTemplate). It
+// confirmation SMS, when the campaign has one (Reward.ConfirmTemplate, or
+// the one for the subscriber's locale, LocaleConfirmTemplates). It
 // is a service message, not marketing: no label, no opt-out text, no send
 // window; it takes its slots in the sender's rate like any SMS. The
 // confirmation task (EnqueueConfirm) calls it.
@@ -233,13 +234,14 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 	if c.Reward == nil || c.Reward.ConfirmTemplate == "" {
 		return nil
 	}
-	ct, err := e.template(ctx, c.TenantID, c.Reward.ConfirmTemplate)
-	if err != nil {
-		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
-	}
-	vars := templates.Vars{RewardMB: r.DataMB}
+	vars, locale := templates.Vars{RewardMB: r.DataMB}, ""
 	if s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, r.MSISDN); err == nil {
 		vars.Name, vars.Region, vars.Attributes = nameOf(s.Attributes), s.Region, s.Attributes
+		locale = s.Locale
+	}
+	ct, err := e.template(ctx, c.TenantID, c.Reward.ConfirmTemplateFor(locale))
+	if err != nil {
+		return fmt.Errorf("confirm reward %s: %w", r.ID, err)
 	}
 	body, err := ct.body.Render(vars)
 	if err != nil {
