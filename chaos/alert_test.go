@@ -2,9 +2,11 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,7 +175,34 @@ func (a *alertRig) check(s stats, smsBound, pushBound int, why string) {
 	push := tallyOf(a.tokens, a.push.CountToken)
 	push.accepted, push.calls = a.push.Count(), a.push.Attempts()
 	a.expect("push", push, pushBound, why)
+	a.checkCollapseIDs()
 	a.checkFinished(s, int64(len(a.msisdns)))
+}
+
+// checkCollapseIDs asserts that the pushes to each device carry one
+// collapse id (as Android's tag and as apns-collapse-id), whatever number
+// of them went: a push sent again replaces the first on the device rather
+// than showing twice.
+func (a *alertRig) checkCollapseIDs() {
+	a.t.Helper()
+	ids := map[string]map[string]bool{}
+	for _, m := range a.push.Messages() {
+		if ids[m.Token] == nil {
+			ids[m.Token] = map[string]bool{}
+		}
+		ids[m.Token][m.Tag] = true
+		ids[m.Token][m.APNSCollapseID] = true
+	}
+	shown := 0
+	for tok, set := range ids {
+		if len(set) != 1 || set[""] {
+			shown++
+			if shown <= 3 {
+				a.t.Errorf("pushes to %s carry the collapse ids %q, want one: the device shows each", tok, slices.Sorted(maps.Keys(set)))
+			}
+		}
+	}
+	a.logf("the pushes to %d devices carry one collapse id each; %d devices got pushes under more than one", len(ids)-shown, shown)
 }
 
 // TestAnAlertSurvivesKill9OfAWorker kills the only worker with SIGKILL

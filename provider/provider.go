@@ -33,7 +33,16 @@ type Push struct {
 	// Urgent asks for immediate delivery (exposure alerts).
 	Urgent bool
 	TTL    time.Duration
+	// CollapseID names the message on the device: a second push with the
+	// same id replaces the first in the notification list rather than
+	// showing beside it (APNs apns-collapse-id; through FCM, Android's
+	// notification tag and apns-collapse-id). At most MaxCollapseIDBytes.
+	CollapseID string
 }
+
+// MaxCollapseIDBytes is the longest collapse id APNs takes (BadCollapseId
+// beyond it).
+const MaxCollapseIDBytes = 64
 
 // ReservedDataKey names the push service that reserves key for itself in
 // a message's data ("" when neither does): FCM refuses "from",

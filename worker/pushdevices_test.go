@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"outreach/campaign"
+	"outreach/provider"
 	"outreach/subscriber"
 	"outreach/worker"
 )
@@ -119,4 +120,53 @@ func (h *harness) subscriberWithDevices(r subscriber.Row, devs ...subscriber.Dev
 			h.t.Fatal(err)
 		}
 	}
+}
+
+// Every push of a delivery carries one collapse id, the campaign's and the
+// subscriber's: the same on each of the subscriber's devices (FCM's tag and
+// apns-collapse-id, APNs's apns-collapse-id) and on any push of it sent
+// again, so that the device shows it once, and another for each subscriber.
+func TestAPushCarriesItsDeliverysCollapseID(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const a, b = "+84910000051", "+84910000052"
+		apnsTok := "00000000000000000000000000000000000000000000000000000000000000a1"
+		h.subscriberWithDevices(subscriber.Row{MSISDN: a, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-a"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: apnsTok})
+		h.subscriberWithDevices(subscriber.Row{MSISDN: b, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-b"})
+		c := h.promo([]campaign.Channel{campaign.ChannelPush}, 0)
+		defer h.startWorker(worker.Settings{})()
+		h.act(c.ID, campaign.ActionStart)
+		h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+
+		ids := map[string]string{}
+		for _, m := range h.fcm.Messages() {
+			if m.Tag != m.APNSCollapseID {
+				t.Errorf("FCM push to %s: tag %q, apns-collapse-id %q; want them the same", m.Token, m.Tag, m.APNSCollapseID)
+			}
+			ids[m.Token] = m.Tag
+		}
+		for _, m := range h.apns.Messages() {
+			ids[m.Token] = m.CollapseID
+		}
+		if len(ids) != 3 {
+			t.Fatalf("pushes reached %v, want fcm-a, fcm-b and the APNs device", ids)
+		}
+		subs := map[string]int64{}
+		for _, m := range []string{a, b} {
+			s, err := h.store.GetSubscriber(h.ctx, h.tenant.ID, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs[m] = s.ID
+		}
+		want := map[string]string{"fcm-a": fmt.Sprintf("%s.%d", c.ID, subs[a]), apnsTok: fmt.Sprintf("%s.%d", c.ID, subs[a]),
+			"fcm-b": fmt.Sprintf("%s.%d", c.ID, subs[b])}
+		for tok, id := range want {
+			if ids[tok] != id || len(id) > provider.MaxCollapseIDBytes {
+				t.Errorf("push to %s: collapse id %q, want %q (at most %d bytes)", tok, ids[tok], id, provider.MaxCollapseIDBytes)
+			}
+		}
+	})
 }

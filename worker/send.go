@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -508,9 +509,12 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 				return &templates.Error{Template: ct.t.Name, Rendering: true, Reason: fmt.Sprintf(
 					"the push payload is %d bytes, over the %d APNs and FCM take", n, provider.MaxPushPayloadBytes)}
 			}
+			// A push sent again (its worker died before recording it) carries
+			// the same collapse id: the device shows it once.
+			collapse := c.ID + "." + strconv.FormatInt(r.SubscriberID, 10)
 			for _, d := range r.Devices {
 				j.pushes = append(j.pushes, provider.Push{Platform: string(d.Platform), Token: d.Token, Title: title,
-					Body: body, Data: data, Urgent: !c.Kind.Marketing(), TTL: time.Hour})
+					Body: body, Data: data, Urgent: !c.Kind.Marketing(), TTL: time.Hour, CollapseID: collapse})
 			}
 			return nil
 		}

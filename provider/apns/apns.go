@@ -155,6 +155,9 @@ func (c *Client) SendPush(ctx context.Context, m provider.Push) (provider.Result
 	if m.TTL > 0 {
 		n.Expiration = time.Now().Add(m.TTL)
 	}
+	if len(m.CollapseID) <= provider.MaxCollapseIDBytes {
+		n.CollapseID = m.CollapseID
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -121,6 +122,25 @@ func TestClient(t *testing.T) {
 		m := srv.Messages()[0]
 		if m.Priority != 5 || m.PushType != "alert" || m.Expiration != 0 || m.Title != "Offer" {
 			t.Errorf("message %+v", m)
+		}
+	})
+
+	t.Run("a collapse id goes as apns-collapse-id; one longer than APNs takes is left off rather than refused", func(t *testing.T) {
+		t.Parallel()
+		c, srv := setup(t, 0)
+		ctx := context.Background()
+		long := strings.Repeat("x", provider.MaxCollapseIDBytes+1)
+		for tok, id := range map[string]string{"aabbcc10": "c1.42", "aabbcc11": "", "aabbcc12": long} {
+			if _, err := c.SendPush(ctx, provider.Push{Token: tok, Title: "Bluezone", Body: "Cài Bluezone", CollapseID: id}); err != nil {
+				t.Fatalf("%s: %v", tok, err)
+			}
+		}
+		got := map[string]string{}
+		for _, m := range srv.Messages() {
+			got[m.Token] = m.CollapseID
+		}
+		if want := map[string]string{"aabbcc10": "c1.42", "aabbcc11": "", "aabbcc12": ""}; !maps.Equal(got, want) {
+			t.Errorf("collapse ids %v, want %v", got, want)
 		}
 	})
 

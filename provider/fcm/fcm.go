@@ -149,14 +149,24 @@ type (
 		Notification *notification     `json:"notification,omitempty"`
 		Data         map[string]string `json:"data,omitempty"`
 		Android      androidConfig     `json:"android"`
+		APNS         *apnsConfig       `json:"apns,omitempty"`
 	}
 	notification struct {
 		Title string `json:"title,omitempty"`
 		Body  string `json:"body,omitempty"`
 	}
 	androidConfig struct {
-		Priority string `json:"priority"`
-		TTL      string `json:"ttl,omitempty"`
+		Priority     string               `json:"priority"`
+		TTL          string               `json:"ttl,omitempty"`
+		Notification *androidNotification `json:"notification,omitempty"`
+	}
+	// androidNotification's tag replaces a shown notification of the same
+	// tag in the drawer.
+	androidNotification struct {
+		Tag string `json:"tag,omitempty"`
+	}
+	apnsConfig struct {
+		Headers map[string]string `json:"headers"`
 	}
 	sendResponse struct {
 		Name string `json:"name"`
@@ -230,6 +240,12 @@ func buildMessage(m provider.Push) message {
 	}
 	if m.TTL > 0 {
 		msg.Android.TTL = formatTTL(m.TTL)
+	}
+	if id := m.CollapseID; id != "" && len(id) <= provider.MaxCollapseIDBytes {
+		if msg.Notification != nil { // a tag on a data message would show an empty notification
+			msg.Android.Notification = &androidNotification{Tag: id}
+		}
+		msg.APNS = &apnsConfig{Headers: map[string]string{"apns-collapse-id": id}}
 	}
 	return msg
 }

@@ -136,6 +136,31 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("a collapse id becomes the Android notification tag and the apns-collapse-id, on a data-only push the header only", func(t *testing.T) {
+		t.Parallel()
+		c, srv := setup(t, 0)
+		ctx := context.Background()
+		if _, err := c.SendPush(ctx, provider.Push{Token: "tok-tag", Title: "Bluezone", Body: "Cài Bluezone", CollapseID: "c1.42"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SendPush(ctx, provider.Push{Token: "tok-tag-data", Data: map[string]string{"k": "v"}, CollapseID: "c1.43"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SendPush(ctx, provider.Push{Token: "tok-untagged", Title: "Bluezone", Body: "Cài Bluezone"}); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][2]string{}
+		for _, m := range srv.Messages() {
+			got[m.Token] = [2]string{m.Tag, m.APNSCollapseID}
+		}
+		want := map[string][2]string{"tok-tag": {"c1.42", "c1.42"}, "tok-tag-data": {"", "c1.43"}, "tok-untagged": {"", ""}}
+		for tok, w := range want {
+			if got[tok] != w {
+				t.Errorf("%s: tag and apns-collapse-id %q, want %q", tok, got[tok], w)
+			}
+		}
+	})
+
 	t.Run("the access token is fetched once and reused across many sends", func(t *testing.T) {
 		t.Parallel()
 		c, srv := setup(t, 0)

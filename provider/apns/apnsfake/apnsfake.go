@@ -274,6 +274,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "MissingTopic", 0)
 		return
 	}
+	if len(rec.CollapseID) > 64 {
+		reply(w, http.StatusBadRequest, "BadCollapseId", 0)
+		return
+	}
 	if p := r.Header.Get("apns-priority"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || (n != 1 && n != 5 && n != 10) {

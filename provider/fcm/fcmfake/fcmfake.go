@@ -54,7 +54,10 @@ type Message struct {
 	Data     map[string]string
 	Priority string // android.priority: "HIGH", "NORMAL" or ""
 	TTL      string // android.ttl as sent, e.g. "3600s"
-	At       time.Time
+	// Tag is android.notification.tag; APNSCollapseID the apns-collapse-id
+	// header in apns.headers.
+	Tag, APNSCollapseID string
+	At                  time.Time
 }
 
 // Server is the fake. The zero value is not usable; call New.
@@ -472,6 +475,30 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		rec.Priority, rec.TTL = a.Priority, a.TTL
+		if len(a.Notification) > 0 {
+			var n struct {
+				Tag string `json:"tag"`
+			}
+			if err := json.Unmarshal(a.Notification, &n); err != nil {
+				googleError(w, http.StatusBadRequest, "", "Invalid value at 'message.android.notification' (type.googleapis.com/google.firebase.fcm.v1.AndroidNotification)", 0)
+				return
+			}
+			rec.Tag = n.Tag
+		}
+	}
+	if len(m.APNS) > 0 {
+		var ac struct {
+			Headers map[string]string `json:"headers"`
+		}
+		if err := json.Unmarshal(m.APNS, &ac); err != nil {
+			googleError(w, http.StatusBadRequest, "", "Invalid value at 'message.apns' (type.googleapis.com/google.firebase.fcm.v1.ApnsConfig)", 0)
+			return
+		}
+		rec.APNSCollapseID = ac.Headers["apns-collapse-id"]
+		if len(rec.APNSCollapseID) > 64 {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Request contains an invalid argument.", 0)
+			return
+		}
 	}
 
 	s.mu.Lock()
