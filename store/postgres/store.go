@@ -27,6 +27,9 @@ type Store struct {
 	batches installBatches
 	// shardTurns deals rewards to budget shards (rewards.go).
 	shardTurns shardTurns
+	// beforeCommit, in tests, runs before an import batch or a number's
+	// opt-out commits (op "import" or "opt-out"), to interleave the two.
+	beforeCommit func(op string)
 }
 
 // Open connects to the database at url (postgres://…).

@@ -136,8 +136,26 @@ func (s *Store) UpsertSubscribers(ctx context.Context, tenantID string, rows []s
 			return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: list members: %w", err)
 		}
 	}
+	var createdAt time.Time // the transaction's now(): the created_at of the rows it inserts
+	if inserted > 0 {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&createdAt); err != nil {
+			return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: %w", err)
+		}
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit("import")
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return subscriber.UpsertResult{}, fmt.Errorf("postgres: upsert subscribers: commit: %w", err)
+	}
+	if inserted > 0 {
+		numbers := make([]string, len(merged))
+		for i, r := range merged {
+			numbers[i] = r.MSISDN
+		}
+		if err := s.subscriberOptOutsAfterImport(ctx, tenantID, numbers, createdAt); err != nil {
+			return subscriber.UpsertResult{}, err
+		}
 	}
 	return subscriber.UpsertResult{Inserted: inserted, Updated: len(rows) - inserted}, nil
 }
