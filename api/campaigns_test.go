@@ -173,6 +173,10 @@ func TestCampaignValidation(t *testing.T) {
 			b["reward"] = map[string]any{"data_mb": 5120, "budget_mb": 51200, "attribution_days": 14,
 				"locale_confirm_templates": map[string]string{"fr": s.smsTemplate, "en": s.smsTemplate}}
 		}, []string{"reward.locale_confirm_templates.fr", "reward.locale_confirm_templates.en", "reward.confirm_template"}},
+		{"a reward confirmation with an install link, which no confirmation fills", func(b map[string]any) {
+			b["reward"] = map[string]any{"data_mb": 5120, "budget_mb": 51200, "attribution_days": 14,
+				"confirm_template": s.smsTemplate}
+		}, []string{"reward.confirm_template"}},
 		{"an unknown region", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG", "XX"}}
 		}, []string{"audience.regions"}},

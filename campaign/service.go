@@ -711,18 +711,7 @@ func (s *Service) checkConfirmLocales(ctx context.Context, p tenant.Principal, f
 // ("0MB"), {{.InstallLink}} or {{.RewardMB}} in an exposure alert (it has
 // neither).
 func unfilled(t MessageTemplate, kind Kind, paysReward bool) string {
-	parts := map[string]string{"body": t.Body, "title": t.Title}
-	for k, v := range t.Data {
-		parts["data."+k] = v
-	}
-	uses := func(field string) bool {
-		for part, text := range parts {
-			if tm, err := templates.Parse(t.Name+"."+part, text); err == nil && tm.Uses(field) {
-				return true
-			}
-		}
-		return false
-	}
+	uses := func(field string) bool { return templateUses(t, field) }
 	switch {
 	case kind == KindExposureAlert && uses("InstallLink"):
 		return fmt.Sprintf("template %q uses {{.InstallLink}}: an exposure alert has no install link, and every message would go without it", t.Name)
@@ -734,11 +723,27 @@ func unfilled(t MessageTemplate, kind Kind, paysReward bool) string {
 	return ""
 }
 
+// templateUses reports whether any part of t (body, title, data) uses
+// field.
+func templateUses(t MessageTemplate, field string) bool {
+	parts := map[string]string{"body": t.Body, "title": t.Title}
+	for k, v := range t.Data {
+		parts["data."+k] = v
+	}
+	for part, text := range parts {
+		if tm, err := templates.Parse(t.Name+"."+part, text); err == nil && tm.Uses(field) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkTemplate adds to fe, under field, what is wrong with template id for
 // channel ch: not the tenant's, or for another channel.
 //
 // With checkFields it also refuses a template that uses a field a campaign
-// of kind (paying a reward or not) cannot fill (see unfilled).
+// of kind (paying a reward or not) cannot fill (see unfilled). Kind "" is a
+// reward's confirmation, which has no install link.
 func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe apperr.FieldErrors, kind Kind, field, id string, ch Channel,
 	checkFields, paysReward bool, locale string) error {
 	var t MessageTemplate
@@ -761,6 +766,10 @@ func (s *Service) checkTemplate(ctx context.Context, p tenant.Principal, fe appe
 	}
 	if locale != "" && t.Locale != locale {
 		fe.Add(field, "template %q is in locale %s, not %s", id, t.Locale, locale)
+		return nil
+	}
+	if kind == "" && templateUses(t, "InstallLink") {
+		fe.Add(field, "template %q uses {{.InstallLink}}: a reward's confirmation has no install link, and every one would go without it", t.Name)
 		return nil
 	}
 	if checkFields {

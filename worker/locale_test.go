@@ -1,7 +1,11 @@
 package worker_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +122,46 @@ func TestARewardConfirmationIsInTheSubscribersLocale(t *testing.T) {
 			if m.Body != want[m.To] {
 				t.Errorf("confirmation to %s: %q, want %q", m.To, m.Body, want[m.To])
 			}
+		}
+	})
+}
+
+// flakySubscribers fails every subscriber read, as a dropped database
+// connection would.
+type flakySubscribers struct{ subscriber.Store }
+
+func (flakySubscribers) GetSubscriber(context.Context, string, string) (subscriber.Subscriber, error) {
+	return subscriber.Subscriber{}, errors.New("read tcp 127.0.0.1:5432: connection reset by peer")
+}
+
+// A confirmation whose subscriber cannot be read for now is retried, not
+// sent in the main template's locale and counted done: an en subscriber
+// used to get the Vietnamese text after a database blip.
+func TestAConfirmationWaitsOutASubscriberReadError(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const en = "+84910000043"
+		h.subscriberWithDevices(subscriber.Row{MSISDN: en, Region: "HN", Locale: "en"})
+		thanksVI := h.template(campaign.TemplateInput{Name: "thanks-vi", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cam on ban! {{.RewardMB}}MB."})
+		thanksEN := h.template(campaign.TemplateInput{Name: "thanks-en", Channel: campaign.ChannelSMS, Locale: "en",
+			Body: "Thank you! {{.RewardMB}}MB."})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "Q4", Kind: campaign.KindInstallPromotion,
+			Channels: []campaign.Channel{campaign.ChannelSMS},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: h.template(campaign.TemplateInput{Name: "promo",
+				Channel: campaign.ChannelSMS, Locale: "vi", Body: "Cai Bluezone: {{.InstallLink}}"})},
+			Reward: &campaign.Reward{DataMB: 5120, BudgetMB: 51200, AttributionDays: 14, ConfirmTemplate: thanksVI,
+				LocaleConfirmTemplates: map[string]string{"en": thanksEN}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := worker.New(worker.Deps{Store: h.store, Subscribers: flakySubscribers{h.store}, Queue: h.conn(), SMS: h.sms,
+			Push: h.push, Policy: h.policy, Settings: worker.Settings{SMSRate: 1000},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		t.Cleanup(func() { e.Close() })
+		r := reward.Reward{ID: "reward-1", CampaignID: c.ID, MSISDN: en, DataMB: 5120}
+		if err := e.ConfirmReward(h.ctx, r); err == nil || h.twilio.Count() != 0 {
+			t.Errorf("confirmation with its subscriber unreadable: %v, %d sent (%+v); want an error to retry and nothing sent",
+				err, h.twilio.Count(), h.twilio.Messages())
 		}
 	})
 }

@@ -235,9 +235,14 @@ func (e *Engine) ConfirmReward(ctx context.Context, r reward.Reward) error {
 		return nil
 	}
 	vars, locale := templates.Vars{RewardMB: r.DataMB}, ""
-	if s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, r.MSISDN); err == nil {
+	s, err := e.Subscribers.GetSubscriber(ctx, c.TenantID, r.MSISDN)
+	switch {
+	case err == nil:
 		vars.Name, vars.Region, vars.Attributes = nameOf(s.Attributes), s.Region, s.Attributes
 		locale = s.Locale
+	case !errors.Is(err, apperr.ErrNotFound):
+		// A blip: retried, rather than sent in the wrong locale and done.
+		return fmt.Errorf("confirm reward %s: read subscriber: %w", r.ID, err)
 	}
 	ct, err := e.template(ctx, c.TenantID, c.Reward.ConfirmTemplateFor(locale))
 	if err != nil {
