@@ -23,7 +23,8 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, h *harness)) {
 }
 
 // forEachBackendAlone is forEachBackend for a scenario that checks an
-// effect within a second (a pause, a cancel, a window's close): it runs
+// effect within a second (a pause, a cancel, a window's close) or a bound
+// measured as it goes (messages in any one second, tasks queued): it runs
 // before the parallel ones, with no other scenario of the package.
 func forEachBackendAlone(t *testing.T, fn func(t *testing.T, h *harness)) {
 	eachBackend(t, fn)

@@ -90,7 +90,7 @@ func TestTransientFailuresEndDeliveredAndPermanentOnesFailOnce(t *testing.T) {
 }
 
 func TestTwoWorkersNeverExceedTheSharedSenderRate(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		const rate = 40
 		h.seed(330) // 297 eligible: about 7 seconds at 40/s
 		set := worker.Settings{SMSRate: rate}
@@ -193,7 +193,7 @@ func TestMarketingStopsWhenTheSendWindowClosesAndGoesOnWhenItOpens(t *testing.T)
 }
 
 func TestHeldMarketingKeepsRedisBounded(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, h *harness) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		h.seed(3000)
 		h.policy.Window.Start, h.policy.Window.End = 7*60, 22*60
 		h.clock.Set(time.Date(2026, 11, 24, 23, 30, 0, 0, h.policy.Zone))
