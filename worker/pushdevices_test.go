@@ -170,3 +170,39 @@ func TestAPushCarriesItsDeliverysCollapseID(t *testing.T) {
 		}
 	})
 }
+
+// A deployment with no APNs credentials cannot push to an Apple device: a
+// push-only exposure alert that asked for the SMS fallback sends a contact
+// whose only device is Apple the SMS, as one with no device. The push used
+// to fail (no_provider) and the contact was never warned. A contact with a
+// reachable device too gets the push there and no SMS.
+func TestADeviceNoPushServiceReachesFallsBackToSMS(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const appleOnly, both = "+84910000061", "+84910000062"
+		h.subscriberWithDevices(subscriber.Row{MSISDN: appleOnly, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "00000000000000000000000000000000000000000000000000000000000000b1"})
+		h.subscriberWithDevices(subscriber.Row{MSISDN: both, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "00000000000000000000000000000000000000000000000000000000000000b2"},
+			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-both"})
+		delete(h.push, subscriber.PlatformAPNs) // no APNs credentials
+		sms := h.template(campaign.TemplateInput{Name: "f1-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Ban da o gan nguoi nhiem COVID-19. Hay tu cach ly va goi 1900 9095."})
+		push := h.template(campaign.TemplateInput{Name: "f1-push", Channel: campaign.ChannelPush, Locale: "vi",
+			Title: "Cảnh báo tiếp xúc", Body: "Bạn đã ở gần người nhiễm COVID-19."})
+		a, err := h.service.CreateAlert(h.ctx, h.admin, campaign.AlertInput{Name: "F1 contacts 2026-12-07",
+			Channels:        []campaign.Channel{campaign.ChannelPush},
+			Templates:       map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push},
+			PushFallbackSMS: true, Contacts: []string{appleOnly, both}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.startWorker(worker.Settings{})()
+		st := h.waitState(a.ID, campaign.StateCompleted, 30*time.Second)
+		if h.twilio.CountTo(appleOnly) != 1 || h.twilio.CountTo(both) != 0 || h.fcm.CountToken("fcm-both") != 1 ||
+			len(h.apns.Messages()) != 0 || st.Deliveries[campaign.StatusSent] != 2 {
+			t.Errorf("SMS %d to the Apple-only contact, %d to the other, FCM %d, APNs %d, deliveries %v: "+
+				"want one SMS to the Apple-only contact, the push by FCM to the other, both sent",
+				h.twilio.CountTo(appleOnly), h.twilio.CountTo(both), h.fcm.CountToken("fcm-both"), len(h.apns.Messages()), st.Deliveries)
+		}
+	})
+}

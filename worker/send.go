@@ -472,7 +472,14 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 		vars.RewardMB = c.Reward.DataMB
 	}
 	if r.Channel == campaign.ChannelPush {
-		if len(r.Devices) == 0 {
+		devices := r.Devices
+		if fallsBackToSMS(c) {
+			// A device on a platform this deployment has no push service
+			// for (APNs not configured) cannot be reached: the subscriber
+			// gets the SMS rather than a failed push and no message.
+			devices = e.reachable(devices)
+		}
+		if len(devices) == 0 {
 			if !fallsBackToSMS(c) {
 				j.out = e.skipped(r, campaign.SkipNoDevice)
 				return nil
@@ -512,7 +519,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 			// A push sent again (its worker died before recording it) carries
 			// the same collapse id: the device shows it once.
 			collapse := c.ID + "." + strconv.FormatInt(r.SubscriberID, 10)
-			for _, d := range r.Devices {
+			for _, d := range devices {
 				j.pushes = append(j.pushes, provider.Push{Platform: string(d.Platform), Token: d.Token, Title: title,
 					Body: body, Data: data, Urgent: !c.Kind.Marketing(), TTL: time.Hour, CollapseID: collapse})
 			}
@@ -1165,6 +1172,15 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		lastErr = errors.New("no device")
 	}
 	return provider.Result{}, errName, lastErr
+}
+
+// reachable is devices without those on a platform the engine has no
+// push service for.
+func (e *Engine) reachable(devices []subscriber.Device) []subscriber.Device {
+	if !slices.ContainsFunc(devices, func(d subscriber.Device) bool { return e.Push[d.Platform] == nil }) {
+		return devices
+	}
+	return slices.DeleteFunc(slices.Clone(devices), func(d subscriber.Device) bool { return e.Push[d.Platform] == nil })
 }
 
 // fallsBackToSMS reports whether c sends its SMS template to a
