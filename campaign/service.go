@@ -983,7 +983,7 @@ func (s *Service) Act(ctx context.Context, p tenant.Principal, id string, action
 	}
 	// Past end_by a campaign does not start. One paused before it may
 	// resume: it sends nothing more (its unsent deliveries are skipped,
-	// campaign_ended) and completes, where it would stay paused for good.
+	// campaign_ended) and completes, as the monitor has it do by itself.
 	if action == ActionStart && c.EndBy != nil && !c.EndBy.After(now) {
 		return Campaign{}, apperr.Conflict("campaign was to end by %s; it cannot %s now",
 			c.EndBy.UTC().Format(time.RFC3339), action)

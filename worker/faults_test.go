@@ -240,18 +240,7 @@ func TestHeldMarketingKeepsRedisBounded(t *testing.T) {
 func TestNothingGoesOutAfterTheCampaignsEndAndTheRestIsSkipped(t *testing.T) {
 	forEachBackendAlone(t, func(t *testing.T, h *harness) {
 		msisdns := h.seed(400) // 360 eligible at 60/s: six seconds
-		now := time.Now().Truncate(time.Second)
-		h.clock.Set(now)
-		h.startWorker(worker.Settings{})
-		end := now.Add(time.Hour)
-		sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
-			Body: "Cai Bluezone: {{.InstallLink}}"})
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "ends at noon",
-			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelSMS},
-			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms}, RatePerSecond: 60, EndBy: &end})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, end := h.endingCampaign(60)
 		h.act(c.ID, campaign.ActionStart)
 		for h.twilio.Count() < 60 {
 			time.Sleep(10 * time.Millisecond)
@@ -280,6 +269,52 @@ func TestNothingGoesOutAfterTheCampaignsEndAndTheRestIsSkipped(t *testing.T) {
 		}
 		t.Logf("%d sent before end_by, %d skipped as campaign_ended", ended, s.Skipped[campaign.SkipCampaignEnded])
 	})
+}
+
+// A campaign paused when its end_by passes ends by itself, as a running
+// one does: it sends nothing more, its unsent deliveries are skipped as
+// campaign_ended and it completes. It used to stay paused, its deliveries
+// pending, until someone resumed it.
+func TestAPausedCampaignEndsAtItsEndBy(t *testing.T) {
+	forEachBackendAlone(t, func(t *testing.T, h *harness) {
+		h.seed(200) // 180 eligible at 20/s
+		c, end := h.endingCampaign(20)
+		h.act(c.ID, campaign.ActionStart)
+		for h.twilio.Count() < 20 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.act(c.ID, campaign.ActionPause)
+		time.Sleep(time.Second) // a pause takes effect within a second
+		paused := h.twilio.Count()
+		h.clock.Set(end.Add(time.Second))
+		s := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		if n := h.twilio.Count(); n != paused {
+			t.Errorf("%d messages went out after the pause", n-paused)
+		}
+		if s.Deliveries[campaign.StatusPending]+s.Deliveries[campaign.StatusSending] != 0 ||
+			s.Deliveries[campaign.StatusSent] != int64(paused) || s.Skipped[campaign.SkipCampaignEnded] < int64(180-paused) {
+			t.Errorf("%d sent before the pause, stats %+v: want the rest skipped as campaign_ended", paused, s)
+		}
+	})
+}
+
+// endingCampaign starts a worker on the harness clock, set to now, and
+// creates an SMS campaign at rate a second whose end_by is an hour away.
+func (h *harness) endingCampaign(rate int) (campaign.Campaign, time.Time) {
+	h.t.Helper()
+	now := time.Now().Truncate(time.Second)
+	h.clock.Set(now)
+	h.startWorker(worker.Settings{})
+	end := now.Add(time.Hour)
+	sms := h.template(campaign.TemplateInput{Name: "promo-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Cai Bluezone: {{.InstallLink}}"})
+	c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "ends at noon",
+		Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms}, RatePerSecond: rate, EndBy: &end})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c, end
 }
 
 func TestACancelledCampaignsUnsentDeliveriesAreSkippedAsCancelled(t *testing.T) {

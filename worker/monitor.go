@@ -102,6 +102,16 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		return err
 	}
 	for _, c := range active {
+		if c.State == campaign.StatePaused && c.EndBy != nil && !now.Before(*c.EndBy) {
+			// Past its end_by a paused campaign ends as a running one
+			// does: it goes on only to skip its unsent deliveries
+			// (campaign_ended) and completes. It used to stay paused, its
+			// deliveries pending, until someone resumed it.
+			if err := e.endPaused(ctx, c, now); err != nil {
+				return err
+			}
+			continue
+		}
 		if c.State != campaign.StateRunning {
 			continue
 		}
@@ -170,6 +180,19 @@ func (e *Engine) monitorPass(ctx context.Context, redrive bool) error {
 		return e.settleUnsettled(ctx, now)
 	}
 	return nil
+}
+
+// endPaused moves paused campaign c, past its end_by, back to running so
+// that its chain and tasks skip what it has left and it completes.
+func (e *Engine) endPaused(ctx context.Context, c campaign.Campaign, now time.Time) error {
+	from, to, _ := campaign.Transition(campaign.ActionResume)
+	c, err := e.Store.TransitionCampaign(ctx, c.TenantID, c.ID, from, to, now)
+	if err != nil {
+		return nil // another process moved it
+	}
+	e.Store.Audit(ctx, campaign.AuditEntry{TenantID: c.TenantID, Actor: "system", Action: "campaign.end_by",
+		ObjectType: "campaign", ObjectID: c.ID, At: now})
+	return e.Kick(ctx, c)
 }
 
 // unsettledWithin is how long after its cancel a campaign's unsent
