@@ -5,6 +5,7 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -40,11 +41,15 @@ type Conn struct {
 func Connect(rawURL string) (*Conn, error) {
 	if rawURL == "" {
 		m := miniredis.NewMiniRedis()
+		// It listens on loopback, where any local user could reach it: a
+		// password only this process knows keeps them out of its queue.
+		pw := rand.Text()
+		m.RequireAuth(pw)
 		if err := m.Start(); err != nil {
 			return nil, fmt.Errorf("start in-process redis: %w", err)
 		}
-		opt := asynq.RedisClientOpt{Addr: m.Addr()}
-		return &Conn{Opt: opt, Redis: redis.NewClient(&redis.Options{Addr: m.Addr()}), Embedded: true, mini: m}, nil
+		opt := asynq.RedisClientOpt{Addr: m.Addr(), Password: pw}
+		return &Conn{Opt: opt, Redis: redis.NewClient(&redis.Options{Addr: m.Addr(), Password: pw}), Embedded: true, mini: m}, nil
 	}
 	if strings.HasPrefix(rawURL, "redis-cluster://") {
 		u, err := url.Parse(rawURL)

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,5 +192,24 @@ func TestASentinelURLCarriesTheMastersCredentials(t *testing.T) {
 			c.Close()
 			t.Errorf("Connect(%q): no error", bad)
 		}
+	}
+}
+
+// The in-process Redis listens on loopback but answers only this process:
+// a client without its password is refused.
+func TestTheInProcessRedisAnswersOnlyItsOwnProcess(t *testing.T) {
+	c, err := Connect("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("its own client: %v", err)
+	}
+	stranger := redis.NewClient(&redis.Options{Addr: c.Addr()})
+	defer stranger.Close()
+	if err := stranger.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("FLUSHALL from another client: %v, want NOAUTH", err)
 	}
 }
