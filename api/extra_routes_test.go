@@ -108,8 +108,8 @@ func TestRoutesAddedThroughExtraRefuseStrangers(t *testing.T) {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if res.StatusCode != http.StatusUnauthorized {
-			t.Errorf("got %d", res.StatusCode)
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("got %d, want 403 (forged)", res.StatusCode)
 		}
 	})
 }

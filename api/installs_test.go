@@ -475,6 +475,8 @@ func TestRefusedCallbacksAnswerClearlyAndWriteNothing(t *testing.T) {
 			tampered.Body = io.NopCloser(bytes.NewReader(bytes.Replace(body, []byte("device-1"), []byte("device-9"), 1)))
 			noSig := signedRequest(h.srv.URL, installTenant, installSecret, body, now)
 			noSig.Header.Del(install.HeaderSignature)
+			noSigUnknown := signedRequest(h.srv.URL, "vinaphone", installSecret, body, now)
+			noSigUnknown.Header.Del(install.HeaderSignature)
 			noTS := signedRequest(h.srv.URL, installTenant, installSecret, body, now)
 			noTS.Header.Del(install.HeaderTimestamp)
 			noTenant := signedRequest(h.srv.URL, installTenant, installSecret, body, now)
@@ -485,12 +487,14 @@ func TestRefusedCallbacksAnswerClearlyAndWriteNothing(t *testing.T) {
 				status int
 				code   string
 			}{
-				{"a bad signature", signedRequest(h.srv.URL, installTenant, "guessed-secret", body, now), 401, "bad_signature"},
-				{"a tampered body", tampered, 401, "bad_signature"},
-				{"the deployment secret for a tenant with its own", signedRequest(h.srv.URL, installTenant, deploymentWide, body, now), 401, "bad_signature"},
+				{"a bad signature", signedRequest(h.srv.URL, installTenant, "guessed-secret", body, now), 403, "bad_signature"},
+				{"a tampered body", tampered, 403, "bad_signature"},
+				{"the deployment secret for a tenant with its own", signedRequest(h.srv.URL, installTenant, deploymentWide, body, now), 403, "bad_signature"},
 				{"a stale timestamp", signedRequest(h.srv.URL, installTenant, installSecret, body, now.Add(-6*time.Minute)), 401, "stale_timestamp"},
 				{"a timestamp from the future", signedRequest(h.srv.URL, installTenant, installSecret, body, now.Add(6*time.Minute)), 401, "future_timestamp"},
-				{"an unknown tenant", signedRequest(h.srv.URL, "vinaphone", installSecret, body, now), 401, "unknown_tenant"},
+				// As a known tenant's forgery: tenant names cannot be probed.
+				{"an unknown tenant", signedRequest(h.srv.URL, "vinaphone", installSecret, body, now), 403, "bad_signature"},
+				{"an unknown tenant, unsigned", noSigUnknown, 401, "signature_missing"},
 				{"no tenant header", noTenant, 401, "tenant_missing"},
 				{"no signature", noSig, 401, "signature_missing"},
 				{"no timestamp", noTS, 401, "timestamp_missing"},
@@ -532,7 +536,7 @@ func TestTheDeploymentSecretSignsForTenantsWithoutTheirOwn(t *testing.T) {
 	if status, a, raw := h.do(t, signedRequest(h.srv.URL, otherTenant, deploymentWide, body, time.Now())); status != 200 || a.InstallID == "" {
 		t.Errorf("%d %s", status, raw)
 	}
-	if status, _, raw := h.do(t, signedRequest(h.srv.URL, otherTenant, installSecret, body, time.Now())); status != 401 {
+	if status, _, raw := h.do(t, signedRequest(h.srv.URL, otherTenant, installSecret, body, time.Now())); status != 403 {
 		t.Errorf("another tenant's secret: %d %s", status, raw)
 	}
 }

@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,6 +107,9 @@ func (s *Service) Authenticate(ctx context.Context, in Signed) (tenant.Tenant, e
 		return tenant.Tenant{}, ErrUnknownTenant
 	}
 	t, err := s.tenant(ctx, name)
+	if errors.Is(err, ErrUnknownTenant) {
+		return tenant.Tenant{}, s.refuse(ctx, in, err, "tenant", name)
+	}
 	if err != nil {
 		return tenant.Tenant{}, err
 	}
@@ -113,11 +117,31 @@ func (s *Service) Authenticate(ctx context.Context, in Signed) (tenant.Tenant, e
 	if secret == "" {
 		secret = s.DefaultSecret
 	}
+	if secret == "" {
+		return tenant.Tenant{}, s.refuse(ctx, in, ErrNoSecret, "tenant", t.Name)
+	}
 	if err := Verify(secret, in.Timestamp, in.Body, in.Signature, s.now()); err != nil {
 		return tenant.Tenant{}, err
 	}
 	return t, nil
 }
+
+// refuse answers a callback that no secret can verify (its tenant is
+// unknown, or has no secret) as a known tenant's badly signed one is: its
+// headers are checked against a secret nobody holds, so a missing or
+// malformed one is named and a well-formed one is bad_signature. The
+// reason goes to the log, for the operator, not to the caller.
+func (s *Service) refuse(ctx context.Context, in Signed, reason error, args ...any) error {
+	err := Verify(decoySecret, in.Timestamp, in.Body, in.Signature, s.now())
+	if err == nil {
+		err = ErrBadSignature
+	}
+	s.logger().WarnContext(ctx, "install callback refused: "+reason.Error(), args...)
+	return err
+}
+
+// decoySecret verifies the callbacks no tenant's secret can (refuse).
+var decoySecret = rand.Text()
 
 // tenant finds a tenant by name through a short cache, which also
 // remembers unknown names so that a flood of made-up tenants costs no

@@ -138,7 +138,9 @@ func TestRefusedCallbacksWriteNothing(t *testing.T) {
 		want *install.AuthError
 	}{
 		{"no tenant header", install.Signed{Timestamp: stale.Timestamp, Signature: stale.Signature, Body: b}, install.ErrTenantMissing},
-		{"an unknown tenant", e.signed("vinaphone", ownSecret, b, e.now), install.ErrUnknownTenant},
+		// Answered as a known tenant's forgery: tenant names cannot be probed.
+		{"an unknown tenant", e.signed("vinaphone", ownSecret, b, e.now), install.ErrBadSignature},
+		{"an unknown tenant, unsigned", install.Signed{Tenant: "vinaphone", Timestamp: stale.Timestamp, Body: b}, install.ErrSignatureMissing},
 		{"signed with the deployment secret for a tenant with its own", e.signed("viettel", sharedSecret, b, e.now), install.ErrBadSignature},
 		{"signed with another tenant's secret", e.signed("mobifone", ownSecret, b, e.now), install.ErrBadSignature},
 		{"a stale timestamp", stale, install.ErrTimestampStale},
@@ -148,8 +150,12 @@ func TestRefusedCallbacksWriteNothing(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := e.svc.Handle(e.ctx, c.in)
-			if !errors.Is(err, c.want) || !errors.Is(err, apperr.ErrUnauthorized) {
-				t.Fatalf("err = %v, want %v", err, c.want)
+			status := apperr.ErrUnauthorized // 401: no valid credentials
+			if c.want == install.ErrBadSignature {
+				status = apperr.ErrForbidden // 403: forged, as a forged Twilio webhook is
+			}
+			if !errors.Is(err, c.want) || !errors.Is(err, status) {
+				t.Fatalf("err = %v, want %v (%v)", err, c.want, status)
 			}
 		})
 	}
@@ -169,8 +175,8 @@ func TestTheDeploymentSecretServesTenantsWithoutTheirOwn(t *testing.T) {
 	}
 	e.svc.DefaultSecret = ""
 	fresh := &install.Service{Store: e.st, Tenants: e.st, Now: e.clock}
-	if _, err := fresh.Handle(e.ctx, e.signed("mobifone", "", b, e.now)); !errors.Is(err, install.ErrNoSecret) {
-		t.Fatalf("no secret anywhere: err = %v, want %v", err, install.ErrNoSecret)
+	if _, err := fresh.Handle(e.ctx, e.signed("mobifone", "", b, e.now)); !errors.Is(err, install.ErrBadSignature) {
+		t.Fatalf("no secret anywhere: err = %v, want %v (the reason is logged, not told)", err, install.ErrBadSignature)
 	}
 }
 

@@ -27,29 +27,42 @@ const MaxSkew = 5 * time.Minute
 const signaturePrefix = "sha256="
 
 // AuthError is a refused callback: a clear, stable code for the client and
-// a message. Every AuthError is an apperr.ErrUnauthorized (401).
+// a message. A forged callback (a signature that does not match) is an
+// apperr.ErrForbidden (403), as a forged Twilio webhook is; every other
+// AuthError (a header missing or malformed, a stale timestamp) is an
+// apperr.ErrUnauthorized (401).
 type AuthError struct {
 	Code    string
 	Message string
+	forged  bool
 }
 
 func (e *AuthError) Error() string { return e.Message }
 
-// Unwrap makes every AuthError an apperr.ErrUnauthorized.
-func (e *AuthError) Unwrap() error { return apperr.ErrUnauthorized }
+// Unwrap makes an AuthError an apperr.ErrForbidden or ErrUnauthorized.
+func (e *AuthError) Unwrap() error {
+	if e.forged {
+		return apperr.ErrForbidden
+	}
+	return apperr.ErrUnauthorized
+}
 
 // The reasons a callback is refused before anything is read or written.
 var (
-	ErrTenantMissing      = &AuthError{"tenant_missing", "missing " + HeaderTenant + " header naming the tenant"}
-	ErrUnknownTenant      = &AuthError{"unknown_tenant", "unknown tenant in " + HeaderTenant}
-	ErrNoSecret           = &AuthError{"no_install_secret", "the tenant has no install-callback secret and no deployment-wide OUTREACH_INSTALL_SECRET is set"}
-	ErrTimestampMissing   = &AuthError{"timestamp_missing", "missing " + HeaderTimestamp + " header (UNIX seconds)"}
-	ErrTimestampMalformed = &AuthError{"timestamp_malformed", HeaderTimestamp + " must be UNIX seconds"}
-	ErrTimestampStale     = &AuthError{"stale_timestamp", HeaderTimestamp + " is more than 5 minutes old: refused as a replay"}
-	ErrTimestampFuture    = &AuthError{"future_timestamp", HeaderTimestamp + " is more than 5 minutes in the future: check the sender's clock"}
-	ErrSignatureMissing   = &AuthError{"signature_missing", "missing " + HeaderSignature + " header (sha256=HEX)"}
-	ErrSignatureMalformed = &AuthError{"signature_malformed", HeaderSignature + " must be sha256= followed by 64 hex digits"}
-	ErrBadSignature       = &AuthError{"bad_signature", HeaderSignature + " does not match HMAC-SHA256(secret, timestamp + \".\" + body)"}
+	ErrTenantMissing = &AuthError{Code: "tenant_missing", Message: "missing " + HeaderTenant + " header naming the tenant"}
+	// ErrUnknownTenant and ErrNoSecret are the service's reasons in its
+	// log: the caller is told bad_signature, as for a known tenant, so
+	// that tenant names cannot be probed (Service.Authenticate).
+	ErrUnknownTenant      = &AuthError{Code: "unknown_tenant", Message: "unknown tenant in " + HeaderTenant}
+	ErrNoSecret           = &AuthError{Code: "no_install_secret", Message: "the tenant has no install-callback secret and no deployment-wide OUTREACH_INSTALL_SECRET is set"}
+	ErrTimestampMissing   = &AuthError{Code: "timestamp_missing", Message: "missing " + HeaderTimestamp + " header (UNIX seconds)"}
+	ErrTimestampMalformed = &AuthError{Code: "timestamp_malformed", Message: HeaderTimestamp + " must be UNIX seconds"}
+	ErrTimestampStale     = &AuthError{Code: "stale_timestamp", Message: HeaderTimestamp + " is more than 5 minutes old: refused as a replay"}
+	ErrTimestampFuture    = &AuthError{Code: "future_timestamp", Message: HeaderTimestamp + " is more than 5 minutes in the future: check the sender's clock"}
+	ErrSignatureMissing   = &AuthError{Code: "signature_missing", Message: "missing " + HeaderSignature + " header (sha256=HEX)"}
+	ErrSignatureMalformed = &AuthError{Code: "signature_malformed", Message: HeaderSignature + " must be sha256= followed by 64 hex digits"}
+	ErrBadSignature       = &AuthError{Code: "bad_signature", Message: HeaderSignature + " does not match HMAC-SHA256(secret, timestamp + \".\" + body) " +
+		"under the install-callback secret of the tenant named in " + HeaderTenant, forged: true}
 )
 
 // Sign returns the signature header value for body sent at timestamp (UNIX

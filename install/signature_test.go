@@ -58,8 +58,12 @@ func TestVerify(t *testing.T) {
 			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 				t.Fatalf("Verify = %v, want %v", err, c.want)
 			}
-			if err != nil && !errors.Is(err, apperr.ErrUnauthorized) {
-				t.Errorf("%v is not an apperr.ErrUnauthorized", err)
+			status := apperr.ErrUnauthorized
+			if c.want == ErrBadSignature {
+				status = apperr.ErrForbidden // forged
+			}
+			if err != nil && !errors.Is(err, status) {
+				t.Errorf("%v is not an %v", err, status)
 			}
 		})
 	}
