@@ -354,11 +354,16 @@ func (c *Config) Validate() error {
 	switch c.SMSProvider {
 	case "log":
 	case "twilio":
-		if c.TwilioAccountSID == "" {
-			bad("TWILIO_ACCOUNT_SID", "required when OUTREACH_SMS_PROVIDER=twilio")
-		}
-		if c.TwilioAuthToken == "" {
-			bad("TWILIO_AUTH_TOKEN", "required when OUTREACH_SMS_PROVIDER=twilio")
+		// Twilio's SIDs and tokens are letters and digits; the values are
+		// not repeated (the token is a secret).
+		for _, v := range []struct{ name, value string }{{"TWILIO_ACCOUNT_SID", c.TwilioAccountSID},
+			{"TWILIO_AUTH_TOKEN", c.TwilioAuthToken}, {"OUTREACH_TWILIO_MESSAGING_SERVICE_SID", c.TwilioMessagingServiceSID}} {
+			switch {
+			case v.value == "" && v.name != "OUTREACH_TWILIO_MESSAGING_SERVICE_SID":
+				bad(v.name, "required when OUTREACH_SMS_PROVIDER=twilio")
+			case strings.IndexFunc(v.value, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') }) >= 0:
+				bad(v.name, "must be letters and digits only, as Twilio's are (check for a stray quote, space or dash)")
+			}
 		}
 		if c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
 			bad("OUTREACH_TWILIO_FROM", "OUTREACH_TWILIO_FROM or OUTREACH_TWILIO_MESSAGING_SERVICE_SID is required when OUTREACH_SMS_PROVIDER=twilio")
