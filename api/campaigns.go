@@ -121,15 +121,25 @@ func (s *server) campaignStats(c *gin.Context) {
 		c.JSON(http.StatusOK, st)
 		return
 	}
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="campaign-%s-stats.csv"`, st.ID))
-	c.Status(http.StatusOK)
-	w := csv.NewWriter(c.Writer)
-	for _, row := range statsRows(st) {
-		_ = w.Write(row)
-	}
-	w.Flush()
+	WriteCSV(c, fmt.Sprintf("campaign-%s-stats.csv", st.ID), statsRows(st))
 }
+
+// WriteCSV answers 200 with rows as a CSV attachment named filename, in
+// UTF-8 led by a byte-order mark: without it Excel, where marketers open
+// reports, reads the file in the Windows code page and garbles every
+// Vietnamese letter (Đà Nẵng). CSV readers skip it (Python's utf-8-sig,
+// pandas, LibreOffice; outreach's own importers too).
+func WriteCSV(c *gin.Context, filename string, rows [][]string) {
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, filename))
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.WriteString(utf8BOM)
+	w := csv.NewWriter(c.Writer)
+	_ = w.WriteAll(rows)
+}
+
+// utf8BOM is the UTF-8 byte-order mark.
+const utf8BOM = "\ufeff"
 
 // statsRows is the report as metric,value rows, in a fixed order.
 func statsRows(st campaign.Stats) [][]string {

@@ -22,7 +22,7 @@ func TestCampaignStatsCSVEscapesTheName(t *testing.T) {
 		t.Errorf("JSON name = %q", got)
 	}
 	r := must(t, 200, f.call(t, "GET", "/v1/campaigns/"+id+"/stats?format=csv", f.key(tenantA, tenant.RoleViewer), nil))
-	recs, err := csv.NewReader(strings.NewReader(string(r.body))).ReadAll()
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(r.body), utf8BOM))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/csv"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -27,9 +26,5 @@ func (h *installRoutes) adoption(c *gin.Context) {
 		c.JSON(http.StatusOK, rep)
 		return
 	}
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", `attachment; filename="adoption.csv"`)
-	c.Status(http.StatusOK)
-	w := csv.NewWriter(c.Writer)
-	_ = w.WriteAll(rep.CSV())
+	WriteCSV(c, "adoption.csv", rep.CSV())
 }
