@@ -117,10 +117,10 @@ func Parse(name, body string) (*Template, error) {
 		return &Error{Template: name, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid}
 	}
 	if len(body) > MaxBodyBytes {
-		return nil, refuse("body is %d bytes, over the %d-byte limit", len(body), MaxBodyBytes)
+		return nil, refuse("the text is %d bytes, over the %d-byte limit", len(body), MaxBodyBytes)
 	}
 	if p := textcheck.Problem(body); p != "" {
-		return nil, refuse("body %s", p)
+		return nil, refuse("the text %s", p)
 	}
 	tmpl, err := template.New(name).Funcs(funcs()).Parse(body)
 	if err != nil {

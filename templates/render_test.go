@@ -90,9 +90,9 @@ func TestParseRefuses(t *testing.T) {
 		{"an unknown function", "{{env \"HOME\"}}", `function "env" not defined`},
 		{"a printf width that would pad a megabyte", `{{printf "%999999d" 1}}`, `width or precision over 100`},
 		{"a printf width taken from an argument", `{{printf "%*d" .RewardMB 1}}`, `* width`},
-		{"a body one byte over the limit", strings.Repeat("a", MaxBodyBytes+1), `body is 4097 bytes, over the 4096-byte limit`},
-		{"a body that is not UTF-8", "Ch\xe0o", `body must be UTF-8 text`},
-		{"a body with a NUL", "Ch\x00ao", `body must not contain NUL characters`},
+		{"a body one byte over the limit", strings.Repeat("a", MaxBodyBytes+1), `the text is 4097 bytes, over the 4096-byte limit`},
+		{"a body that is not UTF-8", "Ch\xe0o", `the text must be UTF-8 text`},
+		{"a body with a NUL", "Ch\x00ao", `the text must not contain NUL characters`},
 		{"text that grows past the output cap even on sample values",
 			`{{urlquery "` + strings.Repeat("ư", 1400) + `"}}`, `rendered text over 8192 bytes`},
 	}
