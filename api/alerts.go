@@ -16,6 +16,7 @@ func (s *server) createAlert(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	in.IdempotencyKey = c.GetHeader("Idempotency-Key")
 	res, err := s.d.Service.CreateAlert(c.Request.Context(), principal(c), in)
 	if err != nil {
 		writeError(c, err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -191,4 +192,55 @@ func TestAnAlertOnlyContactIsNotShownOutsideHealth(t *testing.T) {
 	// Imported into the marketing base, the number is a subscriber to all.
 	must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import", mk, "text/csv", "msisdn,region\n"+contact+",HN\n"))
 	must(t, 200, f.call(t, "GET", "/v1/subscribers/"+contact, f.key(tenantA, tenant.RoleViewer), nil))
+}
+
+// An alert sent again with its Idempotency-Key (a client's timeout and
+// retry, a double click) answers the alert the first request created, and
+// creates and sends nothing more; the same key with another request is a
+// conflict, and a malformed key is named.
+func TestAnAlertSentAgainWithItsIdempotencyKeyIsCreatedOnce(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	body := map[string]any{
+		"name": "F1 contacts 2026-12-07", "channels": []string{"sms"},
+		"templates": map[string]string{"sms": s.alertTemplate},
+		"contacts":  []string{"+84912345001", "0912345002", "not-a-number"},
+	}
+	key := http.Header{"Idempotency-Key": {"f1-2026-12-07-batch-1"}}
+	kicks := len(f.disp.kicked())
+	creates := func() (n int) {
+		for _, e := range f.audit(t, tenantA) {
+			if e.Action == "alert.create" {
+				n++
+			}
+		}
+		return n
+	}
+	before := creates()
+	first := must(t, 202, f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)).obj(t)
+	again := must(t, 202, f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)).obj(t)
+	if again["id"] != first["id"] || again["replay"] != true || again["contacts"] != 2.0 || again["state"] != "running" {
+		t.Errorf("sent again: %v, want the first alert %v (replay, running, 2 contacts)", again, first["id"])
+	}
+	if first["replay"] != nil {
+		t.Errorf("the first answer says replay: %v", first)
+	}
+	if n := len(f.disp.kicked()) - kicks; n != 1 {
+		t.Errorf("%d alerts started, want 1", n)
+	}
+	if n := creates() - before; n != 1 {
+		t.Errorf("%d alerts created (audit), want 1", n)
+	}
+
+	other := map[string]any{"name": "F1 contacts 2026-12-07", "channels": []string{"sms"},
+		"templates": map[string]string{"sms": s.alertTemplate}, "contacts": []string{"+84912345003"}}
+	r := must(t, 409, f.callWith(t, "POST", "/v1/alerts", hk, "", key, other))
+	if !strings.Contains(string(r.body), "Idempotency-Key") {
+		t.Errorf("another request under the key: %s, want a conflict naming Idempotency-Key", r.body)
+	}
+	r = must(t, 422, f.callWith(t, "POST", "/v1/alerts", hk, "", http.Header{"Idempotency-Key": {"two words"}}, body))
+	if d := r.details(t); d["Idempotency-Key"] == nil {
+		t.Errorf("a key with a space: %s, want 422 naming Idempotency-Key", r.body)
+	}
 }

@@ -208,6 +208,12 @@ func (f *fixture) call(t *testing.T, method, path, key string, body any) respons
 
 func (f *fixture) callCT(t *testing.T, method, path, key, contentType string, body any) response {
 	t.Helper()
+	return f.callWith(t, method, path, key, contentType, nil, body)
+}
+
+// callWith is callCT with more request headers.
+func (f *fixture) callWith(t *testing.T, method, path, key, contentType string, hdr http.Header, body any) response {
+	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -236,6 +242,9 @@ func (f *fixture) callCT(t *testing.T, method, path, key, contentType string, bo
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	res, err := f.srv.Client().Do(req)
 	if err != nil {

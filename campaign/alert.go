@@ -2,6 +2,10 @@ package campaign
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -46,7 +50,18 @@ type AlertInput struct {
 	Contacts        []string                      `json:"contacts"`
 	// PushFallbackSMS sends the SMS template to a contact with no device.
 	PushFallbackSMS bool `json:"push_fallback_sms"`
+	// IdempotencyKey (the Idempotency-Key header), when set, makes the same
+	// request sent again within requestKeyTTL (a client's timeout and
+	// retry, a double click) answer the alert the first one created,
+	// rather than warn every contact twice.
+	IdempotencyKey string `json:"-"`
 }
+
+// requestKeyTTL is how long an alert's Idempotency-Key is honoured.
+const requestKeyTTL = 24 * time.Hour
+
+// maxRequestKey bounds an Idempotency-Key.
+const maxRequestKey = 255
 
 // InvalidContact is a contact that is not a valid number; Index is its
 // 0-based position in the request's contacts.
@@ -63,6 +78,9 @@ type AlertResult struct {
 	Contacts        int              `json:"contacts"`
 	Duplicates      int              `json:"duplicates"`
 	InvalidContacts []InvalidContact `json:"invalid_contacts"`
+	// Replay: the request was sent before with its Idempotency-Key; this
+	// is the alert it created, and nothing new was sent.
+	Replay bool `json:"replay,omitempty"`
 }
 
 // AlertView is an alert with its report.
@@ -110,8 +128,38 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 				len(in.Contacts), firstInvalid(res.InvalidContacts))
 		}
 	}
+	key := in.IdempotencyKey
+	if len(key) > maxRequestKey || strings.IndexFunc(key, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		fe.Add("Idempotency-Key", "must be at most %d printable ASCII characters, no spaces", maxRequestKey)
+	}
 	if err := fe.Err(); err != nil {
 		return AlertResult{}, err
+	}
+	id := uuid.NewString()
+	created := false // once the alert is whole: a failure before releases the key
+	if key != "" {
+		hash := alertRequestHash(name, in, numbers)
+		at := s.now().UTC()
+		heldBy, heldHash, err := s.Store.ClaimRequestKey(ctx, p.TenantID, key, hash, id, at, at.Add(-requestKeyTTL))
+		if err != nil {
+			return AlertResult{}, fmt.Errorf("create alert: %w", err)
+		}
+		if heldBy != "" {
+			if heldHash != hash {
+				return AlertResult{}, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
+					"a new alert needs a new key", key, heldBy)
+			}
+			return s.replayAlert(ctx, p, heldBy, res, len(numbers))
+		}
+		defer func() {
+			if !created {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertAbortTimeout)
+				defer cancel()
+				if err := s.Store.ReleaseRequestKey(ctx, p.TenantID, key, id); err != nil {
+					s.logger().ErrorContext(ctx, "alert: release its Idempotency-Key after a failed creation", "alert_id", id, "err", err)
+				}
+			}
+		}()
 	}
 
 	// With a Dispatcher that can (AlertStarter), an alert is started with
@@ -141,7 +189,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	}
 	now := s.now().UTC()
 	c := Campaign{
-		ID: uuid.NewString(), TenantID: p.TenantID, Name: name, Kind: KindExposureAlert,
+		ID: id, TenantID: p.TenantID, Name: name, Kind: KindExposureAlert,
 		Channels: in.Channels, Templates: in.Templates, LocaleTemplates: nonEmpty(in.LocaleTemplates), PushFallbackSMS: in.PushFallbackSMS,
 		State: StateDraft, CreatedBy: p.KeyID, CreatedAt: now, UpdatedAt: now,
 	}
@@ -223,6 +271,40 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		s.kick(ctx, started)
 	}
 	res.ID, res.State, res.Contacts = started.ID, started.State, len(numbers)
+	created = true
+	return res, nil
+}
+
+// alertRequestHash identifies an alert request for its Idempotency-Key:
+// its name, channels, templates, fallback and contacts as normalised.
+func alertRequestHash(name string, in AlertInput, numbers []string) string {
+	b, _ := json.Marshal(struct {
+		Name            string
+		Channels        []Channel
+		Templates       map[Channel]string
+		LocaleTemplates map[string]map[Channel]string
+		PushFallbackSMS bool
+		Numbers         []string
+	}{name, in.Channels, in.Templates, in.LocaleTemplates, in.PushFallbackSMS, numbers})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// replayAlert answers a request sent again with its Idempotency-Key: the
+// alert the first one created (res holds this request's count of contacts,
+// the same). One still being created by the first is running by the time
+// anything reads it.
+func (s *Service) replayAlert(ctx context.Context, p tenant.Principal, id string, res AlertResult, contacts int) (AlertResult, error) {
+	res.ID, res.State, res.Contacts, res.Replay = id, StateRunning, contacts, true
+	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
+	switch {
+	case err == nil:
+		if c.State != StateDraft {
+			res.State = c.State
+		}
+	case !errors.Is(err, apperr.ErrNotFound):
+		return AlertResult{}, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
+	}
 	return res, nil
 }
 

@@ -46,6 +46,14 @@ type Store interface {
 
 	// AddContacts sets the audience of an exposure alert (subscriber ids).
 	AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error
+	// ClaimRequestKey records that the tenant's idempotency key names the
+	// request hashed hash, answered by campaignID, at `at`, unless a claim
+	// of the key made since `since` holds it: then it answers that claim's
+	// campaign id and hash (heldBy != ""). An older claim is replaced.
+	ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (heldBy, heldHash string, err error)
+	// ReleaseRequestKey drops the key's claim by campaignID (its request
+	// failed: a retry creates anew).
+	ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID string) error
 	// AudiencePage returns up to limit subscriber ids of the campaign's
 	// audience greater than afterID, ascending: the filter for a promotion,
 	// the contact list for an alert. Evaluated in the store, never loaded

@@ -276,6 +276,44 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 		ORDER BY created_at, id`, from.UTC(), to.UTC())
 }
 
+// ClaimRequestKey claims an idempotency key (campaign.Store).
+func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (string, string, error) {
+	for range 3 { // a claim released between the insert and the read
+		var got string
+		err := s.pool.QueryRow(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
+				campaign_id = EXCLUDED.campaign_id, created_at = EXCLUDED.created_at
+			WHERE request_keys.created_at < $6
+			RETURNING campaign_id`, tenantID, key, hash, campaignID, at, since).Scan(&got)
+		if err == nil {
+			return "", "", nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return "", "", fmt.Errorf("postgres: claim request key: %w", err)
+		}
+		var heldBy, heldHash string
+		err = s.pool.QueryRow(ctx, `SELECT campaign_id, request_hash FROM request_keys WHERE tenant_id = $1 AND key = $2`,
+			tenantID, key).Scan(&heldBy, &heldHash)
+		if err == nil {
+			return heldBy, heldHash, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return "", "", fmt.Errorf("postgres: claim request key: %w", err)
+		}
+	}
+	return "", "", fmt.Errorf("postgres: claim request key: claimed and released over and over")
+}
+
+// ReleaseRequestKey drops a claim (campaign.Store).
+func (s *Store) ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM request_keys WHERE tenant_id = $1 AND key = $2 AND campaign_id = $3`,
+		tenantID, key, campaignID); err != nil {
+		return fmt.Errorf("postgres: release request key: %w", err)
+	}
+	return nil
+}
+
 // AddContacts adds subscribers to an alert's contact list; repeats are
 // ignored.
 func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error {

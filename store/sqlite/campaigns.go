@@ -332,6 +332,44 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 		ORDER BY created_at, id`, stamp(from), stamp(to))
 }
 
+// ClaimRequestKey claims an idempotency key (campaign.Store).
+func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (string, string, error) {
+	for range 3 { // a claim released between the insert and the read
+		var got string
+		err := s.db.QueryRowContext(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+				campaign_id = excluded.campaign_id, created_at = excluded.created_at
+			WHERE request_keys.created_at < ?
+			RETURNING campaign_id`, tenantID, key, hash, campaignID, stamp(at), stamp(since)).Scan(&got)
+		if err == nil {
+			return "", "", nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", "", fmt.Errorf("sqlite: claim request key: %w", err)
+		}
+		var heldBy, heldHash string
+		err = s.db.QueryRowContext(ctx, `SELECT campaign_id, request_hash FROM request_keys WHERE tenant_id = ? AND key = ?`,
+			tenantID, key).Scan(&heldBy, &heldHash)
+		if err == nil {
+			return heldBy, heldHash, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", "", fmt.Errorf("sqlite: claim request key: %w", err)
+		}
+	}
+	return "", "", fmt.Errorf("sqlite: claim request key: claimed and released over and over")
+}
+
+// ReleaseRequestKey drops a claim (campaign.Store).
+func (s *Store) ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM request_keys WHERE tenant_id = ? AND key = ? AND campaign_id = ?`,
+		tenantID, key, campaignID); err != nil {
+		return fmt.Errorf("sqlite: release request key: %w", err)
+	}
+	return nil
+}
+
 // AddContacts adds subscribers to an alert's contact list; repeats are
 // ignored.
 func (s *Store) AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error {

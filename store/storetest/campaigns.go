@@ -501,6 +501,48 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 	})
 
+	t.Run("an idempotency key is held by its first claim for a day, per tenant, until released", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, newStore(t))
+		at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+		day := func(t time.Time) time.Time { return t.Add(-24 * time.Hour) }
+		claim := func(tenant, key, hash, id string, at time.Time) (string, string) {
+			t.Helper()
+			by, h, err := f.st.ClaimRequestKey(f.ctx, tenant, key, hash, id, at, day(at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return by, h
+		}
+		if by, _ := claim(f.tenant, "k1", "h1", "alert-1", at); by != "" {
+			t.Fatalf("a new key is held by %q", by)
+		}
+		if by, h := claim(f.tenant, "k1", "h2", "alert-2", at.Add(time.Minute)); by != "alert-1" || h != "h1" {
+			t.Errorf("the key again: held by %q (%q), want alert-1 (h1)", by, h)
+		}
+		if by, _ := claim(f.other, "k1", "h1", "alert-3", at); by != "" {
+			t.Errorf("another tenant's same key is held by %q", by)
+		}
+		if err := f.st.ReleaseRequestKey(f.ctx, f.tenant, "k1", "alert-2"); err != nil { // not its claim
+			t.Fatal(err)
+		}
+		if by, _ := claim(f.tenant, "k1", "h1", "alert-4", at.Add(2*time.Minute)); by != "alert-1" {
+			t.Errorf("released by another's id: held by %q, want alert-1", by)
+		}
+		if err := f.st.ReleaseRequestKey(f.ctx, f.tenant, "k1", "alert-1"); err != nil {
+			t.Fatal(err)
+		}
+		if by, _ := claim(f.tenant, "k1", "h5", "alert-5", at.Add(3*time.Minute)); by != "" {
+			t.Errorf("a released key is held by %q", by)
+		}
+		if by, _ := claim(f.tenant, "k1", "h6", "alert-6", at.Add(25*time.Hour)); by != "" {
+			t.Errorf("a day-old claim still holds the key, for %q", by)
+		}
+		if by, h := claim(f.tenant, "k1", "h7", "alert-7", at.Add(26*time.Hour)); by != "alert-6" || h != "h6" {
+			t.Errorf("the renewed key: held by %q (%q), want alert-6 (h6)", by, h)
+		}
+	})
+
 	t.Run("an alert's audience is its contact list, paged in id order", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, newStore(t))
