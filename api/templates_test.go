@@ -52,6 +52,15 @@ func TestTemplatePreview(t *testing.T) {
 		if got["encoding"] != "GSM-7" || got["segments"] != 1.0 || got["characters"] != float64(len(want)) {
 			t.Errorf("preview %v, want GSM-7, 1 segment, %d characters", got, len(want))
 		}
+		// The answer says what it was previewed for: a marketer's, as an
+		// install promotion; a health official's, as an alert.
+		if got["kind"] != "install_promotion" {
+			t.Errorf("a marketer's preview is for %v, want install_promotion", got["kind"])
+		}
+		got = must(t, 200, f.call(t, "POST", "/v1/templates/"+id+"/preview", f.key(tenantA, tenant.RoleHealth), anVars)).obj(t)
+		if got["kind"] != "exposure_alert" {
+			t.Errorf("a health official's preview is for %v, want exposure_alert", got["kind"])
+		}
 	})
 
 	t.Run("đ becomes d and custom attributes fill in", func(t *testing.T) {

@@ -252,6 +252,10 @@ type Preview struct {
 	Encoding   templates.Encoding `json:"encoding,omitempty"`
 	Characters int                `json:"characters"`
 	Segments   int                `json:"segments"`
+	// Kind is the campaign kind the SMS was previewed for: an install
+	// promotion's carries the marketing label and opt-out text, an
+	// alert's neither (the request's kind, else the caller's role's).
+	Kind Kind `json:"kind,omitempty"`
 }
 
 // MarshalJSON leaves the SMS counts out of a push preview.
@@ -323,7 +327,7 @@ func (s *Service) PreviewTemplate(ctx context.Context, p tenant.Principal, id st
 		}
 		text, count := templates.Preview(text, t.Transliterate)
 		return Preview{Channel: ChannelSMS, Text: text, Encoding: count.Encoding,
-			Characters: count.Characters, Segments: count.Segments}, nil
+			Characters: count.Characters, Segments: count.Segments, Kind: kind}, nil
 	}
 	title, err := render("title", t.Name+".title", t.Title)
 	if err != nil {
