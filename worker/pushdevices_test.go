@@ -206,3 +206,32 @@ func TestADeviceNoPushServiceReachesFallsBackToSMS(t *testing.T) {
 		}
 	})
 }
+
+// A stored number that is not a valid mobile, whose only device is on a
+// platform with no push service, is skipped invalid_number as one with no
+// device is: it was sent the fallback SMS.
+func TestAnInvalidNumberWithAnUnreachableDeviceIsSkipped(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *harness) {
+		const bad = "+841623456789"
+		h.subscriberWithDevices(subscriber.Row{MSISDN: bad, Region: "HN", Locale: "vi"},
+			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "00000000000000000000000000000000000000000000000000000000000000c1"})
+		delete(h.push, subscriber.PlatformAPNs)
+		sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+			Body: "Cai Bluezone: {{.InstallLink}}"})
+		push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
+			Title: "Bluezone", Body: "Cài Bluezone"})
+		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "fb",
+			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelPush},
+			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push}, PushFallbackSMS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.startWorker(worker.Settings{})()
+		h.act(c.ID, campaign.ActionStart)
+		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
+		if n := h.twilio.CountTo(bad); n != 0 || st.Skipped[campaign.SkipInvalidNumber] != 1 {
+			t.Errorf("invalid stored number %s was sent %d SMS; deliveries %v skipped %v (want 0 SMS, skipped invalid_number)",
+				bad, n, st.Deliveries, st.Skipped)
+		}
+	})
+}

@@ -384,7 +384,7 @@ func (e *Engine) prepare(ctx context.Context, c campaign.Campaign, recips []camp
 	//   is skipped as such, whatever the cap.
 	notInstalledAudience := c.Kind == campaign.KindInstallPromotion && c.Audience.Installed != nil && !*c.Audience.Installed
 	skipFor := func(r campaign.Recipient) campaign.SkipReason {
-		noDevice := r.Channel == campaign.ChannelPush && len(r.Devices) == 0
+		noDevice := r.Channel == campaign.ChannelPush && len(e.pushDevices(c, r.Devices)) == 0
 		switch {
 		case r.OptedOut && pol.SkipsOptedOut(c.Kind):
 			return campaign.SkipOptedOut
@@ -472,13 +472,7 @@ func (e *Engine) render(ctx context.Context, c campaign.Campaign, pol campaign.P
 		vars.RewardMB = c.Reward.DataMB
 	}
 	if r.Channel == campaign.ChannelPush {
-		devices := r.Devices
-		if fallsBackToSMS(c) {
-			// A device on a platform this deployment has no push service
-			// for (APNs not configured) cannot be reached: the subscriber
-			// gets the SMS rather than a failed push and no message.
-			devices = e.reachable(devices)
-		}
+		devices := e.pushDevices(c, r.Devices)
 		if len(devices) == 0 {
 			if !fallsBackToSMS(c) {
 				j.out = e.skipped(r, campaign.SkipNoDevice)
@@ -1172,6 +1166,17 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 		lastErr = errors.New("no device")
 	}
 	return provider.Result{}, errName, lastErr
+}
+
+// pushDevices are the devices c pushes to: in a campaign that falls back
+// to SMS, not those on a platform this deployment has no push service for
+// (APNs not configured), which cannot be reached: their subscriber gets
+// the SMS rather than a failed push and no message.
+func (e *Engine) pushDevices(c campaign.Campaign, devices []subscriber.Device) []subscriber.Device {
+	if !fallsBackToSMS(c) {
+		return devices
+	}
+	return e.reachable(devices)
 }
 
 // reachable is devices without those on a platform the engine has no
