@@ -84,16 +84,7 @@ func TestEveryDeviceDeadFallsBackToSMS(t *testing.T) {
 		h.fcm.Unregister("fcm-dead")
 		h.subscriberWithDevices(subscriber.Row{MSISDN: m, Region: "HN", Locale: "vi"},
 			subscriber.Device{Platform: subscriber.PlatformFCM, Token: "fcm-dead"})
-		sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
-			Body: "Cai Bluezone: {{.InstallLink}}"})
-		push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
-			Title: "Bluezone", Body: "Cài Bluezone"})
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "fb",
-			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelPush},
-			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push}, PushFallbackSMS: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := h.fallbackPromo()
 		defer h.startWorker(worker.Settings{RetryBase: 100 * time.Millisecond})()
 		h.act(c.ID, campaign.ActionStart)
 		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
@@ -216,16 +207,7 @@ func TestAnInvalidNumberWithAnUnreachableDeviceIsSkipped(t *testing.T) {
 		h.subscriberWithDevices(subscriber.Row{MSISDN: bad, Region: "HN", Locale: "vi"},
 			subscriber.Device{Platform: subscriber.PlatformAPNs, Token: "00000000000000000000000000000000000000000000000000000000000000c1"})
 		delete(h.push, subscriber.PlatformAPNs)
-		sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
-			Body: "Cai Bluezone: {{.InstallLink}}"})
-		push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
-			Title: "Bluezone", Body: "Cài Bluezone"})
-		c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "fb",
-			Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelPush},
-			Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push}, PushFallbackSMS: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := h.fallbackPromo()
 		defer h.startWorker(worker.Settings{})()
 		h.act(c.ID, campaign.ActionStart)
 		st := h.waitState(c.ID, campaign.StateCompleted, 30*time.Second)
@@ -234,4 +216,20 @@ func TestAnInvalidNumberWithAnUnreachableDeviceIsSkipped(t *testing.T) {
 				bad, n, st.Deliveries, st.Skipped)
 		}
 	})
+}
+
+// fallbackPromo creates a push install promotion that falls back to SMS.
+func (h *harness) fallbackPromo() campaign.Campaign {
+	h.t.Helper()
+	sms := h.template(campaign.TemplateInput{Name: "fb-sms", Channel: campaign.ChannelSMS, Locale: "vi",
+		Body: "Cai Bluezone: {{.InstallLink}}"})
+	push := h.template(campaign.TemplateInput{Name: "fb-push", Channel: campaign.ChannelPush, Locale: "vi",
+		Title: "Bluezone", Body: "Cài Bluezone"})
+	c, err := h.service.CreateCampaign(h.ctx, h.admin, campaign.CampaignInput{Name: "fb",
+		Kind: campaign.KindInstallPromotion, Channels: []campaign.Channel{campaign.ChannelPush},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: sms, campaign.ChannelPush: push}, PushFallbackSMS: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
 }
