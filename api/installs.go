@@ -66,9 +66,11 @@ func InstallRoutes(d InstallDeps) func(r *gin.Engine, auth AuthFunc) {
 type installRoutes struct{ d InstallDeps }
 
 // postInstall takes an install callback. The raw body is read once, under
-// the limit, because the signature covers its exact bytes. A callback that
-// names no known tenant, or is not signed with its secret, or is stale, is a
-// 401 with a code saying which, and nothing is written.
+// the limit, because the signature covers its exact bytes. A callback whose
+// signature does not match is a 403 (bad_signature; so is one naming a
+// tenant that is unknown or has no secret, install.Service.Authenticate);
+// one with a header missing or malformed, or a stale timestamp, is a 401
+// with a code saying which. Nothing is written.
 func (h *installRoutes) postInstall(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.d.MaxCallbackBytes))
 	if err != nil {

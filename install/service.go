@@ -104,7 +104,7 @@ func (s *Service) Authenticate(ctx context.Context, in Signed) (tenant.Tenant, e
 		return tenant.Tenant{}, ErrTenantMissing
 	}
 	if len(name) > 200 {
-		return tenant.Tenant{}, ErrUnknownTenant
+		return tenant.Tenant{}, s.refuse(ctx, in, ErrUnknownTenant, "tenant_bytes", len(name))
 	}
 	t, err := s.tenant(ctx, name)
 	if errors.Is(err, ErrUnknownTenant) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,6 +142,7 @@ func TestRefusedCallbacksWriteNothing(t *testing.T) {
 		// Answered as a known tenant's forgery: tenant names cannot be probed.
 		{"an unknown tenant", e.signed("vinaphone", ownSecret, b, e.now), install.ErrBadSignature},
 		{"an unknown tenant, unsigned", install.Signed{Tenant: "vinaphone", Timestamp: stale.Timestamp, Body: b}, install.ErrSignatureMissing},
+		{"an unknown tenant's name over 200 bytes", e.signed(strings.Repeat("v", 201), ownSecret, b, e.now), install.ErrBadSignature},
 		{"signed with the deployment secret for a tenant with its own", e.signed("viettel", sharedSecret, b, e.now), install.ErrBadSignature},
 		{"signed with another tenant's secret", e.signed("mobifone", ownSecret, b, e.now), install.ErrBadSignature},
 		{"a stale timestamp", stale, install.ErrTimestampStale},
