@@ -42,11 +42,17 @@ func (s *Store) OptOutEverywhere(ctx context.Context, msisdn string, optedOut bo
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("postgres: opt-out everywhere: commit: %w", err)
 	}
+	if s.beforeCommit != nil {
+		s.beforeCommit("opt-out committed")
+	}
+	// Only while number_opt_outs still says so: a STOP or START from the
+	// number committed since has the last word.
 	again, err := s.pool.Exec(ctx, `UPDATE subscribers SET
 			opted_out = $2,
 			opted_out_at = CASE WHEN $2 THEN now() END,
 			updated_at = now()
-		WHERE msisdn = $1 AND opted_out <> $2`, msisdn, optedOut)
+		WHERE msisdn = $1 AND opted_out <> $2
+			AND EXISTS (SELECT 1 FROM number_opt_outs WHERE msisdn = $1) = $2`, msisdn, optedOut)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: opt-out everywhere: subscribers created meanwhile: %w", err)
 	}

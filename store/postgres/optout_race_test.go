@@ -59,3 +59,42 @@ func TestAStopRacingTheImportOfItsNumberIsKept(t *testing.T) {
 		})
 	}
 }
+
+// A START and then a STOP from one number, handled at once (two inbound
+// webhooks): the STOP comes in after the START committed and before the
+// START sets the subscribers again. The STOP, last, has the last word: the
+// START's second pass used to opt the subscriber back in.
+func TestTheLastOfAStartAndAStopHasTheLastWord(t *testing.T) {
+	ctx := context.Background()
+	s := openMigrated(t)
+	ten, err := s.EnsureTenant(ctx, "optout-last-word")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const m = "+84912349901"
+	if _, err := s.UpsertSubscribers(ctx, ten.ID, []subscriber.Row{{MSISDN: m, Region: "HN", Locale: "vi"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []bool{false, true} { // START then STOP; STOP then START
+		ran := false
+		s.beforeCommit = func(op string) {
+			if op == "opt-out committed" && !ran {
+				ran = true
+				if _, err := s.OptOutEverywhere(ctx, m, !first); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		if _, err := s.OptOutEverywhere(ctx, m, first); err != nil {
+			t.Fatal(err)
+		}
+		s.beforeCommit = nil
+		sub, err := s.GetSubscriber(ctx, ten.ID, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ran || sub.OptedOut != !first {
+			t.Errorf("opted out %v, then %v at once: the subscriber is opted out %v, want %v", first, !first, sub.OptedOut, !first)
+		}
+	}
+}

@@ -28,7 +28,9 @@ type Store struct {
 	// shardTurns deals rewards to budget shards (rewards.go).
 	shardTurns shardTurns
 	// beforeCommit, in tests, runs before an import batch or a number's
-	// opt-out commits (op "import" or "opt-out"), to interleave the two.
+	// opt-out commits (op "import" or "opt-out"), and after the opt-out
+	// commits, before it sets the subscribers again ("opt-out committed"),
+	// to interleave them.
 	beforeCommit func(op string)
 }
 
