@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"outreach/campaign"
 	"outreach/tenant"
@@ -242,5 +244,94 @@ func TestAnAlertSentAgainWithItsIdempotencyKeyIsCreatedOnce(t *testing.T) {
 	r = must(t, 422, f.callWith(t, "POST", "/v1/alerts", hk, "", http.Header{"Idempotency-Key": {"two words"}}, body))
 	if d := r.details(t); d["Idempotency-Key"] == nil {
 		t.Errorf("a key with a space: %s, want 422 naming Idempotency-Key", r.body)
+	}
+}
+
+// stalledContacts holds an alert's AddContacts until proceed, then fails
+// it: a creation still writing its list, which then fails.
+type stalledContacts struct {
+	campaign.Store
+	entered, proceed chan struct{}
+}
+
+func (s *stalledContacts) AddContacts(ctx context.Context, id string, ids []int64) error {
+	close(s.entered)
+	<-s.proceed
+	return errors.New("database is locked")
+}
+
+// A request sent again with its Idempotency-Key while the first is still
+// creating the alert is told to try again (409), not that an alert runs:
+// that creation may yet fail, as here; once it has, the key is free and
+// the request creates the alert. The retry used to be answered 202
+// running for an alert that was then cancelled, and its client stopped.
+func TestAnAlertSentAgainWhileTheFirstIsStillCreatingItIsToldToTryAgain(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	stall := &stalledContacts{Store: f.svc.Store, entered: make(chan struct{}), proceed: make(chan struct{})}
+	f.svc.Store = stall
+	body := map[string]any{"name": "F1", "channels": []string{"sms"},
+		"templates": map[string]string{"sms": s.alertTemplate}, "contacts": []string{"+84912345001"}}
+	key := http.Header{"Idempotency-Key": {"k-1"}}
+	firstDone := make(chan response)
+	go func() { firstDone <- f.callWith(t, "POST", "/v1/alerts", hk, "", key, body) }()
+	<-stall.entered
+	r := f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)
+	close(stall.proceed)
+	first := <-firstDone
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), "still creating") {
+		t.Errorf("sent again during the first's creation: %d %s, want 409 saying it is still being created", r.status, r.body)
+	}
+	if first.status < 500 {
+		t.Fatalf("the first creation: %d %s, want it failed", first.status, first.body)
+	}
+	f.svc.Store = stall.Store
+	again := must(t, 202, f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)).obj(t)
+	if again["replay"] != nil || again["state"] != "running" {
+		t.Errorf("sent again after the first failed: %v, want a new running alert", again)
+	}
+}
+
+// brokenCreate fails CreateCampaign and ReleaseRequestKey, as a database
+// blip would (or a process dying between claim and creation).
+type brokenCreate struct {
+	campaign.Store
+}
+
+func (brokenCreate) CreateCampaign(context.Context, *campaign.Campaign) error {
+	return errors.New("connection reset by peer")
+}
+
+func (brokenCreate) ReleaseRequestKey(context.Context, string, string, string) error {
+	return errors.New("connection reset by peer")
+}
+
+// A key whose creation died without releasing it is not answered with an
+// alert that does not exist: until any creation would have ended it is
+// "still creating" (409), and after that it is taken over and the request
+// creates the alert. It used to answer 202 running, replay, for a day.
+func TestAKeyLeftByAFailedCreationIsTakenOver(t *testing.T) {
+	f := newFixture(t)
+	s := f.seed(t)
+	hk := f.key(tenantA, tenant.RoleHealth)
+	store := f.svc.Store
+	f.svc.Store = brokenCreate{store}
+	body := map[string]any{"name": "F1", "channels": []string{"sms"},
+		"templates": map[string]string{"sms": s.alertTemplate}, "contacts": []string{"+84912345001"}}
+	key := http.Header{"Idempotency-Key": {"k-2"}}
+	if r := f.callWith(t, "POST", "/v1/alerts", hk, "", key, body); r.status < 500 {
+		t.Fatalf("the broken creation: %d %s", r.status, r.body)
+	}
+	f.svc.Store = store
+	must(t, 409, f.callWith(t, "POST", "/v1/alerts", hk, "", key, body))
+	later := time.Now().Add(10 * time.Minute)
+	f.svc.Now = func() time.Time { return later }
+	got := must(t, 202, f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)).obj(t)
+	if got["replay"] != nil || got["state"] != "running" {
+		t.Errorf("after the dead creation's time: %v, want a new running alert", got)
+	}
+	if r := f.call(t, "GET", "/v1/alerts/"+got["id"].(string), hk, nil); r.status != 200 {
+		t.Errorf("the alert answered: %d %s", r.status, r.body)
 	}
 }

@@ -138,18 +138,13 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	id := uuid.NewString()
 	created := false // once the alert is whole: a failure before releases the key
 	if key != "" {
-		hash := alertRequestHash(name, in, numbers)
-		at := s.now().UTC()
-		heldBy, heldHash, err := s.Store.ClaimRequestKey(ctx, p.TenantID, key, hash, id, at, at.Add(-requestKeyTTL))
+		replay, err := s.claimRequestKey(ctx, p, key, alertRequestHash(name, in, numbers), id)
 		if err != nil {
-			return AlertResult{}, fmt.Errorf("create alert: %w", err)
+			return AlertResult{}, err
 		}
-		if heldBy != "" {
-			if heldHash != hash {
-				return AlertResult{}, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
-					"a new alert needs a new key", key, heldBy)
-			}
-			return s.replayAlert(ctx, p, heldBy, res, len(numbers))
+		if replay.ID != "" {
+			res.ID, res.State, res.Contacts, res.Replay = replay.ID, replay.State, len(numbers), true
+			return res, nil
 		}
 		defer func() {
 			if !created {
@@ -290,22 +285,46 @@ func alertRequestHash(name string, in AlertInput, numbers []string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// replayAlert answers a request sent again with its Idempotency-Key: the
-// alert the first one created (res holds this request's count of contacts,
-// the same). One still being created by the first is running by the time
-// anything reads it.
-func (s *Service) replayAlert(ctx context.Context, p tenant.Principal, id string, res AlertResult, contacts int) (AlertResult, error) {
-	res.ID, res.State, res.Contacts, res.Replay = id, StateRunning, contacts, true
-	c, err := s.Store.GetCampaign(ctx, p.TenantID, id)
-	switch {
-	case err == nil:
-		if c.State != StateDraft {
-			res.State = c.State
+// claimRequestKey claims an alert request's Idempotency-Key for alert id,
+// or answers the alert an earlier request under it created (a replay). The
+// key of a request still creating its alert is a conflict to try again in
+// a moment: that alert may yet fail. A claim whose creation died without
+// releasing it (its alert never started, long after any creation ends) is
+// taken over.
+func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, hash, id string) (Campaign, error) {
+	// Not cut short by a caller hanging up: a claim made must be seen
+	// through (kept, or released on failure).
+	ctx = context.WithoutCancel(ctx)
+	for range 2 {
+		at := s.now().UTC()
+		held, err := s.Store.ClaimRequestKey(ctx, p.TenantID, key, hash, id, at, at.Add(-requestKeyTTL))
+		if err != nil {
+			return Campaign{}, fmt.Errorf("create alert: %w", err)
 		}
-	case !errors.Is(err, apperr.ErrNotFound):
-		return AlertResult{}, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
+		if held.CampaignID == "" {
+			return Campaign{}, nil
+		}
+		if held.Hash != hash {
+			return Campaign{}, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
+				"a new alert needs a new key", key, held.CampaignID)
+		}
+		c, err := s.Store.GetCampaign(ctx, p.TenantID, held.CampaignID)
+		switch {
+		case err == nil && c.State != StateDraft:
+			return c, nil
+		case err != nil && !errors.Is(err, apperr.ErrNotFound):
+			return Campaign{}, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
+		case at.Sub(held.At) > alertCreateTimeout+alertAbortTimeout:
+			// Its creation is over and never started it: a process died.
+			if err := s.Store.ReleaseRequestKey(ctx, p.TenantID, key, held.CampaignID); err != nil {
+				return Campaign{}, fmt.Errorf("create alert: %w", err)
+			}
+			continue
+		}
+		return Campaign{}, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
+			"send it again in a few seconds", key, held.CampaignID)
 	}
-	return res, nil
+	return Campaign{}, apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)
 }
 
 // ensureContacts makes subscribers of numbers not yet known and returns

@@ -48,9 +48,9 @@ type Store interface {
 	AddContacts(ctx context.Context, campaignID string, subscriberIDs []int64) error
 	// ClaimRequestKey records that the tenant's idempotency key names the
 	// request hashed hash, answered by campaignID, at `at`, unless a claim
-	// of the key made since `since` holds it: then it answers that claim's
-	// campaign id and hash (heldBy != ""). An older claim is replaced.
-	ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (heldBy, heldHash string, err error)
+	// of the key made since `since` holds it: then it answers that claim
+	// (held.CampaignID != ""). An older claim is replaced.
+	ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (held RequestKey, err error)
 	// ReleaseRequestKey drops the key's claim by campaignID (its request
 	// failed: a retry creates anew).
 	ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID string) error
@@ -127,6 +127,14 @@ type Store interface {
 	// Audit appends to the audit trail.
 	Audit(ctx context.Context, e AuditEntry) error
 	ListAudit(ctx context.Context, tenantID string, limit int) ([]AuditEntry, error)
+}
+
+// RequestKey is a claim of an idempotency key: the request it names (its
+// hash), the campaign that answers it, and when it was made.
+type RequestKey struct {
+	CampaignID string
+	Hash       string
+	At         time.Time
 }
 
 // AuditEntry records who did what.

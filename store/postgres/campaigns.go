@@ -277,7 +277,7 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 }
 
 // ClaimRequestKey claims an idempotency key (campaign.Store).
-func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (string, string, error) {
+func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (campaign.RequestKey, error) {
 	for range 3 { // a claim released between the insert and the read
 		var got string
 		err := s.pool.QueryRow(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
@@ -287,22 +287,22 @@ func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campai
 			WHERE request_keys.created_at < $6
 			RETURNING campaign_id`, tenantID, key, hash, campaignID, at, since).Scan(&got)
 		if err == nil {
-			return "", "", nil
+			return campaign.RequestKey{}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return "", "", fmt.Errorf("postgres: claim request key: %w", err)
+			return campaign.RequestKey{}, fmt.Errorf("postgres: claim request key: %w", err)
 		}
-		var heldBy, heldHash string
-		err = s.pool.QueryRow(ctx, `SELECT campaign_id, request_hash FROM request_keys WHERE tenant_id = $1 AND key = $2`,
-			tenantID, key).Scan(&heldBy, &heldHash)
+		var held campaign.RequestKey
+		err = s.pool.QueryRow(ctx, `SELECT campaign_id, request_hash, created_at FROM request_keys WHERE tenant_id = $1 AND key = $2`,
+			tenantID, key).Scan(&held.CampaignID, &held.Hash, &held.At)
 		if err == nil {
-			return heldBy, heldHash, nil
+			return held, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return "", "", fmt.Errorf("postgres: claim request key: %w", err)
+			return campaign.RequestKey{}, fmt.Errorf("postgres: claim request key: %w", err)
 		}
 	}
-	return "", "", fmt.Errorf("postgres: claim request key: claimed and released over and over")
+	return campaign.RequestKey{}, fmt.Errorf("postgres: claim request key: claimed and released over and over")
 }
 
 // ReleaseRequestKey drops a claim (campaign.Store).

@@ -333,7 +333,7 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 }
 
 // ClaimRequestKey claims an idempotency key (campaign.Store).
-func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (string, string, error) {
+func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (campaign.RequestKey, error) {
 	for range 3 { // a claim released between the insert and the read
 		var got string
 		err := s.db.QueryRowContext(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
@@ -343,22 +343,26 @@ func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campai
 			WHERE request_keys.created_at < ?
 			RETURNING campaign_id`, tenantID, key, hash, campaignID, stamp(at), stamp(since)).Scan(&got)
 		if err == nil {
-			return "", "", nil
+			return campaign.RequestKey{}, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return "", "", fmt.Errorf("sqlite: claim request key: %w", err)
+			return campaign.RequestKey{}, fmt.Errorf("sqlite: claim request key: %w", err)
 		}
-		var heldBy, heldHash string
-		err = s.db.QueryRowContext(ctx, `SELECT campaign_id, request_hash FROM request_keys WHERE tenant_id = ? AND key = ?`,
-			tenantID, key).Scan(&heldBy, &heldHash)
+		var held campaign.RequestKey
+		var at string
+		err = s.db.QueryRowContext(ctx, `SELECT campaign_id, request_hash, created_at FROM request_keys WHERE tenant_id = ? AND key = ?`,
+			tenantID, key).Scan(&held.CampaignID, &held.Hash, &at)
 		if err == nil {
-			return heldBy, heldHash, nil
+			if held.At, err = unstamp(at); err != nil {
+				return campaign.RequestKey{}, fmt.Errorf("sqlite: claim request key: %w", err)
+			}
+			return held, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return "", "", fmt.Errorf("sqlite: claim request key: %w", err)
+			return campaign.RequestKey{}, fmt.Errorf("sqlite: claim request key: %w", err)
 		}
 	}
-	return "", "", fmt.Errorf("sqlite: claim request key: claimed and released over and over")
+	return campaign.RequestKey{}, fmt.Errorf("sqlite: claim request key: claimed and released over and over")
 }
 
 // ReleaseRequestKey drops a claim (campaign.Store).

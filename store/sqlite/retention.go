@@ -39,6 +39,8 @@ func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, 
 		for _, q := range []string{
 			purgeAlertOnlySQL,
 			`DELETE FROM campaign_contacts WHERE campaign_id = ?1`,
+			// Its Idempotency-Key's hash names its contacts too.
+			`DELETE FROM request_keys WHERE campaign_id = ?1`,
 			`UPDATE deliveries SET subscriber_id = -subscriber_id, provider_message_id = NULL
 				WHERE campaign_id = ?1 AND subscriber_id > 0`,
 			`UPDATE campaigns SET contacts_purged_at = ?2 WHERE id = ?1`,

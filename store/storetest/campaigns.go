@@ -473,9 +473,21 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 				t.Fatal(err)
 			}
 		}
+		// Their Idempotency-Keys: the hash of a request names its contacts.
+		for _, a := range []campaign.Campaign{alert, running} {
+			if held, err := f.st.ClaimRequestKey(f.ctx, f.tenant, "key-"+a.ID, "hash", a.ID, time.Now(), time.Now().Add(-time.Hour)); err != nil || held.CampaignID != "" {
+				t.Fatalf("claim: %+v, %v", held, err)
+			}
+		}
 		n, err := purger.PurgeAlertContacts(f.ctx, time.Now())
 		if err != nil || n != 1 {
 			t.Fatalf("purge = %d, %v; want the one finished alert", n, err)
+		}
+		for a, want := range map[string]string{alert.ID: "", running.ID: running.ID} {
+			held, err := f.st.ClaimRequestKey(f.ctx, f.tenant, "key-"+a, "hash", "another", time.Now(), time.Now().Add(-time.Hour))
+			if err != nil || held.CampaignID != want {
+				t.Errorf("the key of alert %s after the purge: held by %q (%v), want %q (the purged alert's gone with it)", a, held.CampaignID, err, want)
+			}
 		}
 		for _, m := range []string{bare, stopped} {
 			wantNotFound(t, "the contact known only through the purged alert", func() error {
@@ -508,11 +520,14 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		day := func(t time.Time) time.Time { return t.Add(-24 * time.Hour) }
 		claim := func(tenant, key, hash, id string, at time.Time) (string, string) {
 			t.Helper()
-			by, h, err := f.st.ClaimRequestKey(f.ctx, tenant, key, hash, id, at, day(at))
+			held, err := f.st.ClaimRequestKey(f.ctx, tenant, key, hash, id, at, day(at))
 			if err != nil {
 				t.Fatal(err)
 			}
-			return by, h
+			if held.CampaignID != "" && held.At.IsZero() {
+				t.Errorf("a held claim of %q with no time", key)
+			}
+			return held.CampaignID, held.Hash
 		}
 		if by, _ := claim(f.tenant, "k1", "h1", "alert-1", at); by != "" {
 			t.Fatalf("a new key is held by %q", by)
@@ -540,6 +555,10 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		}
 		if by, h := claim(f.tenant, "k1", "h7", "alert-7", at.Add(26*time.Hour)); by != "alert-6" || h != "h6" {
 			t.Errorf("the renewed key: held by %q (%q), want alert-6 (h6)", by, h)
+		}
+		held, err := f.st.ClaimRequestKey(f.ctx, f.tenant, "k1", "h8", "alert-8", at.Add(27*time.Hour), at)
+		if err != nil || !held.At.Equal(at.Add(25*time.Hour)) {
+			t.Errorf("the claim's time %v (%v), want %v", held.At, err, at.Add(25*time.Hour))
 		}
 	})
 
