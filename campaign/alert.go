@@ -137,11 +137,16 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	}
 	id := uuid.NewString()
 	created := false // once the alert is whole: a failure before releases the key
+	budget := alertCreateTimeout
 	if key != "" {
-		replay, err := s.claimRequestKey(ctx, p, key, alertRequestHash(name, in, numbers), id)
+		replay, claimedAt, err := s.claimRequestKey(ctx, p, key, alertRequestHash(name, in, numbers), id)
 		if err != nil {
 			return AlertResult{}, err
 		}
+		// The creation ends within alertCreateTimeout of the claim's
+		// stamp, however long the claim took: past that, a request sent
+		// again takes the key over (claimRequestKey).
+		budget -= s.now().Sub(claimedAt)
 		if replay.ID != "" {
 			res.ID, res.State, res.Contacts, res.Replay = replay.ID, replay.State, len(numbers), true
 			return res, nil
@@ -174,7 +179,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	// stored cancels it (abort), so that it neither completes with part
 	// of its list nor keeps health data out of reach of the retention
 	// purge, and is audited.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertCreateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	starter, _ := s.Dispatcher.(AlertStarter)
 	first := numbers[:min(alertFirstContacts, len(numbers))]
@@ -285,46 +290,59 @@ func alertRequestHash(name string, in AlertInput, numbers []string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// claimRequestKey claims an alert request's Idempotency-Key for alert id,
-// or answers the alert an earlier request under it created (a replay). The
-// key of a request still creating its alert is a conflict to try again in
-// a moment: that alert may yet fail. A claim whose creation died without
-// releasing it (its alert never started, long after any creation ends) is
-// taken over.
-func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, hash, id string) (Campaign, error) {
+// claimRequestKey claims an alert request's Idempotency-Key for alert id
+// (and answers when the claim was stamped), or answers the alert an
+// earlier request under it created (a replay). The key of a request still
+// creating its alert is a conflict to try again in a moment: that alert
+// may yet fail. A claim whose creation is over without having started its
+// alert (a process died) is taken over: its draft, if any, is cancelled
+// first, so that it can neither start late nor keep its contacts out of
+// the retention purge's reach.
+func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, hash, id string) (Campaign, time.Time, error) {
 	// Not cut short by a caller hanging up: a claim made must be seen
 	// through (kept, or released on failure).
 	ctx = context.WithoutCancel(ctx)
-	for range 2 {
+	for range 3 {
 		at := s.now().UTC()
 		held, err := s.Store.ClaimRequestKey(ctx, p.TenantID, key, hash, id, at, at.Add(-requestKeyTTL))
 		if err != nil {
-			return Campaign{}, fmt.Errorf("create alert: %w", err)
+			return Campaign{}, at, fmt.Errorf("create alert: %w", err)
 		}
 		if held.CampaignID == "" {
-			return Campaign{}, nil
-		}
-		if held.Hash != hash {
-			return Campaign{}, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
-				"a new alert needs a new key", key, held.CampaignID)
+			return Campaign{}, at, nil
 		}
 		c, err := s.Store.GetCampaign(ctx, p.TenantID, held.CampaignID)
-		switch {
-		case err == nil && c.State != StateDraft:
-			return c, nil
-		case err != nil && !errors.Is(err, apperr.ErrNotFound):
-			return Campaign{}, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
-		case at.Sub(held.At) > alertCreateTimeout+alertAbortTimeout:
-			// Its creation is over and never started it: a process died.
+		if err != nil && !errors.Is(err, apperr.ErrNotFound) {
+			return Campaign{}, at, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
+		}
+		live := err == nil && c.State != StateDraft
+		if !live && at.Sub(held.At) > alertCreateTimeout+alertAbortTimeout {
+			if err == nil { // its draft
+				if _, err := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, []State{StateDraft}, StateCancelled, at); err != nil {
+					if errors.Is(err, apperr.ErrConflict) {
+						continue // it has just started: read it again
+					}
+					return Campaign{}, at, fmt.Errorf("create alert: %w", err)
+				}
+				s.Audit(ctx, p, "alert.abort", "campaign", c.ID, map[string]any{
+					"name": c.Name, "reason": "its creation never ended; its Idempotency-Key was taken over"})
+			}
 			if err := s.Store.ReleaseRequestKey(ctx, p.TenantID, key, held.CampaignID); err != nil {
-				return Campaign{}, fmt.Errorf("create alert: %w", err)
+				return Campaign{}, at, fmt.Errorf("create alert: %w", err)
 			}
 			continue
 		}
-		return Campaign{}, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
+		switch {
+		case held.Hash != hash:
+			return Campaign{}, at, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
+				"a new alert needs a new key", key, held.CampaignID)
+		case live:
+			return c, at, nil
+		}
+		return Campaign{}, at, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
 			"send it again in a few seconds", key, held.CampaignID)
 	}
-	return Campaign{}, apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)
+	return Campaign{}, time.Time{}, apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)
 }
 
 // ensureContacts makes subscribers of numbers not yet known and returns

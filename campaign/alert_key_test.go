@@ -1,0 +1,131 @@
+package campaign_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"outreach/campaign"
+)
+
+// slowClaim's first ClaimRequestKey returns 31 s after it was stamped (a
+// slow pool or database); its first AddContacts waits for proceed.
+type slowClaim struct {
+	campaign.Store
+	advance          func(time.Duration)
+	claims, adds     atomic.Int32
+	entered, proceed chan struct{}
+}
+
+func (s *slowClaim) ClaimRequestKey(ctx context.Context, tenantID, key, hash, id string, at, since time.Time) (campaign.RequestKey, error) {
+	h, err := s.Store.ClaimRequestKey(ctx, tenantID, key, hash, id, at, since)
+	if s.claims.Add(1) == 1 {
+		s.advance(31 * time.Second)
+	}
+	return h, err
+}
+
+func (s *slowClaim) AddContacts(ctx context.Context, id string, ids []int64) error {
+	if s.adds.Add(1) == 1 {
+		close(s.entered)
+		<-s.proceed
+	}
+	return s.Store.AddContacts(ctx, id, ids)
+}
+
+// A request sent again with its Idempotency-Key once a creation's time is
+// over takes the key over, and the creation it took it from, slow but
+// alive, cannot start a second alert: its draft is cancelled first. One
+// request under one key started two alerts when the claim itself was slow.
+func TestATakenOverKeyLeavesOneAlertRunning(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := e.now
+	e.svc.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
+	st := &slowClaim{Store: e.st, advance: set, entered: make(chan struct{}), proceed: make(chan struct{})}
+	e.svc.Store = st
+	in := campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: []string{"+84912345001"},
+		IdempotencyKey: "k-1"}
+	type out struct {
+		r   campaign.AlertResult
+		err error
+	}
+	first := make(chan out)
+	go func() { r, err := e.svc.CreateAlert(ctx, e.p, in); first <- out{r, err} }()
+	<-st.entered
+	// A's claim was stamped at T, returned at T+31s; its creation may run to
+	// T+31s+4m. The retry comes at T+4m30.5s, within that budget.
+	set(4*time.Minute + 30*time.Second + 500*time.Millisecond - 31*time.Second)
+	b, errB := e.svc.CreateAlert(ctx, e.p, in)
+	close(st.proceed)
+	a := <-first
+	cs, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, c := range cs {
+		if c.State == campaign.StateRunning {
+			running++
+		}
+	}
+	if running != 1 || errB != nil || b.State != campaign.StateRunning || a.err == nil {
+		t.Errorf("the slow first: %+v, %v; the one sent again: %+v, %v; %d alerts running: want the second alone running",
+			a.r, a.err, b, errB, running)
+	}
+}
+
+// dying fails every state change and every key release: a process that
+// died after storing its alert as a draft.
+type dying struct{ campaign.Store }
+
+func (dying) TransitionCampaign(context.Context, string, string, []campaign.State, campaign.State, time.Time) (campaign.Campaign, error) {
+	return campaign.Campaign{}, context.Canceled
+}
+func (dying) ReleaseRequestKey(context.Context, string, string, string) error {
+	return context.Canceled
+}
+
+// The draft of a creation that died, when its key is taken over, is
+// cancelled: the retention purge reaches its contact list. It stayed a
+// draft with its contacts for good.
+func TestATakenOverDraftIsCancelledAndPurged(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
+	in := campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: []string{"+84912345001"},
+		IdempotencyKey: "k-1"}
+	e.svc.Store = dying{e.st}
+	if _, err := e.svc.CreateAlert(ctx, e.p, in); err == nil {
+		t.Fatal("want failure")
+	}
+	e.svc.Store = e.st
+	e.now = e.now.Add(10 * time.Minute)
+	b, err := e.svc.CreateAlert(ctx, e.p, in)
+	if err != nil || b.Replay {
+		t.Fatalf("takeover: %+v %v", b, err)
+	}
+	cs, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("alerts %d, %v: want the dead one and the new one", len(cs), err)
+	}
+	if _, err := e.st.PurgeAlertContacts(ctx, time.Now().Add(365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.ID == b.ID {
+			continue
+		}
+		ids, err := e.st.AudiencePage(ctx, c, 0, 10)
+		if err != nil || c.State != campaign.StateCancelled || len(ids) != 0 {
+			t.Errorf("the dead creation's alert: %s with contacts %v (%v), want cancelled and purged", c.State, ids, err)
+		}
+	}
+}
