@@ -2,10 +2,12 @@ package api
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,8 +19,13 @@ import (
 
 func (s *server) createCampaign(c *gin.Context) {
 	var in campaign.CampaignInput
-	if err := DecodeJSON(c, &in); err != nil {
+	body, err := decodeJSONBody(c, &in, false)
+	if err != nil {
 		writeError(c, err)
+		return
+	}
+	if fe := emptyAudienceFilters(body); fe != nil {
+		writeError(c, fe)
 		return
 	}
 	cp, err := s.d.Service.CreateCampaign(c.Request.Context(), principal(c), in)
@@ -122,6 +129,37 @@ func (s *server) campaignStats(c *gin.Context) {
 		return
 	}
 	WriteCSV(c, fmt.Sprintf("campaign-%s-stats.csv", st.ID), statsRows(st))
+}
+
+// emptyAudienceFilters names an audience filter given empty ("list": "",
+// "list": null, "regions": []): decoded, it is the same as one left out,
+// which means no such filter, and a campaign to one list or some regions
+// would go to the tenant's whole base. That is what a script's unset
+// variable sends: it is refused, and a filter is left out to mean none.
+func emptyAudienceFilters(body []byte) apperr.FieldErrors {
+	var probe struct {
+		Audience map[string]json.RawMessage `json:"audience"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		return nil
+	}
+	fe := apperr.FieldErrors{}
+	if raw, ok := probe.Audience["list"]; ok {
+		var name *string
+		if json.Unmarshal(raw, &name) == nil && (name == nil || strings.TrimSpace(*name) == "") {
+			fe.Add("audience.list", "must name a list; leave it out to send to the audience's other filters (with none, the whole base)")
+		}
+	}
+	if raw, ok := probe.Audience["regions"]; ok {
+		var codes []string
+		if json.Unmarshal(raw, &codes) == nil && len(codes) == 0 {
+			fe.Add("audience.regions", "must name at least one region; leave it out for every region")
+		}
+	}
+	if len(fe) == 0 {
+		return nil
+	}
+	return fe
 }
 
 // WriteCSV answers 200 with rows as a CSV attachment named filename, in

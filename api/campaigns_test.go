@@ -180,6 +180,14 @@ func TestCampaignValidation(t *testing.T) {
 		{"an unknown region", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG", "XX"}}
 		}, []string{"audience.regions"}},
+		// An unset variable in a script: decoded, these mean "no filter",
+		// and the campaign went to the whole base.
+		{"a list given empty, and no region at all", func(b map[string]any) {
+			b["audience"] = map[string]any{"list": " ", "regions": []string{}}
+		}, []string{"audience.list", "audience.regions"}},
+		{"a list given null", func(b map[string]any) {
+			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": nil}
+		}, []string{"audience.list"}},
 		{"a list never imported", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": "q3-typo"}
 		}, []string{"audience.list"}},

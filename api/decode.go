@@ -27,36 +27,43 @@ func DecodeJSON(c *gin.Context, v any) error { return decodeJSON(c, v, false) }
 
 // decodeJSON is DecodeJSON; with optional an empty body leaves v as it is.
 func decodeJSON(c *gin.Context, v any, optional bool) error {
+	_, err := decodeJSONBody(c, v, optional)
+	return err
+}
+
+// decodeJSONBody is decodeJSON answering the body too, for a check the
+// decoded value cannot make (a field given empty, not left out).
+func decodeJSONBody(c *gin.Context, v any, optional bool) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limitsOf(c).body))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return err
+			return nil, err
 		}
-		return &Error{Err: apperr.ErrMalformed, Message: "could not read the request body"}
+		return nil, &Error{Err: apperr.ErrMalformed, Message: "could not read the request body"}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
-			return nil
+			return body, nil
 		}
-		return &Error{Err: apperr.ErrMalformed, Message: "empty body: want a JSON object"}
+		return nil, &Error{Err: apperr.ErrMalformed, Message: "empty body: want a JSON object"}
 	}
 	if p := textcheck.BodyProblem(body); p != "" {
-		return &Error{Err: apperr.ErrMalformed, Message: p}
+		return nil, &Error{Err: apperr.ErrMalformed, Message: p}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		jerr := jsonError(err, body)
 		if fe, ok := jerr.(apperr.FieldErrors); ok {
-			return everyFieldError(body, v, fe)
+			return nil, everyFieldError(body, v, fe)
 		}
-		return jerr
+		return nil, jerr
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: data after the object"}
+		return nil, &Error{Err: apperr.ErrMalformed, Message: "malformed JSON: data after the object"}
 	}
-	return nil
+	return body, nil
 }
 
 func jsonError(err error, body []byte) error {

@@ -35,7 +35,14 @@ func (s *server) importSubscribers(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	list := strings.TrimSpace(c.Query("list"))
+	list, given := c.GetQuery("list")
+	list = strings.TrimSpace(list)
+	if given && list == "" {
+		// An unset variable in the caller's script: the rows would land
+		// in no list, and a campaign to that list would find none.
+		writeError(c, apperr.FieldErrors{"list": "must name a list; leave ?list= out to tag the rows into none"})
+		return
+	}
 	if len(list) > maxListName || strings.IndexFunc(list, unicode.IsControl) >= 0 || textcheck.Problem(list) != "" {
 		writeError(c, apperr.FieldErrors{"list": fmt.Sprintf("at most %d printable characters", maxListName)})
 		return

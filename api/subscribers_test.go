@@ -318,3 +318,18 @@ func TestALandlineStoredBeforeCanStillBeReadAndOptedOut(t *testing.T) {
 		t.Errorf("import of a landline and a mobile: %s", r.body)
 	}
 }
+
+// An import naming a list with ?list= but leaving it empty (a script's
+// unset variable) is refused and lands nothing: its rows would have gone
+// into no list, and a campaign to the list meant would find none.
+func TestAnImportToAListLeftEmptyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	for _, q := range []string{"?list=", "?list=%20%20"} {
+		r := must(t, 422, f.callCT(t, "POST", "/v1/subscribers/import"+q, mk, "text/csv", "msisdn,region\n0912000001,HN\n"))
+		if d := r.details(t); d["list"] == nil {
+			t.Errorf("import%s: %s, want 422 naming list", q, r.body)
+		}
+	}
+	must(t, 404, f.call(t, "GET", "/v1/subscribers/0912000001", mk, nil))
+}
