@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -43,7 +44,7 @@ func (s *server) importSubscribers(c *gin.Context) {
 		writeError(c, apperr.FieldErrors{"list": "must name a list; leave ?list= out to tag the rows into none"})
 		return
 	}
-	if len(list) > maxListName || strings.IndexFunc(list, unicode.IsControl) >= 0 || textcheck.Problem(list) != "" {
+	if utf8.RuneCountInString(list) > maxListName || strings.IndexFunc(list, unicode.IsControl) >= 0 || textcheck.Problem(list) != "" {
 		writeError(c, apperr.FieldErrors{"list": fmt.Sprintf("at most %d printable characters", maxListName)})
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,4 +333,17 @@ func TestAnImportToAListLeftEmptyIsRefused(t *testing.T) {
 		}
 	}
 	must(t, 404, f.call(t, "GET", "/v1/subscribers/0912000001", mk, nil))
+}
+
+// A list name's limit counts characters, as its message says: a
+// Vietnamese name of 100 letters is taken, one of 101 refused.
+func TestAListNameIsMeasuredInCharacters(t *testing.T) {
+	f := newFixture(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	csv := "msisdn,region\n0912000002,HN\n"
+	must(t, 200, f.callCT(t, "POST", "/v1/subscribers/import?list="+url.QueryEscape(strings.Repeat("đ", 100)), mk, "text/csv", csv))
+	r := must(t, 422, f.callCT(t, "POST", "/v1/subscribers/import?list="+url.QueryEscape(strings.Repeat("đ", 101)), mk, "text/csv", csv))
+	if d := r.details(t); d["list"] == nil {
+		t.Errorf("a name of 101 letters: %s, want 422 naming list", r.body)
+	}
 }

@@ -836,7 +836,7 @@ func (s *Service) checkAudience(ctx context.Context, p tenant.Principal, fe appe
 			fe.Add("audience.regions", "unknown region codes: %s", strings.Join(unknown, ", "))
 		}
 	}
-	if len(a.List) > MaxListNameLength {
+	if utf8.RuneCountInString(a.List) > MaxListNameLength {
 		fe.Add("audience.list", "at most %d characters", MaxListNameLength)
 	} else if problem := textcheck.Problem(a.List); problem != "" {
 		fe.Add("audience.list", "%s", problem)
