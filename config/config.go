@@ -356,10 +356,13 @@ func (c *Config) Validate() error {
 	case "twilio":
 		// Twilio's SIDs and tokens are letters and digits; the values are
 		// not repeated (the token is a secret).
-		for _, v := range []struct{ name, value string }{{"TWILIO_ACCOUNT_SID", c.TwilioAccountSID},
-			{"TWILIO_AUTH_TOKEN", c.TwilioAuthToken}, {"OUTREACH_TWILIO_MESSAGING_SERVICE_SID", c.TwilioMessagingServiceSID}} {
+		for _, v := range []struct {
+			name, value string
+			required    bool
+		}{{"TWILIO_ACCOUNT_SID", c.TwilioAccountSID, true}, {"TWILIO_AUTH_TOKEN", c.TwilioAuthToken, true},
+			{"OUTREACH_TWILIO_MESSAGING_SERVICE_SID", c.TwilioMessagingServiceSID, false}} {
 			switch {
-			case v.value == "" && v.name != "OUTREACH_TWILIO_MESSAGING_SERVICE_SID":
+			case v.value == "" && v.required:
 				bad(v.name, "required when OUTREACH_SMS_PROVIDER=twilio")
 			case strings.IndexFunc(v.value, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') }) >= 0:
 				bad(v.name, "must be letters and digits only, as Twilio's are (check for a stray quote, space or dash)")

@@ -1173,19 +1173,11 @@ func (e *Engine) sendPushes(ctx context.Context, j *job) (provider.Result, strin
 // (APNs not configured), which cannot be reached: their subscriber gets
 // the SMS rather than a failed push and no message.
 func (e *Engine) pushDevices(c campaign.Campaign, devices []subscriber.Device) []subscriber.Device {
-	if !fallsBackToSMS(c) {
+	unreachable := func(d subscriber.Device) bool { return e.Push[d.Platform] == nil }
+	if !fallsBackToSMS(c) || !slices.ContainsFunc(devices, unreachable) {
 		return devices
 	}
-	return e.reachable(devices)
-}
-
-// reachable is devices without those on a platform the engine has no
-// push service for.
-func (e *Engine) reachable(devices []subscriber.Device) []subscriber.Device {
-	if !slices.ContainsFunc(devices, func(d subscriber.Device) bool { return e.Push[d.Platform] == nil }) {
-		return devices
-	}
-	return slices.DeleteFunc(slices.Clone(devices), func(d subscriber.Device) bool { return e.Push[d.Platform] == nil })
+	return slices.DeleteFunc(slices.Clone(devices), unreachable)
 }
 
 // fallsBackToSMS reports whether c sends its SMS template to a

@@ -495,7 +495,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.APNSCollapseID = ac.Headers["apns-collapse-id"]
-		if len(rec.APNSCollapseID) > 64 {
+		if len(rec.APNSCollapseID) > provider.MaxCollapseIDBytes {
 			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Request contains an invalid argument.", 0)
 			return
 		}
