@@ -258,6 +258,13 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("got %s", r.body)
 		}
 	})
+	t.Run("a body that begins with a UTF-8 byte-order mark is read", func(t *testing.T) {
+		body := "\xef\xbb\xbf{\"name\":\"promo-bom\",\"channel\":\"sms\",\"locale\":\"vi\",\"body\":\"Cài Bluezone\"}"
+		got := must(t, 201, f.callCT(t, "POST", "/v1/templates", mk, "application/json", body)).obj(t)
+		if got["name"] != "promo-bom" || got["body"] != "Cài Bluezone" {
+			t.Errorf("got %v", got)
+		}
+	})
 	t.Run("two JSON values are 400", func(t *testing.T) {
 		must(t, 400, f.callCT(t, "POST", "/v1/templates", mk, "application/json", `{"name":"a"} {"name":"b"}`))
 	})

@@ -42,6 +42,7 @@ func decodeJSONBody(c *gin.Context, v any, optional bool) ([]byte, error) {
 		}
 		return nil, &Error{Err: apperr.ErrMalformed, Message: "could not read the request body"}
 	}
+	body = textcheck.TrimBOM(body)
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return body, nil

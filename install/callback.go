@@ -71,6 +71,7 @@ func ParseCallback(body []byte) (Callback, error) {
 		Platform     *string `json:"platform"`
 		InstalledAt  *string `json:"installed_at"`
 	}
+	body = textcheck.TrimBOM(body) // after the signature, which is over the bytes sent
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Callback{}, &MalformedError{Message: "empty body: want a JSON object"}
 	}

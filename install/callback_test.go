@@ -28,6 +28,12 @@ func TestParseCallback(t *testing.T) {
 			t.Fatalf("installed_at %v, err %v", cb.InstalledAt, err)
 		}
 	})
+	t.Run("a body that begins with a UTF-8 byte-order mark is read", func(t *testing.T) {
+		cb, err := ParseCallback([]byte("\xef\xbb\xbf" + `{"msisdn":"0912345678","device_id":"d","platform":"ios","installed_at":"2026-11-24T10:00:00Z"}`))
+		if err != nil || cb.MSISDN != "+84912345678" || cb.DeviceID != "d" {
+			t.Fatalf("got %+v, err %v", cb, err)
+		}
+	})
 	t.Run("a body that is not UTF-8 is malformed, naming the byte", func(t *testing.T) {
 		// Read as U+FFFD, "dev-\xe01" and "dev-\xe11" were one device.
 		for _, dev := range []string{"dev-\xe01", "dev-\xe11"} {

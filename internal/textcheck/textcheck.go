@@ -6,6 +6,7 @@
 package textcheck
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -21,6 +22,12 @@ func Problem(s string) string {
 	}
 	return ""
 }
+
+// TrimBOM drops a UTF-8 byte-order mark from the start of a JSON body.
+// RFC 8259 lets a parser ignore one, and Windows tools (PowerShell's
+// Out-File, Notepad) write one; encoding/json would call the body
+// malformed at its first byte.
+func TrimBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }
 
 // BodyProblem says why a request body is not UTF-8 text, naming the byte
 // where it stops being so, or "" when it is. encoding/json would decode
