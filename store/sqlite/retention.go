@@ -14,13 +14,12 @@ import (
 // with it, unless it has become more than a contact since: opted out,
 // installed, a device, a list, or a contact of another alert not purged yet.
 // It returns how many alerts were purged.
+//
+// Each alert is purged in a transaction of its own: the store's one writer
+// is held for one alert's list at a time, not for every list due at once,
+// so an exposure alert created meanwhile waits for one list at most.
 func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: purge alert contacts: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM campaigns WHERE kind = 'exposure_alert'
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM campaigns WHERE kind = 'exposure_alert'
 		AND state IN ('completed', 'cancelled') AND finished_at < ? AND contacts_purged_at IS NULL`, stamp(before))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge alert contacts: %w", err)
@@ -35,22 +34,50 @@ func (s *Store) PurgeAlertContacts(ctx context.Context, before time.Time) (int, 
 		ids = append(ids, id)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("sqlite: purge alert contacts: %w", err)
+	}
+	purged := 0
 	for _, id := range ids {
-		for _, q := range []string{
-			purgeAlertOnlySQL,
-			`DELETE FROM campaign_contacts WHERE campaign_id = ?1`,
-			// Its Idempotency-Key's hash names its contacts too.
-			`DELETE FROM request_keys WHERE campaign_id = ?1`,
-			`UPDATE deliveries SET subscriber_id = -subscriber_id, provider_message_id = NULL
-				WHERE campaign_id = ?1 AND subscriber_id > 0`,
-			`UPDATE campaigns SET contacts_purged_at = ?2 WHERE id = ?1`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, id, stamp(time.Now())); err != nil {
-				return 0, fmt.Errorf("sqlite: purge alert %s: %w", id, err)
-			}
+		done, err := s.purgeAlert(ctx, id)
+		if err != nil {
+			return purged, err
+		}
+		if done {
+			purged++
 		}
 	}
-	return len(ids), tx.Commit()
+	return purged, nil
+}
+
+// purgeAlert purges one alert's contacts, unless another process has.
+func (s *Store) purgeAlert(ctx context.Context, id string) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: purge alert %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE campaigns SET contacts_purged_at = ?2
+		WHERE id = ?1 AND contacts_purged_at IS NULL`, id, stamp(time.Now()))
+	if err != nil {
+		return false, fmt.Errorf("sqlite: purge alert %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	for _, q := range []string{
+		purgeAlertOnlySQL,
+		`DELETE FROM campaign_contacts WHERE campaign_id = ?1`,
+		// Its Idempotency-Key's hash names its contacts too.
+		`DELETE FROM request_keys WHERE campaign_id = ?1`,
+		`UPDATE deliveries SET subscriber_id = -subscriber_id, provider_message_id = NULL
+			WHERE campaign_id = ?1 AND subscriber_id > 0`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return false, fmt.Errorf("sqlite: purge alert %s: %w", id, err)
+		}
+	}
+	return true, tx.Commit()
 }
 
 // purgeAlertOnlySQL deletes the alert's contacts that are only that.
