@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -11,11 +13,13 @@ import (
 // createAlert creates and starts an exposure alert: 202 with its id, the
 // number of contacts it goes to and the invalid ones by position.
 func (s *server) createAlert(c *gin.Context) {
-	var in campaign.AlertInput
-	if err := DecodeJSON(c, &in); err != nil {
+	var req alertRequest
+	if err := DecodeJSON(c, &req); err != nil {
 		writeError(c, err)
 		return
 	}
+	in := req.AlertInput
+	in.Contacts = contactTexts(req.Contacts)
 	in.IdempotencyKey = c.GetHeader("Idempotency-Key")
 	res, err := s.d.Service.CreateAlert(c.Request.Context(), principal(c), in)
 	if err != nil {
@@ -37,4 +41,34 @@ func (s *server) getAlert(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// alertRequest is the body of POST /v1/alerts. Its contacts are read one by
+// one, so that one contact that is not a string does not refuse the whole
+// list: it is reported by its position like any other invalid contact.
+type alertRequest struct {
+	campaign.AlertInput
+	Contacts []json.RawMessage `json:"contacts"`
+}
+
+// contactTexts gives each contact as text: a string as it is, a number as
+// its digits (a spreadsheet's phone column exported as numbers:
+// 84912345678), null as empty, anything else as its JSON, which is no
+// phone number.
+func contactTexts(raw []json.RawMessage) []string {
+	if raw == nil {
+		return nil
+	}
+	out := make([]string, len(raw))
+	for i, r := range raw {
+		r = bytes.TrimSpace(r)
+		switch {
+		case bytes.Equal(r, []byte("null")):
+		case len(r) > 0 && r[0] == '"':
+			json.Unmarshal(r, &out[i]) // a valid string: the decoder checked it
+		default:
+			out[i] = string(r)
+		}
+	}
+	return out
 }

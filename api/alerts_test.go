@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -155,6 +156,32 @@ func TestAlertValidation(t *testing.T) {
 		}
 		if len(f.disp.kicked()) != before {
 			t.Error("an alert was kicked")
+		}
+	})
+	t.Run("a contact that is not a string is refused by its position and the rest are sent", func(t *testing.T) {
+		// A spreadsheet's phone column exported as numbers: 84912345601
+		// is a number all the same; true and {} are none.
+		r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
+			"name": "mixed", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
+			"contacts": []any{"0912345602", 84912345601, true, map[string]any{}, nil},
+		})).obj(t)
+		if r["contacts"] != 2.0 {
+			t.Errorf("contacts %v, want 2 (the string and the number)", r["contacts"])
+		}
+		inv := fmt.Sprint(r["invalid_contacts"])
+		want := "[map[index:2 reason:not a valid phone number] map[index:3 reason:not a valid phone number] map[index:4 reason:empty]]"
+		if inv != want {
+			t.Errorf("invalid contacts %s\nwant %s", inv, want)
+		}
+	})
+	t.Run("a landline is refused as not a mobile number", func(t *testing.T) {
+		r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
+			"name": "landline", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
+			"contacts": []string{"0912345603", "02438123456"},
+		})).obj(t)
+		inv := r["invalid_contacts"].([]any)
+		if len(inv) != 1 || !strings.HasPrefix(inv[0].(map[string]any)["reason"].(string), "not a mobile number") {
+			t.Errorf("invalid contacts %v, want index 1 not a mobile number", inv)
 		}
 	})
 	t.Run("every bad field is named", func(t *testing.T) {

@@ -113,7 +113,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		for i, raw := range in.Contacts {
 			num, err := subscriber.NormalizeMSISDN(raw)
 			if err != nil {
-				res.InvalidContacts = append(res.InvalidContacts, InvalidContact{Index: i, Reason: contactReason(raw)})
+				res.InvalidContacts = append(res.InvalidContacts, InvalidContact{Index: i, Reason: contactReason(raw, err)})
 				continue
 			}
 			if seen[num] {
@@ -364,13 +364,15 @@ func (s *Service) ensureContacts(ctx context.Context, tenantID string, numbers [
 }
 
 // contactReason says why a contact is refused without repeating the number.
-func contactReason(raw string) string {
+func contactReason(raw string, err error) string {
 	s := strings.TrimSpace(raw)
 	switch {
 	case s == "":
 		return "empty"
 	case len(s) > 32:
 		return "too long to be a phone number"
+	case errors.Is(err, subscriber.ErrNotMobile):
+		return "not a mobile number: a landline, toll-free or premium-rate number takes no SMS"
 	}
 	return "not a valid phone number"
 }

@@ -17,6 +17,10 @@ const DefaultRegion = "VN"
 // ErrInvalidMSISDN is returned for anything that is not a valid mobile number.
 var ErrInvalidMSISDN = errors.New("invalid phone number")
 
+// ErrNotMobile is a valid number that is not a mobile one (a landline,
+// toll-free or premium-rate number); it comes wrapped with ErrInvalidMSISDN.
+var ErrNotMobile = errors.New("not a mobile number")
+
 // NormalizeMSISDN returns the E.164 form of a Vietnamese (or any
 // international) number: 0912345678, 84912345678 and +84912345678 all become
 // +84912345678.
@@ -94,7 +98,7 @@ func parseNumber(raw, s string, mobileOnly bool) (string, error) {
 		}
 		// A landline, toll-free or premium-rate number takes no SMS and
 		// no mobile data.
-		return "", fmt.Errorf("%w: %q: not a mobile number", ErrInvalidMSISDN, raw)
+		return "", fmt.Errorf("%w: %q: %w", ErrInvalidMSISDN, raw, ErrNotMobile)
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
 	// libphonenumber's metadata allows some national numbers (German ones)
