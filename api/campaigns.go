@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -132,28 +133,56 @@ func (s *server) campaignStats(c *gin.Context) {
 }
 
 // emptyAudienceFilters names an audience filter given empty ("list": "",
-// "list": null, "regions": []): decoded, it is the same as one left out,
+// "list": null, "regions": [], "installed": null, "attributes": {}, an
+// attribute's value "", the audience itself null): decoded, it is the same as one left out,
 // which means no such filter, and a campaign to one list or some regions
 // would go to the tenant's whole base. That is what a script's unset
 // variable sends: it is refused, and a filter is left out to mean none.
 func emptyAudienceFilters(body []byte) apperr.FieldErrors {
-	var probe struct {
-		Audience map[string]json.RawMessage `json:"audience"`
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil
 	}
-	if json.Unmarshal(body, &probe) != nil {
+	raw, ok := top["audience"]
+	if !ok {
 		return nil
 	}
 	fe := apperr.FieldErrors{}
-	if raw, ok := probe.Audience["list"]; ok {
+	if isNull(raw) {
+		fe.Add("audience", "must be an object; {} for the tenant's whole base")
+		return fe
+	}
+	var aud map[string]json.RawMessage
+	if json.Unmarshal(raw, &aud) != nil {
+		return nil // the decoder names it
+	}
+	if raw, ok := aud["list"]; ok {
 		var name *string
 		if json.Unmarshal(raw, &name) == nil && (name == nil || strings.TrimSpace(*name) == "") {
 			fe.Add("audience.list", "must name a list; leave it out to send to the audience's other filters (with none, the whole base)")
 		}
 	}
-	if raw, ok := probe.Audience["regions"]; ok {
+	if raw, ok := aud["regions"]; ok {
 		var codes []string
 		if json.Unmarshal(raw, &codes) == nil && len(codes) == 0 {
 			fe.Add("audience.regions", "must name at least one region; leave it out for every region")
+		}
+	}
+	if raw, ok := aud["installed"]; ok && isNull(raw) {
+		fe.Add("audience.installed", "must be true or false; leave it out for subscribers whether or not they installed the app")
+	}
+	if raw, ok := aud["attributes"]; ok {
+		var attrs map[string]*string
+		if json.Unmarshal(raw, &attrs) == nil {
+			if len(attrs) == 0 {
+				fe.Add("audience.attributes", "must name at least one attribute; leave it out for no attribute filter")
+			}
+			for k, v := range attrs {
+				if v == nil || strings.TrimSpace(*v) == "" {
+					// An import's empty cell keeps no value: it would match nobody.
+					fe.Add("audience.attributes."+k, "must be a value; no subscriber has an empty attribute")
+				}
+			}
 		}
 	}
 	if len(fe) == 0 {
@@ -161,6 +190,9 @@ func emptyAudienceFilters(body []byte) apperr.FieldErrors {
 	}
 	return fe
 }
+
+// isNull reports whether raw is the JSON null.
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // WriteCSV answers 200 with rows as a CSV attachment named filename, in
 // UTF-8 led by a byte-order mark: without it Excel, where marketers open

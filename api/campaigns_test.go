@@ -188,6 +188,16 @@ func TestCampaignValidation(t *testing.T) {
 		{"a list given null", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": nil}
 		}, []string{"audience.list"}},
+		{"installed given null, and attributes given none", func(b map[string]any) {
+			b["audience"] = map[string]any{"regions": []string{"HG"}, "installed": nil, "attributes": map[string]any{}}
+		}, []string{"audience.installed", "audience.attributes"}},
+		{"attributes given null", func(b map[string]any) {
+			b["audience"] = map[string]any{"attributes": nil}
+		}, []string{"audience.attributes"}},
+		{"an attribute given empty, which no subscriber has", func(b map[string]any) {
+			b["audience"] = map[string]any{"attributes": map[string]any{"plan": "", "tỉnh": "Hà Nội"}}
+		}, []string{"audience.attributes.plan"}},
+		{"the audience given null", func(b map[string]any) { b["audience"] = nil }, []string{"audience"}},
 		{"a list never imported", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": "q3-typo"}
 		}, []string{"audience.list"}},
