@@ -289,5 +289,8 @@ func intQuery(c *gin.Context, name string) (int64, error) {
 	if err != nil || n < 0 || n > 1<<53 {
 		return 0, apperr.FieldErrors{name: "must be a whole number of 0 or more"}
 	}
+	if n == 0 && name == "limit" { // 0 is what a missing limit reads as
+		return 0, apperr.FieldErrors{name: "must be 1 or more; leave it out for the default page"}
+	}
 	return n, nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -50,6 +51,11 @@ func (h *installRoutes) listRewards(c *gin.Context) {
 	}
 	page, err := h.d.Ledger.List(c.Request.Context(), p.TenantID, reward.Query{
 		CampaignID: c.Query("campaign_id"), State: reward.State(status), After: after, Limit: int(limit)})
+	var fe apperr.FieldErrors
+	if errors.As(err, &fe) && c.Query("status") == "" && fe["status"] != "" {
+		// The value came as state=: name the parameter the client sent.
+		err = apperr.FieldErrors{"state": fe["status"]}
+	}
 	if err != nil {
 		WriteError(c, err)
 		return

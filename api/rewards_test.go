@@ -91,6 +91,18 @@ func TestRewardsAreListedByTenantPagedAndFiltered(t *testing.T) {
 			t.Errorf("%s: %d %s, want 422", q, status, body)
 		}
 	}
+	// The error names the parameter the client sent, and a limit of 0,
+	// which reads as none, is refused rather than answered a default page.
+	for q, field := range map[string]string{"?state=bogus": "state", "?status=bogus": "status", "?limit=0": "limit"} {
+		status, _, body := list(q, viewer)
+		var e struct {
+			Error struct{ Details map[string]string }
+		}
+		json.Unmarshal(body, &e)
+		if status != 422 || len(e.Error.Details) != 1 || e.Error.Details[field] == "" {
+			t.Errorf("%s: %d %s, want 422 naming %s alone", q, status, body, field)
+		}
+	}
 	if status, _, _ := list("", ""); status != 401 {
 		t.Errorf("no key: %d", status)
 	}

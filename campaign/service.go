@@ -656,7 +656,11 @@ func (s *Service) checkChannels(ctx context.Context, p tenant.Principal, fe appe
 		field := "templates." + string(ch)
 		id := tmpls[ch]
 		if id == "" {
-			fe.Add(field, "required for channel %s", ch)
+			if ch == ChannelSMS && !seen[ChannelSMS] {
+				fe.Add(field, "required by push_fallback_sms: the SMS that a subscriber with no device gets")
+			} else {
+				fe.Add(field, "required for channel %s", ch)
+			}
 			continue
 		}
 		if err := s.checkTemplate(ctx, p, fe, kind, field, id, ch, checkFields, paysReward, ""); err != nil {

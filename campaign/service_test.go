@@ -253,8 +253,8 @@ func TestPushFallbackNeedsAnSMSTemplate(t *testing.T) {
 		Templates: map[campaign.Channel]string{campaign.ChannelPush: "nope"},
 	})
 	var fe apperr.FieldErrors
-	if !errors.As(err, &fe) || fe["templates.push"] == "" || fe["templates.sms"] == "" {
-		t.Errorf("fallback without an SMS template: %v", err)
+	if !errors.As(err, &fe) || fe["templates.push"] == "" || !strings.Contains(fe["templates.sms"], "push_fallback_sms") {
+		t.Errorf("fallback without an SMS template: %v, want templates.sms naming push_fallback_sms", err)
 	}
 }
 
