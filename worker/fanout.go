@@ -173,6 +173,12 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 		}
 		if c.State != campaign.StateRunning {
 			e.release(ctx, p) // paused or over: a resume starts a new chain
+			if c.State == campaign.StateCancelled {
+				// A round may have written its deliveries after the
+				// cancel's settling ran (a slow audience scan): settle
+				// again, now that this chain writes no more.
+				return e.enqueueSettle(ctx, settlePayload{CampaignID: c.ID, Round: settleAfterFanout}, settleDelay)
+			}
 			return nil
 		}
 		backlog, err := e.Queue.Redis.Get(ctx, backlogKey(c.ID)).Int64()

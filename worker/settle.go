@@ -27,6 +27,11 @@ type settlePayload struct {
 // claimed and not sent, which the settling then skips.
 const settleDelay = 2 * time.Second
 
+// settleAfterFanout is the round of the settling a fan-out chain queues
+// when it finds its campaign cancelled; the cancel's own rounds count up
+// from 0.
+const settleAfterFanout = -1
+
 // Settle queues the settling of a cancelled campaign (campaign.Settler).
 func (e *Engine) Settle(ctx context.Context, c campaign.Campaign) error {
 	return e.enqueueSettle(ctx, settlePayload{CampaignID: c.ID}, settleDelay)
