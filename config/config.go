@@ -27,7 +27,7 @@ type Config struct {
 	TrustedProxies []string `json:"trusted_proxies"`
 	DatabaseURL    string   `json:"-"`
 	RedisURL       string   `json:"-"`
-	PublicURL      string   `json:"public_url"`
+	PublicURL      string   `json:"-"` // may carry Basic credentials for Twilio's callbacks
 
 	SMSProvider  string `json:"sms_provider"`  // log | twilio
 	PushProvider string `json:"push_provider"` // log | native
@@ -257,7 +257,10 @@ func LoadLookup(lookup func(string) (string, bool)) (*Config, error) {
 		MigrateOnStart:            l.boolean("OUTREACH_MIGRATE_ON_START", true),
 		LogLevel:                  l.str("OUTREACH_LOG_LEVEL", "info"),
 	}
-	c.InstallBaseURL = l.str("OUTREACH_INSTALL_BASE_URL", c.PublicURL+"/i/")
+	// The default drops the public URL's user and password (Basic
+	// credentials for Twilio's callbacks): the base goes into every
+	// install-promotion SMS.
+	c.InstallBaseURL = l.str("OUTREACH_INSTALL_BASE_URL", withoutUser(c.PublicURL)+"/i/")
 	c.TrustedProxies = commaList(l.str("OUTREACH_TRUSTED_PROXIES", ""))
 	c.OptOutKeywords = commaList(l.str("OUTREACH_OPT_OUT_KEYWORDS", ""))
 	c.OptInKeywords = commaList(l.str("OUTREACH_OPT_IN_KEYWORDS", ""))
@@ -318,6 +321,13 @@ func (c *Config) Validate() error {
 		"OUTREACH_INSTALL_STORE_URL": c.InstallStoreURL} {
 		if !httpURL(v) {
 			bad(name, "want an http(s) URL, got %q", redactURL(v))
+		}
+	}
+	// What goes to subscribers (the link in an SMS, the page it leads to)
+	// never carries a user or password.
+	for name, v := range map[string]string{"OUTREACH_INSTALL_BASE_URL": c.InstallBaseURL, "OUTREACH_INSTALL_STORE_URL": c.InstallStoreURL} {
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			bad(name, "must not carry a user or password: it is sent to every subscriber (got %q)", redactURL(v))
 		}
 	}
 	// Overrides of the providers' addresses (fakes, staging): a value
@@ -425,20 +435,22 @@ func (c *Config) Database() (driver, dsn string, err error) {
 func (c *Config) Redacted() map[string]any {
 	out := map[string]any{
 		"http_addr": c.HTTPAddr, "trusted_proxies": c.TrustedProxies, "database_url": redactURL(c.DatabaseURL), "redis_url": redactURL(c.RedisURL),
-		"public_url": c.PublicURL, "sms_provider": c.SMSProvider, "push_provider": c.PushProvider,
+		"public_url": redactURL(c.PublicURL), "sms_provider": c.SMSProvider, "push_provider": c.PushProvider,
 		"twilio_account_sid": c.TwilioAccountSID, "twilio_auth_token": secret(c.TwilioAuthToken),
 		"twilio_from": c.TwilioFrom, "twilio_messaging_service_sid": c.TwilioMessagingServiceSID,
 		"twilio_base_url": redactURL(c.TwilioBaseURL), "fcm_credentials": c.FCMCredentials, "fcm_endpoint": redactURL(c.FCMEndpoint),
 		"apns_key": c.APNsKey, "apns_key_id": c.APNsKeyID, "apns_team_id": c.APNsTeamID, "apns_topic": c.APNsTopic,
 		"apns_host": redactHost(c.APNsHost), "sms_rate": c.SMSRate, "push_rate": c.PushRate, "timezone": c.TimezoneName,
 		"send_window": c.SendWindow.String(), "frequency_cap": c.FrequencyCap.String(),
-		"marketing_label": c.MarketingLabel, "install_base_url": c.InstallBaseURL,
+		"marketing_label": c.MarketingLabel, "opt_out_text": c.OptOutText,
+		"install_base_url": redactURL(c.InstallBaseURL), "install_store_url": redactURL(c.InstallStoreURL),
 		"opt_out_keywords": c.OptOutKeywords, "opt_in_keywords": c.OptInKeywords,
 		"install_secret": secret(c.InstallSecret), "rewards_url": redactURL(c.RewardsURL), "rewards_secret": secret(c.RewardsSecret),
 		"adoption_target": c.AdoptionTarget, "worker_concurrency": c.WorkerConcurrency,
 		"backlog_seconds": c.BacklogSeconds,
 		"alert_retention": c.AlertRetention.String(), "stale_after": c.StaleAfter.String(),
 		"sending_stale_after": c.SendingStaleAfter.String(), "retry_base": c.RetryBase.String(),
+		"migrate_on_start": c.MigrateOnStart, "log_level": c.LogLevel,
 	}
 	return out
 }
@@ -476,6 +488,17 @@ func redactURL(s string) string {
 	if changed {
 		u.RawQuery = q.Encode()
 	}
+	return u.String()
+}
+
+// withoutUser is the URL s without its user and password; s as it is when
+// it has none or does not parse.
+func withoutUser(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
 	return u.String()
 }
 

@@ -79,7 +79,7 @@ func TestABadVariableIsNamedInTheError(t *testing.T) {
 func TestRedactedNeverShowsSecrets(t *testing.T) {
 	for _, dbURL := range []string{"postgres://u:dbpass@db/x", "postgres://u@db/x?sslmode=disable&password=dbpass"} {
 		c, err := Load(envOf(map[string]string{"OUTREACH_SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1",
-			"OUTREACH_PUBLIC_URL": "https://outreach.example.vn", "TWILIO_AUTH_TOKEN": "toksecret42", "OUTREACH_TWILIO_FROM": "+84900000000",
+			"OUTREACH_PUBLIC_URL": "https://twilio:pubpass@outreach.example.vn", "TWILIO_AUTH_TOKEN": "toksecret42", "OUTREACH_TWILIO_FROM": "+84900000000",
 			"OUTREACH_DATABASE_URL": dbURL, "OUTREACH_INSTALL_SECRET": "inst-secret",
 			"OUTREACH_REDIS_URL":       "redis://:redispass@cache:6379/0",
 			"OUTREACH_REWARDS_URL":     "https://carrier:rewpass@prov.example/api?token=rewtoken&region=vn",
@@ -95,13 +95,32 @@ func TestRedactedNeverShowsSecrets(t *testing.T) {
 			}
 			return s
 		}(), " ")
-		for _, secret := range []string{"toksecret42", "dbpass", "inst-secret", "redispass", "rewpass", "rewtoken", "rew-secret", "twpass", "fcmpass"} {
+		for _, secret := range []string{"pubpass", "toksecret42", "dbpass", "inst-secret", "redispass", "rewpass", "rewtoken", "rew-secret", "twpass", "fcmpass"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("Redacted shows %q (database URL %s)", secret, dbURL)
 			}
 		}
 		if !strings.Contains(out, "db/x") || !strings.Contains(out, "prov.example/api") || !strings.Contains(out, "region=vn") {
 			t.Errorf("Redacted hides more than the secrets: %s", out)
+		}
+	}
+}
+
+// Basic credentials in the public URL (for Twilio's callbacks) stay out of
+// the install links sent to every subscriber; a link base given with
+// credentials is refused.
+func TestInstallLinksNeverCarryCredentials(t *testing.T) {
+	c, err := Load(envOf(map[string]string{"OUTREACH_PUBLIC_URL": "https://twilio:pubpass@sms.carrier.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InstallBaseURL != "https://sms.carrier.example/i/" || c.PublicURL != "https://twilio:pubpass@sms.carrier.example" {
+		t.Errorf("install base %q, public %q: want the base without the credentials, the public URL with them", c.InstallBaseURL, c.PublicURL)
+	}
+	for _, name := range []string{"OUTREACH_INSTALL_BASE_URL", "OUTREACH_INSTALL_STORE_URL"} {
+		_, err := Load(envOf(map[string]string{name: "https://u:linkpass@go.example/i/"}))
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "linkpass") {
+			t.Errorf("%s with credentials: %v, want refused naming it, without the password", name, err)
 		}
 	}
 }
