@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"outreach/campaign"
+	"outreach/internal/testenv"
 	"outreach/store/sqlite"
 	"outreach/subscriber"
 	"outreach/tenant"
@@ -57,24 +58,6 @@ func (d *recordingDispatcher) kicked() []campaign.Campaign {
 	return append([]campaign.Campaign(nil), d.kicks...)
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Tenants of every fixture: A owns the objects, B is the other carrier.
 const (
 	tenantA = "viettel"
@@ -89,7 +72,7 @@ type fixture struct {
 	engine   *gin.Engine
 	disp     *recordingDispatcher
 	svc      *campaign.Service
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	registry *prometheus.Registry
 	tenants  map[string]tenant.Tenant
 	keys     map[string]map[tenant.Role]string // tenant → role → plain key
@@ -113,7 +96,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: st, disp: &recordingDispatcher{}, logs: &syncBuffer{},
+	f := &fixture{store: st, disp: &recordingDispatcher{}, logs: &testenv.LogBuffer{},
 		registry: prometheus.NewRegistry(), tenants: map[string]tenant.Tenant{},
 		keys: map[string]map[tenant.Role]string{}, keyIDs: map[string]string{}}
 	for _, name := range []string{tenantA, tenantB} {

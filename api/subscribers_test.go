@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"outreach/internal/testenv"
 	"outreach/store/sqlite"
 	"outreach/subscriber"
 	"outreach/tenant"
@@ -269,7 +270,7 @@ func (s *failingUpserts) UpsertSubscribers(ctx context.Context, tenantID string,
 // An import that a server failure stops halfway says what it wrote, so the
 // client knows to send the file again, and keeps the cause for the log.
 func TestAnImportStoppedByAServerErrorSaysWhatLanded(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	f := newFixture(t, func(d *Deps) {
 		d.Importer = &subscriber.Importer{Store: &failingUpserts{Store: d.Tenants.(*sqlite.Store)}, BatchSize: 2}
 		d.Logger = slog.New(slog.NewTextHandler(logs, nil))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"outreach/internal/testenv"
 	"outreach/store/sqlite"
 	"outreach/subscriber"
 )
@@ -98,7 +99,7 @@ func TestATwilioWebhookBodyOverTheLimitIs413(t *testing.T) {
 }
 
 func TestAnInboundKeywordFromAnInvalidNumberIsAnsweredWithoutEchoingIt(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	f := newFixture(t, withTwilioWebhooks(logs))
 	const path = "/webhooks/twilio/inbound"
 	for _, from := range []string{"+8400123456789", "0912345", "not-a-number-4567"} {
@@ -137,7 +138,7 @@ func TestAnInboundKeywordFromAnInvalidNumberIsAnsweredWithoutEchoingIt(t *testin
 // Twilio may report a recipient's STOP (21610) in a status callback rather
 // than in the create call's answer: the subscriber is opted out all the same.
 func TestAStatusCallbackWithTheOptOutCodeOptsTheSubscriberOut(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	f := newFixture(t, withTwilioWebhooks(logs))
 	ctx := context.Background()
 	tid := f.tenants[tenantA].ID

@@ -2,8 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -38,15 +36,7 @@ func TestDeliveriesAFanoutWritesAfterTheCancelAreSettled(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, h *harness) {
 		h.seed(50)
 		st := &gatedInsert{testStore: h.store, entered: make(chan struct{}), release: make(chan struct{})}
-		e := worker.New(worker.Deps{Store: st, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
-			Policy: h.policy, Now: h.clock.Now, Metrics: h.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Settings: worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: 3 * time.Second,
-				SendingStaleAfter: 2 * time.Minute, SMSRate: 100000, PushRate: 100000, InstallBaseURL: "https://outreach.test/i/"}})
-		t.Cleanup(func() { e.Close() })
-		ctx, cancel := context.WithCancel(h.ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); e.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		h.startWorkerOn(worker.Settings{}, st, nil)
 		var releaseOnce sync.Once
 		t.Cleanup(func() { releaseOnce.Do(func() { close(st.release) }) })
 

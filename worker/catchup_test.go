@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,15 +37,7 @@ func TestACatchUpRoundFailingBetweenChannelsStillWritesEveryChannel(t *testing.T
 		h.onList(msisdns, 5, 7) // below the cursor, with FCM devices
 		st := &pushInsertFails{testStore: h.store}
 		st.left.Store(1) // the catch-up's push insert fails once
-		e := worker.New(worker.Deps{Store: st, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
-			Policy: h.policy, Now: h.clock.Now, Metrics: h.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Settings: worker.Settings{MonitorEvery: 100 * time.Millisecond, StaleAfter: 3 * time.Second,
-				SendingStaleAfter: 2 * time.Minute, SMSRate: 100000, PushRate: 100000, InstallBaseURL: "https://outreach.test/i/"}})
-		t.Cleanup(func() { e.Close() })
-		ctx, cancel := context.WithCancel(h.ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); e.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		h.startWorkerOn(worker.Settings{}, st, nil)
 		h.waitState(c.ID, campaign.StateCompleted, 90*time.Second)
 		for _, i := range []int{1, 5, 7, 19} {
 			if got := h.twilio.CountTo(msisdns[i]); got != 1 {

@@ -155,6 +155,7 @@ type Engine struct {
 	client   *asynq.Client
 	limiter  *Limiter
 	breakers *breakers
+	failLog  failLog
 
 	mu        sync.Mutex
 	tmplCache map[string]*compiled

@@ -114,6 +114,10 @@ type harness struct {
 	service *campaign.Service
 	engines []*worker.Engine
 	metrics *worker.Metrics // every engine of the harness counts here
+	// engineStore and engineLog are what newEngine gives an engine: the
+	// harness's store and no log, unless startWorkerOn says otherwise.
+	engineStore testStore
+	engineLog   *slog.Logger
 }
 
 func newHarness(t *testing.T, b backend) *harness {
@@ -121,6 +125,7 @@ func newHarness(t *testing.T, b backend) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, store: b.store(t), redis: b.redis(t), clock: &clock{}, metrics: worker.NewMetrics(nil)}
+	h.engineStore, h.engineLog = h.store, discardLog
 
 	h.twilio = twiliofake.New("AC0123456789", "authtoken0123")
 	h.twilio.RecordBodies(true)
@@ -210,12 +215,25 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 		set.PushRate = 100000
 	}
 	set.InstallBaseURL = "https://outreach.test/i/"
-	e := worker.New(worker.Deps{Store: h.store, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
-		Policy: h.policy, Settings: set, Now: h.clock.Now, Metrics: h.metrics,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e := worker.New(worker.Deps{Store: h.engineStore, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
+		Policy: h.policy, Settings: set, Now: h.clock.Now, Metrics: h.metrics, Logger: h.engineLog})
 	h.t.Cleanup(func() { e.Close() })
 	return e
 }
+
+// startWorkerOn is startWorker with the engine's store (a wrapper of the
+// harness's, to inject a fault) and log (nil: none) given; the campaign
+// service and the harness's checks still use the harness's store.
+func (h *harness) startWorkerOn(set worker.Settings, st testStore, log *slog.Logger) (stop func()) {
+	h.engineStore, h.engineLog = st, log
+	defer func() { h.engineStore, h.engineLog = h.store, discardLog }()
+	if log == nil {
+		h.engineLog = discardLog
+	}
+	return h.startWorker(set)
+}
+
+var discardLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // startWorker runs an engine's workers until the test ends (or stop).
 func (h *harness) startWorker(set worker.Settings) (stop func()) {

@@ -1078,6 +1078,11 @@ func (e *Engine) sendOne(ctx context.Context, c campaign.Campaign, j *job) {
 	e.Metrics.Messages.WithLabelValues(string(j.channel), name, class.String()).Inc()
 	switch class {
 	case provider.Transient:
+		if ok, held := e.failLog.allow(name, time.Now()); ok {
+			// Provider errors quote no whole number (RedactNumbers).
+			e.Logger.Warn("provider failing: the send is retried", "provider", name, "channel", j.channel,
+				"code", j.out.ErrorCode, "err", subscriber.RedactNumbers(err.Error()), "similar_failures_not_logged", held)
+		}
 		e.retryLater(j, provider.RetryAfterOf(err), j.out.ErrorCode)
 	case provider.Ambiguous:
 		// It may have gone (and be billed): its segments count as a sent

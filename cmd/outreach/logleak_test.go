@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"outreach/install"
+	"outreach/internal/testenv"
 	"outreach/provider/fcm/fcmfake"
 	"outreach/provider/provisioning/provisioningfake"
 	"outreach/provider/twilio/twiliofake"
@@ -120,7 +121,7 @@ func TestNoSecretNumberOrTokenReachesTheLogs(t *testing.T) {
 	apnsToken := hex.EncodeToString(func() []byte { b := make([]byte, 32); rand.Read(b); return b }())
 	fcm.Unregister(tokens[nsns[1]]) // a dead token the worker removes
 
-	var logs *syncBuffer
+	var logs *testenv.LogBuffer
 	t.Cleanup(func() { // after serve's own cleanup: the logs of shutdown too
 		if logs != nil {
 			checkLogs(t, logs.String(), leaks, append(nsns, contactNSNs...), tokens, apnsToken)

@@ -9,23 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"outreach/internal/testenv"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,10 +37,10 @@ func embedded(t *testing.T) (env, string) {
 }
 
 // serve runs `outreach serve` until the test ends and waits for /readyz.
-func serve(t *testing.T, getenv env) *syncBuffer {
+func serve(t *testing.T, getenv env) *testenv.LogBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- realMain(ctx, []string{"serve"}, io.Discard, logs, getenv) }()
 	t.Cleanup(func() {

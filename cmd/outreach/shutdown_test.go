@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"outreach/internal/testenv"
 )
 
 // TestStoppingTheServerFinishesTheWorkInFlight stops `outreach serve` (as
@@ -33,7 +35,7 @@ func TestStoppingTheServerFinishesTheWorkInFlight(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- realMain(ctx, []string{"serve"}, io.Discard, logs, getenv) }()
 	waitReady(t, base)

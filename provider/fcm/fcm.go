@@ -9,7 +9,10 @@ package fcm
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +122,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if creds.ProjectID == "" {
 		return nil, errors.New("fcm: credentials have no project_id")
+	}
+	if err := checkKey(cfg.CredentialsJSON); err != nil {
+		return nil, fmt.Errorf("fcm: credentials: %w", err)
 	}
 	// oauth2.NewClient wraps the source in a ReuseTokenSource: one token
 	// fetch, shared by all sends until it nears expiry.
@@ -388,4 +394,33 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// checkKey parses the service account's client_email and private_key as
+// the token source will on the first send: a key that cannot sign would
+// otherwise pass start-up and fail every push, retried for ever.
+func checkKey(credentialsJSON []byte) error {
+	jc, err := google.JWTConfigFromJSON(credentialsJSON, Scope)
+	if err != nil {
+		return err
+	}
+	if jc.Email == "" {
+		return errors.New("no client_email")
+	}
+	der := jc.PrivateKey
+	if block, _ := pem.Decode(der); block != nil {
+		der = block.Bytes
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		if k1, err1 := x509.ParsePKCS1PrivateKey(der); err1 == nil {
+			key = k1
+		} else {
+			return errors.New("private_key is not a PEM-encoded RSA key (PKCS #8 or PKCS #1)")
+		}
+	}
+	if _, ok := key.(*rsa.PrivateKey); !ok {
+		return fmt.Errorf("private_key is a %T, not the RSA key a service account signs with", key)
+	}
+	return nil
 }

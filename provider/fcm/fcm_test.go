@@ -2,9 +2,16 @@ package fcm_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -452,6 +459,26 @@ func TestNew(t *testing.T) {
 			t.Fatal("want error")
 		}
 	})
+	t.Run("it rejects a private key that cannot sign, naming it, without quoting it", func(t *testing.T) {
+		t.Parallel()
+		for name, key := range map[string]string{
+			"not a key":    "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n",
+			"empty":        "",
+			"an EC key":    ecKeyPEM(t),
+			"no PEM block": "TOPSECRETKEYMATERIAL",
+		} {
+			var sa map[string]any
+			if err := json.Unmarshal(srv.ServiceAccountJSON(project), &sa); err != nil {
+				t.Fatal(err)
+			}
+			sa["private_key"] = key
+			js, _ := json.Marshal(sa)
+			_, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: js})
+			if err == nil || !strings.Contains(err.Error(), "private_key") || strings.Contains(err.Error(), "TOPSECRET") {
+				t.Errorf("%s: %v, want refused naming private_key", name, err)
+			}
+		}
+	})
 	t.Run("it accepts a custom base HTTP client", func(t *testing.T) {
 		t.Parallel()
 		s := fcmfake.New()
@@ -485,4 +512,16 @@ func BenchmarkSendPush(b *testing.B) {
 			}
 		}
 	})
+}
+
+func ecKeyPEM(t *testing.T) string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }

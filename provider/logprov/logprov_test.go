@@ -1,7 +1,6 @@
 package logprov_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,30 +8,13 @@ import (
 	"sync"
 	"testing"
 
+	"outreach/internal/testenv"
 	"outreach/provider"
 	"outreach/provider/logprov"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent slog writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newProvider(opts ...logprov.Option) (*logprov.Provider, *syncBuffer) {
-	buf := &syncBuffer{}
+func newProvider(opts ...logprov.Option) (*logprov.Provider, *testenv.LogBuffer) {
+	buf := &testenv.LogBuffer{}
 	return logprov.New(slog.New(slog.NewTextHandler(buf, nil)), opts...), buf
 }
 
