@@ -271,6 +271,15 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 		s.kick(ctx, started)
 	}
 	res.ID, res.State, res.Contacts = started.ID, started.State, len(numbers)
+	if key != "" {
+		// A retry is answered this alert from now on; until now it was
+		// told to try again (the alert runs from its first contacts on,
+		// and its creation could still have failed and cancelled it).
+		if err := s.Store.FinishRequestKey(ctx, p.TenantID, key, id); err != nil {
+			s.logger().ErrorContext(ctx, "alert: mark its Idempotency-Key done; retries are told to try again until its creation's time is over",
+				"alert_id", id, "err", err)
+		}
+	}
 	created = true
 	return res, nil
 }
@@ -293,8 +302,9 @@ func alertRequestHash(name string, in AlertInput, numbers []string) string {
 // claimRequestKey claims an alert request's Idempotency-Key for alert id
 // (and answers when the claim was stamped), or answers the alert an
 // earlier request under it created (a replay). The key of a request still
-// creating its alert is a conflict to try again in a moment: that alert
-// may yet fail. A claim whose creation is over without having started its
+// creating its alert is a conflict to try again in a moment, even once
+// the alert runs (it starts with its first contacts): that alert may yet
+// fail. A claim whose creation is over without having started its
 // alert (a process died) is taken over: its draft, if any, is cancelled
 // first, so that it can neither start late nor keep its contacts out of
 // the retention purge's reach.
@@ -316,7 +326,8 @@ func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, 
 			return Campaign{}, at, fmt.Errorf("read the alert of an Idempotency-Key: %w", err)
 		}
 		live := err == nil && c.State != StateDraft
-		if !live && at.Sub(held.At) > alertCreateTimeout+alertAbortTimeout {
+		over := at.Sub(held.At) > alertCreateTimeout+alertAbortTimeout // the creation has ended, one way or another
+		if !live && over {
 			if err == nil { // its draft
 				if _, err := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, []State{StateDraft}, StateCancelled, at); err != nil {
 					if errors.Is(err, apperr.ErrConflict) {
@@ -336,7 +347,9 @@ func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, 
 		case held.Hash != hash:
 			return Campaign{}, at, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
 				"a new alert needs a new key", key, held.CampaignID)
-		case live:
+		case live && (held.Done || over):
+			// Whole; or started and its creation past its time (a process
+			// that died while writing the list): answered as it stands.
 			return c, at, nil
 		}
 		return Campaign{}, at, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+

@@ -2,21 +2,59 @@ package campaign_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"outreach/campaign"
+	"outreach/internal/apperr"
 )
+
+// addStall holds the at-th AddContacts (1: the first) until proceed: an
+// alert's list being written, slowly.
+type addStall struct {
+	campaign.Store
+	at               int32
+	adds             atomic.Int32
+	entered, proceed chan struct{}
+}
+
+func (s *addStall) AddContacts(ctx context.Context, id string, ids []int64) error {
+	if s.adds.Add(1) == s.at {
+		close(s.entered)
+		<-s.proceed
+	}
+	return s.Store.AddContacts(ctx, id, ids)
+}
+
+func newAddStall(st campaign.Store, at int32) *addStall {
+	return &addStall{Store: st, at: at, entered: make(chan struct{}), proceed: make(chan struct{})}
+}
+
+// alertOut is what CreateAlert answered.
+type alertOut struct {
+	r   campaign.AlertResult
+	err error
+}
+
+// createAlertAsync runs CreateAlert in a goroutine; its answer comes on the
+// channel.
+func (e *env) createAlertAsync(ctx context.Context, in campaign.AlertInput) <-chan alertOut {
+	out := make(chan alertOut, 1)
+	go func() { r, err := e.svc.CreateAlert(ctx, e.p, in); out <- alertOut{r, err} }()
+	return out
+}
 
 // slowClaim's first ClaimRequestKey returns 31 s after it was stamped (a
 // slow pool or database); its first AddContacts waits for proceed.
 type slowClaim struct {
-	campaign.Store
-	advance          func(time.Duration)
-	claims, adds     atomic.Int32
-	entered, proceed chan struct{}
+	*addStall
+	advance func(time.Duration)
+	claims  atomic.Int32
 }
 
 func (s *slowClaim) ClaimRequestKey(ctx context.Context, tenantID, key, hash, id string, at, since time.Time) (campaign.RequestKey, error) {
@@ -25,14 +63,6 @@ func (s *slowClaim) ClaimRequestKey(ctx context.Context, tenantID, key, hash, id
 		s.advance(31 * time.Second)
 	}
 	return h, err
-}
-
-func (s *slowClaim) AddContacts(ctx context.Context, id string, ids []int64) error {
-	if s.adds.Add(1) == 1 {
-		close(s.entered)
-		<-s.proceed
-	}
-	return s.Store.AddContacts(ctx, id, ids)
 }
 
 // A request sent again with its Idempotency-Key once a creation's time is
@@ -47,17 +77,12 @@ func TestATakenOverKeyLeavesOneAlertRunning(t *testing.T) {
 	e.svc.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	set := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
-	st := &slowClaim{Store: e.st, advance: set, entered: make(chan struct{}), proceed: make(chan struct{})}
+	st := &slowClaim{addStall: newAddStall(e.st, 1), advance: set}
 	e.svc.Store = st
 	in := campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
 		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: []string{"+84912345001"},
 		IdempotencyKey: "k-1"}
-	type out struct {
-		r   campaign.AlertResult
-		err error
-	}
-	first := make(chan out)
-	go func() { r, err := e.svc.CreateAlert(ctx, e.p, in); first <- out{r, err} }()
+	first := e.createAlertAsync(ctx, in)
 	<-st.entered
 	// A's claim was stamped at T, returned at T+31s; its creation may run to
 	// T+31s+4m. The retry comes at T+4m30.5s, within that budget.
@@ -127,5 +152,49 @@ func TestATakenOverDraftIsCancelledAndPurged(t *testing.T) {
 		if err != nil || c.State != campaign.StateCancelled || len(ids) != 0 {
 			t.Errorf("the dead creation's alert: %s with contacts %v (%v), want cancelled and purged", c.State, ids, err)
 		}
+	}
+}
+
+// An alert starts with its first contacts while the rest of its list is
+// written. A request sent again with its Idempotency-Key meanwhile is told
+// to try again (409): the creation may yet fail and cancel the alert. It
+// was answered 202 replay as soon as the alert ran, and a client that
+// stopped there was told of an alert that could still be cancelled. Once
+// the list is whole, the retry is answered the alert.
+func TestARetryWhileARunningAlertsListIsWrittenIsToldToTryAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.svc.Dispatcher = alertStarterFuncs{Dispatcher: e.disp,
+		hold: func(context.Context, campaign.Campaign) (func(context.Context, bool) error, error) {
+			return func(context.Context, bool) error { return nil }, nil
+		},
+		queue: func(context.Context, campaign.Campaign, []int64) error { return nil }}
+	st := newAddStall(e.st, 2) // the second part of the list
+	e.svc.Store = st
+	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
+	var contacts []string
+	for i := range 500 {
+		contacts = append(contacts, fmt.Sprintf("09%08d", 13000000+i))
+	}
+	in := campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts, IdempotencyKey: "k-run"}
+	first := e.createAlertAsync(ctx, in)
+	<-st.entered
+	running, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
+	if err != nil || len(running) != 1 || running[0].State != campaign.StateRunning {
+		t.Fatalf("while its list is written: %+v, %v; want one alert running", running, err)
+	}
+	_, errB := e.svc.CreateAlert(ctx, e.p, in)
+	close(st.proceed)
+	a := <-first
+	if !errors.Is(errB, apperr.ErrConflict) || !strings.Contains(errB.Error(), "still creating") {
+		t.Errorf("sent again while the list was written: %v, want a conflict saying it is still being created", errB)
+	}
+	if a.err != nil || a.r.Contacts != 500 {
+		t.Fatalf("the first: %+v, %v", a.r, a.err)
+	}
+	c, err := e.svc.CreateAlert(ctx, e.p, in)
+	if err != nil || !c.Replay || c.ID != a.r.ID {
+		t.Errorf("sent again once whole: %+v, %v; want the first alert, replayed", c, err)
 	}
 }

@@ -54,6 +54,9 @@ type Store interface {
 	// ReleaseRequestKey drops the key's claim by campaignID (its request
 	// failed: a retry creates anew).
 	ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID string) error
+	// FinishRequestKey marks the key's claim by campaignID done: its
+	// campaign is whole, and a retry is answered it.
+	FinishRequestKey(ctx context.Context, tenantID, key, campaignID string) error
 	// AudiencePage returns up to limit subscriber ids of the campaign's
 	// audience greater than afterID, ascending: the filter for a promotion,
 	// the contact list for an alert. Evaluated in the store, never loaded
@@ -130,11 +133,13 @@ type Store interface {
 }
 
 // RequestKey is a claim of an idempotency key: the request it names (its
-// hash), the campaign that answers it, and when it was made.
+// hash), the campaign that answers it, when it was made, and whether that
+// campaign's creation is over (Done).
 type RequestKey struct {
 	CampaignID string
 	Hash       string
 	At         time.Time
+	Done       bool
 }
 
 // AuditEntry records who did what.

@@ -280,10 +280,10 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (campaign.RequestKey, error) {
 	for range 3 { // a claim released between the insert and the read
 		var got string
-		err := s.pool.QueryRow(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
-			VALUES ($1, $2, $3, $4, $5)
+		err := s.pool.QueryRow(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at, done)
+			VALUES ($1, $2, $3, $4, $5, false)
 			ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
-				campaign_id = EXCLUDED.campaign_id, created_at = EXCLUDED.created_at
+				campaign_id = EXCLUDED.campaign_id, created_at = EXCLUDED.created_at, done = false
 			WHERE request_keys.created_at < $6
 			RETURNING campaign_id`, tenantID, key, hash, campaignID, at, since).Scan(&got)
 		if err == nil {
@@ -293,8 +293,8 @@ func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campai
 			return campaign.RequestKey{}, fmt.Errorf("postgres: claim request key: %w", err)
 		}
 		var held campaign.RequestKey
-		err = s.pool.QueryRow(ctx, `SELECT campaign_id, request_hash, created_at FROM request_keys WHERE tenant_id = $1 AND key = $2`,
-			tenantID, key).Scan(&held.CampaignID, &held.Hash, &held.At)
+		err = s.pool.QueryRow(ctx, `SELECT campaign_id, request_hash, created_at, done FROM request_keys WHERE tenant_id = $1 AND key = $2`,
+			tenantID, key).Scan(&held.CampaignID, &held.Hash, &held.At, &held.Done)
 		if err == nil {
 			return held, nil
 		}
@@ -310,6 +310,15 @@ func (s *Store) ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID
 	if _, err := s.pool.Exec(ctx, `DELETE FROM request_keys WHERE tenant_id = $1 AND key = $2 AND campaign_id = $3`,
 		tenantID, key, campaignID); err != nil {
 		return fmt.Errorf("postgres: release request key: %w", err)
+	}
+	return nil
+}
+
+// FinishRequestKey marks a claim done (campaign.Store).
+func (s *Store) FinishRequestKey(ctx context.Context, tenantID, key, campaignID string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE request_keys SET done = true WHERE tenant_id = $1 AND key = $2 AND campaign_id = $3`,
+		tenantID, key, campaignID); err != nil {
+		return fmt.Errorf("postgres: finish request key: %w", err)
 	}
 	return nil
 }

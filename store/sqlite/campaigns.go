@@ -336,10 +336,10 @@ func (s *Store) UnsettledCampaigns(ctx context.Context, from, to time.Time) ([]c
 func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campaignID string, at, since time.Time) (campaign.RequestKey, error) {
 	for range 3 { // a claim released between the insert and the read
 		var got string
-		err := s.db.QueryRowContext(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at)
-			VALUES (?, ?, ?, ?, ?)
+		err := s.db.QueryRowContext(ctx, `INSERT INTO request_keys (tenant_id, key, request_hash, campaign_id, created_at, done)
+			VALUES (?, ?, ?, ?, ?, 0)
 			ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-				campaign_id = excluded.campaign_id, created_at = excluded.created_at
+				campaign_id = excluded.campaign_id, created_at = excluded.created_at, done = 0
 			WHERE request_keys.created_at < ?
 			RETURNING campaign_id`, tenantID, key, hash, campaignID, stamp(at), stamp(since)).Scan(&got)
 		if err == nil {
@@ -350,8 +350,8 @@ func (s *Store) ClaimRequestKey(ctx context.Context, tenantID, key, hash, campai
 		}
 		var held campaign.RequestKey
 		var at string
-		err = s.db.QueryRowContext(ctx, `SELECT campaign_id, request_hash, created_at FROM request_keys WHERE tenant_id = ? AND key = ?`,
-			tenantID, key).Scan(&held.CampaignID, &held.Hash, &at)
+		err = s.db.QueryRowContext(ctx, `SELECT campaign_id, request_hash, created_at, done FROM request_keys WHERE tenant_id = ? AND key = ?`,
+			tenantID, key).Scan(&held.CampaignID, &held.Hash, &at, &held.Done)
 		if err == nil {
 			if held.At, err = unstamp(at); err != nil {
 				return campaign.RequestKey{}, fmt.Errorf("sqlite: claim request key: %w", err)
@@ -370,6 +370,15 @@ func (s *Store) ReleaseRequestKey(ctx context.Context, tenantID, key, campaignID
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM request_keys WHERE tenant_id = ? AND key = ? AND campaign_id = ?`,
 		tenantID, key, campaignID); err != nil {
 		return fmt.Errorf("sqlite: release request key: %w", err)
+	}
+	return nil
+}
+
+// FinishRequestKey marks a claim done (campaign.Store).
+func (s *Store) FinishRequestKey(ctx context.Context, tenantID, key, campaignID string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE request_keys SET done = 1 WHERE tenant_id = ? AND key = ? AND campaign_id = ?`,
+		tenantID, key, campaignID); err != nil {
+		return fmt.Errorf("sqlite: finish request key: %w", err)
 	}
 	return nil
 }

@@ -560,6 +560,37 @@ func RunCampaigns(t *testing.T, newStore func(t *testing.T) CampaignStore) {
 		if err != nil || !held.At.Equal(at.Add(25*time.Hour)) {
 			t.Errorf("the claim's time %v (%v), want %v", held.At, err, at.Add(25*time.Hour))
 		}
+		// Done once its campaign is whole, by that campaign alone; a claim
+		// renewed after a day starts undone.
+		done := func(when time.Time) bool {
+			t.Helper()
+			held, err := f.st.ClaimRequestKey(f.ctx, f.tenant, "k1", "h9", "alert-9", when, day(when))
+			if err != nil || held.CampaignID == "" {
+				t.Fatalf("the key is not held (%v)", err)
+			}
+			return held.Done
+		}
+		if done(at.Add(27 * time.Hour)) {
+			t.Error("a claim is done before its campaign is whole")
+		}
+		if err := f.st.FinishRequestKey(f.ctx, f.tenant, "k1", "alert-7"); err != nil { // not its claim
+			t.Fatal(err)
+		}
+		if done(at.Add(27 * time.Hour)) {
+			t.Error("a claim was marked done by another campaign's id")
+		}
+		if err := f.st.FinishRequestKey(f.ctx, f.tenant, "k1", "alert-6"); err != nil {
+			t.Fatal(err)
+		}
+		if !done(at.Add(27 * time.Hour)) {
+			t.Error("a finished claim is not done")
+		}
+		if by, _ := claim(f.tenant, "k1", "h10", "alert-10", at.Add(50*time.Hour)); by != "" {
+			t.Fatalf("a day-old claim still holds the key, for %q", by)
+		}
+		if done(at.Add(51 * time.Hour)) {
+			t.Error("a claim renewed after a day is done from the start")
+		}
 	})
 
 	t.Run("an alert's audience is its contact list, paged in id order", func(t *testing.T) {
