@@ -114,8 +114,9 @@ type harness struct {
 	service *campaign.Service
 	engines []*worker.Engine
 	metrics *worker.Metrics // every engine of the harness counts here
-	// engineStore and engineLog are what newEngine gives an engine: the
-	// harness's store and no log, unless startWorkerOn says otherwise.
+	// engineStore and engineLog, when set (startWorkerOn), are what
+	// newEngine gives an engine instead of h.store (which a test may have
+	// replaced by a wrapper) and no log.
 	engineStore testStore
 	engineLog   *slog.Logger
 }
@@ -125,7 +126,6 @@ func newHarness(t *testing.T, b backend) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, store: b.store(t), redis: b.redis(t), clock: &clock{}, metrics: worker.NewMetrics(nil)}
-	h.engineStore, h.engineLog = h.store, discardLog
 
 	h.twilio = twiliofake.New("AC0123456789", "authtoken0123")
 	h.twilio.RecordBodies(true)
@@ -215,8 +215,15 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 		set.PushRate = 100000
 	}
 	set.InstallBaseURL = "https://outreach.test/i/"
-	e := worker.New(worker.Deps{Store: h.engineStore, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
-		Policy: h.policy, Settings: set, Now: h.clock.Now, Metrics: h.metrics, Logger: h.engineLog})
+	st, log := h.store, discardLog
+	if h.engineStore != nil {
+		st = h.engineStore
+	}
+	if h.engineLog != nil {
+		log = h.engineLog
+	}
+	e := worker.New(worker.Deps{Store: st, Subscribers: h.store, Queue: h.conn(), SMS: h.sms, Push: h.push,
+		Policy: h.policy, Settings: set, Now: h.clock.Now, Metrics: h.metrics, Logger: log})
 	h.t.Cleanup(func() { e.Close() })
 	return e
 }
@@ -226,10 +233,7 @@ func (h *harness) newEngine(set worker.Settings) *worker.Engine {
 // service and the harness's checks still use the harness's store.
 func (h *harness) startWorkerOn(set worker.Settings, st testStore, log *slog.Logger) (stop func()) {
 	h.engineStore, h.engineLog = st, log
-	defer func() { h.engineStore, h.engineLog = h.store, discardLog }()
-	if log == nil {
-		h.engineLog = discardLog
-	}
+	defer func() { h.engineStore, h.engineLog = nil, nil }()
 	return h.startWorker(set)
 }
 
