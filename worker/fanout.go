@@ -172,14 +172,7 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		if c.State != campaign.StateRunning {
-			e.release(ctx, p) // paused or over: a resume starts a new chain
-			if c.State == campaign.StateCancelled {
-				// A round may have written its deliveries after the
-				// cancel's settling ran (a slow audience scan): settle
-				// again, now that this chain writes no more.
-				return e.enqueueSettle(ctx, settlePayload{CampaignID: c.ID, Round: settleAfterFanout}, settleDelay)
-			}
-			return nil
+			return e.endChain(ctx, p) // paused or over: a resume starts a new chain
 		}
 		backlog, err := e.Queue.Redis.Get(ctx, backlogKey(c.ID)).Int64()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -220,8 +213,7 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 				p.Redrive = false // on to the audience
 				continue
 			}
-			e.release(ctx, p)
-			return nil
+			return e.endChain(ctx, p)
 		}
 		if ok, err := e.renew(ctx, p); err != nil || !ok {
 			return err
@@ -235,6 +227,25 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 	if _, err := e.client.EnqueueContext(ctx, next); err != nil {
 		return fmt.Errorf("continue fan-out: %w", err)
 	}
+	return nil
+}
+
+// endChain ends a fan-out chain that writes no more. A round may have
+// written its deliveries after a cancel's settling ran (a slow audience
+// scan, the last catch-up round): if the campaign is cancelled it is
+// settled again, queued before the lease goes so that a failure to queue
+// it is retried with the chain's task.
+func (e *Engine) endChain(ctx context.Context, p fanoutPayload) error {
+	c, err := e.Store.CampaignByID(ctx, p.CampaignID)
+	if err != nil {
+		return err
+	}
+	if c.State == campaign.StateCancelled {
+		if err := e.enqueueSettle(ctx, settlePayload{CampaignID: c.ID, Round: settleAfterFanout}, settleDelay); err != nil {
+			return err
+		}
+	}
+	e.release(ctx, p)
 	return nil
 }
 
