@@ -143,37 +143,41 @@ func emptyAudienceFilters(body []byte) apperr.FieldErrors {
 	if json.Unmarshal(body, &top) != nil {
 		return nil
 	}
-	raw, ok := top["audience"]
-	if !ok {
-		return nil
-	}
 	fe := apperr.FieldErrors{}
-	if isNull(raw) {
-		fe.Add("audience", "must be an object; {} for the tenant's whole base")
-		return fe
-	}
-	var aud map[string]json.RawMessage
-	if json.Unmarshal(raw, &aud) != nil {
-		return nil // the decoder names it
-	}
-	if raw, ok := aud["list"]; ok {
-		var name *string
-		if json.Unmarshal(raw, &name) == nil && (name == nil || strings.TrimSpace(*name) == "") {
-			fe.Add("audience.list", "must name a list; leave it out to send to the audience's other filters (with none, the whole base)")
+	// encoding/json matches a field's name in any case ("Regions", as a
+	// PowerShell hashtable sends it), and the last of two spellings wins:
+	// every spelling is looked at.
+	for _, raw := range members(top, "audience") {
+		if isNull(raw) {
+			fe.Add("audience", "must be an object; {} for the tenant's whole base")
+			continue
 		}
-	}
-	if raw, ok := aud["regions"]; ok {
-		var codes []string
-		if json.Unmarshal(raw, &codes) == nil && len(codes) == 0 {
-			fe.Add("audience.regions", "must name at least one region; leave it out for every region")
+		var aud map[string]json.RawMessage
+		if json.Unmarshal(raw, &aud) != nil {
+			continue // the decoder names it
 		}
-	}
-	if raw, ok := aud["installed"]; ok && isNull(raw) {
-		fe.Add("audience.installed", "must be true or false; leave it out for subscribers whether or not they installed the app")
-	}
-	if raw, ok := aud["attributes"]; ok {
-		var attrs map[string]*string
-		if json.Unmarshal(raw, &attrs) == nil {
+		for _, raw := range members(aud, "list") {
+			var name *string
+			if json.Unmarshal(raw, &name) == nil && (name == nil || strings.TrimSpace(*name) == "") {
+				fe.Add("audience.list", "must name a list; leave it out to send to the audience's other filters (with none, the whole base)")
+			}
+		}
+		for _, raw := range members(aud, "regions") {
+			var codes []string
+			if json.Unmarshal(raw, &codes) == nil && len(codes) == 0 {
+				fe.Add("audience.regions", "must name at least one region; leave it out for every region")
+			}
+		}
+		for _, raw := range members(aud, "installed") {
+			if isNull(raw) {
+				fe.Add("audience.installed", "must be true or false; leave it out for subscribers whether or not they installed the app")
+			}
+		}
+		for _, raw := range members(aud, "attributes") {
+			var attrs map[string]*string
+			if json.Unmarshal(raw, &attrs) != nil {
+				continue
+			}
 			if len(attrs) == 0 {
 				fe.Add("audience.attributes", "must name at least one attribute; leave it out for no attribute filter")
 			}
@@ -189,6 +193,18 @@ func emptyAudienceFilters(body []byte) apperr.FieldErrors {
 		return nil
 	}
 	return fe
+}
+
+// members are the values of obj's members named name in any case, as
+// encoding/json matches a struct field.
+func members(obj map[string]json.RawMessage, name string) []json.RawMessage {
+	var out []json.RawMessage
+	for k, v := range obj {
+		if strings.EqualFold(k, name) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // isNull reports whether raw is the JSON null.

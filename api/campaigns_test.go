@@ -198,6 +198,13 @@ func TestCampaignValidation(t *testing.T) {
 			b["audience"] = map[string]any{"attributes": map[string]any{"plan": "", "tỉnh": "Hà Nội"}}
 		}, []string{"audience.attributes.plan"}},
 		{"the audience given null", func(b map[string]any) { b["audience"] = nil }, []string{"audience"}},
+		{"filters given empty under names in another case, as a PowerShell hashtable sends them", func(b map[string]any) {
+			b["audience"] = map[string]any{"Regions": []string{}, "LIST": "", "Installed": nil}
+		}, []string{"audience.regions", "audience.list", "audience.installed"}},
+		{"a filter given twice, empty the second time in another case", func(b map[string]any) {
+			b["audience"] = map[string]any{"regions": []string{"HG"}, "Regions": []string{}}
+		}, []string{"audience.regions"}},
+		{"the audience given null under another case", func(b map[string]any) { b["Audience"] = nil }, []string{"audience"}},
 		{"a list never imported", func(b map[string]any) {
 			b["audience"] = map[string]any{"regions": []string{"HG"}, "list": "q3-typo"}
 		}, []string{"audience.list"}},
