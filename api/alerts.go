@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -53,8 +56,8 @@ type alertRequest struct {
 
 // contactTexts gives each contact as text: a string as it is, a number as
 // its digits (a spreadsheet's phone column exported as numbers:
-// 84912345678), null as empty, anything else as its JSON, which is no
-// phone number.
+// 84912345678, or as floats by pandas: 84912345678.0), null as empty,
+// anything else as its JSON, which is no phone number.
 func contactTexts(raw []json.RawMessage) []string {
 	if raw == nil {
 		return nil
@@ -67,8 +70,21 @@ func contactTexts(raw []json.RawMessage) []string {
 		case len(r) > 0 && r[0] == '"':
 			json.Unmarshal(r, &out[i]) // a valid string: the decoder checked it
 		default:
-			out[i] = string(r)
+			out[i] = numberDigits(string(r))
 		}
 	}
 	return out
+}
+
+// numberDigits writes a JSON number that is a whole number (84912345678,
+// 84912345678.0, 8.4912345678e10) as its digits; anything else as it came.
+func numberDigits(n string) string {
+	if !strings.ContainsAny(n, ".eE") {
+		return n
+	}
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil || f != math.Trunc(f) || f < 0 || f >= 1e15 {
+		return n
+	}
+	return strconv.FormatFloat(f, 'f', 0, 64)
 }

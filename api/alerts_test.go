@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -163,13 +164,15 @@ func TestAlertValidation(t *testing.T) {
 		// is a number all the same; true and {} are none.
 		r := must(t, 202, f.call(t, "POST", "/v1/alerts", hk, map[string]any{
 			"name": "mixed", "channels": []string{"sms"}, "templates": map[string]string{"sms": s.alertTemplate},
-			"contacts": []any{"0912345602", 84912345601, true, map[string]any{}, nil},
+			"contacts": []any{"0912345602", 84912345601, true, map[string]any{}, nil, json.RawMessage("84912345604.0"),
+				json.RawMessage("8.4912345605e10"), 84912345606.5},
 		})).obj(t)
-		if r["contacts"] != 2.0 {
-			t.Errorf("contacts %v, want 2 (the string and the number)", r["contacts"])
+		if r["contacts"] != 4.0 {
+			t.Errorf("contacts %v, want 4 (the string and the whole numbers)", r["contacts"])
 		}
 		inv := fmt.Sprint(r["invalid_contacts"])
-		want := "[map[index:2 reason:not a valid phone number] map[index:3 reason:not a valid phone number] map[index:4 reason:empty]]"
+		want := "[map[index:2 reason:not a valid phone number] map[index:3 reason:not a valid phone number] map[index:4 reason:empty] " +
+			"map[index:7 reason:not a valid phone number]]"
 		if inv != want {
 			t.Errorf("invalid contacts %s\nwant %s", inv, want)
 		}
