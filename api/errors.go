@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -104,6 +105,13 @@ func classify(err error) (int, errorDetail) {
 		}
 		return row.status, d
 	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		// PostgreSQL or Redis unreachable (a failover, a restart): the
+		// request may well succeed in a moment, which a 500 does not say.
+		return http.StatusServiceUnavailable, errorDetail{Code: "unavailable",
+			Message: "a service this request needs (the database or the queue) is not reachable; try again shortly"}
+	}
 	if ae != nil && ae.Details != nil && ae.Code != "" && ae.Message != "" {
 		// A server failure whose handler chose what the client may know
 		// (what an import wrote before it failed).
@@ -127,6 +135,9 @@ func writeError(c *gin.Context, err error) {
 		}
 		loggerOf(c).ErrorContext(c.Request.Context(), "request failed",
 			"request_id", d.RequestID, "route", routeOf(c), "err", cause)
+	}
+	if d.Code == "unavailable" {
+		c.Header("Retry-After", "5")
 	}
 	_ = c.Error(err)
 	c.AbortWithStatusJSON(status, errorBody{Error: d})

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"outreach/campaign"
 	"outreach/internal/apperr"
 	"outreach/tenant"
 )
@@ -179,6 +180,7 @@ func TestStatusTable(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", apperr.FieldErrors{"name": "required"}), 422, "invalid_fields"},
 		{&http.MaxBytesError{Limit: 1 << 20}, 413, "too_large"},
 		{errors.New("boom"), 500, "internal"},
+		{fmt.Errorf("postgres: list campaigns: %w", dialError(t)), 503, "unavailable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.err.Error(), func(t *testing.T) {
@@ -272,5 +274,44 @@ func TestEveryErrorCarriesDetails(t *testing.T) {
 		if _, ok := e["details"]; !ok || e["code"] == "" || e["message"] == "" {
 			t.Errorf("%s: error is not {code, message, details}: %s", name, r.body)
 		}
+	}
+}
+
+// dialError is what a client gets from a database or Redis that is down:
+// a refused connection.
+func dialError(t *testing.T) error {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:1")
+	if err == nil {
+		c.Close()
+		t.Skip("something listens on 127.0.0.1:1")
+	}
+	return err
+}
+
+// unreachableStore answers every campaign listing as a database that is
+// down does.
+type unreachableStore struct {
+	campaign.Store
+	err error
+}
+
+func (s unreachableStore) ListCampaigns(context.Context, string, campaign.Kind, string, int) ([]campaign.Campaign, error) {
+	return nil, fmt.Errorf("postgres: list campaigns: %w", s.err)
+}
+
+// A request that fails because the database or Redis cannot be reached
+// answers 503 with Retry-After, which a client retries, not 500 "internal
+// error", which it does not; the cause is logged.
+func TestAnUnreachableDatabaseAnswers503(t *testing.T) {
+	f := newFixture(t)
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	f.svc.Store = unreachableStore{Store: f.svc.Store, err: dialError(t)}
+	r := must(t, 503, f.call(t, "GET", "/v1/campaigns", mk, nil))
+	if r.errorCode(t) != "unavailable" || r.header.Get("Retry-After") != "5" {
+		t.Errorf("got %s, Retry-After %q", r.body, r.header.Get("Retry-After"))
+	}
+	if !strings.Contains(f.logs.String(), "connection refused") {
+		t.Errorf("the cause is not in the log:\n%s", f.logs.String())
 	}
 }
