@@ -105,17 +105,17 @@ func classify(err error) (int, errorDetail) {
 		}
 		return row.status, d
 	}
+	if ae != nil && ae.Details != nil && ae.Code != "" && ae.Message != "" {
+		// A server failure whose handler chose what the client may know
+		// (what an import wrote before it failed).
+		return http.StatusInternalServerError, errorDetail{Code: ae.Code, Message: ae.Message, Details: ae.Details}
+	}
 	var ne net.Error
 	if errors.As(err, &ne) {
 		// PostgreSQL or Redis unreachable (a failover, a restart): the
 		// request may well succeed in a moment, which a 500 does not say.
 		return http.StatusServiceUnavailable, errorDetail{Code: "unavailable",
 			Message: "a service this request needs (the database or the queue) is not reachable; try again shortly"}
-	}
-	if ae != nil && ae.Details != nil && ae.Code != "" && ae.Message != "" {
-		// A server failure whose handler chose what the client may know
-		// (what an import wrote before it failed).
-		return http.StatusInternalServerError, errorDetail{Code: ae.Code, Message: ae.Message, Details: ae.Details}
 	}
 	return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
 }
