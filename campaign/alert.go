@@ -139,7 +139,7 @@ func (s *Service) CreateAlert(ctx context.Context, p tenant.Principal, in AlertI
 	created := false // once the alert is whole: a failure before releases the key
 	budget := alertCreateTimeout
 	if key != "" {
-		replay, claimedAt, err := s.claimRequestKey(ctx, p, key, alertRequestHash(name, in, numbers), id)
+		replay, claimedAt, err := s.claimRequestKey(ctx, p, key, alertRequestHash(name, in, numbers), id, len(numbers))
 		if err != nil {
 			return AlertResult{}, err
 		}
@@ -308,7 +308,7 @@ func alertRequestHash(name string, in AlertInput, numbers []string) string {
 // alert (a process died) is taken over: its draft, if any, is cancelled
 // first, so that it can neither start late nor keep its contacts out of
 // the retention purge's reach.
-func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, hash, id string) (Campaign, time.Time, error) {
+func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, hash, id string, want int) (Campaign, time.Time, error) {
 	// Not cut short by a caller hanging up: a claim made must be seen
 	// through (kept, or released on failure).
 	ctx = context.WithoutCancel(ctx)
@@ -347,15 +347,62 @@ func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, 
 		case held.Hash != hash:
 			return Campaign{}, at, apperr.Conflict("Idempotency-Key %q was sent with another alert request (alert %s); "+
 				"a new alert needs a new key", key, held.CampaignID)
-		case live && (held.Done || over):
-			// Whole; or started and its creation past its time (a process
-			// that died while writing the list): answered as it stands.
+		case live && held.Done:
 			return c, at, nil
+		case live && over:
+			// Started, and its creation past its time without marking the
+			// key done: the process died while writing the list, or just
+			// before marking it. A whole list is answered; a part of one is
+			// not passed off as the alert: what is left of it is cancelled
+			// and the alert created again with the whole list, so that no
+			// contact is left unwarned (those the part reached get it
+			// twice).
+			whole, err := s.alertIsWhole(ctx, c, want)
+			if err != nil {
+				return Campaign{}, at, fmt.Errorf("create alert: %w", err)
+			}
+			if whole {
+				if err := s.Store.FinishRequestKey(ctx, p.TenantID, key, held.CampaignID); err != nil {
+					return Campaign{}, at, fmt.Errorf("create alert: %w", err)
+				}
+				return c, at, nil
+			}
+			if !c.State.Final() {
+				cf, ct, _ := Transition(ActionCancel)
+				if _, err := s.Store.TransitionCampaign(ctx, p.TenantID, c.ID, cf, ct, at); err != nil && !errors.Is(err, apperr.ErrConflict) {
+					return Campaign{}, at, fmt.Errorf("create alert: %w", err)
+				}
+			}
+			s.Audit(ctx, p, "alert.abort", "campaign", c.ID, map[string]any{"name": c.Name,
+				"reason": "its creation ended with part of its list; its Idempotency-Key was taken over to send the whole list"})
+			if err := s.Store.ReleaseRequestKey(ctx, p.TenantID, key, held.CampaignID); err != nil {
+				return Campaign{}, at, fmt.Errorf("create alert: %w", err)
+			}
+			continue
 		}
 		return Campaign{}, at, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
 			"send it again in a few seconds", key, held.CampaignID)
 	}
 	return Campaign{}, time.Time{}, apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)
+}
+
+// alertIsWhole reports whether alert c's stored contact list holds want
+// contacts (the request's, which its hash names).
+func (s *Service) alertIsWhole(ctx context.Context, c Campaign, want int) (bool, error) {
+	const page = 10_000
+	var n int
+	var after int64
+	for {
+		ids, err := s.Store.AudiencePage(ctx, c, after, page)
+		if err != nil {
+			return false, fmt.Errorf("count the alert's contacts: %w", err)
+		}
+		n += len(ids)
+		if len(ids) < page {
+			return n >= want, nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // ensureContacts makes subscribers of numbers not yet known and returns

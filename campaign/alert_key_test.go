@@ -35,6 +35,28 @@ func newAddStall(st campaign.Store, at int32) *addStall {
 	return &addStall{Store: st, at: at, entered: make(chan struct{}), proceed: make(chan struct{})}
 }
 
+// startsAtOnce is a Dispatcher that starts an alert with its first
+// contacts (an AlertStarter) and queues nothing.
+func startsAtOnce(e *env) campaign.Dispatcher {
+	return alertStarterFuncs{Dispatcher: e.disp,
+		hold: func(context.Context, campaign.Campaign) (func(context.Context, bool) error, error) {
+			return func(context.Context, bool) error { return nil }, nil
+		},
+		queue: func(context.Context, campaign.Campaign, []int64) error { return nil }}
+}
+
+// smsAlert is an SMS alert to n national numbers from 09<from>, under an
+// Idempotency-Key.
+func (e *env) smsAlert(t *testing.T, n, from int, key string) campaign.AlertInput {
+	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
+	contacts := make([]string, n)
+	for i := range contacts {
+		contacts[i] = fmt.Sprintf("09%08d", from+i)
+	}
+	return campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
+		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts, IdempotencyKey: key}
+}
+
 // alertOut is what CreateAlert answered.
 type alertOut struct {
 	r   campaign.AlertResult
@@ -164,20 +186,10 @@ func TestATakenOverDraftIsCancelledAndPurged(t *testing.T) {
 func TestARetryWhileARunningAlertsListIsWrittenIsToldToTryAgain(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.svc.Dispatcher = alertStarterFuncs{Dispatcher: e.disp,
-		hold: func(context.Context, campaign.Campaign) (func(context.Context, bool) error, error) {
-			return func(context.Context, bool) error { return nil }, nil
-		},
-		queue: func(context.Context, campaign.Campaign, []int64) error { return nil }}
+	e.svc.Dispatcher = startsAtOnce(e)
 	st := newAddStall(e.st, 2) // the second part of the list
 	e.svc.Store = st
-	tm := e.template(t, campaign.TemplateInput{Name: "f1", Channel: campaign.ChannelSMS, Body: "Hay tu cach ly."})
-	var contacts []string
-	for i := range 500 {
-		contacts = append(contacts, fmt.Sprintf("09%08d", 13000000+i))
-	}
-	in := campaign.AlertInput{Name: "F1", Channels: []campaign.Channel{campaign.ChannelSMS},
-		Templates: map[campaign.Channel]string{campaign.ChannelSMS: tm.ID}, Contacts: contacts, IdempotencyKey: "k-run"}
+	in := e.smsAlert(t, 500, 13000000, "k-run")
 	first := e.createAlertAsync(ctx, in)
 	<-st.entered
 	running, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
@@ -196,5 +208,120 @@ func TestARetryWhileARunningAlertsListIsWrittenIsToldToTryAgain(t *testing.T) {
 	c, err := e.svc.CreateAlert(ctx, e.p, in)
 	if err != nil || !c.Replay || c.ID != a.r.ID {
 		t.Errorf("sent again once whole: %+v, %v; want the first alert, replayed", c, err)
+	}
+}
+
+// diedMidList is a creation that died while writing its list: its second
+// part is never stored, and neither the cancel nor the key's release that
+// would follow a failure gets through; nor does marking the key done.
+type diedMidList struct {
+	campaign.Store
+	adds atomic.Int32
+}
+
+func (s *diedMidList) AddContacts(ctx context.Context, id string, ids []int64) error {
+	if s.adds.Add(1) >= 2 {
+		return context.Canceled
+	}
+	return s.Store.AddContacts(ctx, id, ids)
+}
+
+func (s *diedMidList) TransitionCampaign(ctx context.Context, tenantID, id string, from []campaign.State, to campaign.State, at time.Time) (campaign.Campaign, error) {
+	if to == campaign.StateCancelled {
+		return campaign.Campaign{}, context.Canceled
+	}
+	return s.Store.TransitionCampaign(ctx, tenantID, id, from, to, at)
+}
+
+func (*diedMidList) ReleaseRequestKey(context.Context, string, string, string) error {
+	return context.Canceled
+}
+
+func (*diedMidList) FinishRequestKey(context.Context, string, string, string) error {
+	return context.Canceled
+}
+
+// finishFails is a creation that wrote its whole list and died just
+// before marking its key done.
+type finishFails struct{ campaign.Store }
+
+func (finishFails) FinishRequestKey(context.Context, string, string, string) error {
+	return context.Canceled
+}
+
+// A creation that died with part of its list running is not passed off as
+// the alert: once its time is over, a request sent again with its key
+// cancels what is left of it and creates the alert with the whole list
+// (the part's contacts get it twice, none is left out). It was answered
+// 202 replay with the request's 500 contacts for an alert of 200, which
+// then completed. A creation that died only before marking its key done
+// is answered as the whole alert it is.
+func TestARetryAfterACreationDiedMidListSendsTheWholeList(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		wrap  func(campaign.Store) campaign.Store
+		whole bool
+	}{
+		{"died mid-list", func(st campaign.Store) campaign.Store { return &diedMidList{Store: st} }, false},
+		{"died before marking its key done", func(st campaign.Store) campaign.Store { return finishFails{st} }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			var mu sync.Mutex
+			now := e.now
+			e.svc.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			e.svc.Dispatcher = startsAtOnce(e)
+			in := e.smsAlert(t, 1500, 14000000, "k-died")
+			e.svc.Store = tc.wrap(e.st)
+			first, firstErr := e.svc.CreateAlert(ctx, e.p, in)
+			e.svc.Store = e.st
+			if tc.whole != (firstErr == nil) {
+				t.Fatalf("the first creation: %+v, %v", first, firstErr)
+			}
+			if _, err := e.svc.CreateAlert(ctx, e.p, in); !errors.Is(err, apperr.ErrConflict) {
+				t.Errorf("sent again at once: %v, want 409 still creating", err)
+			}
+			mu.Lock()
+			now = now.Add(5 * time.Minute) // past the creation's time
+			mu.Unlock()
+			again, err := e.svc.CreateAlert(ctx, e.p, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := e.st.ListCampaigns(ctx, e.p.TenantID, campaign.KindExposureAlert, "", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			states := map[string]campaign.State{}
+			for _, c := range cs {
+				states[c.ID] = c.State
+			}
+			if tc.whole {
+				if !again.Replay || again.ID != first.ID || len(cs) != 1 {
+					t.Errorf("sent again: %+v; alerts %v: want the whole first one replayed", again, states)
+				}
+				if third, err := e.svc.CreateAlert(ctx, e.p, in); err != nil || !third.Replay || third.ID != first.ID {
+					t.Errorf("sent a third time: %+v, %v: want the replay, the key now done", third, err)
+				}
+				return
+			}
+			if again.Replay || len(cs) != 2 || states[again.ID] != campaign.StateRunning {
+				t.Fatalf("sent again: %+v; alerts %v: want a new alert running beside the cancelled part", again, states)
+			}
+			for id, st := range states {
+				if id != again.ID && st != campaign.StateCancelled {
+					t.Errorf("the part left by the dead creation is %s, want cancelled", st)
+				}
+			}
+			c, err := e.st.GetCampaign(ctx, e.p.TenantID, again.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := e.st.AudiencePage(ctx, c, 0, 10_000)
+			if err != nil || len(ids) != 1500 {
+				t.Errorf("the new alert has %d contacts (%v), want the whole 1,500", len(ids), err)
+			}
+		})
 	}
 }
