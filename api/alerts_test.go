@@ -268,8 +268,8 @@ func TestAnAlertSentAgainWithItsIdempotencyKeyIsCreatedOnce(t *testing.T) {
 	other := map[string]any{"name": "F1 contacts 2026-12-07", "channels": []string{"sms"},
 		"templates": map[string]string{"sms": s.alertTemplate}, "contacts": []string{"+84912345003"}}
 	r := must(t, 409, f.callWith(t, "POST", "/v1/alerts", hk, "", key, other))
-	if !strings.Contains(string(r.body), "Idempotency-Key") {
-		t.Errorf("another request under the key: %s, want a conflict naming Idempotency-Key", r.body)
+	if !strings.Contains(string(r.body), "Idempotency-Key") || r.errorCode(t) != "conflict" || r.header.Get("Retry-After") != "" {
+		t.Errorf("another request under the key: %s, want a conflict naming Idempotency-Key, not to retry", r.body)
 	}
 	r = must(t, 422, f.callWith(t, "POST", "/v1/alerts", hk, "", http.Header{"Idempotency-Key": {"two words"}}, body))
 	if d := r.details(t); d["Idempotency-Key"] == nil {
@@ -310,8 +310,9 @@ func TestAnAlertSentAgainWhileTheFirstIsStillCreatingItIsToldToTryAgain(t *testi
 	r := f.callWith(t, "POST", "/v1/alerts", hk, "", key, body)
 	close(stall.proceed)
 	first := <-firstDone
-	if r.status != http.StatusConflict || !strings.Contains(string(r.body), "still creating") {
-		t.Errorf("sent again during the first's creation: %d %s, want 409 saying it is still being created", r.status, r.body)
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), "still creating") ||
+		r.errorCode(t) != "in_progress" || r.header.Get("Retry-After") != "5" {
+		t.Errorf("sent again during the first's creation: %d %s, want 409 in_progress saying it is still being created, with Retry-After", r.status, r.body)
 	}
 	if first.status < 500 {
 		t.Fatalf("the first creation: %d %s, want it failed", first.status, first.body)

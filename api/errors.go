@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"outreach/campaign"
 	"outreach/internal/apperr"
 )
 
@@ -34,6 +36,7 @@ var statusTable = []struct {
 	{apperr.ErrNotFound, http.StatusNotFound, "not_found"},
 	{errNoRoute, http.StatusNotFound, "not_found"},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{campaign.ErrAlertInProgress, http.StatusConflict, "in_progress"},
 	{apperr.ErrConflict, http.StatusConflict, "conflict"},
 	{apperr.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{errUnsupport, http.StatusUnsupportedMediaType, "unsupported_media_type"},
@@ -111,9 +114,11 @@ func classify(err error) (int, errorDetail) {
 		return http.StatusInternalServerError, errorDetail{Code: ae.Code, Message: ae.Message, Details: ae.Details}
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
-		// PostgreSQL or Redis unreachable (a failover, a restart): the
-		// request may well succeed in a moment, which a 500 does not say.
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// PostgreSQL or Redis unreachable (a failover, a restart), or its
+		// connection cut mid-answer: the request may well succeed in a
+		// moment, which a 500 does not say. (A request body cut short is
+		// malformed, above.)
 		return http.StatusServiceUnavailable, errorDetail{Code: "unavailable",
 			Message: "a service this request needs (the database or the queue) is not reachable; try again shortly"}
 	}
@@ -136,7 +141,7 @@ func writeError(c *gin.Context, err error) {
 		loggerOf(c).ErrorContext(c.Request.Context(), "request failed",
 			"request_id", d.RequestID, "route", routeOf(c), "err", cause)
 	}
-	if d.Code == "unavailable" {
+	if d.Code == "unavailable" || d.Code == "in_progress" {
 		c.Header("Retry-After", "5")
 	}
 	_ = c.Error(err)

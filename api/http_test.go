@@ -181,6 +181,7 @@ func TestStatusTable(t *testing.T) {
 		{&http.MaxBytesError{Limit: 1 << 20}, 413, "too_large"},
 		{errors.New("boom"), 500, "internal"},
 		{fmt.Errorf("postgres: list campaigns: %w", dialError(t)), 503, "unavailable"},
+		{fmt.Errorf("postgres: ensure subscribers: %w", io.ErrUnexpectedEOF), 503, "unavailable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.err.Error(), func(t *testing.T) {

@@ -380,11 +380,23 @@ func (s *Service) claimRequestKey(ctx context.Context, p tenant.Principal, key, 
 			}
 			continue
 		}
-		return Campaign{}, at, apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
-			"send it again in a few seconds", key, held.CampaignID)
+		return Campaign{}, at, inProgress{apperr.Conflict("the request first sent with Idempotency-Key %q is still creating alert %s; "+
+			"send it again in a few seconds", key, held.CampaignID)}
 	}
-	return Campaign{}, time.Time{}, apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)
+	return Campaign{}, time.Time{}, inProgress{apperr.Conflict("Idempotency-Key %q is being claimed by another request; send it again in a few seconds", key)}
 }
+
+// ErrAlertInProgress is a conflict to retry: the request first sent with
+// the same Idempotency-Key is still creating its alert. The API tells it
+// apart (code in_progress, Retry-After) from a key sent with another
+// request, which no retry mends.
+var ErrAlertInProgress = errors.New("alert still being created")
+
+// inProgress is a conflict that is also ErrAlertInProgress.
+type inProgress struct{ error }
+
+func (e inProgress) Unwrap() error      { return e.error }
+func (inProgress) Is(target error) bool { return target == ErrAlertInProgress }
 
 // alertIsWhole reports whether alert c's stored contact list holds want
 // contacts (the request's, which its hash names).
