@@ -59,6 +59,11 @@ type Deps struct {
 	// BodyReadTimeout bounds how long a request's body may take to arrive
 	// (default 30 s; a subscriber import may take an hour).
 	BodyReadTimeout time.Duration
+	// RequestTimeout bounds the work of a request (its store and Redis
+	// calls), so that a database that hangs rather than refuses answers
+	// 503 instead of holding the client (default 60 s; a subscriber import
+	// may take an hour).
+	RequestTimeout time.Duration
 	// ProbesOnly serves /healthz, /readyz and /metrics and nothing else
 	// (a worker process); Extra is not called.
 	ProbesOnly bool
@@ -102,6 +107,9 @@ func newEngine(d Deps) *gin.Engine {
 	}
 	if d.BodyReadTimeout <= 0 {
 		d.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = DefaultRequestTimeout
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

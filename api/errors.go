@@ -141,7 +141,7 @@ func writeError(c *gin.Context, err error) {
 		loggerOf(c).ErrorContext(c.Request.Context(), "request failed",
 			"request_id", d.RequestID, "route", routeOf(c), "err", cause)
 	}
-	if d.Code == "unavailable" || d.Code == "in_progress" {
+	if d.Code == "unavailable" || d.Code == "in_progress" || d.Code == "timeout" {
 		c.Header("Retry-After", "5")
 	}
 	_ = c.Error(err)

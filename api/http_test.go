@@ -316,3 +316,26 @@ func TestAnUnreachableDatabaseAnswers503(t *testing.T) {
 		t.Errorf("the cause is not in the log:\n%s", f.logs.String())
 	}
 }
+
+// hangingStore answers no campaign listing until its caller gives up, as a
+// database that accepts connections and never answers (a failover, a
+// stopped host) does.
+type hangingStore struct{ campaign.Store }
+
+func (hangingStore) ListCampaigns(ctx context.Context, _ string, _ campaign.Kind, _ string, _ int) ([]campaign.Campaign, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("postgres: list campaigns: %w", ctx.Err())
+}
+
+// A database that hangs rather than refuses answers 503 timeout with
+// Retry-After once the request's time (RequestTimeout) is up: the request
+// used to wait for as long as the database did (five minutes and more).
+func TestAHangingDatabaseAnswers503InTime(t *testing.T) {
+	f := newFixture(t, func(d *Deps) { d.RequestTimeout = 300 * time.Millisecond })
+	mk := f.key(tenantA, tenant.RoleMarketer)
+	f.svc.Store = hangingStore{f.svc.Store}
+	r := must(t, 503, f.call(t, "GET", "/v1/campaigns", mk, nil))
+	if r.errorCode(t) != "timeout" || r.header.Get("Retry-After") != "5" {
+		t.Errorf("got %s, Retry-After %q", r.body, r.header.Get("Retry-After"))
+	}
+}

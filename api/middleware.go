@@ -95,6 +95,7 @@ type limits struct{ body, upload int64 }
 // goroutine for ever. The server's ReadHeaderTimeout bounds the headers.
 const (
 	DefaultBodyReadTimeout = 30 * time.Second
+	DefaultRequestTimeout  = time.Minute
 	uploadReadTimeout      = time.Hour
 )
 
@@ -103,6 +104,13 @@ var uploads = map[string]bool{"/v1/subscribers/import": true}
 
 func (s *server) limits(c *gin.Context) {
 	c.Set(keyLimits, limits{body: s.d.MaxBodyBytes, upload: s.d.MaxUploadBytes})
+	work := s.d.RequestTimeout
+	if uploads[c.FullPath()] {
+		work = uploadReadTimeout
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), work)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
 	if body := c.Request.Body; body != nil && body != http.NoBody && c.Request.ContentLength != 0 {
 		timeout := s.d.BodyReadTimeout
 		if uploads[c.FullPath()] {
