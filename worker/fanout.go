@@ -172,7 +172,7 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		if c.State != campaign.StateRunning {
-			return e.endChain(ctx, p) // paused or over: a resume starts a new chain
+			return e.endChain(ctx, p, c.State) // paused or over: a resume starts a new chain
 		}
 		backlog, err := e.Queue.Redis.Get(ctx, backlogKey(c.ID)).Int64()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -213,7 +213,11 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 				p.Redrive = false // on to the audience
 				continue
 			}
-			return e.endChain(ctx, p)
+			cur, err := e.Store.CampaignByID(ctx, p.CampaignID)
+			if err != nil {
+				return err
+			}
+			return e.endChain(ctx, p, cur.State)
 		}
 		if ok, err := e.renew(ctx, p); err != nil || !ok {
 			return err
@@ -230,18 +234,15 @@ func (e *Engine) handleFanout(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// endChain ends a fan-out chain that writes no more. A round may have
+// endChain ends a fan-out chain that writes no more, its campaign in
+// state (as just read). A round may have
 // written its deliveries after a cancel's settling ran (a slow audience
 // scan, the last catch-up round): if the campaign is cancelled it is
 // settled again, queued before the lease goes so that a failure to queue
 // it is retried with the chain's task.
-func (e *Engine) endChain(ctx context.Context, p fanoutPayload) error {
-	c, err := e.Store.CampaignByID(ctx, p.CampaignID)
-	if err != nil {
-		return err
-	}
-	if c.State == campaign.StateCancelled {
-		if err := e.enqueueSettle(ctx, settlePayload{CampaignID: c.ID, Round: settleAfterFanout}, settleDelay); err != nil {
+func (e *Engine) endChain(ctx context.Context, p fanoutPayload, state campaign.State) error {
+	if state == campaign.StateCancelled {
+		if err := e.enqueueSettle(ctx, settlePayload{CampaignID: p.CampaignID, Round: settleAfterFanout}, settleDelay); err != nil {
 			return err
 		}
 	}
